@@ -1,0 +1,59 @@
+using System.CommandLine;
+using RoentGen.Platform;
+using Spectre.Console;
+
+namespace RoentGen.Cli.Commands;
+
+/// <summary><c>roentgen doctor [--json FILE] [--no-measure]</c>.</summary>
+internal static class DoctorCommand
+{
+    public static Command Build()
+    {
+        var json = new Option<FileInfo?>("--json") { Description = "Also write the report as JSON to this file ('-' for standard output only)." };
+        var noMeasure = new Option<bool>("--no-measure") { Description = "Skip the matmul timing." };
+        var cmd = new Command("doctor", "Check that libtorch loads, report versions, threads, CPU features and matmul GFLOP/s.") { json, noMeasure };
+        cmd.SetAction(parse =>
+        {
+            var report = Doctor.Run(measure: !parse.GetValue(noMeasure));
+            var file = parse.GetValue(json);
+            if (file is not null && file.Name == "-")
+            {
+                Console.WriteLine(report.ToJson());
+            }
+            else
+            {
+                Print(report);
+                if (file is not null)
+                {
+                    AtomicFile.WriteAllText(file.FullName, report.ToJson());
+                    Console.WriteLine($"wrote {file.FullName}");
+                }
+            }
+            if (!report.LibTorchLoaded)
+            {
+                Console.Error.WriteLine($"error: libtorch could not be loaded: {report.LoadError}");
+                return 2;
+            }
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static void Print(DoctorReport r)
+    {
+        var t = new Table().AddColumn("check").AddColumn("value");
+        void Row(string k, string? v) => t.AddRow(Markup.Escape(k), Markup.Escape(v ?? "n/a"));
+        Row("libtorch loaded", r.LibTorchLoaded ? "yes" : "NO: " + r.LoadError);
+        Row("TorchSharp", r.TorchSharpVersion);
+        Row("libtorch", r.LibTorchVersion);
+        Row("backend", r.Backend);
+        Row("threads (libtorch / logical CPUs)", $"{r.Threads?.ToString() ?? "?"} / {r.ProcessorCount}");
+        Row("CPU", r.CpuModel);
+        Row("CPU features", string.Join(" ", r.CpuFeatures));
+        Row("OS / runtime", $"{r.Os} / {r.Runtime}");
+        Row("GLIBCXX_3.4.32 fix needed", r.CompatFixNeeded?.ToString().ToLowerInvariant());
+        Row("GLIBCXX_3.4.32 fix applied", r.CompatFixApplied?.ToString().ToLowerInvariant());
+        Row("float32 matmul", r.MatmulGflops is double g ? $"{g:F1} GFLOP/s" : null);
+        AnsiConsole.Write(t);
+    }
+}

@@ -1,0 +1,36 @@
+namespace RoentGen.Tests;
+
+/// <summary>Where tests find the repository and the shared real-data sample.</summary>
+public static class TestPaths
+{
+    /// <summary>The repository root (the folder holding RoentGen.Notebooks.sln).</summary>
+    public static string RepoRoot { get; } = FindRepoRoot();
+
+    /// <summary>
+    /// ../shared/data/real-cxr-sample beside the repository, or null where it is absent (a user's clone):
+    /// tests that need it call <c>Skip.If(TestPaths.RealSample is null, ...)</c>.
+    /// </summary>
+    public static string? RealSample
+    {
+        get
+        {
+            var p = Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "data", "real-cxr-sample"));
+            return Directory.Exists(p) ? p : null;
+        }
+    }
+
+    /// <summary>A new empty temporary folder.</summary>
+    public static string NewTempDir(string prefix = "roentgen-test")
+    {
+        var d = Path.Combine(Path.GetTempPath(), $"{prefix}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(d);
+        return d;
+    }
+
+    private static string FindRepoRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "RoentGen.Notebooks.sln"))) dir = dir.Parent;
+        return dir?.FullName ?? throw new InvalidOperationException($"no RoentGen.Notebooks.sln above {AppContext.BaseDirectory}");
+    }
+}
