@@ -1,0 +1,38 @@
+using System.CommandLine;
+using RoentGen.Platform;
+using Spectre.Console;
+
+namespace RoentGen.Cli.Commands;
+
+/// <summary><c>roentgen bench [--only a,b] [--json FILE]</c>.</summary>
+internal static class BenchCommand
+{
+    public static Command Build()
+    {
+        var json = new Option<FileInfo?>("--json") { Description = "Also write the figures as JSON to this file." };
+        var only = new Option<string?>("--only") { Description = $"Comma-separated groups to run: {string.Join(", ", Benchmarks.Groups)} (default: all)." };
+        var cmd = new Command("bench", "Speed and memory benchmarks of the library on this machine.") { json, only };
+        cmd.SetAction(parse =>
+        {
+            var groups = parse.GetValue(only)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            BenchReport report;
+            try
+            {
+                report = Benchmarks.Run(groups, f => AnsiConsole.MarkupLine($"[bold]{Markup.Escape(f.Name)}[/]: {f.Value:G4} {Markup.Escape(f.Unit)} [grey]({Markup.Escape(f.Detail)})[/]"));
+            }
+            catch (ArgumentException ex)
+            {
+                Console.Error.WriteLine($"error: {ex.Message}");
+                return 2;
+            }
+            AnsiConsole.MarkupLine($"peak RSS: {report.PeakRssMb:F0} MiB");
+            if (parse.GetValue(json) is { } file)
+            {
+                AtomicFile.WriteAllText(file.FullName, report.ToJson());
+                Console.WriteLine($"wrote {file.FullName}");
+            }
+            return 0;
+        });
+        return cmd;
+    }
+}
