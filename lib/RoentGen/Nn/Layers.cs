@@ -42,3 +42,17 @@ public static class Layers
         bias?.zero_();
     }
 }
+
+/// <summary>Weight initialisers (written out because TorchSharp 0.107's trunc_normal_ returned constant tensors here).</summary>
+public static class Init
+{
+    /// <summary>
+    /// Fills in place with a normal(0, std) truncated to ±2·std (resampling by clamping the rare tails),
+    /// as ViT and DINOv2 initialise their weights.
+    /// </summary>
+    public static void TruncatedNormal(torch.Tensor tensor, double std)
+    {
+        using var _ = torch.no_grad();
+        tensor.normal_(0, std).clamp_(-2 * std, 2 * std);
+    }
+}

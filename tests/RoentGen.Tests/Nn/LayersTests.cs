@@ -35,3 +35,18 @@ public class LayersTests
         Assert.Contains("3 groups", ex.Message);
     }
 }
+
+public class InitTests
+{
+    [Fact]
+    public void Truncated_normal_has_the_right_spread_and_bounds()
+    {
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        var t = TorchSharp.torch.empty(200, 200);
+        RoentGen.Nn.Init.TruncatedNormal(t, 0.02);
+        double std = t.std().item<float>();
+        Assert.InRange(std, 0.016, 0.02);
+        Assert.True(t.abs().max().item<float>() <= 0.04f + 1e-7f);
+        Assert.True(t.unique().output.shape[0] > 1000, "values are not spread out");
+    }
+}
