@@ -1,0 +1,203 @@
+using RoentGen.Nn;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace RoentGen.Diffusion;
+
+#pragma warning disable IDE1006 // snake_case fields keep diffusers' state-dict keys
+
+/// <summary>What a processor is told about the attention call it handles.</summary>
+/// <param name="Name">The module's path in its model, e.g. "down_blocks.0.attentions.0.transformer_blocks.0.attn2".</param>
+/// <param name="IsCrossAttention">True for attention to the text tokens.</param>
+/// <param name="Heads">Number of heads.</param>
+public sealed record AttentionCall(string Name, bool IsCrossAttention, int Heads);
+
+/// <summary>
+/// The attention math of an <see cref="Attention"/> module, swappable at run time (as diffusers'
+/// attention processors): the default computes softmax(QKᵀ/√d)V; others capture the probabilities or
+/// edit them (prompt-to-prompt).
+/// </summary>
+public interface IAttentionProcessor
+{
+    /// <summary>Attention output (B, heads, Tq, d) from per-head queries, keys and values (B, heads, T, d).</summary>
+    Tensor Attend(Tensor query, Tensor key, Tensor value, AttentionCall call);
+}
+
+/// <summary>Fused scaled-dot-product attention; keeps no probabilities.</summary>
+public sealed class ScaledDotProductProcessor : IAttentionProcessor
+{
+    /// <summary>The shared instance.</summary>
+    public static readonly ScaledDotProductProcessor Instance = new();
+
+    /// <inheritdoc />
+    public Tensor Attend(Tensor query, Tensor key, Tensor value, AttentionCall call) =>
+        nn.functional.scaled_dot_product_attention(query, key, value);
+
+    /// <summary>The explicit attention probabilities softmax(QKᵀ/√d): (B, heads, Tq, Tk).</summary>
+    public static Tensor Probabilities(Tensor query, Tensor key) =>
+        matmul(query, key.transpose(-2, -1)).mul(1.0 / Math.Sqrt(query.shape[^1])).softmax(-1);
+}
+
+/// <summary>
+/// Multi-head attention with diffusers' parameter names (to_q, to_k, to_v, to_out.0); self-attention when
+/// no context is given, cross-attention to the context otherwise.
+/// </summary>
+public sealed class Attention : nn.Module<Tensor, Tensor?, Tensor>
+{
+    private readonly Linear to_q, to_k, to_v;
+    private readonly ModuleList<Module<Tensor, Tensor>> to_out;
+    private readonly GroupNorm? group_norm;
+    private readonly bool _cross;
+
+    /// <summary>Creates the module.</summary>
+    /// <param name="queryDim">Width of the queries' tokens.</param>
+    /// <param name="contextDim">Width of the context tokens (cross-attention), or null for self-attention.</param>
+    /// <param name="heads">Heads.</param>
+    /// <param name="headDim">Width per head.</param>
+    /// <param name="qkvBias">Bias on the projections (the VAE's mid-block attention has it; the UNet's does not).</param>
+    /// <param name="groupNormGroups">When set, a GroupNorm on the (B, C, H, W) input first (the VAE's spatial attention).</param>
+    public Attention(int queryDim, int? contextDim, int heads, int headDim, bool qkvBias = false, int? groupNormGroups = null)
+        : base(nameof(Attention))
+    {
+        int inner = heads * headDim;
+        Heads = heads;
+        _cross = contextDim is not null;
+        to_q = nn.Linear(queryDim, inner, hasBias: qkvBias);
+        to_k = nn.Linear(contextDim ?? queryDim, inner, hasBias: qkvBias);
+        to_v = nn.Linear(contextDim ?? queryDim, inner, hasBias: qkvBias);
+        to_out = new ModuleList<Module<Tensor, Tensor>>(nn.Linear(inner, queryDim), nn.Dropout(0));
+        group_norm = groupNormGroups is int g ? Layers.GroupNorm(g, queryDim, 1e-6) : null;
+        RegisterComponents();
+    }
+
+    /// <summary>Number of heads.</summary>
+    public int Heads { get; }
+    /// <summary>This module's path in its model (set by the owning model).</summary>
+    public string Path { get; internal set; } = "";
+    /// <summary>The processor doing the attention math.</summary>
+    public IAttentionProcessor Processor { get; set; } = ScaledDotProductProcessor.Instance;
+    /// <summary>True for cross-attention.</summary>
+    public bool IsCrossAttention => _cross;
+
+    /// <summary>
+    /// Tokens (B, T, C) or, for the VAE's spatial attention, a feature map (B, C, H, W) (with residual);
+    /// context (B, S, C_ctx) for cross-attention.
+    /// </summary>
+    public override Tensor forward(Tensor x, Tensor? context)
+    {
+        using var scope = NewDisposeScope();
+        bool spatial = x.dim() == 4;
+        var residual = x;
+        long b = x.shape[0], c = x.shape[1], h = spatial ? x.shape[2] : 0, w = spatial ? x.shape[3] : 0;
+        if (group_norm is not null) x = group_norm.forward(x);
+        if (spatial) x = x.view(b, c, h * w).transpose(1, 2);         // (B, HW, C)
+        var ctx = context ?? x;
+        long t = x.shape[1];
+        Tensor Split(Tensor y) => y.view(b, y.shape[1], Heads, -1).transpose(1, 2);   // (B, heads, T, d)
+        var q = Split(to_q.forward(x));
+        var k = Split(to_k.forward(ctx));
+        var v = Split(to_v.forward(ctx));
+        var a = Processor.Attend(q, k, v, new AttentionCall(Path, _cross, Heads));  // (B, heads, T, d)
+        a = a.transpose(1, 2).reshape(b, t, -1);
+        foreach (var m in to_out) a = m.forward(a);
+        if (spatial) a = a.transpose(1, 2).reshape(b, c, h, w) + residual;
+        return a.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>GEGLU feed-forward (Shazeer 2020) with diffusers' names: net.0.proj, net.2.</summary>
+public sealed class FeedForward : nn.Module<Tensor, Tensor>
+{
+    private readonly ModuleList<Module<Tensor, Tensor>> net;
+
+    /// <summary>Creates the block with inner width mult·dim.</summary>
+    public FeedForward(int dim, int mult = 4) : base(nameof(FeedForward))
+    {
+        net = new ModuleList<Module<Tensor, Tensor>>(new GeGlu(dim, dim * mult), nn.Dropout(0), nn.Linear(dim * mult, dim));
+        RegisterComponents();
+    }
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        foreach (var m in net) x = m.forward(x);
+        return x.MoveToOuterDisposeScope();
+    }
+
+    private sealed class GeGlu : nn.Module<Tensor, Tensor>
+    {
+        private readonly Linear proj;
+        public GeGlu(int dim, int inner) : base("GEGLU") { proj = nn.Linear(dim, 2 * inner); RegisterComponents(); }
+        public override Tensor forward(Tensor x)
+        {
+            using var scope = NewDisposeScope();
+            var parts = proj.forward(x).chunk(2, -1);
+            return (parts[0] * nn.functional.gelu(parts[1])).MoveToOuterDisposeScope();
+        }
+    }
+}
+
+/// <summary>Self-attention, cross-attention to the text, feed-forward; each pre-normed with a residual.</summary>
+public sealed class BasicTransformerBlock : nn.Module<Tensor, Tensor?, Tensor>
+{
+    private readonly LayerNorm norm1, norm2, norm3;
+    private readonly Attention attn1, attn2;
+    private readonly FeedForward ff;
+
+    /// <summary>Creates the block.</summary>
+    public BasicTransformerBlock(int dim, int heads, int headDim, int contextDim) : base(nameof(BasicTransformerBlock))
+    {
+        norm1 = Layers.LayerNorm(dim);
+        attn1 = new Attention(dim, null, heads, headDim);
+        norm2 = Layers.LayerNorm(dim);
+        attn2 = new Attention(dim, contextDim, heads, headDim);
+        norm3 = Layers.LayerNorm(dim);
+        ff = new FeedForward(dim);
+        RegisterComponents();
+    }
+
+    /// <summary>(B, T, C) tokens, (B, S, C_ctx) context.</summary>
+    public override Tensor forward(Tensor x, Tensor? context)
+    {
+        using var scope = NewDisposeScope();
+        x = x + attn1.forward(norm1.forward(x), null);
+        x = x + attn2.forward(norm2.forward(x), context);
+        x = x + ff.forward(norm3.forward(x));
+        return x.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>A spatial transformer: GroupNorm, 1x1 conv in, transformer blocks over the H·W tokens, 1x1 conv out, residual.</summary>
+public sealed class Transformer2DModel : nn.Module<Tensor, Tensor?, Tensor>
+{
+    private readonly GroupNorm norm;
+    private readonly Conv2d proj_in, proj_out;
+    private readonly ModuleList<BasicTransformerBlock> transformer_blocks;
+
+    /// <summary>Creates the block.</summary>
+    public Transformer2DModel(int channels, int heads, int contextDim, int groups, int layers = 1) : base(nameof(Transformer2DModel))
+    {
+        if (channels % heads != 0) throw new ArgumentException($"{channels} channels are not divisible by {heads} heads");
+        norm = Layers.GroupNorm(groups, channels, 1e-6);
+        proj_in = nn.Conv2d(channels, channels, 1);
+        transformer_blocks = new ModuleList<BasicTransformerBlock>();
+        for (int i = 0; i < layers; i++) transformer_blocks.Add(new BasicTransformerBlock(channels, heads, channels / heads, contextDim));
+        proj_out = nn.Conv2d(channels, channels, 1);
+        RegisterComponents();
+    }
+
+    /// <summary>(B, C, H, W) features, (B, S, C_ctx) context.</summary>
+    public override Tensor forward(Tensor x, Tensor? context)
+    {
+        using var scope = NewDisposeScope();
+        long b = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3];
+        var residual = x;
+        var y = proj_in.forward(norm.forward(x));
+        y = y.view(b, c, h * w).transpose(1, 2);                      // (B, HW, C)
+        foreach (var blk in transformer_blocks) y = blk.forward(y, context);
+        y = y.transpose(1, 2).reshape(b, c, h, w);
+        return (proj_out.forward(y) + residual).MoveToOuterDisposeScope();
+    }
+}
