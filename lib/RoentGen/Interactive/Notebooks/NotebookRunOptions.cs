@@ -13,8 +13,9 @@ public sealed record NotebookRunOptions
     public TimeSpan? TimeoutPerCell { get; init; }
 
     /// <summary>
-    /// The current directory while cells run (restored afterwards); null means the notebook's folder when the
-    /// notebook's path is known (as in VS Code), else the current directory unchanged.
+    /// The current directory while cells run (restored afterwards); null leaves it unchanged. The current
+    /// directory is process-wide: the CLI sets it to the notebook's folder (as VS Code does), in-process
+    /// callers with other threads may prefer to leave it.
     /// </summary>
     public string? WorkingDirectory { get; init; }
 

@@ -62,18 +62,20 @@ public sealed class NotebookRunner
     /// <summary>
     /// Runs a notebook in place: injects parameters, clears old outputs, runs the cells, and returns the
     /// notebook with its outputs and each cell's outcome. <paramref name="notebookPath"/> (optional) is where
-    /// relative <c>#r</c> paths are resolved and, unless options say otherwise, the current directory while it runs.
+    /// relative <c>#r</c> paths are resolved (the current directory when null).
     /// </summary>
     /// <exception cref="NotebookParameterException">A parameter is unknown or has a value of the wrong type.</exception>
     public async Task<NotebookRunResult> RunAsync(Notebook notebook, string? notebookPath = null, CancellationToken cancellationToken = default)
     {
         NotebookParameters.Inject(notebook, Options.Parameters);
         var folder = notebookPath is null ? Environment.CurrentDirectory : Path.GetDirectoryName(Path.GetFullPath(notebookPath))!;
-        var workingDirectory = Options.WorkingDirectory ?? (notebookPath is null ? null : folder);
+        var workingDirectory = Options.WorkingDirectory is { } wd ? Path.GetFullPath(wd) : null;
+        if (workingDirectory is not null && !Directory.Exists(workingDirectory))
+            throw new DirectoryNotFoundException($"working directory for the notebook not found: {workingDirectory}");
 
         await OneAtATime.WaitAsync(cancellationToken).ConfigureAwait(false);
         var previousHook = NotebookHost.DisplayHook;
-        var previousDirectory = Environment.CurrentDirectory;
+        var previousDirectory = workingDirectory is null ? null : Environment.CurrentDirectory;
         var collector = new CellOutputCollector();
         try
         {
@@ -84,8 +86,20 @@ public sealed class NotebookRunner
         finally
         {
             NotebookHost.DisplayHook = previousHook;
-            if (workingDirectory is not null) Environment.CurrentDirectory = previousDirectory;
+            if (previousDirectory is not null) RestoreDirectory(previousDirectory);
             OneAtATime.Release();
+        }
+    }
+
+    private static void RestoreDirectory(string previous)
+    {
+        try
+        {
+            Environment.CurrentDirectory = previous;
+        }
+        catch (IOException)
+        {
+            // The previous directory was removed while the notebook ran: stay where the notebook ran.
         }
     }
 
@@ -211,7 +225,7 @@ public sealed class NotebookRunner
                 if (finished != run)
                 {
                     ct.ThrowIfCancellationRequested();
-                    var message = $"cell {cellNumber} did not finish within {timeout.TotalSeconds:0.###} s (--timeout-per-cell). " +
+                    var message = $"cell {cellNumber} did not finish within the per-cell timeout of {timeout.TotalSeconds:0.###} s. " +
                                   ".NET cannot abort a running thread, so the cell's code may still be running in the background of this process; the run stops here.";
                     collector.Add(NotebookOutput.Error("TimeoutError", message, [message]));
                     return new CellOutcome(CellRunStatus.TimedOut, message, null, options);
@@ -233,7 +247,8 @@ public sealed class NotebookRunner
             return new CellOutcome(CellRunStatus.Failed, error.EValue, next, options);
         }
 
-        if (HasTrailingExpression(script.GetCompilation()))
+        // `display(x)` as the last line returns its handle: that is not a result worth showing.
+        if (HasTrailingExpression(script.GetCompilation()) && next.ReturnValue is not IDisplayHandle)
         {
             collector.Add(new NotebookOutput
             {
