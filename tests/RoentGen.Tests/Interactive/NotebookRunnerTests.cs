@@ -84,8 +84,27 @@ public sealed class NotebookRunnerTests : IDisposable
         Assert.Equal("first", shown[0].GetData("text/plain"));
         Assert.Equal("second", shown[1].GetData("text/plain"));
         Assert.Null(shown[0].GetData("image/png"));
-        Assert.NotNull(shown[2].GetData("text/plain"));
+        Assert.Equal("a dot", shown[2].GetData("text/plain"));
         Assert.Equal(new byte[] { 137, 80, 78, 71, 1, 2, 3 }, Convert.FromBase64String(shown[2].GetData("image/png")!));
+    }
+
+    [Fact]
+    public async Task A_registered_html_formatter_adds_text_html_to_the_bundle()
+    {
+        var (result, nb, _) = await Run(NotebookCell.Code("""
+            record Finding(string Name, double P);
+            Microsoft.DotNet.Interactive.Formatting.Formatter.Register<Finding>(
+                (f, w) => w.Write($"<b>{f.Name}</b> p={f.P}"), "text/html");
+            display(new Finding("cardiomegaly", 0.8));
+            display(3.5);
+            """));
+
+        Assert.False(result.AnyFailed, string.Join("\n", result.Cells.Select(c => c.Message)));
+        var shown = nb.Cells[0].Outputs.Where(o => o.OutputType == "display_data").ToList();
+        Assert.Equal("<b>cardiomegaly</b> p=0.8", shown[0].GetData("text/html"));
+        Assert.Contains("cardiomegaly", shown[0].GetData("text/plain"));
+        Assert.Null(shown[1].GetData("text/html")); // no formatter registered for double: plain text only
+        Assert.Equal("3.5", shown[1].GetData("text/plain"));
     }
 
     [Fact]
@@ -282,7 +301,8 @@ public sealed class NotebookRunnerTests : IDisposable
     {
         var (result, nb, _) = await Run(new NotebookRunOptions { KeepGoing = true },
             NotebookCell.Code("#r \"nuget: Plotly.NET, 6.0.0\"\n#r \"nuget: Microsoft.Data.Analysis\"\n1 + 1"),
-            NotebookCell.Code("// a comment\n#r \"nuget: No.Such.Package.Anywhere, 1.0.0\""));
+            NotebookCell.Code("// a comment\n#r \"nuget: No.Such.Package.Anywhere, 1.0.0\""),
+            NotebookCell.Code("#r \"lib/Missing.Assembly.dll\""));
 
         Assert.Equal(CellRunStatus.Succeeded, result.Cells[0].Status);
         Assert.Equal("2", Single(nb.Cells[0], "execute_result").GetData("text/plain"));
@@ -290,6 +310,9 @@ public sealed class NotebookRunnerTests : IDisposable
         var error = Single(nb.Cells[1], "error");
         Assert.Contains("No.Such.Package.Anywhere", error.EValue);
         Assert.Contains("cell 2, line 2", error.EValue);
+        var missing = Single(nb.Cells[2], "error");
+        Assert.Contains("Missing.Assembly.dll", missing.EValue);
+        Assert.Contains("file not found", missing.EValue);
     }
 
     [Fact]
