@@ -97,6 +97,8 @@ public sealed class NotebookRunnerTests : IDisposable
                 (f, w) => w.Write($"<b>{f.Name}</b> p={f.P}"), "text/html");
             display(new Finding("cardiomegaly", 0.8));
             display(3.5);
+            display(new Finding("effusion", 0.1), "text/html");
+            display(new[] { 1, 2 }, "text/html");
             """));
 
         Assert.False(result.AnyFailed, string.Join("\n", result.Cells.Select(c => c.Message)));
@@ -105,6 +107,11 @@ public sealed class NotebookRunnerTests : IDisposable
         Assert.Contains("cardiomegaly", shown[0].GetData("text/plain"));
         Assert.Null(shown[1].GetData("text/html")); // no formatter registered for double: plain text only
         Assert.Equal("3.5", shown[1].GetData("text/plain"));
+        // display(x, mimeTypes): the requested types, from the built-in formatters when none was registered.
+        Assert.Equal("<b>effusion</b> p=0.1", shown[2].GetData("text/html"));
+        Assert.StartsWith("<", shown[3].GetData("text/html"));
+        Assert.Contains("1, 2", shown[3].GetData("text/html"));
+        Assert.NotNull(shown[3].GetData("text/plain"));
     }
 
     [Fact]

@@ -233,6 +233,13 @@ public sealed class NotebookRunner
             }
             next = await run.ConfigureAwait(false);
         }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            // Script exceptions come back in the state; this is the runner's own failure (e.g. an assembly that cannot load).
+            var error = RuntimeError(e, cellNumber);
+            collector.Add(error);
+            return new CellOutcome(CellRunStatus.Failed, error.EValue, null, options);
+        }
         finally
         {
             Console.Out.Flush();

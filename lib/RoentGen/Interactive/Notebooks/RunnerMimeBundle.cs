@@ -12,6 +12,7 @@ internal static class RunnerMimeBundle
 {
     public static JsonObject Build(object? value)
     {
+        if (value is RunnerGlobals.NotebookGlobals.MimeRestricted restricted) return BuildOnly(restricted.Value, restricted.MimeTypes);
         if (value is RunnerGlobals.DisplayExtensions.NullValue) value = null;
         var data = new JsonObject { ["text/plain"] = PlainText(value) };
         if (value is null) return data;
@@ -27,6 +28,29 @@ internal static class RunnerMimeBundle
             }
         }
         if (value is IPngDisplayable png) data["image/png"] = Convert.ToBase64String(png.ToPng());
+        return data;
+    }
+
+    // display(x, "text/html", ...): the requested representations, formatted even by the built-in formatters, plus text/plain.
+    private static JsonObject BuildOnly(object? value, IReadOnlyList<string> mimeTypes)
+    {
+        var full = Build(value);
+        var data = new JsonObject { ["text/plain"] = full["text/plain"]?.DeepClone() };
+        foreach (var mime in mimeTypes.Distinct())
+        {
+            if (full[mime] is { } have) data[mime] = have.DeepClone();
+            else if (value is not null && mime != "image/png")
+            {
+                try
+                {
+                    data[mime] = value.ToDisplayString(mime);
+                }
+                catch (Exception e)
+                {
+                    data[mime] = $"formatting as {mime} failed: {e.Message}";
+                }
+            }
+        }
         return data;
     }
 

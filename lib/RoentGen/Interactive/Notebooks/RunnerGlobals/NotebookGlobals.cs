@@ -6,11 +6,18 @@ namespace RoentGen.Interactive.Notebooks.RunnerGlobals;
 /// <summary>The globals object of notebook scripts run by <see cref="NotebookRunner"/>: supplies <c>display(...)</c>.</summary>
 public sealed class NotebookGlobals
 {
-    /// <summary>Shows a value as a display_data output; the handle's Update replaces it in place.</summary>
-    /// <remarks>Named like dotnet-interactive's <c>display</c> so notebooks run unchanged in both hosts.</remarks>
+    /// <summary>
+    /// Shows a value as a display_data output; the handle's Update replaces it in place. With
+    /// <paramref name="mimeTypes"/>, only those representations are written (text/plain is always kept).
+    /// </summary>
+    /// <remarks>Named and shaped like dotnet-interactive's <c>display</c> so notebooks run unchanged in both hosts.</remarks>
 #pragma warning disable IDE1006 // lower-case name on purpose: notebooks call display(...)
-    public IDisplayHandle display(object? value) => DisplayExtensions.Display(value);
+    public IDisplayHandle display(object? value, params string[] mimeTypes) =>
+        mimeTypes.Length == 0 ? DisplayExtensions.Display(value) : DisplayExtensions.Display(new MimeRestricted(value, mimeTypes));
 #pragma warning restore IDE1006
+
+    /// <summary>A value to show only in the given mime types.</summary>
+    internal sealed record MimeRestricted(object? Value, IReadOnlyList<string> MimeTypes);
 }
 
 /// <summary>The runner's <c>x.Display()</c>, as dotnet-interactive offers it.</summary>
