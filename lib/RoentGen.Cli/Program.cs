@@ -5,4 +5,14 @@ using RoentGen.Cli.Commands;
 var root = new RootCommand("RoentGen.Notebooks: chest X-ray generative and representation learning, on CPU.");
 root.Subcommands.Add(DoctorCommand.Build());
 root.Subcommands.Add(BenchCommand.Build());
-return root.Parse(args).Invoke();
+root.Subcommands.Add(NotebookCommand.Build());
+
+var parsed = root.Parse(args);
+if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
+{
+    // Bad arguments exit 2 (as the verbs' own argument checks do), with System.CommandLine's messages.
+    foreach (var error in parsed.Errors) Console.Error.WriteLine($"error: {error.Message}");
+    Console.Error.WriteLine("Run 'roentgen --help' (or 'roentgen VERB --help') for usage.");
+    return 2;
+}
+return parsed.Invoke();

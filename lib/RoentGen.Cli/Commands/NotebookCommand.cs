@@ -1,0 +1,127 @@
+using System.CommandLine;
+using System.Globalization;
+using RoentGen.Interactive.Notebooks;
+
+namespace RoentGen.Cli.Commands;
+
+/// <summary><c>roentgen notebook run IN.ipynb [--out OUT.ipynb] [-p name=value ...] [--keep-going] [--timeout-per-cell S]</c>.</summary>
+internal static class NotebookCommand
+{
+    public static Command Build()
+    {
+        var run = BuildRun();
+        return new Command("notebook", "Work with Polyglot (C#) notebooks headlessly.") { run };
+    }
+
+    private static Command BuildRun()
+    {
+        // Arity and unmatched tokens are checked in the action, so that bad arguments exit with 2 and a clear message.
+        var input = new Argument<FileInfo?>("notebook") { Description = "The .ipynb notebook to run.", Arity = ArgumentArity.ZeroOrOne };
+        var output = new Option<FileInfo?>("--out", "-o") { Description = "Where to write the executed notebook (default: NAME.executed.ipynb beside the input)." };
+        var parameters = new Option<string[]>("--parameter", "-p")
+        {
+            Description = "A value for a variable of the cell tagged 'parameters', as name=value (repeatable).",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var keepGoing = new Option<bool>("--keep-going") { Description = "Run every cell even after one fails; exit 0 anyway." };
+        var timeout = new Option<string?>("--timeout-per-cell") { Description = "Stop the run when a cell takes longer than this many seconds.", HelpName = "seconds" };
+        var cmd = new Command("run", "Run the C# cells of a notebook in order and write it with its outputs.")
+        {
+            input, output, parameters, keepGoing, timeout,
+        };
+        cmd.TreatUnmatchedTokensAsErrors = false;
+        cmd.SetAction(async (parse, ct) =>
+        {
+            if (parse.UnmatchedTokens.Count > 0) return Fail($"unexpected argument(s): {string.Join(" ", parse.UnmatchedTokens)} (see roentgen notebook run --help)");
+            if (parse.GetValue(input) is not { } file) return Fail("which notebook? usage: roentgen notebook run IN.ipynb [--out OUT.ipynb] [-p name=value ...]");
+            if (!file.Exists) return Fail($"notebook not found: {file.FullName}");
+            if (!TryParseParameters(parse.GetValue(parameters) ?? [], out var values, out var problem)) return Fail(problem);
+            double? seconds = null;
+            if (parse.GetValue(timeout) is { } timeoutText)
+            {
+                if (!double.TryParse(timeoutText, NumberStyles.Float, CultureInfo.InvariantCulture, out var t) || !(t > 0) || double.IsInfinity(t))
+                    return Fail($"--timeout-per-cell must be a positive number of seconds (got '{timeoutText}')");
+                seconds = t;
+            }
+
+            var outPath = parse.GetValue(output)?.FullName ?? NotebookRunner.DefaultOutputPath(file.FullName);
+            var log = Console.Out; // cells' console output is captured into the notebook; progress goes here
+            var options = new NotebookRunOptions
+            {
+                Parameters = values,
+                KeepGoing = parse.GetValue(keepGoing),
+                TimeoutPerCell = seconds is double s ? TimeSpan.FromSeconds(s) : null,
+                WorkingDirectory = file.DirectoryName, // as in VS Code: relative paths in cells start at the notebook
+
+                CellStarting = (i, _) => log.Write($"cell {i + 1} ... "),
+                CellFinished = r => PrintCell(log, r),
+            };
+
+            NotebookRunResult result;
+            try
+            {
+                log.WriteLine($"running {file.FullName}");
+                result = await new NotebookRunner(options).RunFileAsync(file.FullName, outPath, ct);
+            }
+            catch (Exception e) when (e is NotebookFormatException or NotebookParameterException or FileNotFoundException)
+            {
+                return Fail(e.Message);
+            }
+
+            var failed = result.Cells.Count(c => c.IsFailure);
+            var ran = result.Cells.Count(c => c.Status is CellRunStatus.Succeeded or CellRunStatus.Failed or CellRunStatus.TimedOut);
+            log.WriteLine($"{ran} code cells run, {failed} failed; wrote {outPath}");
+            if (failed > 0 && !options.KeepGoing) return 1;
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static void PrintCell(TextWriter log, CellRunResult r)
+    {
+        var time = r.Duration.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture);
+        switch (r.Status)
+        {
+            case CellRunStatus.NotCode:
+                return;
+            case CellRunStatus.Succeeded:
+                log.WriteLine($"ok ({time} s)");
+                break;
+            case CellRunStatus.Failed:
+            case CellRunStatus.TimedOut:
+                log.WriteLine($"{(r.Status == CellRunStatus.Failed ? "FAILED" : "TIMED OUT")} ({time} s): {r.Message}");
+                break;
+            default:
+                log.WriteLine($"cell {r.Index + 1} {r.Status.ToString().ToLowerInvariant()}: {r.Message}");
+                break;
+        }
+    }
+
+    private static bool TryParseParameters(string[] items, out Dictionary<string, string> values, out string problem)
+    {
+        values = new Dictionary<string, string>(StringComparer.Ordinal);
+        problem = "";
+        foreach (var item in items)
+        {
+            var eq = item.IndexOf('=');
+            if (eq <= 0)
+            {
+                problem = $"-p expects name=value, got '{item}'";
+                return false;
+            }
+            var name = item[..eq].Trim();
+            if (!values.TryAdd(name, item[(eq + 1)..]))
+            {
+                problem = $"parameter '{name}' given twice";
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static int Fail(string message)
+    {
+        Console.Error.WriteLine($"error: {message}");
+        return 2;
+    }
+}
