@@ -46,7 +46,7 @@ public sealed class ScaledDotProductProcessor : IAttentionProcessor
 public sealed class Attention : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly Linear to_q, to_k, to_v;
-    private readonly ModuleList<Module<Tensor, Tensor>> to_out;
+    private readonly ModuleList<nn.Module<Tensor, Tensor>> to_out;
     private readonly GroupNorm? group_norm;
     private readonly bool _cross;
 
@@ -66,7 +66,7 @@ public sealed class Attention : nn.Module<Tensor, Tensor?, Tensor>
         to_q = nn.Linear(queryDim, inner, hasBias: qkvBias);
         to_k = nn.Linear(contextDim ?? queryDim, inner, hasBias: qkvBias);
         to_v = nn.Linear(contextDim ?? queryDim, inner, hasBias: qkvBias);
-        to_out = new ModuleList<Module<Tensor, Tensor>>(nn.Linear(inner, queryDim), nn.Dropout(0));
+        to_out = new ModuleList<nn.Module<Tensor, Tensor>>(nn.Linear(inner, queryDim), nn.Dropout(0));
         group_norm = groupNormGroups is int g ? Layers.GroupNorm(g, queryDim, 1e-6) : null;
         RegisterComponents();
     }
@@ -109,12 +109,12 @@ public sealed class Attention : nn.Module<Tensor, Tensor?, Tensor>
 /// <summary>GEGLU feed-forward (Shazeer 2020) with diffusers' names: net.0.proj, net.2.</summary>
 public sealed class FeedForward : nn.Module<Tensor, Tensor>
 {
-    private readonly ModuleList<Module<Tensor, Tensor>> net;
+    private readonly ModuleList<nn.Module<Tensor, Tensor>> net;
 
     /// <summary>Creates the block with inner width mult·dim.</summary>
     public FeedForward(int dim, int mult = 4) : base(nameof(FeedForward))
     {
-        net = new ModuleList<Module<Tensor, Tensor>>(new GeGlu(dim, dim * mult), nn.Dropout(0), nn.Linear(dim * mult, dim));
+        net = new ModuleList<nn.Module<Tensor, Tensor>>(new GeGlu(dim, dim * mult), nn.Dropout(0), nn.Linear(dim * mult, dim));
         RegisterComponents();
     }
 
