@@ -1,0 +1,334 @@
+using RoentGen.Nn;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace RoentGen.Diffusion;
+
+#pragma warning disable IDE1006 // snake_case fields keep diffusers' UNet2DConditionModel state-dict keys
+
+/// <summary>
+/// Shape of a text-conditioned UNet. Defaults are the CPU quick preset; Stable Diffusion 1.x is
+/// BlockOutChannels [320, 640, 1280, 1280], LayersPerBlock 2, HeadDim 8 → heads = channels/64, context 768.
+/// </summary>
+public sealed record UNetConfig
+{
+    /// <summary>Latent channels in.</summary>
+    public int InChannels { get; init; } = 4;
+    /// <summary>Channels out (same as in for ε/v prediction).</summary>
+    public int OutChannels { get; init; } = 4;
+    /// <summary>Channels of each resolution level, from the top.</summary>
+    public int[] BlockOutChannels { get; init; } = [64, 128, 128];
+    /// <summary>Whether each level has cross-attention transformers (SD: all but the lowest).</summary>
+    public bool[] CrossAttentionLevels { get; init; } = [true, true, false];
+    /// <summary>ResNet blocks per level on the way down (one more on the way up).</summary>
+    public int LayersPerBlock { get; init; } = 1;
+    /// <summary>Width per attention head.</summary>
+    public int AttentionHeadDim { get; init; } = 32;
+    /// <summary>Width of the text encoder's tokens.</summary>
+    public int CrossAttentionDim { get; init; } = 256;
+    /// <summary>GroupNorm groups.</summary>
+    public int NormGroups { get; init; } = 32;
+    /// <summary>Cross-attention in the mid block.</summary>
+    public bool MidBlockAttention { get; init; } = true;
+
+    /// <summary>Checks that the shape is consistent.</summary>
+    /// <exception cref="ArgumentException">A field does not fit the others.</exception>
+    public void Validate()
+    {
+        if (BlockOutChannels.Length == 0 || BlockOutChannels.Length != CrossAttentionLevels.Length)
+            throw new ArgumentException($"BlockOutChannels ({BlockOutChannels.Length}) and CrossAttentionLevels ({CrossAttentionLevels.Length}) must have the same non-zero length");
+        foreach (var c in BlockOutChannels)
+        {
+            if (c % NormGroups != 0) throw new ArgumentException($"{c} channels are not divisible by {NormGroups} norm groups");
+            if (c % AttentionHeadDim != 0) throw new ArgumentException($"{c} channels are not divisible by head width {AttentionHeadDim}");
+        }
+        if (LayersPerBlock < 1) throw new ArgumentException("LayersPerBlock must be at least 1");
+    }
+}
+
+/// <summary>Sinusoidal timestep features (flip_sin_to_cos, no shift, as Stable Diffusion).</summary>
+public static class TimestepFeatures
+{
+    /// <summary>(B) timesteps → (B, dim) features [cos, sin] over geometric frequencies.</summary>
+    public static Tensor Sinusoidal(Tensor timesteps, int dim, double maxPeriod = 10000)
+    {
+        using var scope = NewDisposeScope();
+        int half = dim / 2;
+        var exponent = arange(half, dtype: ScalarType.Float32) * (-Math.Log(maxPeriod) / half);
+        var args = timesteps.to(ScalarType.Float32).unsqueeze(1) * exponent.exp().unsqueeze(0);   // (B, half)
+        return cat([args.cos(), args.sin()], 1).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>ResNet block with an optional timestep embedding (diffusers' ResnetBlock2D names).</summary>
+public sealed class ResnetBlock2D : nn.Module<Tensor, Tensor?, Tensor>
+{
+    private readonly GroupNorm norm1, norm2;
+    private readonly Conv2d conv1, conv2;
+    private readonly Linear? time_emb_proj;
+    private readonly Conv2d? conv_shortcut;
+    private readonly Dropout dropout;
+
+    /// <summary>Creates the block; <paramref name="tembChannels"/> null for the VAE (no time).</summary>
+    public ResnetBlock2D(int inChannels, int outChannels, int? tembChannels, int groups, double eps = 1e-5, double dropoutRate = 0)
+        : base(nameof(ResnetBlock2D))
+    {
+        norm1 = Layers.GroupNorm(groups, inChannels, eps);
+        conv1 = nn.Conv2d(inChannels, outChannels, 3, padding: 1);
+        time_emb_proj = tembChannels is int t ? nn.Linear(t, outChannels) : null;
+        norm2 = Layers.GroupNorm(groups, outChannels, eps);
+        dropout = nn.Dropout(dropoutRate);
+        conv2 = nn.Conv2d(outChannels, outChannels, 3, padding: 1);
+        conv_shortcut = inChannels != outChannels ? nn.Conv2d(inChannels, outChannels, 1) : null;
+        RegisterComponents();
+    }
+
+    /// <summary>(B, C, H, W), (B, T) timestep embedding or null.</summary>
+    public override Tensor forward(Tensor x, Tensor? temb)
+    {
+        using var scope = NewDisposeScope();
+        var h = conv1.forward(nn.functional.silu(norm1.forward(x)));
+        if (time_emb_proj is not null && temb is not null)
+            h = h + time_emb_proj.forward(nn.functional.silu(temb)).unsqueeze(-1).unsqueeze(-1);
+        h = conv2.forward(dropout.forward(nn.functional.silu(norm2.forward(h))));
+        var skip = conv_shortcut is null ? x : conv_shortcut.forward(x);
+        return (skip + h).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Stride-2 convolution (padding 1 in the UNet; asymmetric (0,1,0,1) padding in the VAE, as diffusers).</summary>
+public sealed class Downsample2D : nn.Module<Tensor, Tensor>
+{
+    private readonly Conv2d conv;
+    private readonly bool _asymmetric;
+    /// <summary>Creates the block.</summary>
+    public Downsample2D(int channels, bool asymmetricPadding = false) : base(nameof(Downsample2D))
+    {
+        _asymmetric = asymmetricPadding;
+        conv = nn.Conv2d(channels, channels, 3, stride: 2, padding: asymmetricPadding ? 0 : 1);
+        RegisterComponents();
+    }
+    /// <inheritdoc />
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        if (_asymmetric) x = nn.functional.pad(x, [0, 1, 0, 1]);
+        return conv.forward(x).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Nearest-neighbour ×2 upsampling followed by a 3x3 convolution.</summary>
+public sealed class Upsample2D : nn.Module<Tensor, Tensor>
+{
+    private readonly Conv2d conv;
+    /// <summary>Creates the block.</summary>
+    public Upsample2D(int channels) : base(nameof(Upsample2D))
+    {
+        conv = nn.Conv2d(channels, channels, 3, padding: 1);
+        RegisterComponents();
+    }
+    /// <inheritdoc />
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var up = nn.functional.interpolate(x, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest);
+        return conv.forward(up).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>One resolution level on the way down: ResNet blocks (each optionally followed by a transformer), then a downsampler.</summary>
+public sealed class UNetDownBlock : nn.Module
+{
+    private readonly ModuleList<ResnetBlock2D> resnets;
+    private readonly ModuleList<Transformer2DModel>? attentions;
+    private readonly ModuleList<Downsample2D>? downsamplers;
+
+    internal UNetDownBlock(int inCh, int outCh, int temb, UNetConfig c, bool attention, bool downsample) : base(nameof(UNetDownBlock))
+    {
+        resnets = new ModuleList<ResnetBlock2D>();
+        for (int i = 0; i < c.LayersPerBlock; i++) resnets.Add(new ResnetBlock2D(i == 0 ? inCh : outCh, outCh, temb, c.NormGroups));
+        if (attention)
+        {
+            attentions = new ModuleList<Transformer2DModel>();
+            for (int i = 0; i < c.LayersPerBlock; i++) attentions.Add(new Transformer2DModel(outCh, outCh / c.AttentionHeadDim, c.CrossAttentionDim, c.NormGroups));
+        }
+        if (downsample) downsamplers = new ModuleList<Downsample2D>(new Downsample2D(outCh));
+        RegisterComponents();
+    }
+
+    internal Tensor Forward(Tensor x, Tensor temb, Tensor context, List<Tensor> skips)
+    {
+        for (int i = 0; i < resnets.Count; i++)
+        {
+            x = resnets[i].forward(x, temb);
+            if (attentions is not null) x = attentions[i].forward(x, context);
+            skips.Add(x);
+        }
+        if (downsamplers is not null)
+        {
+            x = downsamplers[0].forward(x);
+            skips.Add(x);
+        }
+        return x;
+    }
+}
+
+/// <summary>One resolution level on the way up: ResNet blocks over concatenated skips (each optionally with a transformer), then an upsampler.</summary>
+public sealed class UNetUpBlock : nn.Module
+{
+    private readonly ModuleList<ResnetBlock2D> resnets;
+    private readonly ModuleList<Transformer2DModel>? attentions;
+    private readonly ModuleList<Upsample2D>? upsamplers;
+
+    internal UNetUpBlock(int prevOut, int outCh, int[] skipChannels, int temb, UNetConfig c, bool attention, bool upsample) : base(nameof(UNetUpBlock))
+    {
+        resnets = new ModuleList<ResnetBlock2D>();
+        for (int i = 0; i < skipChannels.Length; i++)
+            resnets.Add(new ResnetBlock2D((i == 0 ? prevOut : outCh) + skipChannels[i], outCh, temb, c.NormGroups));
+        if (attention)
+        {
+            attentions = new ModuleList<Transformer2DModel>();
+            for (int i = 0; i < skipChannels.Length; i++) attentions.Add(new Transformer2DModel(outCh, outCh / c.AttentionHeadDim, c.CrossAttentionDim, c.NormGroups));
+        }
+        if (upsample) upsamplers = new ModuleList<Upsample2D>(new Upsample2D(outCh));
+        RegisterComponents();
+    }
+
+    internal Tensor Forward(Tensor x, Tensor temb, Tensor context, List<Tensor> skips)
+    {
+        for (int i = 0; i < resnets.Count; i++)
+        {
+            var skip = skips[^1];
+            skips.RemoveAt(skips.Count - 1);
+            x = resnets[i].forward(cat([x, skip], 1), temb);
+            if (attentions is not null) x = attentions[i].forward(x, context);
+        }
+        if (upsamplers is not null) x = upsamplers[0].forward(x);
+        return x;
+    }
+}
+
+/// <summary>The bottleneck: ResNet, cross-attention transformer, ResNet.</summary>
+public sealed class UNetMidBlock : nn.Module
+{
+    private readonly ModuleList<ResnetBlock2D> resnets;
+    private readonly ModuleList<Transformer2DModel>? attentions;
+
+    internal UNetMidBlock(int ch, int temb, UNetConfig c) : base(nameof(UNetMidBlock))
+    {
+        resnets = new ModuleList<ResnetBlock2D>(new ResnetBlock2D(ch, ch, temb, c.NormGroups), new ResnetBlock2D(ch, ch, temb, c.NormGroups));
+        if (c.MidBlockAttention)
+            attentions = new ModuleList<Transformer2DModel>(new Transformer2DModel(ch, ch / c.AttentionHeadDim, c.CrossAttentionDim, c.NormGroups));
+        RegisterComponents();
+    }
+
+    internal Tensor Forward(Tensor x, Tensor temb, Tensor context)
+    {
+        x = resnets[0].forward(x, temb);
+        if (attentions is not null) x = attentions[0].forward(x, context);
+        return resnets[1].forward(x, temb);
+    }
+}
+
+/// <summary>
+/// The text-conditioned denoising UNet of latent diffusion (Rombach et al. 2022), with diffusers'
+/// UNet2DConditionModel parameter names (conv_in, time_embedding.linear_1/2, down_blocks.{i}.resnets/attentions/
+/// downsamplers, mid_block, up_blocks, conv_norm_out, conv_out), so that its weights load by name.
+/// </summary>
+public sealed class UNet2DConditionModel : nn.Module<Tensor, Tensor, Tensor, Tensor>
+{
+    private readonly Conv2d conv_in, conv_out;
+    private readonly TimestepEmbedding time_embedding;
+    private readonly ModuleList<UNetDownBlock> down_blocks;
+    private readonly UNetMidBlock mid_block;
+    private readonly ModuleList<UNetUpBlock> up_blocks;
+    private readonly GroupNorm conv_norm_out;
+
+    /// <summary>The configuration.</summary>
+    public UNetConfig Config { get; }
+
+    /// <summary>Builds a randomly initialised UNet.</summary>
+    public UNet2DConditionModel(UNetConfig config) : base(nameof(UNet2DConditionModel))
+    {
+        config.Validate();
+        Config = config;
+        var ch = config.BlockOutChannels;
+        int temb = ch[0] * 4;
+        conv_in = nn.Conv2d(config.InChannels, ch[0], 3, padding: 1);
+        time_embedding = new TimestepEmbedding(ch[0], temb);
+
+        down_blocks = new ModuleList<UNetDownBlock>();
+        var skipChannels = new List<int> { ch[0] };
+        int prev = ch[0];
+        for (int i = 0; i < ch.Length; i++)
+        {
+            bool last = i == ch.Length - 1;
+            down_blocks.Add(new UNetDownBlock(prev, ch[i], temb, config, config.CrossAttentionLevels[i], !last));
+            for (int j = 0; j < config.LayersPerBlock; j++) skipChannels.Add(ch[i]);
+            if (!last) skipChannels.Add(ch[i]);
+            prev = ch[i];
+        }
+        mid_block = new UNetMidBlock(ch[^1], temb, config);
+
+        up_blocks = new ModuleList<UNetUpBlock>();
+        for (int i = 0; i < ch.Length; i++)
+        {
+            int level = ch.Length - 1 - i;
+            var skips = new int[config.LayersPerBlock + 1];
+            for (int j = 0; j < skips.Length; j++) { skips[j] = skipChannels[^1]; skipChannels.RemoveAt(skipChannels.Count - 1); }
+            up_blocks.Add(new UNetUpBlock(prev, ch[level], skips, temb, config, config.CrossAttentionLevels[level], level != 0));
+            prev = ch[level];
+        }
+        conv_norm_out = Layers.GroupNorm(config.NormGroups, ch[0]);
+        conv_out = nn.Conv2d(ch[0], config.OutChannels, 3, padding: 1);
+        RegisterComponents();
+        foreach (var (name, module) in named_modules())
+            if (module is Attention a) a.Path = name;
+    }
+
+    /// <summary>Every attention module with its path (e.g. "up_blocks.1.attentions.0.transformer_blocks.0.attn2").</summary>
+    public IEnumerable<Attention> AttentionModules => modules().OfType<Attention>();
+
+    /// <summary>Installs a processor on every attention module, chosen per module.</summary>
+    public void SetAttentionProcessor(Func<Attention, IAttentionProcessor> choose)
+    {
+        foreach (var a in AttentionModules) a.Processor = choose(a);
+    }
+
+    /// <summary>
+    /// Predicts ε (or v): latents (B, C, h, w) with h and w divisible by 2^(levels−1), timesteps (B) int64,
+    /// text tokens (B, S, CrossAttentionDim).
+    /// </summary>
+    public override Tensor forward(Tensor latents, Tensor timesteps, Tensor context)
+    {
+        using var scope = NewDisposeScope();
+        int factor = 1 << (Config.BlockOutChannels.Length - 1);
+        if (latents.shape[2] % factor != 0 || latents.shape[3] % factor != 0)
+            throw new ArgumentException($"latent size {latents.shape[2]}x{latents.shape[3]} must be divisible by {factor}");
+        if (context.shape[^1] != Config.CrossAttentionDim)
+            throw new ArgumentException($"context width {context.shape[^1]} does not match CrossAttentionDim {Config.CrossAttentionDim}");
+        if (timesteps.dim() == 0) timesteps = timesteps.expand(latents.shape[0]);
+        var temb = time_embedding.forward(TimestepFeatures.Sinusoidal(timesteps, Config.BlockOutChannels[0]).to(latents.dtype));
+        var x = conv_in.forward(latents);
+        var skips = new List<Tensor> { x };
+        foreach (var down in down_blocks) x = down.Forward(x, temb, context, skips);
+        x = mid_block.Forward(x, temb, context);
+        foreach (var up in up_blocks) x = up.Forward(x, temb, context, skips);
+        x = conv_out.forward(nn.functional.silu(conv_norm_out.forward(x)));
+        return x.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>MLP on the sinusoidal features: linear_1, SiLU, linear_2.</summary>
+    private sealed class TimestepEmbedding : nn.Module<Tensor, Tensor>
+    {
+        private readonly Linear linear_1, linear_2;
+        public TimestepEmbedding(int inDim, int dim) : base("time_embedding")
+        {
+            linear_1 = nn.Linear(inDim, dim);
+            linear_2 = nn.Linear(dim, dim);
+            RegisterComponents();
+        }
+        public override Tensor forward(Tensor x) => linear_2.forward(nn.functional.silu(linear_1.forward(x)));
+    }
+}
