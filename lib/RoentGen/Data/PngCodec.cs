@@ -169,15 +169,17 @@ public static class PngCodec
         return Assemble(image.Width, image.Height, bitDepth, colorType: 0, raw);
     }
 
-    internal static byte[] Assemble(int width, int height, int bitDepth, byte colorType, byte[] raw)
+    // Builds a PNG around already filtered raw scanlines (also used by tests to craft unusual files).
+    internal static byte[] Assemble(int width, int height, int bitDepth, byte colorType, byte[] raw, byte interlace = 0, byte[]? palette = null)
     {
         using var ms = new MemoryStream();
         ms.Write(Signature);
         Span<byte> ihdr = stackalloc byte[13];
         BinaryPrimitives.WriteUInt32BigEndian(ihdr, (uint)width);
         BinaryPrimitives.WriteUInt32BigEndian(ihdr[4..], (uint)height);
-        ihdr[8] = (byte)bitDepth; ihdr[9] = colorType; ihdr[10] = 0; ihdr[11] = 0; ihdr[12] = 0;
+        ihdr[8] = (byte)bitDepth; ihdr[9] = colorType; ihdr[10] = 0; ihdr[11] = 0; ihdr[12] = interlace;
         WriteChunk(ms, "IHDR", ihdr);
+        if (palette is not null) WriteChunk(ms, "PLTE", palette);
         using (var compressed = new MemoryStream())
         {
             using (var z = new ZLibStream(compressed, CompressionLevel.Optimal, leaveOpen: true)) z.Write(raw);

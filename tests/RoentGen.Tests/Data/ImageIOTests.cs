@@ -68,6 +68,62 @@ public class ImageIOTests
         for (int i = 0; i < values.Length; i++) Assert.Equal(values[i] / 65535f, img.Pixels[i]);
     }
 
+    [Fact]
+    public void Adam7_interlaced_png_decodes_every_pixel_in_place()
+    {
+        const int w = 13, h = 11;
+        static byte V(int x, int y) => (byte)((x * 17 + y * 29) % 256);
+        (int x0, int y0, int dx, int dy)[] passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)];
+        var raw = new List<byte>();
+        foreach (var (x0, y0, dx, dy) in passes)
+        {
+            int pw = (w - x0 + dx - 1) / dx, ph = (h - y0 + dy - 1) / dy;
+            if (pw <= 0 || ph <= 0) continue;
+            for (int r = 0; r < ph; r++)
+            {
+                raw.Add(0);
+                for (int c = 0; c < pw; c++) raw.Add(V(x0 + c * dx, y0 + r * dy));
+            }
+        }
+        var img = ImageIO.Decode(PngCodec.Assemble(w, h, 8, 0, raw.ToArray(), interlace: 1), "adam7.png");
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) Assert.Equal(V(x, y) / 255f, img[x, y]);
+    }
+
+    [Fact]
+    public void Palette_4bit_gray_16bit_rgb_and_gray_alpha_pngs_decode()
+    {
+        // 2-bit palette, 5x1: indices 0 1 2 3 0, packed from the most significant bits.
+        byte[] palette = [0, 0, 0, 255, 255, 255, 255, 0, 0, 10, 10, 10];
+        var pal = ImageIO.Decode(PngCodec.Assemble(5, 1, 2, 3, [0, 0b00_01_10_11, 0b00_000000], palette: palette), "palette.png");
+        Assert.Equal(new[] { 0f, 1f, 0.299f * 255 / 255f, 10 / 255f, 0f }, pal.Pixels, new ToleranceComparer(1e-6f));
+
+        // 4-bit gray, 3x1: 0, 7, 15.
+        var g4 = ImageIO.Decode(PngCodec.Assemble(3, 1, 4, 0, [0, 0x07, 0xF0]), "gray4.png");
+        Assert.Equal(new[] { 0f, 7 / 15f, 1f }, g4.Pixels);
+
+        // 16-bit RGB, 2x1: a gray pixel (exact) and pure green.
+        var rgb16 = ImageIO.Decode(PngCodec.Assemble(2, 1, 16, 2, [0, 0x12, 0x34, 0x12, 0x34, 0x12, 0x34, 0, 0, 0xFF, 0xFF, 0, 0]), "rgb16.png");
+        Assert.Equal(0x1234 / 65535f, rgb16.Pixels[0]);
+        Assert.Equal(0.587f, rgb16.Pixels[1], 1e-6f);
+        Assert.Equal(16, rgb16.SourceBitDepth);
+
+        // 8-bit gray + alpha, 2x1: alpha is ignored.
+        var ga = ImageIO.Decode(PngCodec.Assemble(2, 1, 8, 4, [0, 100, 0, 200, 255]), "ga.png");
+        Assert.Equal(new[] { 100 / 255f, 200 / 255f }, ga.Pixels);
+
+        // Invalid combinations are refused by name.
+        var e = Assert.Throws<InvalidDataException>(() => ImageIO.Decode(PngCodec.Assemble(2, 1, 4, 2, [0, 0]), "bad-depth.png"));
+        Assert.Contains("bad-depth.png", e.Message);
+        Assert.Contains("colour type 2 with bit depth 4", e.Message);
+    }
+
+    private sealed class ToleranceComparer(float tol) : IEqualityComparer<float>
+    {
+        public bool Equals(float a, float b) => Math.Abs(a - b) <= tol;
+        public int GetHashCode(float f) => 0;
+    }
+
     private static int PaethPredictor(int a, int b, int c)
     {
         int p = a + b - c, pa = Math.Abs(p - a), pb = Math.Abs(p - b), pc = Math.Abs(p - c);
