@@ -82,6 +82,8 @@ public class ProgressSinksTests
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(w), Interactive = InteractionSupport.No, Ansi = AnsiSupport.No });
         var sink = ProgressSinks.SpectreConsole(console);
         Assert.IsType<ProgressSinks.LogLineSink>(sink);
+        Func<IProgressSink> factory = ProgressSinks.SpectreConsole; // what the CLI installs as ProgressReporter.SinkFactory
+        using (var fromFactory = factory()) Assert.IsType<ProgressSinks.LogLineSink>(fromFactory); // stderr is redirected under the test runner
         using (var p = ProgressReporter.Start("ci-job", total: 5, sink: sink)) p.Advance(5);
         Assert.Contains("ci-job 5/5 it", w.ToString());
     }
