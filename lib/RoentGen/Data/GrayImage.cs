@@ -1,10 +1,12 @@
+using RoentGen.Interactive;
+
 namespace RoentGen.Data;
 
 /// <summary>
 /// A single-channel image held as float32 intensities in [0, 1], row-major (y * Width + x).
 /// 8-bit and 16-bit sources map to k/255 and k/65535; both round-trip exactly through float32.
 /// </summary>
-public sealed class GrayImage
+public sealed class GrayImage : IPngDisplayable
 {
     /// <summary>Creates an image over existing pixels (not copied).</summary>
     /// <exception cref="ArgumentException">The pixel count is not width x height.</exception>
@@ -34,6 +36,12 @@ public sealed class GrayImage
         get => Pixels[y * Width + x];
         set => Pixels[y * Width + x] = value;
     }
+
+    /// <summary>Encodes the image as an 8-bit grayscale PNG (for display).</summary>
+    public byte[] ToPng() => ImageIO.EncodePng(this, 8);
+
+    /// <summary>"GrayImage 256x256 (16-bit source)".</summary>
+    public override string ToString() => $"GrayImage {Width}x{Height} ({SourceBitDepth}-bit source)";
 
     /// <summary>A deep copy.</summary>
     public GrayImage Clone() => new(Width, Height, (float[])Pixels.Clone(), SourceBitDepth);

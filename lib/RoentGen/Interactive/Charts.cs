@@ -1,0 +1,25 @@
+using Microsoft.FSharp.Core;
+using Plotly.NET;
+using RoentGen.Platform;
+
+namespace RoentGen.Interactive;
+
+/// <summary>Plotly.NET charts as self-contained HTML: plotly.js is embedded inline, so reports open with no network.</summary>
+public static class Charts
+{
+    /// <summary>
+    /// A complete HTML document for the chart with plotly.js embedded inline (about 3.6 MB; no CDN
+    /// <c>&lt;script src&gt;</c>). Other display options already set on the chart are kept.
+    /// </summary>
+    public static string ToOfflineHtml(GenericChart chart)
+    {
+        ArgumentNullException.ThrowIfNull(chart);
+        // F# optional arguments are mandatory from C#: null is None.
+        var options = DisplayOptions.init(null, null, null, null, null, null, FSharpOption<PlotlyJSReference>.Some(PlotlyJSReference.Full));
+        var offline = GenericChart.addDisplayOptions(options, chart);
+        return GenericChart.toEmbeddedHTML(offline);
+    }
+
+    /// <summary>Writes <see cref="ToOfflineHtml"/> to a file, atomically.</summary>
+    public static void SaveHtml(GenericChart chart, string path) => AtomicFile.WriteAllText(path, ToOfflineHtml(chart));
+}

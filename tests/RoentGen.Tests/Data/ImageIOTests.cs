@@ -1,0 +1,228 @@
+using System.Buffers.Binary;
+using RoentGen.Data;
+using SkiaSharp;
+
+namespace RoentGen.Tests.Data;
+
+public class ImageIOTests
+{
+    [Fact]
+    public void EightBit_round_trip_is_exact_for_every_value()
+    {
+        var px = new float[256 * 4];
+        for (int i = 0; i < px.Length; i++) px[i] = (i % 256) / 255f;
+        var img = new GrayImage(256, 4, px);
+        var back = ImageIO.Decode(ImageIO.EncodePng(img, 8), "eight.png");
+        Assert.Equal(8, back.SourceBitDepth);
+        Assert.Equal(px, back.Pixels);
+    }
+
+    [Fact]
+    public void SixteenBit_round_trip_is_exact_for_all_65536_values()
+    {
+        var px = new float[256 * 256];
+        for (int i = 0; i < px.Length; i++) px[i] = i / 65535f;
+        var img = new GrayImage(256, 256, px, 16);
+        var dir = TestPaths.NewTempDir();
+        var path = Path.Combine(dir, "sixteen.png");
+        ImageIO.WritePng(path, img, 16);
+        var back = ImageIO.Read(path);
+        Assert.Equal(16, back.SourceBitDepth);
+        for (int i = 0; i < px.Length; i++)
+            Assert.True(px[i] == back.Pixels[i], $"pixel {i}: wrote {px[i]}, read {back.Pixels[i]}");
+        Assert.Equal(65536, back.Pixels.Distinct().Count());
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public void SixteenBit_png_with_every_filter_type_decodes_exactly()
+    {
+        // A hand-made 16-bit PNG whose rows use filters 0..4 (our encoder writes only filter 0).
+        const int w = 37, h = 10;
+        var rng = new Random(7);
+        var values = new int[w * h];
+        for (int i = 0; i < values.Length; i++) values[i] = rng.Next(65536);
+        int stride = 2 * w;
+        var raw = new byte[h * (1 + stride)];
+        var prev = new byte[stride];
+        for (int y = 0; y < h; y++)
+        {
+            var line = new byte[stride];
+            for (int x = 0; x < w; x++) BinaryPrimitives.WriteUInt16BigEndian(line.AsSpan(2 * x), (ushort)values[y * w + x]);
+            int f = y % 5;
+            raw[y * (1 + stride)] = (byte)f;
+            for (int i = 0; i < stride; i++)
+            {
+                int a = i >= 2 ? line[i - 2] : 0, b = prev[i], c = i >= 2 ? prev[i - 2] : 0;
+                int pred = f switch
+                {
+                    0 => 0, 1 => a, 2 => b, 3 => (a + b) >> 1,
+                    _ => PaethPredictor(a, b, c),
+                };
+                raw[y * (1 + stride) + 1 + i] = (byte)(line[i] - pred);
+            }
+            prev = line;
+        }
+        var png = PngCodec.Assemble(w, h, 16, 0, raw);
+        var img = ImageIO.Decode(png, "filters.png");
+        for (int i = 0; i < values.Length; i++) Assert.Equal(values[i] / 65535f, img.Pixels[i]);
+    }
+
+    [Fact]
+    public void Adam7_interlaced_png_decodes_every_pixel_in_place()
+    {
+        const int w = 13, h = 11;
+        static byte V(int x, int y) => (byte)((x * 17 + y * 29) % 256);
+        (int x0, int y0, int dx, int dy)[] passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)];
+        var raw = new List<byte>();
+        foreach (var (x0, y0, dx, dy) in passes)
+        {
+            int pw = (w - x0 + dx - 1) / dx, ph = (h - y0 + dy - 1) / dy;
+            if (pw <= 0 || ph <= 0) continue;
+            for (int r = 0; r < ph; r++)
+            {
+                raw.Add(0);
+                for (int c = 0; c < pw; c++) raw.Add(V(x0 + c * dx, y0 + r * dy));
+            }
+        }
+        var img = ImageIO.Decode(PngCodec.Assemble(w, h, 8, 0, raw.ToArray(), interlace: 1), "adam7.png");
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) Assert.Equal(V(x, y) / 255f, img[x, y]);
+    }
+
+    [Fact]
+    public void Palette_4bit_gray_16bit_rgb_and_gray_alpha_pngs_decode()
+    {
+        // 2-bit palette, 5x1: indices 0 1 2 3 0, packed from the most significant bits.
+        byte[] palette = [0, 0, 0, 255, 255, 255, 255, 0, 0, 10, 10, 10];
+        var pal = ImageIO.Decode(PngCodec.Assemble(5, 1, 2, 3, [0, 0b00_01_10_11, 0b00_000000], palette: palette), "palette.png");
+        Assert.Equal(new[] { 0f, 1f, 0.299f * 255 / 255f, 10 / 255f, 0f }, pal.Pixels, new ToleranceComparer(1e-6f));
+
+        // 4-bit gray, 3x1: 0, 7, 15.
+        var g4 = ImageIO.Decode(PngCodec.Assemble(3, 1, 4, 0, [0, 0x07, 0xF0]), "gray4.png");
+        Assert.Equal(new[] { 0f, 7 / 15f, 1f }, g4.Pixels);
+
+        // 16-bit RGB, 2x1: a gray pixel (exact) and pure green.
+        var rgb16 = ImageIO.Decode(PngCodec.Assemble(2, 1, 16, 2, [0, 0x12, 0x34, 0x12, 0x34, 0x12, 0x34, 0, 0, 0xFF, 0xFF, 0, 0]), "rgb16.png");
+        Assert.Equal(0x1234 / 65535f, rgb16.Pixels[0]);
+        Assert.Equal(0.587f, rgb16.Pixels[1], 1e-6f);
+        Assert.Equal(16, rgb16.SourceBitDepth);
+
+        // 8-bit gray + alpha, 2x1: alpha is ignored.
+        var ga = ImageIO.Decode(PngCodec.Assemble(2, 1, 8, 4, [0, 100, 0, 200, 255]), "ga.png");
+        Assert.Equal(new[] { 100 / 255f, 200 / 255f }, ga.Pixels);
+
+        // Invalid combinations are refused by name.
+        var e = Assert.Throws<InvalidDataException>(() => ImageIO.Decode(PngCodec.Assemble(2, 1, 4, 2, [0, 0]), "bad-depth.png"));
+        Assert.Contains("bad-depth.png", e.Message);
+        Assert.Contains("colour type 2 with bit depth 4", e.Message);
+    }
+
+    private sealed class ToleranceComparer(float tol) : IEqualityComparer<float>
+    {
+        public bool Equals(float a, float b) => Math.Abs(a - b) <= tol;
+        public int GetHashCode(float f) => 0;
+    }
+
+    private static int PaethPredictor(int a, int b, int c)
+    {
+        int p = a + b - c, pa = Math.Abs(p - a), pb = Math.Abs(p - b), pc = Math.Abs(p - c);
+        return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+    }
+
+    [Fact]
+    public void Rgb_png_from_skia_is_read_as_luma()
+    {
+        using var bmp = new SKBitmap(new SKImageInfo(4, 2, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        bmp.SetPixel(0, 0, new SKColor(255, 0, 0));
+        bmp.SetPixel(1, 0, new SKColor(0, 255, 0));
+        bmp.SetPixel(2, 0, new SKColor(0, 0, 255));
+        bmp.SetPixel(3, 0, new SKColor(200, 200, 200));
+        using var data = bmp.Encode(SKEncodedImageFormat.Png, 100);
+        var img = ImageIO.Decode(data.ToArray(), "rgb.png");
+        Assert.Equal(0.299f, img[0, 0], 3);
+        Assert.Equal(0.587f, img[1, 0], 3);
+        Assert.Equal(0.114f, img[2, 0], 3);
+        Assert.Equal(200 / 255f, img[3, 0]);
+    }
+
+    [Fact]
+    public void Jpeg_is_read_close_to_what_was_written()
+    {
+        const int w = 32, h = 16;
+        using var bmp = new SKBitmap(new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) { byte v = (byte)(x * 8); bmp.SetPixel(x, y, new SKColor(v, v, v)); }
+        using var data = bmp.Encode(SKEncodedImageFormat.Jpeg, 95);
+        var dir = TestPaths.NewTempDir();
+        var path = Path.Combine(dir, "ramp.jpg");
+        File.WriteAllBytes(path, data.ToArray());
+        var img = ImageIO.Read(path);
+        Assert.Equal((w, h), (img.Width, img.Height));
+        double err = 0;
+        for (int y = 0; y < h; y++) for (int x = 0; x < w; x++) err += Math.Abs(img[x, y] - x * 8 / 255f);
+        Assert.True(err / (w * h) < 0.02, $"mean abs error {err / (w * h)}");
+        Assert.True(img[w - 1, 0] > 0.9f && img[0, 0] < 0.05f);
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public void Corrupt_files_are_refused_with_the_file_name()
+    {
+        var dir = TestPaths.NewTempDir();
+        var garbage = Path.Combine(dir, "garbage.png");
+        File.WriteAllBytes(garbage, "this is not an image at all"u8.ToArray());
+        var e1 = Assert.Throws<InvalidDataException>(() => ImageIO.Read(garbage));
+        Assert.Contains(garbage, e1.Message);
+
+        var good = ImageIO.EncodePng(new GrayImage(64, 64, Enumerable.Range(0, 4096).Select(i => (i % 97) / 96f).ToArray()), 8);
+        var truncated = Path.Combine(dir, "truncated.png");
+        File.WriteAllBytes(truncated, good[..(good.Length / 2)]);
+        var e2 = Assert.Throws<InvalidDataException>(() => ImageIO.Read(truncated));
+        Assert.Contains(truncated, e2.Message);
+
+        var flipped = (byte[])good.Clone();
+        flipped[40] ^= 0xFF; // inside IDAT: the CRC no longer matches
+        var e3 = Assert.Throws<InvalidDataException>(() => ImageIO.Decode(flipped, "flipped.png"));
+        Assert.Contains("flipped.png", e3.Message);
+        Assert.Contains("CRC", e3.Message);
+
+        var missing = Path.Combine(dir, "missing.png");
+        var e4 = Assert.Throws<FileNotFoundException>(() => ImageIO.Read(missing));
+        Assert.Contains(missing, e4.Message);
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public void Only_8_and_16_bit_are_written()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => ImageIO.EncodePng(new GrayImage(2, 2), 12));
+    }
+
+    [SkippableFact]
+    public void Real_sample_pngs_8bit_and_1bit_masks_match_skia_decoding()
+    {
+        Skip.If(TestPaths.RealSample is null, "shared real-cxr-sample not present");
+        var image = Directory.EnumerateFiles(Path.Combine(TestPaths.RealSample!, "images"), "*.png", SearchOption.AllDirectories).OrderBy(f => f, StringComparer.Ordinal).First();
+        var mask = Directory.EnumerateFiles(Path.Combine(TestPaths.RealSample!, "masks"), "*.png", SearchOption.AllDirectories).OrderBy(f => f, StringComparer.Ordinal).First();
+        foreach (var file in new[] { image, mask })
+        {
+            var ours = ImageIO.Read(file);
+            using var skia = SKBitmap.Decode(file);
+            Assert.Equal((skia.Width, skia.Height), (ours.Width, ours.Height));
+            for (int y = 0; y < skia.Height; y += 3)
+                for (int x = 0; x < skia.Width; x += 2)
+                    Assert.Equal(skia.GetPixel(x, y).Red, (int)MathF.Round(ours[x, y] * 255f));
+        }
+        Assert.All(ImageIO.Read(mask).Pixels, p => Assert.True(p == 0f || p == 1f));
+    }
+
+    [Fact]
+    public void GrayImage_is_png_displayable()
+    {
+        var img = new GrayImage(3, 2, [0, 0.5f, 1, 1, 0.5f, 0]);
+        var png = img.ToPng();
+        Assert.True(PngCodec.IsPng(png));
+        Assert.Equal(img.Pixels.Select(p => MathF.Round(p * 255f) / 255f), ImageIO.Decode(png).Pixels);
+    }
+}
