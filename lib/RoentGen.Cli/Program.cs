@@ -1,7 +1,11 @@
 using System.CommandLine;
 using RoentGen.Cli.Commands;
+using RoentGen.Interactive;
 
 // `roentgen`: thin verbs over the RoentGen library. One file per verb group under Commands/.
+// Long jobs show a Spectre.Console bar (log lines when output is redirected, as in CI).
+ProgressReporter.SinkFactory = ProgressSinks.SpectreConsole;
+
 var root = new RootCommand("RoentGen.Notebooks: chest X-ray generative and representation learning, on CPU.");
 root.Subcommands.Add(DoctorCommand.Build());
 root.Subcommands.Add(BenchCommand.Build());

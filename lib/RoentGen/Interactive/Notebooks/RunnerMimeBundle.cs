@@ -5,8 +5,8 @@ namespace RoentGen.Interactive.Notebooks;
 
 /// <summary>
 /// The one place where the runner turns a value into a Jupyter mime bundle. text/plain always;
-/// text/html when a formatter for the type was registered with <see cref="Formatter"/> (the built-in
-/// catch-all HTML formatters do not count); image/png when the value is an <see cref="IPngDisplayable"/>.
+/// text/html and image/png from the library's <see cref="Display.ToMimeBundle"/>; otherwise text/html when a
+/// formatter for the type was registered with <see cref="Formatter"/> (the built-in catch-all HTML formatters do not count).
 /// </summary>
 internal static class RunnerMimeBundle
 {
@@ -16,7 +16,10 @@ internal static class RunnerMimeBundle
         if (value is RunnerGlobals.DisplayExtensions.NullValue) value = null;
         var data = new JsonObject { ["text/plain"] = PlainText(value) };
         if (value is null) return data;
-        if (HasRegisteredFormatter(value.GetType(), HtmlFormatter.MimeType))
+        // The library's own renderings (images, grids, image-like tensors, charts, data frames) first.
+        foreach (var (mime, content) in Display.ToMimeBundle(value))
+            if (mime != "text/plain") data[mime] = content;
+        if (data[HtmlFormatter.MimeType] is null && HasRegisteredFormatter(value.GetType(), HtmlFormatter.MimeType))
         {
             try
             {
@@ -27,7 +30,6 @@ internal static class RunnerMimeBundle
                 data[HtmlFormatter.MimeType] = $"<pre>HTML formatter failed: {System.Net.WebUtility.HtmlEncode(e.Message)}</pre>";
             }
         }
-        if (value is IPngDisplayable png) data["image/png"] = Convert.ToBase64String(png.ToPng());
         return data;
     }
 
