@@ -36,7 +36,16 @@ public sealed class ImageSource
     /// <summary>Reads or makes the image at its native size.</summary>
     /// <exception cref="FileNotFoundException">The file is missing.</exception>
     /// <exception cref="InvalidDataException">The file is not a decodable image.</exception>
-    public GrayImage Load() => _provider is not null ? _provider() : ImageIO.Read(Path!);
+    public GrayImage Load()
+    {
+        if (_provider is not null) return _provider();
+        try { return ImageIO.Read(Path!); }
+        catch (Exception ex) when (ex is not (FileNotFoundException or DirectoryNotFoundException or InvalidDataException or OutOfMemoryException))
+        {
+            // Decoders throw assorted exceptions on damaged files; callers see one kind.
+            throw new InvalidDataException($"{Path}: not a decodable PNG or JPEG ({ex.GetType().Name}: {ex.Message})", ex);
+        }
+    }
 
     /// <inheritdoc />
     public override string ToString() => Description;

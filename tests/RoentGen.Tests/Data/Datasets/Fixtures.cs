@@ -24,6 +24,18 @@ internal static class Fixtures
         return p;
     }
 
+    /// <summary>Writes a binary mask PNG: 1 inside the rectangle [x0, x1) x [y0, y1), else 0.</summary>
+    public static string MaskPng(string root, string relative, int w, int h, int x0, int y0, int x1, int y1)
+    {
+        var p = Path.Combine(root, relative);
+        Directory.CreateDirectory(Path.GetDirectoryName(p)!);
+        var m = new GrayImage(w, h);
+        for (int y = y0; y < y1; y++)
+            for (int x = x0; x < x1; x++) m[x, y] = 1f;
+        ImageIO.WritePng(p, m);
+        return p;
+    }
+
     /// <summary>Writes a JPEG with SkiaSharp and returns its path.</summary>
     public static string Jpeg(string root, string relative, int w = 8, int h = 8)
     {
@@ -54,8 +66,8 @@ internal static class Fixtures
         Png(root, "images/00000001_000.png", seed: 1);
         Png(root, "images/00000001_001.png", seed: 2);
         Png(root, "images/CHNCXR_0001_1.png", seed: 3);
-        Png(root, "masks/CHNCXR_0001_1.png", seed: 4);
-        Png(root, "masks/left.png", seed: 5);
+        MaskPng(root, "masks/CHNCXR_0001_1.png", 8, 8, 1, 1, 7, 7);
+        MaskPng(root, "masks/left.png", 8, 8, 4, 1, 7, 7);
         Png(root, "images/p9.png", w: 12, h: 6, seed: 6);
         var csv = "file,dataset,labels,sex,age,view,report,mask,masks,patientid,side\n"
             + "images/00000001_000.png,nih,Effusion|Infiltration,M,63,PA,,,,,\n"
