@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using RoentGen.Platform;
 
 namespace RoentGen.Data.Datasets;
 
@@ -71,7 +70,7 @@ public sealed class ImageCache
         }
         var made = ImageResize.ToSquare(source.Load(), size, mode, isMask);
         var name = Hash(key) + ".png";
-        ImageIO.WritePng(System.IO.Path.Combine(Directory, name), made);
+        WriteNoSync(System.IO.Path.Combine(Directory, name), ImageIO.EncodePng(made));
         lock (_gate)
         {
             Misses++;
@@ -97,7 +96,23 @@ public sealed class ImageCache
             json = JsonSerializer.Serialize(_entries.Values.OrderBy(v => v.File).ToList(), JsonOptions);
             _dirty = false;
         }
-        AtomicFile.WriteAllText(ManifestPath, json);
+        WriteNoSync(ManifestPath, Encoding.UTF8.GetBytes(json));
+    }
+
+    // Atomic (temp file + rename) but without fsync: a cache can be rebuilt, and one fsync per image made the
+    // first pass several times slower. A file torn by a crash fails to decode and is remade.
+    private static void WriteNoSync(string path, byte[] bytes)
+    {
+        var tmp = $"{path}.{Guid.NewGuid():N}.tmp";
+        try
+        {
+            File.WriteAllBytes(tmp, bytes);
+            File.Move(tmp, path, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(tmp)) File.Delete(tmp);
+        }
     }
 
     private Dictionary<string, Entry> ReadManifest()

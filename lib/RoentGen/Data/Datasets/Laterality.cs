@@ -26,7 +26,8 @@ public static partial class Laterality
     [GeneratedRegex(@"(?<![A-Za-z0-9])([LRlr])(?![A-Za-z0-9])")]
     private static partial Regex NameLetters();
 
-    [GeneratedRegex(@"(left|right)", RegexOptions.IgnoreCase)]
+    // A side word starting a name part: "left_lung", "LeftLung", "lungLeft"; not "Copyright" or "brightness".
+    [GeneratedRegex(@"(?<![a-z])(?:left|right|Left|Right|LEFT|RIGHT)(?![a-z])")]
     private static partial Regex NameWords();
 
     /// <summary>Swaps sides in free text (see the class remarks for what counts as a side).</summary>

@@ -58,6 +58,7 @@ public class AugmentationTests
         Assert.Equal(s.Attributes.OrderBy(k => k.Key), ff.Attributes.OrderBy(k => k.Key));
         Assert.Equal("lung_R", Laterality.SwapName("lung_L"));
         Assert.Equal("RightLung", Laterality.SwapName("LeftLung"));
+        Assert.Equal("copyright_brightness", Laterality.SwapName("copyright_brightness"));
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using Xunit.Abstractions;
 using System.Diagnostics;
 using RoentGen.Data;
 using RoentGen.Data.Datasets;
@@ -109,5 +110,36 @@ public class GenericCsvLoaderTests
         var frac = mask.Pixels.Average();
         Assert.InRange(frac, 0.1, 0.7); // lungs cover a good part of a CXR, not all of it
         Console.WriteLine($"real sample: load+decode-check {loadMs} ms, 60 images at 256: {sw.ElapsedMilliseconds} ms");
+    }
+}
+
+public class RealSampleTimingTests(ITestOutputHelper output)
+{
+    [SkippableFact]
+    public void Real_sample_load_cache_and_batch_timings()
+    {
+        Skip.If(TestPaths.RealSample is null, "real-cxr-sample not present");
+        var sw = Stopwatch.StartNew();
+        var ds = GenericCsvLoader.Load(TestPaths.RealSample!);
+        var tLoad = sw.Elapsed.TotalMilliseconds;
+        var cacheDir = TestPaths.NewTempDir("real-cache");
+        var cached = ds.WithCache(cacheDir);
+        sw.Restart();
+        foreach (var r in cached) cached.LoadImage(r, 128);
+        cached.Cache!.Flush();
+        var tFirst = sw.Elapsed.TotalMilliseconds;
+        var again = GenericCsvLoader.Load(TestPaths.RealSample!).WithCache(cacheDir);
+        sw.Restart();
+        foreach (var r in again) again.LoadImage(r, 128);
+        var tSecond = sw.Elapsed.TotalMilliseconds;
+        Assert.Equal((60, 0), (again.Cache!.Hits, again.Cache.Misses));
+        sw.Restart();
+        using (var scope = TorchSharp.torch.NewDisposeScope())
+        {
+            using var b = CxrBatching.Collate(again, again.Take(32).ToList(), new BatchOptions { Size = 128, MaskNames = ["mask"] });
+            Assert.Equal(new long[] { 32, 1, 128, 128 }, b.Images.shape);
+        }
+        var tBatch = sw.Elapsed.TotalMilliseconds;
+        output.WriteLine($"real sample: labels.csv load + existence checks {tLoad:F0} ms; 60 images 256->128 uncached {tFirst:F0} ms, cached {tSecond:F0} ms; batch of 32 at 128 (cached, with masks) {tBatch:F0} ms");
     }
 }
