@@ -45,6 +45,17 @@ public sealed record BatchOptions
     public NotMentionedPolicy NotMentioned { get; init; } = NotMentionedPolicy.Zeros;
     /// <summary>Masks to stack, in channel order (default none). A record without one gets zeros and MaskPresent 0.</summary>
     public IReadOnlyList<string> MaskNames { get; init; } = [];
+    /// <summary>
+    /// Augmentation applied to each record's image, masks and report after resizing to Size (null: none). A
+    /// transform that changes the size is followed by a resize back to Size. Mask channels are looked up by
+    /// name after the transform, so a <see cref="LateralityFlip"/> puts a flipped "left_lung" in the "right_lung" channel.
+    /// </summary>
+    public ICxrTransform? Augment { get; init; }
+    /// <summary>
+    /// Seed of the augmentation: each record gets a <see cref="Random"/> seeded from (AugmentSeed, record id), so a
+    /// batch is reproducible whatever the batch order or thread; change it every epoch for fresh draws.
+    /// </summary>
+    public int AugmentSeed { get; init; }
 }
 
 /// <summary>
@@ -55,10 +66,13 @@ public sealed record BatchOptions
 /// </summary>
 public sealed class CxrBatch : IDisposable
 {
-    internal CxrBatch(IReadOnlyList<CxrRecord> records, Tensor images, Tensor labels, Tensor weights, Tensor? masks, Tensor? maskPresent, IReadOnlyList<string> maskNames)
+    internal CxrBatch(IReadOnlyList<CxrRecord> records, IReadOnlyList<string> reports, Tensor images, Tensor labels, Tensor weights, Tensor? masks, Tensor? maskPresent, IReadOnlyList<string> maskNames)
     {
-        Records = records; Images = images; Labels = labels; LabelWeights = weights; Masks = masks; MaskPresent = maskPresent; MaskNames = maskNames;
+        Records = records; Reports = reports; Images = images; Labels = labels; LabelWeights = weights; Masks = masks; MaskPresent = maskPresent; MaskNames = maskNames;
     }
+
+    /// <summary>Each record's report text (<see cref="CxrReport.Text"/>) after augmentation, so a flip's side swap is kept.</summary>
+    public IReadOnlyList<string> Reports { get; }
 
     /// <summary>The records, in batch order.</summary>
     public IReadOnlyList<CxrRecord> Records { get; }
@@ -118,10 +132,27 @@ public static class CxrBatching
         var wts = new float[b * 14];
         var msk = k > 0 ? new float[b * k * plane] : null;
         var present = k > 0 ? new float[b * k] : null;
+        var reports = new string[b];
         Parallel.For(0, b, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount) }, i =>
         {
             var r = records[i];
-            var im = dataset.LoadImage(r, s);
+            GrayImage im;
+            Func<string, GrayImage?> mask;
+            if (options.Augment is null)
+            {
+                im = dataset.LoadImage(r, s);
+                reports[i] = r.Report.Text;
+                mask = name => r.Masks.ContainsKey(name) ? dataset.LoadMask(r, name, s) : null;
+            }
+            else
+            {
+                var rng = new Random((int)(PatientSplit.Uniform(r.Dataset + "/" + r.Id, options.AugmentSeed) * int.MaxValue));
+                var t = options.Augment.Apply(CxrSample.FromRecord(dataset, r, s), rng);
+                im = t.Image.Width == s && t.Image.Height == s ? t.Image : ImageResize.ToSquare(t.Image, s, dataset.SquareMode);
+                reports[i] = t.Report.Text;
+                mask = name => !t.Masks.TryGetValue(name, out var m) ? null
+                    : m.Width == s && m.Height == s ? m : ImageResize.ToSquare(m, s, dataset.SquareMode, isMask: true);
+            }
             for (int p = 0; p < plane; p++)
                 img[i * plane + p] = options.Range == PixelRange.MinusOneToOne ? im.Pixels[p] * 2f - 1f : im.Pixels[p];
             var (v, w) = LabelRow(r.Labels, options);
@@ -129,14 +160,13 @@ public static class CxrBatching
             Array.Copy(w, 0, wts, i * 14, 14);
             for (int c = 0; c < k; c++)
             {
-                if (!r.Masks.ContainsKey(options.MaskNames[c])) continue;
-                var m = dataset.LoadMask(r, options.MaskNames[c], s);
+                if (mask(options.MaskNames[c]) is not GrayImage m) continue;
                 Array.Copy(m.Pixels, 0, msk!, (i * k + c) * plane, plane);
                 present![i * k + c] = 1f;
             }
         });
         dataset.Cache?.Flush();
-        return new CxrBatch(records,
+        return new CxrBatch(records, reports,
             tensor(img, new long[] { b, 1, s, s }),
             tensor(lab, new long[] { b, 14 }),
             tensor(wts, new long[] { b, 14 }),

@@ -79,4 +79,28 @@ public class SplitAndBatchTests
         Assert.Equal(shuffled.Records.Select(r => r.Id), shuffled2.Records.Select(r => r.Id));
         Assert.Equal(ds.Select(r => r.Id).Order(), shuffled.Records.Select(r => r.Id).Order());
     }
+
+    [Fact]
+    public void Augmented_batches_are_reproducible_and_flip_moves_masks_and_report_sides()
+    {
+        var ds = GenericCsvLoader.Load(Fixtures.Generic());
+        var tb = ds.Where(r => r.Masks.Count > 0);
+        using var scope = NewDisposeScope();
+        var plain = CxrBatching.Collate(tb, tb.ToList(), new BatchOptions { Size = 8, MaskNames = ["left_lung", "right_lung"] });
+        var flipOpts = new BatchOptions { Size = 8, MaskNames = ["left_lung", "right_lung"], Augment = new LateralityFlip(1.0), AugmentSeed = 3 };
+        var flipped = CxrBatching.Collate(tb, tb.ToList(), flipOpts);
+        Assert.Equal("small left pleural effusion, no pneumothorax. effusion.", plain.Reports[0]);
+        Assert.Equal("small right pleural effusion, no pneumothorax. effusion.", flipped.Reports[0]);
+        Assert.Equal(new float[] { 1, 0 }, plain.MaskPresent!.data<float>().ToArray());
+        Assert.Equal(new float[] { 0, 1 }, flipped.MaskPresent!.data<float>().ToArray());
+        Assert.True(plain.Masks![0, 0].flip(-1).eq(flipped.Masks![0, 1]).all().item<bool>());
+        Assert.True(plain.Images.flip(-1).allclose(flipped.Images));
+
+        var jitter = flipOpts with { Augment = new Compose(new RandomRotation(20), new GaussianNoise(0.05, 0.1, 1)) };
+        var a = CxrBatching.Collate(ds, ds.ToList(), jitter);
+        var b = CxrBatching.Collate(ds, ds.Reverse().ToList(), jitter); // order must not matter
+        Assert.True(a.Images[0].eq(b.Images[3]).all().item<bool>());
+        var c = CxrBatching.Collate(ds, ds.ToList(), jitter with { AugmentSeed = 4 });
+        Assert.False(a.Images[0].eq(c.Images[0]).all().item<bool>());
+    }
 }
