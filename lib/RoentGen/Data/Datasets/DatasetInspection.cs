@@ -83,9 +83,15 @@ public static class DatasetInspection
             foreach (var k in keys) d[k] = d.TryGetValue(k, out var n) ? n + 1 : 1;
             return d;
         }
+        var counts = new int[14, 4]; // [observation, (int)Mention]
+        for (int i = 0; i < ds.Count; i++)
+        {
+            var l = ds[i].Labels;
+            for (int o = 0; o < 14; o++) counts[o, (int)l[(Observation)o]]++;
+        }
         var obs = Observations.All.Select(o => new ObservationCounts(o.Name(),
-            ds.Count(r => r.Labels[o] == Mention.Positive), ds.Count(r => r.Labels[o] == Mention.Negative),
-            ds.Count(r => r.Labels[o] == Mention.Uncertain), ds.Count(r => r.Labels[o] == Mention.NotMentioned))).ToList();
+            counts[(int)o, (int)Mention.Positive], counts[(int)o, (int)Mention.Negative],
+            counts[(int)o, (int)Mention.Uncertain], counts[(int)o, (int)Mention.NotMentioned])).ToList();
         var ages = ds.Where(r => r.Age is not null).Select(r => r.Age!.Value).Order().ToList();
         var age = new AgeSummary(ages.Count, ds.Count - ages.Count,
             ages.Count > 0 ? ages[0] : null, ages.Count > 0 ? ages[^1] : null, ages.Count > 0 ? ages.Average() : null,
