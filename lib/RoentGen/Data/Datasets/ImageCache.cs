@@ -88,15 +88,15 @@ public sealed class ImageCache
     /// </summary>
     public void Flush()
     {
-        string json;
+        // Written under the lock so that an older snapshot can never replace a newer one.
         lock (_gate)
         {
             _lastFlush = Environment.TickCount64;
             if (!_dirty) return;
-            json = JsonSerializer.Serialize(_entries.Values.OrderBy(v => v.File).ToList(), JsonOptions);
+            var json = JsonSerializer.Serialize(_entries.Values.OrderBy(v => v.File).ToList(), JsonOptions);
+            WriteNoSync(ManifestPath, Encoding.UTF8.GetBytes(json));
             _dirty = false;
         }
-        WriteNoSync(ManifestPath, Encoding.UTF8.GetBytes(json));
     }
 
     // Atomic (temp file + rename) but without fsync: a cache can be rebuilt, and one fsync per image made the
