@@ -21,6 +21,7 @@ namespace RoentGen.Data.Datasets;
 /// all 14 are present they ARE the labels. Otherwise the labels are mapped from <c>labels</c> with
 /// <see cref="ChexpertLabelMap"/> (some, but not all, observation-named columns, such as the NIH 0/1 columns of the
 /// real sample, are not read as CheXpert codes: they stay attributes).</item>
+/// <item><c>split</c> (optional): a split name; <see cref="LoadOptions.Splits"/> selects rows by it.</item>
 /// <item>Every other non-blank column is kept in <see cref="CxrRecord.Attributes"/>.</item>
 /// </list>
 /// </summary>
@@ -58,6 +59,7 @@ public static partial class GenericCsvLoader
         var chexpert = LoadContext.FindChexpertColumns(table);
         var consumed = new HashSet<int>(Consumed.Select(table.IndexOf).Where(i => i >= 0));
         if (chexpert is not null) consumed.UnionWith(chexpert);
+        if (options.Splits is not null) table.Require("split", "needed because a split was selected");
         var folderName = new DirectoryInfo(root).Name;
         var defaultDataset = options.Name ?? folderName;
 
@@ -66,6 +68,7 @@ public static partial class GenericCsvLoader
         {
             var view = row.Opt("view");
             if (!options.KeepView(view)) return null;
+            if (!options.KeepSplit(row.Opt("split"))) return null;
             var file = row["file"];
             var image = ImageSource.FromFile(LoadContext.Resolve(root, file, row, "file"));
             var sourceLabels = row["labels"].Split('|', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);

@@ -74,6 +74,20 @@ public class GenericCsvLoaderTests
         Assert.Equal(Mention.NotMentioned, r.Labels[Observation.PleuralEffusion]); // raw 'labels' ignored when codes exist
     }
 
+    [Fact]
+    public void Split_column_and_view_filter_select_rows()
+    {
+        var root = TestPaths.NewTempDir("generic-split");
+        Fixtures.Png(root, "a.png"); Fixtures.Png(root, "b.png"); Fixtures.Png(root, "c.png");
+        File.WriteAllText(Path.Combine(root, "labels.csv"), "file,view,split\na.png,PA,train\nb.png,LATERAL,train\nc.png,AP,test\n");
+        Assert.Equal(["a.png", "b.png"], GenericCsvLoader.Load(root, new LoadOptions { Splits = ["train"] }).Select(r => r.Id));
+        Assert.Equal(["a.png", "c.png"], GenericCsvLoader.Load(root, new LoadOptions { Views = ViewFilter.FrontalOnly }).Select(r => r.Id));
+        Assert.Equal("train", GenericCsvLoader.Load(root)[0].Attributes["split"]);
+        File.WriteAllText(Path.Combine(root, "labels.csv"), "file,view\na.png,PA\n");
+        var ex = Assert.Throws<DatasetFormatException>(() => GenericCsvLoader.Load(root, new LoadOptions { Splits = ["train"] }));
+        Assert.Equal("split", ex.Column);
+    }
+
     [SkippableFact]
     public void Real_sample_loads_60_rows_with_16_masks_at_256()
     {
