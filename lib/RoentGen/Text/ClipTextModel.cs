@@ -1,0 +1,203 @@
+using RoentGen.Nn;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace RoentGen.Text;
+
+#pragma warning disable IDE1006 // snake_case fields keep Hugging Face CLIPTextModel's state-dict keys
+
+/// <summary>
+/// Shape of the CLIP-style text encoder. Defaults are a CPU-sized encoder; CLIP ViT-L/14's text tower
+/// (Stable Diffusion 1.x) is VocabSize 49408, MaxPositions 77, HiddenSize 768, Layers 12, Heads 12.
+/// </summary>
+public sealed record ClipTextConfig
+{
+    /// <summary>Token ids.</summary>
+    public int VocabSize { get; init; } = 2048;
+    /// <summary>Longest sequence (position embeddings).</summary>
+    public int MaxPositions { get; init; } = 64;
+    /// <summary>Token width (the UNet's cross-attention width).</summary>
+    public int HiddenSize { get; init; } = 256;
+    /// <summary>Transformer layers.</summary>
+    public int Layers { get; init; } = 4;
+    /// <summary>Attention heads.</summary>
+    public int Heads { get; init; } = 4;
+    /// <summary>MLP width.</summary>
+    public int IntermediateSize { get; init; } = 1024;
+    /// <summary>LayerNorm epsilon.</summary>
+    public double LayerNormEps { get; init; } = 1e-5;
+    /// <summary>Id of the end-of-text token whose state is the pooled output.</summary>
+    public int EndTokenId { get; init; } = 2047;
+}
+
+/// <summary>Outputs of the text encoder.</summary>
+/// <param name="LastHiddenState">(B, L, D) after the final LayerNorm: the UNet's cross-attention context.</param>
+/// <param name="Pooled">(B, D): the state at each sequence's first end token (CLIP's text embedding before projection).</param>
+public sealed record ClipTextOutput(Tensor LastHiddenState, Tensor Pooled);
+
+/// <summary>
+/// A causal transformer text encoder with Hugging Face CLIPTextModel's parameter names
+/// (text_model.embeddings.token_embedding, position_embedding, text_model.encoder.layers.{i}.self_attn.{q,k,v,out}_proj,
+/// layer_norm1/2, mlp.fc1/fc2, text_model.final_layer_norm), so CLIP weights load by name.
+/// </summary>
+public sealed class ClipTextModel : nn.Module<Tensor, Tensor>
+{
+    private readonly ClipTextTransformer text_model;
+
+    /// <summary>The configuration.</summary>
+    public ClipTextConfig Config { get; }
+
+    /// <summary>Builds a randomly initialised encoder.</summary>
+    public ClipTextModel(ClipTextConfig config) : base(nameof(ClipTextModel))
+    {
+        if (config.HiddenSize % config.Heads != 0) throw new ArgumentException($"HiddenSize {config.HiddenSize} is not divisible by {config.Heads} heads");
+        if (config.EndTokenId < 0 || config.EndTokenId >= config.VocabSize) throw new ArgumentException($"EndTokenId {config.EndTokenId} is outside the vocabulary of {config.VocabSize}");
+        Config = config;
+        text_model = new ClipTextTransformer(config);
+        RegisterComponents();
+        using var _ = no_grad();
+        foreach (var (name, p) in named_parameters())
+        {
+            if (name.EndsWith("embedding.weight")) p.normal_(0, 0.02);
+            else if (p.dim() >= 2) p.normal_(0, 0.02);
+            else if (name.EndsWith("bias")) p.zero_();
+        }
+    }
+
+    /// <summary>Token ids (B, L) → last hidden state (B, L, D).</summary>
+    public override Tensor forward(Tensor ids)
+    {
+        using var scope = NewDisposeScope();
+        return Encode(ids).LastHiddenState.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Token ids (B, L) → hidden states and pooled output.</summary>
+    public ClipTextOutput Encode(Tensor ids)
+    {
+        using var scope = NewDisposeScope();
+        if (ids.dim() != 2) throw new ArgumentException($"expected token ids (B, L), got {ids.dim()} dimensions");
+        if (ids.shape[1] > Config.MaxPositions) throw new ArgumentException($"sequence of {ids.shape[1]} tokens exceeds MaxPositions {Config.MaxPositions}");
+        var hidden = text_model.forward(ids);
+        // First end token of each row (argmax over a 0/1 match returns the first maximum).
+        var eosPos = ids.eq(Config.EndTokenId).to(ScalarType.Int32).argmax(1);
+        var pooled = hidden[arange(ids.shape[0]), eosPos];
+        return new ClipTextOutput(hidden.MoveToOuterDisposeScope(), pooled.MoveToOuterDisposeScope());
+    }
+}
+
+internal sealed class ClipTextEmbeddings : nn.Module<Tensor, Tensor>
+{
+    private readonly Embedding token_embedding, position_embedding;
+    public ClipTextEmbeddings(ClipTextConfig c) : base("embeddings")
+    {
+        token_embedding = nn.Embedding(c.VocabSize, c.HiddenSize);
+        position_embedding = nn.Embedding(c.MaxPositions, c.HiddenSize);
+        RegisterComponents();
+    }
+    public override Tensor forward(Tensor ids)
+    {
+        using var scope = NewDisposeScope();
+        var positions = arange(ids.shape[1], dtype: ScalarType.Int64, device: ids.device).unsqueeze(0);
+        return (token_embedding.forward(ids) + position_embedding.forward(positions)).MoveToOuterDisposeScope();
+    }
+}
+
+internal sealed class ClipAttention : nn.Module<Tensor, Tensor>
+{
+    private readonly Linear q_proj, k_proj, v_proj, out_proj;
+    private readonly int _heads;
+    public ClipAttention(ClipTextConfig c) : base("self_attn")
+    {
+        _heads = c.Heads;
+        q_proj = nn.Linear(c.HiddenSize, c.HiddenSize);
+        k_proj = nn.Linear(c.HiddenSize, c.HiddenSize);
+        v_proj = nn.Linear(c.HiddenSize, c.HiddenSize);
+        out_proj = nn.Linear(c.HiddenSize, c.HiddenSize);
+        RegisterComponents();
+    }
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        long b = x.shape[0], t = x.shape[1], d = x.shape[2];
+        Tensor Split(Tensor y) => y.view(b, t, _heads, d / _heads).transpose(1, 2);      // (B, heads, L, d_h)
+        var a = nn.functional.scaled_dot_product_attention(Split(q_proj.forward(x)), Split(k_proj.forward(x)), Split(v_proj.forward(x)), is_casual: true);
+        return out_proj.forward(a.transpose(1, 2).reshape(b, t, d)).MoveToOuterDisposeScope();
+    }
+}
+
+internal sealed class ClipMlp : nn.Module<Tensor, Tensor>
+{
+    private readonly Linear fc1, fc2;
+    public ClipMlp(ClipTextConfig c) : base("mlp")
+    {
+        fc1 = nn.Linear(c.HiddenSize, c.IntermediateSize);
+        fc2 = nn.Linear(c.IntermediateSize, c.HiddenSize);
+        RegisterComponents();
+    }
+    // CLIP's quick GELU: x·σ(1.702x).
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var h = fc1.forward(x);
+        return fc2.forward(h * (1.702 * h).sigmoid()).MoveToOuterDisposeScope();
+    }
+}
+
+internal sealed class ClipEncoderLayer : nn.Module<Tensor, Tensor>
+{
+    private readonly ClipAttention self_attn;
+    private readonly LayerNorm layer_norm1, layer_norm2;
+    private readonly ClipMlp mlp;
+    public ClipEncoderLayer(ClipTextConfig c) : base("layer")
+    {
+        self_attn = new ClipAttention(c);
+        layer_norm1 = Layers.LayerNorm(c.HiddenSize, c.LayerNormEps);
+        mlp = new ClipMlp(c);
+        layer_norm2 = Layers.LayerNorm(c.HiddenSize, c.LayerNormEps);
+        RegisterComponents();
+    }
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        x = x + self_attn.forward(layer_norm1.forward(x));
+        x = x + mlp.forward(layer_norm2.forward(x));
+        return x.MoveToOuterDisposeScope();
+    }
+}
+
+internal sealed class ClipEncoder : nn.Module<Tensor, Tensor>
+{
+    private readonly ModuleList<ClipEncoderLayer> layers;
+    public ClipEncoder(ClipTextConfig c) : base("encoder")
+    {
+        layers = new ModuleList<ClipEncoderLayer>();
+        for (int i = 0; i < c.Layers; i++) layers.Add(new ClipEncoderLayer(c));
+        RegisterComponents();
+    }
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        foreach (var l in layers) x = l.forward(x);
+        return x.MoveToOuterDisposeScope();
+    }
+}
+
+internal sealed class ClipTextTransformer : nn.Module<Tensor, Tensor>
+{
+    private readonly ClipTextEmbeddings embeddings;
+    private readonly ClipEncoder encoder;
+    private readonly LayerNorm final_layer_norm;
+    public ClipTextTransformer(ClipTextConfig c) : base("text_model")
+    {
+        embeddings = new ClipTextEmbeddings(c);
+        encoder = new ClipEncoder(c);
+        final_layer_norm = Layers.LayerNorm(c.HiddenSize, c.LayerNormEps);
+        RegisterComponents();
+    }
+    public override Tensor forward(Tensor ids)
+    {
+        using var scope = NewDisposeScope();
+        return final_layer_norm.forward(encoder.forward(embeddings.forward(ids))).MoveToOuterDisposeScope();
+    }
+}
