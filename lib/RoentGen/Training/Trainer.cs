@@ -1,0 +1,231 @@
+using System.Text.Json;
+using RoentGen.Interactive;
+using RoentGen.Interop;
+using RoentGen.Platform;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace RoentGen.Training;
+
+/// <summary>How a training loop runs: steps, learning-rate schedule, clipping, accumulation, EMA, checkpoints.</summary>
+public sealed record TrainerOptions
+{
+    /// <summary>Optimizer steps in all.</summary>
+    public int TotalSteps { get; init; } = 1000;
+    /// <summary>Linear warm-up steps before the cosine decay.</summary>
+    public int WarmupSteps { get; init; } = 50;
+    /// <summary>Final learning rate as a fraction of each group's initial rate.</summary>
+    public double MinLrFraction { get; init; } = 0.1;
+    /// <summary>Clip the global gradient norm to this (0: no clipping).</summary>
+    public double GradClipNorm { get; init; } = 1.0;
+    /// <summary>Micro-batches whose gradients are summed (averaged) per optimizer step.</summary>
+    public int GradAccumulation { get; init; } = 1;
+    /// <summary>EMA decay of the weights (null: no EMA).</summary>
+    public double? EmaDecay { get; init; }
+    /// <summary>Write a checkpoint every this many steps (0: only at the end).</summary>
+    public int CheckpointEvery { get; init; } = 100;
+    /// <summary>Checkpoints kept (older ones are deleted).</summary>
+    public int KeepCheckpoints { get; init; } = 2;
+    /// <summary>Seed of everything random in the run; each (step, micro-step) gets its own stream from it.</summary>
+    public long Seed { get; init; }
+    /// <summary>Title of the progress display.</summary>
+    public string Title { get; init; } = "train";
+}
+
+/// <summary>What one micro-step gets: where it is and its own random streams (for data order, noise, dropout).</summary>
+/// <param name="Step">Optimizer step (0-based).</param>
+/// <param name="MicroStep">Micro-batch within the step.</param>
+/// <param name="Generator">Torch generator for this micro-step.</param>
+/// <param name="Random">.NET random stream for this micro-step (e.g. which examples to take).</param>
+public sealed record TrainStepContext(int Step, int MicroStep, Generator Generator, Random Random);
+
+/// <summary>The loss history of a run.</summary>
+public sealed class TrainingHistory
+{
+    /// <summary>Mean loss of each completed step.</summary>
+    public List<double> Loss { get; init; } = new();
+    /// <summary>Learning-rate multiplier of each step.</summary>
+    public List<double> LrFactor { get; init; } = new();
+    /// <summary>Extra named metrics per step (reported by the loss function through <see cref="Trainer.Report"/>).</summary>
+    public Dictionary<string, List<double>> Metrics { get; init; } = new();
+    /// <summary>Steps completed.</summary>
+    public int Steps => Loss.Count;
+}
+
+/// <summary>
+/// A training loop that any model uses: per-step learning rate (warm-up then cosine) on every parameter
+/// group, gradient accumulation and clipping, EMA weights, progress, and atomic checkpoints (weights, EMA,
+/// optimizer state, history) from which an interrupted run resumes and continues with the same losses as
+/// an uninterrupted one. Randomness is derived from (seed, step, micro-step), so nothing else needs saving.
+/// </summary>
+public sealed class Trainer
+{
+    private readonly IReadOnlyDictionary<string, nn.Module> _modules;
+    private readonly OptimizerHelper _optimizer;
+    private readonly TrainerOptions _options;
+    private readonly string? _outputDir;
+    private readonly object? _config;
+    private readonly Dictionary<string, double> _stepMetrics = new();
+    private Ema? _ema;
+
+    /// <summary>Creates a loop over named modules (e.g. "unet", "text_encoder") and their optimizer.</summary>
+    /// <param name="modules">Trained modules by name; each is checkpointed as NAME.safetensors.</param>
+    /// <param name="optimizer">The optimizer; its parameter groups' initial learning rates are the peaks.</param>
+    /// <param name="options">Loop settings.</param>
+    /// <param name="outputDir">Where checkpoints go (null: none, no resume).</param>
+    /// <param name="config">The experiment's config record, written as config.json beside every checkpoint.</param>
+    public Trainer(IReadOnlyDictionary<string, nn.Module> modules, OptimizerHelper optimizer, TrainerOptions options, string? outputDir = null, object? config = null)
+    {
+        if (options.TotalSteps < 1) throw new ArgumentException($"TotalSteps must be at least 1, got {options.TotalSteps}");
+        if (options.GradAccumulation < 1) throw new ArgumentException($"GradAccumulation must be at least 1, got {options.GradAccumulation}");
+        _modules = modules;
+        _optimizer = optimizer;
+        _options = options;
+        _outputDir = outputDir;
+        _config = config;
+    }
+
+    /// <summary>The history so far (restored on resume).</summary>
+    public TrainingHistory History { get; private set; } = new();
+
+    /// <summary>The EMA of the first module's weights, when enabled.</summary>
+    public Ema? Ema => _ema;
+
+    /// <summary>Records a metric for the current step (averaged over its micro-steps).</summary>
+    public void Report(string name, double value) =>
+        _stepMetrics[name] = _stepMetrics.TryGetValue(name, out var v) ? v + value / _options.GradAccumulation : value / _options.GradAccumulation;
+
+    /// <summary>Folder of the checkpoints.</summary>
+    public string? CheckpointRoot => _outputDir is null ? null : Path.Combine(_outputDir, "checkpoints");
+
+    /// <summary>
+    /// Runs to <see cref="TrainerOptions.TotalSteps"/>, resuming from the latest checkpoint when there is one.
+    /// <paramref name="loss"/> computes the scalar loss of one micro-batch; the loop does backward, clipping and
+    /// the optimizer step. A non-finite loss stops the run with an error naming the step.
+    /// </summary>
+    public TrainingHistory Run(Func<TrainStepContext, Tensor> loss, CancellationToken cancellation = default)
+    {
+        if (_options.EmaDecay is not null) _ema ??= new Ema(_modules.Values.First());
+        int start = TryResume();
+        var groups = _optimizer.ParamGroups.ToList();
+        var initialLrs = groups.Select(g => g.InitialLearningRate).ToArray();
+        var parameters = _modules.Values.SelectMany(m => m.parameters()).Where(p => p.requires_grad).ToList();
+        foreach (var m in _modules.Values) m.train();
+
+        using var progress = ProgressReporter.Start(_options.Title, _options.TotalSteps, "steps");
+        if (start > 0) progress.Advance(start);
+        for (int step = start; step < _options.TotalSteps; step++)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            double factor = Schedules.WarmupCosine(step, _options.WarmupSteps, _options.TotalSteps, _options.MinLrFraction);
+            for (int g = 0; g < groups.Count; g++) groups[g].LearningRate = initialLrs[g] * factor;
+            _stepMetrics.Clear();
+            _optimizer.zero_grad();
+            double stepLoss = 0;
+            for (int micro = 0; micro < _options.GradAccumulation; micro++)
+            {
+                using var scope = NewDisposeScope();
+                long streamSeed = StreamSeed(_options.Seed, step, micro);
+                torch.random.manual_seed(streamSeed);                 // dropout, drop-path
+                using var gen = new Generator(seed: (ulong)streamSeed);
+                var l = loss(new TrainStepContext(step, micro, gen, new Random((int)(streamSeed & 0x7fffffff))));
+                double value = l.item<float>();
+                if (!double.IsFinite(value)) throw new InvalidOperationException($"{_options.Title}: loss is {value} at step {step} (micro-batch {micro})");
+                (l / _options.GradAccumulation).backward();
+                stepLoss += value / _options.GradAccumulation;
+            }
+            if (_options.GradClipNorm > 0) nn.utils.clip_grad_norm_(parameters, _options.GradClipNorm);
+            _optimizer.step();
+            if (_ema is not null) _ema.Update(_modules.Values.First(), _options.EmaDecay!.Value);
+
+            History.Loss.Add(stepLoss);
+            History.LrFactor.Add(factor);
+            foreach (var (k, v) in _stepMetrics)
+            {
+                if (!History.Metrics.TryGetValue(k, out var list)) History.Metrics[k] = list = new List<double>();
+                list.Add(v);
+                progress.SetMetric(k, v);
+            }
+            progress.SetMetric("loss", stepLoss);
+            progress.Advance();
+            bool last = step + 1 == _options.TotalSteps;
+            if (_outputDir is not null && (last || (_options.CheckpointEvery > 0 && (step + 1) % _options.CheckpointEvery == 0)))
+                SaveCheckpoint(step + 1);
+        }
+        foreach (var m in _modules.Values) m.eval();
+        return History;
+    }
+
+    /// <summary>A distinct, reproducible seed for each (seed, step, micro-step).</summary>
+    public static long StreamSeed(long seed, int step, int micro)
+    {
+        ulong h = (ulong)seed * 0x9E3779B97F4A7C15UL ^ ((ulong)step << 20) ^ (ulong)micro;
+        h ^= h >> 33; h *= 0xFF51AFD7ED558CCDUL; h ^= h >> 33; h *= 0xC4CEB9FE1A85EC53UL; h ^= h >> 33;
+        return (long)(h & 0x7FFFFFFFFFFFFFFFUL);
+    }
+
+    // Layout: checkpoints/step-000100/{NAME.safetensors, ema.safetensors, optimizer.bin, history.json, config.json}
+    // and checkpoints/latest naming the newest complete one. A folder is written under a temporary name and
+    // renamed when complete, so a run killed mid-write leaves the previous checkpoint intact.
+    private void SaveCheckpoint(int step)
+    {
+        var root = CheckpointRoot!;
+        Directory.CreateDirectory(root);
+        string name = $"step-{step:D6}";
+        var tmp = Path.Combine(root, $".tmp-{name}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(tmp);
+        foreach (var (key, module) in _modules)
+            SafeTensors.Save(Path.Combine(tmp, key + ".safetensors"), module.state_dict());
+        if (_ema is not null) SafeTensors.Save(Path.Combine(tmp, "ema.safetensors"), _ema.State);
+        using (var ms = new MemoryStream())
+        {
+            using (var w = new BinaryWriter(ms, System.Text.Encoding.UTF8, leaveOpen: true)) _optimizer.save_state_dict(w);
+            File.WriteAllBytes(Path.Combine(tmp, "optimizer.bin"), ms.ToArray());
+        }
+        File.WriteAllText(Path.Combine(tmp, "history.json"), JsonSerializer.Serialize(History));
+        if (_config is not null) File.WriteAllText(Path.Combine(tmp, "config.json"), JsonSerializer.Serialize(_config, _config.GetType(), SafeTensors.ConfigJsonOptions));
+        var final = Path.Combine(root, name);
+        if (Directory.Exists(final)) Directory.Delete(final, true);
+        Directory.Move(tmp, final);
+        AtomicFile.WriteAllText(Path.Combine(root, "latest"), name);
+        foreach (var old in Directory.GetDirectories(root, "step-*").OrderByDescending(d => d, StringComparer.Ordinal).Skip(Math.Max(1, _options.KeepCheckpoints)))
+            Directory.Delete(old, true);
+        foreach (var stale in Directory.GetDirectories(root, ".tmp-*")) Directory.Delete(stale, true);
+    }
+
+    /// <summary>The newest complete checkpoint folder under an output folder, or null.</summary>
+    public static string? LatestCheckpoint(string outputDir)
+    {
+        var root = Path.Combine(outputDir, "checkpoints");
+        var pointer = Path.Combine(root, "latest");
+        if (!File.Exists(pointer)) return null;
+        var dir = Path.Combine(root, File.ReadAllText(pointer).Trim());
+        return Directory.Exists(dir) ? dir : null;
+    }
+
+    private int TryResume()
+    {
+        if (_outputDir is null) return 0;
+        var dir = LatestCheckpoint(_outputDir);
+        if (dir is null) return 0;
+        foreach (var (key, module) in _modules)
+        {
+            using var file = SafeTensors.Load(Path.Combine(dir, key + ".safetensors"));
+            StateDict.Load(module, file.Tensors, strict: true, sourceName: Path.Combine(dir, key + ".safetensors"));
+        }
+        if (_ema is not null)
+        {
+            var emaPath = Path.Combine(dir, "ema.safetensors");
+            if (!File.Exists(emaPath)) throw new InvalidDataException($"{dir}: the run uses EMA but the checkpoint has no ema.safetensors");
+            using var file = SafeTensors.Load(emaPath);
+            _ema.Load(file.Tensors);
+        }
+        using (var r = new BinaryReader(File.OpenRead(Path.Combine(dir, "optimizer.bin")))) _optimizer.load_state_dict(r);
+        History = JsonSerializer.Deserialize<TrainingHistory>(File.ReadAllText(Path.Combine(dir, "history.json")))
+                  ?? throw new InvalidDataException($"{dir}/history.json is empty");
+        if (History.Steps > _options.TotalSteps)
+            throw new InvalidOperationException($"checkpoint {dir} is at step {History.Steps}, beyond TotalSteps {_options.TotalSteps}");
+        return History.Steps;
+    }
+}

@@ -1,0 +1,93 @@
+using RoentGen.Training;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace RoentGen.Tests.Training;
+
+public class TrainerTests
+{
+    private sealed record TinyConfig(int Hidden);
+
+    private static (Sequential Model, OptimizerHelper Opt) Build(int seed)
+    {
+        manual_seed(seed);
+        var model = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Dropout(0.1), nn.Linear(16, 1));
+        return (model, (OptimizerHelper)optim.AdamW(model.parameters(), lr: 1e-2));
+    }
+
+    private static Tensor Loss(Sequential model, TrainStepContext ctx)
+    {
+        var x = randn(16, 8, generator: ctx.Generator);
+        var y = x.sum(1, keepdim: true).sin();
+        return nn.functional.mse_loss(model.forward(x), y);
+    }
+
+    private static TrainerOptions Options => new() { TotalSteps = 20, WarmupSteps = 3, CheckpointEvery = 5, GradAccumulation = 2, EmaDecay = 0.9, Seed = 42 };
+
+    [Fact]
+    public void A_killed_run_resumes_with_the_same_losses_as_an_uninterrupted_one()
+    {
+        var dirA = TestPaths.NewTempDir();
+        var (mA, oA) = Build(1);
+        var historyA = new Trainer(new Dictionary<string, nn.Module> { ["model"] = mA }, oA, Options, dirA, new TinyConfig(16)).Run(ctx => Loss(mA, ctx));
+        Assert.Equal(20, historyA.Steps);
+        Assert.True(historyA.Loss.Skip(15).Average() < historyA.Loss.Take(5).Average(), "the tiny model did not learn");
+
+        // Kill at step 13 (after the step-10 checkpoint), leaving a half-written checkpoint folder behind too.
+        var dirB = TestPaths.NewTempDir();
+        var (mB, oB) = Build(1);
+        var killed = new Trainer(new Dictionary<string, nn.Module> { ["model"] = mB }, oB, Options, dirB);
+        Assert.Throws<OperationCanceledException>(() => killed.Run(ctx => ctx.Step == 13 ? throw new OperationCanceledException("killed") : Loss(mB, ctx)));
+        Directory.CreateDirectory(Path.Combine(dirB, "checkpoints", ".tmp-step-000015-deadbeef"));
+        Assert.EndsWith("step-000010", Trainer.LatestCheckpoint(dirB));
+
+        // A fresh process: different initial weights, which the checkpoint must overwrite.
+        var (mC, oC) = Build(99);
+        var historyC = new Trainer(new Dictionary<string, nn.Module> { ["model"] = mC }, oC, Options, dirB).Run(ctx => Loss(mC, ctx));
+        Assert.Equal(historyA.Loss, historyC.Loss);
+        Assert.Equal(historyA.LrFactor, historyC.LrFactor);
+        foreach (var ((n, a), (_, c)) in mA.named_parameters().Zip(mC.named_parameters()))
+            Assert.True(a.eq(c).all().item<bool>(), $"parameter {n} differs after resume");
+        Assert.True(File.Exists(Path.Combine(dirA, "checkpoints", "step-000020", "config.json")));
+        Assert.Equal(2, Directory.GetDirectories(Path.Combine(dirB, "checkpoints"), "step-*").Length);
+        Assert.Empty(Directory.GetDirectories(Path.Combine(dirB, "checkpoints"), ".tmp-*"));
+        Directory.Delete(dirA, true);
+        Directory.Delete(dirB, true);
+    }
+
+    [Fact]
+    public void Learning_rate_warms_up_then_decays_on_every_group()
+    {
+        Assert.Equal(0.25, Schedules.WarmupCosine(0, 4, 100), 9);
+        Assert.Equal(1.0, Schedules.WarmupCosine(4, 4, 100), 9);
+        Assert.Equal(0.1, Schedules.WarmupCosine(100, 4, 100, 0.1), 9);
+        Assert.Equal(0.55, Schedules.WarmupCosine(52, 4, 100, 0.1), 9);   // halfway through the decay
+        Assert.Equal(0.996, Schedules.Cosine(0.996, 1.0, 0, 100), 9);
+        Assert.Equal(1.0, Schedules.Cosine(0.996, 1.0, 100, 100), 9);
+    }
+
+    [Fact]
+    public void Non_finite_loss_stops_with_the_step_named()
+    {
+        var (m, o) = Build(2);
+        var trainer = new Trainer(new Dictionary<string, nn.Module> { ["model"] = m }, o, Options with { TotalSteps = 5 });
+        var ex = Assert.Throws<InvalidOperationException>(() => trainer.Run(ctx => ctx.Step == 3 ? tensor(float.NaN) : Loss(m, ctx)));
+        Assert.Contains("step 3", ex.Message);
+    }
+
+    [Fact]
+    public void Ema_tracks_the_weights_and_teacher_update_follows_the_student()
+    {
+        using var scope = NewDisposeScope();
+        var student = nn.Linear(2, 2);
+        var teacher = nn.Linear(2, 2);
+        using (no_grad()) { student.weight!.fill_(1); teacher.weight!.fill_(0); }
+        Ema.UpdateModule(teacher, student, 0.75);
+        Assert.True(teacher.weight!.eq(0.25f).all().item<bool>());
+        using var ema = new Ema(student);
+        using (no_grad()) student.weight!.fill_(3);
+        ema.Update(student, 0.5);
+        Assert.True(ema.State["weight"].eq(2f).all().item<bool>());
+    }
+}
