@@ -1,0 +1,144 @@
+using RoentGen.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace RoentGen.Diffusion;
+
+/// <summary>One sampling request.</summary>
+public sealed record SampleRequest
+{
+    /// <summary>One prompt per image.</summary>
+    public IReadOnlyList<string> Prompts { get; init; } = [];
+    /// <summary>The prompt guidance pushes away from ("" = unconditional).</summary>
+    public string NegativePrompt { get; init; } = "";
+    /// <summary>Classifier-free guidance scale w: ε = ε_u + w (ε_c − ε_u); 1 = no guidance.</summary>
+    public double GuidanceScale { get; init; } = 4.0;
+    /// <summary>Denoising steps.</summary>
+    public int Steps { get; init; } = 20;
+    /// <summary>The sampler.</summary>
+    public SchedulerKind Scheduler { get; init; } = SchedulerKind.DpmSolverPlusPlus;
+    /// <summary>DDIM's η.</summary>
+    public double DdimEta { get; init; }
+    /// <summary>Seed; image i's noise comes from seed + i, so an image does not depend on its batch.</summary>
+    public long Seed { get; init; }
+    /// <summary>Images per forward pass.</summary>
+    public int BatchSize { get; init; } = 8;
+    /// <summary>img2img: start images (B, 1, H, W) in [−1, 1], one per prompt, or null for text-to-image.</summary>
+    public Tensor? InitImages { get; init; }
+    /// <summary>img2img: how much noise to add (1 = start from pure noise, 0 = return the input).</summary>
+    public double Strength { get; init; } = 0.6;
+}
+
+/// <summary>
+/// Text-to-image sampling for latent diffusion, in the few numbered steps of diffusers' pipeline: encode the
+/// prompts and the negative prompt; make initial latents; denoise with conditional and unconditional passes
+/// batched together and combined by classifier-free guidance (Ho and Salimans 2022); decode.
+/// </summary>
+public sealed class TextToImagePipeline
+{
+    /// <summary>Creates a pipeline over trained components.</summary>
+    public TextToImagePipeline(AutoencoderKL vae, UNet2DConditionModel unet, ClipTextModel textEncoder, BpeTokenizer tokenizer, NoiseSchedule schedule, int latentSize, int maxTokens)
+    {
+        Vae = vae; Unet = unet; TextEncoder = textEncoder; Tokenizer = tokenizer; Schedule = schedule;
+        LatentSize = latentSize; MaxTokens = maxTokens;
+    }
+
+    /// <summary>The autoencoder.</summary>
+    public AutoencoderKL Vae { get; }
+    /// <summary>The denoiser.</summary>
+    public UNet2DConditionModel Unet { get; }
+    /// <summary>The text encoder.</summary>
+    public ClipTextModel TextEncoder { get; }
+    /// <summary>The tokenizer.</summary>
+    public BpeTokenizer Tokenizer { get; }
+    /// <summary>The training noise schedule.</summary>
+    public NoiseSchedule Schedule { get; }
+    /// <summary>Latent side.</summary>
+    public int LatentSize { get; }
+    /// <summary>Token sequence length.</summary>
+    public int MaxTokens { get; }
+
+    /// <summary>Text tokens (B, L, D) for prompts.</summary>
+    public Tensor EncodePrompts(IReadOnlyList<string> prompts)
+    {
+        using var scope = NewDisposeScope();
+        var batch = Tokenizer.EncodeBatch(prompts, MaxTokens);
+        return TextEncoder.forward(batch.Ids).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Generates images (B, 1, H, W) in [−1, 1], one per prompt.</summary>
+    public Tensor Sample(SampleRequest request, Action<int, int>? onStep = null)
+    {
+        if (request.Prompts.Count == 0) throw new ArgumentException("no prompts given");
+        if (request.GuidanceScale < 0) throw new ArgumentException($"guidance scale must be >= 0, got {request.GuidanceScale}");
+        if (request.InitImages is { } init && init.shape[0] != request.Prompts.Count)
+            throw new ArgumentException($"{init.shape[0]} init images for {request.Prompts.Count} prompts");
+        using var _ = no_grad();
+        Unet.eval(); TextEncoder.eval(); Vae.eval();
+        var outputs = new List<Tensor>();
+        for (int start = 0; start < request.Prompts.Count; start += request.BatchSize)
+        {
+            int n = Math.Min(request.BatchSize, request.Prompts.Count - start);
+            using var scope = NewDisposeScope();
+            var prompts = request.Prompts.Skip(start).Take(n).ToList();
+            var images = SampleBatch(request, prompts, start, onStep);
+            outputs.Add(images.MoveToOuterDisposeScope());
+        }
+        var all = cat(outputs, 0);
+        foreach (var o in outputs) o.Dispose();
+        return all;
+    }
+
+    private Tensor SampleBatch(SampleRequest r, List<string> prompts, int offset, Action<int, int>? onStep)
+    {
+        int n = prompts.Count;
+        // 1. Text: conditional and unconditional (negative prompt) contexts, stacked for one UNet pass.
+        bool guided = Math.Abs(r.GuidanceScale - 1.0) > 1e-9;
+        var cond = EncodePrompts(prompts);
+        var context = guided ? cat([EncodePrompts(Enumerable.Repeat(r.NegativePrompt, n).ToList()), cond], 0) : cond;
+
+        // 2. Sampler and initial latents: per-image generators so results do not depend on the batching.
+        var scheduler = NoiseScheduler.Create(r.Scheduler, Schedule, r.DdimEta);
+        scheduler.SetTimesteps(r.Steps);
+        int c = Vae.Config.LatentChannels;
+        var noise = cat(Enumerable.Range(0, n).Select(i =>
+        {
+            using var g = new Generator(seed: (ulong)(r.Seed + offset + i));
+            return randn([1, c, LatentSize, LatentSize], generator: g);
+        }).ToList(), 0);
+        int first = 0;
+        Tensor latents;
+        if (r.InitImages is { } init)
+        {
+            // img2img: encode, then noise to the timestep that matches the strength, and skip the earlier steps.
+            first = Math.Clamp((int)Math.Round(r.Steps * (1 - r.Strength)), 0, r.Steps);
+            if (first >= r.Steps) return init.narrow(0, offset, n).clone();
+            var x0 = Vae.EncodeScaled(init.narrow(0, offset, n));
+            var t = full(n, scheduler.Timesteps[first], dtype: ScalarType.Int64);
+            latents = Schedule.AddNoise(x0, noise, t) * (r.Scheduler == SchedulerKind.Euler ? scheduler.InitNoiseSigma : 1.0);
+        }
+        else
+        {
+            latents = noise * scheduler.InitNoiseSigma;
+        }
+
+        // 3. Denoising loop with classifier-free guidance.
+        for (int i = first; i < scheduler.Timesteps.Count; i++)
+        {
+            using var stepScope = NewDisposeScope();
+            var input = scheduler.ScaleModelInput(latents, i);
+            var ts = full(guided ? 2 * n : n, scheduler.Timesteps[i], dtype: ScalarType.Int64);
+            var output = Unet.forward(guided ? cat([input, input], 0) : input, ts, context);
+            if (guided)
+            {
+                var parts = output.chunk(2, 0);
+                output = parts[0] + r.GuidanceScale * (parts[1] - parts[0]);
+            }
+            latents = scheduler.Step(output, i, latents).MoveToOuterDisposeScope();
+            onStep?.Invoke(i + 1, scheduler.Timesteps.Count);
+        }
+
+        // 4. Decode.
+        return Vae.DecodeScaled(latents).clamp(-1, 1);
+    }
+}
