@@ -32,11 +32,25 @@ public sealed class PhantomGenerator
         var masks = new Dictionary<string, GrayImage>();
         foreach (var (k, m) in res.Masks) masks[k] = new GrayImage(n, n, m);
         var f = spec.Findings;
-        var report = ReportWriter.Write(f, PhantomRandom.Mix((ulong)Options.Seed * 31 + (ulong)index + 0x5EED));
+        var report = WriteReport(f, index);
         var present = PresentObservations(f);
         return new PhantomCase($"phantom_{index:D6}", $"pp{index:D6}", new GrayImage(n, n, res.Image), masks, report.Labels,
             present, Attributes(spec), spec.Sex, spec.Age, spec.View, report.Findings, report.Impression, f);
     }
+
+    /// <summary>
+    /// The truth and report of case <paramref name="index"/> without drawing the image (fast; identical to
+    /// <see cref="PhantomCase.Truth"/>, <see cref="PhantomCase.Findings"/>, <see cref="PhantomCase.Impression"/> and <see cref="PhantomCase.Labels"/> of <see cref="Generate(int)"/>).
+    /// </summary>
+    public (PhantomFindings Truth, WrittenReport Report) GenerateReport(int index)
+    {
+        if (index < 0) throw new ArgumentOutOfRangeException(nameof(index), index, "case index must be 0 or more");
+        var spec = PhantomSampler.Sample(Options, index);
+        return (spec.Findings, WriteReport(spec.Findings, index));
+    }
+
+    private WrittenReport WriteReport(PhantomFindings f, int index) =>
+        ReportWriter.Write(f, PhantomRandom.Mix((ulong)Options.Seed * 31 + (ulong)index + 0x5EED), Options.HedgeProbability);
 
     /// <summary>Generates <paramref name="count"/> cases from <paramref name="start"/>, in parallel over cores; the result is in index order and identical to calling <see cref="Generate(int)"/> one by one.</summary>
     public IReadOnlyList<PhantomCase> Generate(int start, int count, int? maxDegreeOfParallelism = null)
