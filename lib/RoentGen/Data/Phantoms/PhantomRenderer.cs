@@ -32,6 +32,10 @@ internal sealed class PhantomRenderer
         return t * t * (3 - 2 * t);
     }
 
+    /// <summary>exp(-x^2), zero beyond |x| = 3.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Gauss(float x) => x * x < 9 ? MathF.Exp(-x * x) : 0;
+
     private float L(int side) => side < 0 ? _s.LR : _s.LL;
     private float Dome(int side) => side < 0 ? _s.DomeR : _s.DomeL;
 
@@ -84,25 +88,47 @@ internal sealed class PhantomRenderer
         float e = MathF.Max(0.004f, 0.6f * _px); // edge softness
         float ptxCd = 0.05f, ptxCv = 0;
         if (s.PtxSide != 0) ptxCv = Dome(s.PtxSide) - 0.03f;
+        // geometry that depends only on the column or only on the row
+        var colSide = new int[n]; var colD = new float[n]; var colTop = new float[n]; var colDia = new float[n];
+        for (int x = 0; x < n; x++)
+        {
+            float u = (x + 0.5f) * _px;
+            int side = u < s.Xs ? -1 : 1;
+            float d = (u - s.Xs) * side, l = L(side), da = 0.45f * l, w = 0.5f * l;
+            colSide[x] = side; colD[x] = d;
+            colTop[x] = s.VApex + 0.10f * ((d - da) / w) * ((d - da) / w);
+            colDia[x] = Diaphragm(side, d);
+        }
+        var rowOuter = new float[n]; var rowInner = new float[n]; var rowHw = new float[n];
         for (int y = 0; y < n; y++)
         {
             float v = (y + 0.5f) * _px;
+            float t = Math.Clamp((v - s.VApex) / (s.VCp - s.VApex), 0f, 1f);
+            rowOuter[y] = 0.6f + 0.4f * MathF.Sqrt(t) + 0.05f * t * (1 - t);
+            rowInner[y] = v < s.HilumVR - 0.04f ? s.MedUpper : s.MedLower + (s.MedUpper - s.MedLower) * Smooth(s.HilumVR + 0.02f, s.HilumVR - 0.04f, v);
+            rowHw[y] = s.NeckHalfWidth + (s.BodyHalfWidth - s.NeckHalfWidth) * Smooth(s.VApex - 0.1f, s.VApex + 0.05f, v);
+        }
+        float heartTop = s.HeartCy - s.HeartB - 2 * e, heartLeft = s.HeartCx - s.HeartA - 2 * e, heartRight = s.HeartCx + s.HeartA + 2 * e;
+        float bodyCx = 0.5f + 0.01f * s.Rotation;
+        for (int y = 0; y < n; y++)
+        {
+            float v = (y + 0.5f) * _px;
+            float outerF = rowOuter[y], innerRow = rowInner[y], hw = rowHw[y], invHw = 1 / hw;
             for (int x = 0; x < n; x++)
             {
                 int i = y * n + x;
                 float u = (x + 0.5f) * _px;
-                int side = u < s.Xs ? -1 : 1;
-                float d = (u - s.Xs) * side;
+                int side = colSide[x];
+                float d = colD[x];
                 // body and soft tissue
-                float hw = s.NeckHalfWidth + (s.BodyHalfWidth - s.NeckHalfWidth) * Smooth(s.VApex - 0.1f, s.VApex + 0.05f, v);
-                float bx = (u - 0.5f - 0.01f * s.Rotation) / hw;
+                float bx = (u - bodyCx) * invHw;
                 float body = 1 - bx * bx;
-                float a = body > 0 ? 0.95f * s.Soft * MathF.Sqrt(body) * Smooth(0, 0.04f, body) : 0;
+                float a = body > 0 ? 0.95f * s.Soft * MathF.Sqrt(body) * (body < 0.04f ? Smooth(0, 0.04f, body) : 1) : 0;
                 // lungs
-                float depth = LungDepth(side, d, v);
+                float depth = MathF.Min(MathF.Min(v - colTop[x], colDia[x] - v), MathF.Min(L(side) * outerF - d, d - innerRow));
                 float inLung = Smooth(-e, e, depth);
                 float air = inLung * (0.8f + 0.2f * Math.Clamp(depth / 0.06f, 0, 1));
-                float diaV = Diaphragm(side, d);
+                float diaV = colDia[x];
                 // pneumothorax: the lung collapses towards a medial-basal centre
                 float collapsed = 1, pleuraLine = 0;
                 if (side == s.PtxSide && inLung > 0)
@@ -111,7 +137,7 @@ internal sealed class PhantomRenderer
                     float qd = ptxCd + (d - ptxCd) / k, qv = ptxCv + (v - ptxCv) / k;
                     float dq = LungDepth(side, qd, qv) * k;
                     collapsed = Smooth(-e, e, dq);
-                    pleuraLine = MathF.Exp(-(dq * dq) / (1.2f * e * e)) * inLung;
+                    pleuraLine = dq * dq < 12 * e * e ? MathF.Exp(-(dq * dq) / (1.2f * e * e)) * inLung : 0;
                     if (mPtx is not null && inLung > 0.5f && collapsed < 0.5f) mPtx[i] = 1;
                 }
                 float ptxRegion = inLung * (1 - collapsed);
@@ -122,13 +148,18 @@ internal sealed class PhantomRenderer
                 // hila
                 float hv = side < 0 ? s.HilumVR : s.HilumVL;
                 float hd = (d - 0.085f) / 0.03f, hh = (v - hv) / 0.045f;
-                a += 0.2f * MathF.Exp(-(hd * hd + hh * hh)) * inLung;
+                float hq = hd * hd + hh * hh;
+                if (hq < 9 && inLung > 0) a += 0.2f * MathF.Exp(-hq) * inLung;
                 // heart
-                float hx = (u - s.HeartCx) / s.HeartA, hy = (v - s.HeartCy) / s.HeartB;
-                float hr = MathF.Sqrt(hx * hx + hy * hy);
-                float hIn = Smooth(1 + e / s.HeartA, 1 - e / s.HeartA, hr) * Smooth(diaV + 0.01f, diaV - 0.005f, v);
-                a += hIn * (0.68f * air + 0.03f + 0.06f * MathF.Sqrt(MathF.Max(0, 1 - hr * hr)));
-                if (hIn > 0.5f) heart[i] = 1;
+                float hIn = 0;
+                if (v > heartTop && u > heartLeft && u < heartRight && v < diaV + 0.01f)
+                {
+                    float hx = (u - s.HeartCx) / s.HeartA, hy = (v - s.HeartCy) / s.HeartB;
+                    float hr = MathF.Sqrt(hx * hx + hy * hy);
+                    hIn = Smooth(1 + e / s.HeartA, 1 - e / s.HeartA, hr) * Smooth(diaV + 0.01f, diaV - 0.005f, v);
+                    a += hIn * (0.68f * air + 0.03f + 0.06f * MathF.Sqrt(MathF.Max(0, 1 - hr * hr)));
+                    if (hIn > 0.5f) heart[i] = 1;
+                }
                 if (inLung > 0.5f && hIn < 0.5f) lungs[i] = 1;
                 // aortic knob
                 float kx = (u - s.KnobX) / s.KnobR, ky = (v - s.KnobY) / s.KnobR;
@@ -136,7 +167,7 @@ internal sealed class PhantomRenderer
                 if (kr2 < 1.5f)
                 {
                     a += (0.68f * air + 0.08f) * Smooth(1.1f, 0.85f, kr2);
-                    if (s.KnobCalcified && ky < 0.1f) a += 0.45f * MathF.Exp(-MathF.Pow((MathF.Sqrt(kr2) - 0.9f) / 0.08f, 2));
+                    if (s.KnobCalcified && ky < 0.1f) a += 0.45f * Gauss((MathF.Sqrt(kr2) - 0.9f) / 0.08f);
                 }
                 // trachea and main bronchi
                 if (v < s.VCarina)
@@ -157,15 +188,18 @@ internal sealed class PhantomRenderer
                 if (sx < 1.3f)
                 {
                     float ph = (v - s.VApex) / s.RibSpacing;
-                    float endplate = MathF.Pow(MathF.Abs(MathF.Cos(MathF.PI * ph)), 12);
-                    float pedicle = MathF.Exp(-MathF.Pow((sx - 0.75f) / 0.15f, 2)) * 0.5f;
+                    float cph = MathF.Cos(MathF.PI * ph), c4 = cph * cph * cph * cph; float endplate = c4 * c4 * c4;
+                    float pedicle = Gauss((sx - 0.75f) / 0.15f) * 0.5f;
                     a += s.Bone * (0.12f + 0.08f * endplate + 0.1f * pedicle) * Smooth(1.3f, 0.9f, sx);
                 }
                 // breasts (F) or pectoral soft tissue (M) over the lower lung zones
                 float by = (v - (s.VCp - 0.07f)) / s.BreastRy;
-                float bxx = (d - 0.2f) / s.BreastRx;
-                float br = bxx * bxx + by * by;
-                if (br < 1) a += s.BreastDensity * Smooth(1, 0.75f, br) * Smooth(-1f, 0.2f, by) * (0.3f + 0.7f * air);
+                if (by > -1 && by < 1)
+                {
+                    float bxx = (d - 0.2f) / s.BreastRx;
+                    float br = bxx * bxx + by * by;
+                    if (br < 1) a += s.BreastDensity * Smooth(1, 0.75f, br) * Smooth(-1f, 0.2f, by) * (0.3f + 0.7f * air);
+                }
                 // scapulae (AP: projected over the upper lateral lungs; PA: rotated off them)
                 {
                     float shift = s.Scapulae ? 0 : 0.08f;
@@ -177,10 +211,11 @@ internal sealed class PhantomRenderer
                         float medial = sd0 + (sd1 - 0.04f - sd0) * t * t;
                         float lateral = sd1 - 0.02f * t;
                         float sc = Smooth(medial - 0.004f, medial + 0.006f, d) * Smooth(lateral + 0.01f, lateral - 0.01f, d) * Smooth(1.0f, 0.9f, t) * Smooth(0, 0.05f, t);
-                        a += 0.16f * s.Bone * sc + 0.1f * s.Bone * sc * MathF.Exp(-MathF.Pow((d - medial) / 0.006f, 2));
+                        a += 0.16f * s.Bone * sc + (sc > 0 ? 0.1f * s.Bone * sc * Gauss((d - medial) / 0.006f) : 0);
                     }
                 }
                 // humeral heads at the shoulders
+                if (v < s.VApex + 0.09f)
                 {
                     float hd2 = (d - (s.BodyHalfWidth - 0.015f)) / 0.055f, hv2 = (v - (s.VApex + 0.015f)) / 0.06f;
                     float hr2 = hd2 * hd2 + hv2 * hv2;
@@ -224,7 +259,7 @@ internal sealed class PhantomRenderer
                 if (mEdema is not null && inLung > 0)
                 {
                     float ed = (d - 0.09f) / (0.11f + 0.04f * s.EdemaStrength), ev = (v - hv) / (0.12f + 0.05f * s.EdemaStrength);
-                    float haze = MathF.Exp(-(ed * ed + ev * ev));
+                    float haze = ed * ed + ev * ev < 9 ? MathF.Exp(-(ed * ed + ev * ev)) : 0;
                     float mottle = 0.85f + 0.15f * MathF.Sin(70 * u + 3 * MathF.Sin(50 * v)) * MathF.Sin(64 * v);
                     a += air * haze * mottle * 0.35f * s.EdemaStrength;
                     if (haze > 0.4f && inLung > 0.5f) mEdema[i] = 1;
@@ -282,14 +317,21 @@ internal sealed class PhantomRenderer
         for (int p = 0; p < s.BlurPasses; p++) Blur121(A, n);
         var img = new float[n * n];
         float gain = s.Gain, gamma = s.Gamma, sigma = s.NoiseSigma;
+        // exposure curve I = (1 - exp(-gain * A))^gamma as a lookup table over A in [0, 6)
+        const int lutSize = 4096; const float lutMax = 6f;
+        var lut = new float[lutSize + 2];
+        for (int k = 0; k < lut.Length; k++) lut[k] = MathF.Pow(1 - MathF.Exp(-gain * (k * lutMax / lutSize + 0.02f)), gamma);
+        const float lutScale = lutSize / lutMax;
         for (int i = 0; i < img.Length; i++)
         {
-            float I = 1 - MathF.Exp(-gain * MathF.Max(0, A[i] + 0.02f));
-            I = MathF.Pow(I, gamma);
+            float pos = Math.Clamp(A[i], 0, lutMax) * lutScale;
+            int k = (int)pos; float fr = pos - k;
+            float I = lut[k] + (lut[k + 1] - lut[k]) * fr;
             if (sigma > 0)
             {
-                ulong c = (ulong)i * 3;
-                float g = PhantomRandom.UniformAt(s.NoiseKey, c) + PhantomRandom.UniformAt(s.NoiseKey, c + 1) + PhantomRandom.UniformAt(s.NoiseKey, c + 2) - 1.5f;
+                // one 64-bit hash per pixel gives three 16-bit uniforms: their sum is close to Gaussian
+                ulong h = PhantomRandom.Mix(s.NoiseKey ^ ((ulong)i * 0xA24BAED4963EE407UL));
+                float g = ((h & 0xFFFF) + ((h >> 16) & 0xFFFF) + ((h >> 32) & 0xFFFF)) * (1f / 65536f) - 1.5f;
                 I += sigma * 2 * g * (0.6f + 0.6f * I);
             }
             img[i] = Math.Clamp(I, 0f, 1f);
@@ -386,7 +428,7 @@ internal sealed class PhantomRenderer
             float dist = MathF.Abs(v - yc);
             float cov = Math.Clamp((half - dist) / _px + 0.5f, 0, 1);
             if (cov <= 0) continue;
-            float prof = cortical ? 0.55f + 0.45f * MathF.Pow(dist / half, 3) : 1;
+            float q = dist / half; float prof = cortical ? 0.55f + 0.45f * q * q * q : 1;
             layer[y * n + x] += val * cov * prof;
         }
     }

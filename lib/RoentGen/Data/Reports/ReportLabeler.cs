@@ -50,10 +50,10 @@ public sealed class ReportLabeler
         new(Observation.PleuralEffusion, R(@"(?<!pericardial )\beffusions?\b|\bpleural fluid\b|\bhydrothora(x|ces)\b")),
         new(Observation.PleuralOther, R(@"\bpleural (thickening|plaques?|scarring|calcifications?)\b|\bfibrothorax\b|\bapical (pleural )?(thickening|cap)\b|\bthickening of the pleura\b")),
         new(Observation.Fracture, R(@"(?<!(catheter|line|wire|lead|tube)s? )\bfractur\w*|\bfx\b")),
-        new(Observation.SupportDevices, R(@"\btubes?\b|\bcatheters?\b|\bpicc\b|\b(central|venous|midline|arterial) lines?\b|\blines and tubes\b|\bport ?a ?cath\b|\bpacemakers?\b|\bpacers?\b|\bdefibrillators?\b|\baicd\b|\bicd\b|\bleads?\b|\belectrodes?\b|\bstents?\b|\b(support|medical|monitoring|cardiac) devices?\b|\bendotracheal\b|\btracheostomy\b|\btip\b")),
+        new(Observation.SupportDevices, R(@"\btubes?\b|\bcatheters?\b|\bpicc\b|\b(central|venous|midline|arterial) lines?\b|\blines and tubes\b|\bport ?a ?cath\b|\bpacemakers?\b|\bpacers?\b|\bdefibrillators?\b|\baicd\b|\bicd\b|\bleads?\b|\belectrodes?\b|\bstents?\b|\b(support|medical|monitoring|cardiac) devices?\b|\bendotracheal\b|\btracheostomy\b|(?<!scapular )\btip\b")),
     ];
 
-    private static readonly Regex Normalish = R(@"\b(normal|within normal limits|unremarkable|not (enlarged|widened|increased)|no (enlargement|widening))\b");
+    private static readonly Regex Normalish = R(@"\b(normal|within normal limits|unremarkable|not (significantly |substantially |markedly )?(enlarged|widened|increased)|no (enlargement|widening))\b");
     private static readonly Regex Borderline = R(@"\b(upper limits? of normal|upper normal|top normal|top of normal|high normal|borderline)\b");
 
     private static readonly AttributeRule[] Attributes =
@@ -74,9 +74,9 @@ public sealed class ReportLabeler
     private static readonly Regex UncertainOverride = R(@"\b(cannot|can not|could not|not) (be )?(excluded|ruled out|exclude|rule out)\b|\bnot entirely excluded\b|\bcannot be entirely excluded\b");
     // Phrases that contain a negation word but do not negate.
     private static readonly Regex PseudoNegation = R(@"\bno (interval |significant |substantial )?(change|changes|increase|decrease)\b|\bnot (significantly )?changed\b|\bno longer\b(?= (seen|visible|identified|present|evident))|\bnot only\b|\bgram negative\b");
-    private static readonly Regex PreNegation = R(@"\b(no|not|without|negative for|free of|clear of|absence of|absent|resolved|resolution of|rather than|ruled out|no longer)\b");
-    private static readonly Regex PostNegation = R(@"\b(not|no longer) (be )?(seen|identified|present|visuali[sz]ed|visible|appreciated|evident|demonstrated|noted|detected)\b|\b(has|have)? ?resolved\b|\bresolution\b|\b(is|are) absent\b");
-    private static readonly Regex PreUncertainty = R(@"\b(possible|possibly|probable|probably|may|might|could|likely|questionable|question of|questioned|suspicious for|concerning for|worrisome for|suggestive of|suggests?|suggesting|suspect|suspected|consider|considered|differential|versus|vs|equivocal|indeterminate|presumed|presumably|rule out|perhaps|cannot exclude|can not exclude)\b");
+    private static readonly Regex PreNegation = R(@"\b(no|not|without|negative for|free of|clear of|absence of|absent|resolved|resolution of|rather than|ruled out|no longer|removal of|removed)\b");
+    private static readonly Regex PostNegation = R(@"\b(not|no longer) (be )?(seen|identified|present|visuali[sz]ed|visible|appreciated|evident|demonstrated|noted|detected)\b|\b(has|have)? ?resolved\b|\bresolution\b|\b(is|are) absent\b|\b(has|have) been removed\b");
+    private static readonly Regex PreUncertainty = R(@"\b(possible|possibly|probable|probably|may|might|could|likely|questionable|question of|questioned|suspicious for|concerning for|worrisome for|suggestive of|suggests?|suggesting|suspect|suspected|consider|considered|differential|versus|vs|equivocal|indeterminate|presumed|presumably|rule out|perhaps|cannot exclude|can not exclude|suspicion (for|of)|evaluation (of|for)|evaluate for|assess for)\b");
     private static readonly Regex PostUncertainty = R(@"\b(is|are) (possible|suspected|likely|questioned|considered)\b|\bversus\b|\bvs\b|\bin the differential\b|\bcould be\b|\bmay be\b");
     private static readonly Regex Versus = R(@"\b(versus|vs)\b");
     private static readonly Regex ClauseBreak = R(@"\b(but|however|although|though|except|which|whereas|while|aside from|apart from|otherwise)\b");
