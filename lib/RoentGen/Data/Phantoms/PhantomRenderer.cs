@@ -152,12 +152,14 @@ internal sealed class PhantomRenderer
                 if (hq < 9 && inLung > 0) a += 0.2f * MathF.Exp(-hq) * inLung;
                 // heart
                 float hIn = 0;
+                float ra = air; // air not yet replaced by something denser (heart, fluid, consolidation, ...)
                 if (v > heartTop && u > heartLeft && u < heartRight && v < diaV + 0.01f)
                 {
                     float hx = (u - s.HeartCx) / s.HeartA, hy = (v - s.HeartCy) / s.HeartB;
                     float hr = MathF.Sqrt(hx * hx + hy * hy);
                     hIn = Smooth(1 + e / s.HeartA, 1 - e / s.HeartA, hr) * Smooth(diaV + 0.01f, diaV - 0.005f, v);
-                    a += hIn * (0.68f * air + 0.03f + 0.06f * MathF.Sqrt(MathF.Max(0, 1 - hr * hr)));
+                    a += hIn * (0.68f * ra + 0.03f + 0.06f * MathF.Sqrt(MathF.Max(0, 1 - hr * hr)));
+                    ra *= 1 - hIn;
                     if (hIn > 0.5f) heart[i] = 1;
                 }
                 if (inLung > 0.5f && hIn < 0.5f) lungs[i] = 1;
@@ -166,7 +168,7 @@ internal sealed class PhantomRenderer
                 float kr2 = kx * kx + ky * ky;
                 if (kr2 < 1.5f)
                 {
-                    a += (0.68f * air + 0.08f) * Smooth(1.1f, 0.85f, kr2);
+                    { float kk = Smooth(1.1f, 0.85f, kr2); a += (0.68f * ra + 0.08f) * kk; ra *= 1 - kk; }
                     if (s.KnobCalcified && ky < 0.1f) a += 0.45f * Gauss((MathF.Sqrt(kr2) - 0.9f) / 0.08f);
                 }
                 // trachea and main bronchi
@@ -239,7 +241,7 @@ internal sealed class PhantomRenderer
                     float band = MathF.Max(0.006f, e);
                     float fluidLung = Smooth(-e * 2, e, depth + 0.01f);
                     float fluid = fluidLung * Smooth(meniscus - band, meniscus + band, v);
-                    a += fluid * (0.68f * air + 0.08f);
+                    a += fluid * (0.68f * ra + 0.08f * (1 - hIn)); ra *= 1 - fluid;
                     if (mEff is not null && fluid > 0.5f && inLung > 0.5f) mEff[i] = 1;
                 }
                 if (s.ConsSide == side && mCons is not null)
@@ -252,7 +254,7 @@ internal sealed class PhantomRenderer
                         float rmod = 1 + 0.2f * MathF.Sin(3 * th + s.ConsPh1) + 0.1f * MathF.Sin(5 * th + s.ConsPh2);
                         float blob = Smooth(1.0f, 0.65f, cr / rmod);
                         float patch = 0.75f + 0.25f * MathF.Sin(45 * d + s.ConsPh3) * MathF.Sin(38 * v + s.ConsPh1);
-                        a += blob * patch * air * 0.55f;
+                        a += blob * patch * ra * 0.55f; ra *= 1 - blob * 0.8f;
                         if (blob > 0.5f && inLung > 0.5f) mCons[i] = 1;
                     }
                 }
@@ -261,7 +263,7 @@ internal sealed class PhantomRenderer
                     float ed = (d - 0.09f) / (0.11f + 0.04f * s.EdemaStrength), ev = (v - hv) / (0.12f + 0.05f * s.EdemaStrength);
                     float haze = ed * ed + ev * ev < 9 ? MathF.Exp(-(ed * ed + ev * ev)) : 0;
                     float mottle = 0.85f + 0.15f * MathF.Sin(70 * u + 3 * MathF.Sin(50 * v)) * MathF.Sin(64 * v);
-                    a += air * haze * mottle * 0.35f * s.EdemaStrength;
+                    a += ra * haze * mottle * 0.35f * s.EdemaStrength;
                     if (haze > 0.4f && inLung > 0.5f) mEdema[i] = 1;
                 }
                 if (mLes is not null && s.LesionSide == side)
@@ -271,7 +273,7 @@ internal sealed class PhantomRenderer
                     if (rr < 1.3f)
                     {
                         float edge = MathF.Max(0.12f, e / s.LesionR);
-                        a += 0.6f * Smooth(1 + edge, 1 - edge, rr) * (0.6f + 0.4f * MathF.Sqrt(MathF.Max(0, 1 - rr * rr))) * MathF.Max(air, 0.3f);
+                        a += 0.6f * Smooth(1 + edge, 1 - edge, rr) * (0.6f + 0.4f * MathF.Sqrt(MathF.Max(0, 1 - rr * rr))) * MathF.Max(ra, 0.3f);
                         if (rr < 1) mLes[i] = 1;
                     }
                 }
@@ -301,7 +303,7 @@ internal sealed class PhantomRenderer
                         float w = 0.03f + 0.13f * Math.Clamp(t, 0, 1);
                         val = Smooth(-0.05f, 0.05f, t) * Smooth(w + 0.01f, w - 0.01f, d);
                     }
-                    a += val * air * 0.5f;
+                    a += val * ra * 0.5f;
                     if (val > 0.5f && inLung > 0.5f) mAtel[i] = 1;
                 }
                 a += devices[i];
