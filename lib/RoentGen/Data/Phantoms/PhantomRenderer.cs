@@ -274,7 +274,7 @@ internal sealed class PhantomRenderer
                     {
                         float edge = MathF.Max(0.12f, e / s.LesionR);
                         a += 0.6f * Smooth(1 + edge, 1 - edge, rr) * (0.6f + 0.4f * MathF.Sqrt(MathF.Max(0, 1 - rr * rr))) * MathF.Max(ra, 0.3f);
-                        if (rr < 1) mLes[i] = 1;
+                        if (rr < 1 && inLung > 0.5f) mLes[i] = 1;
                     }
                 }
                 if (mAtel is not null && (s.AtelSides & (side < 0 ? 1 : 2)) != 0)
@@ -310,6 +310,9 @@ internal sealed class PhantomRenderer
                 A[i] = a + bone[i];
             }
         }
+        // the pneumothorax is air in the pleural space over the lung field, not over the heart
+        if (mPtx is not null)
+            for (int i = 0; i < mPtx.Length; i++) if (heart[i] > 0) mPtx[i] = 0;
         // ground-truth masks that do not depend on the lung loop
         if (f.Devices is not null)
         {

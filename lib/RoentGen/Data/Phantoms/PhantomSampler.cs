@@ -69,33 +69,34 @@ internal static class PhantomSampler
         bool fracture = r.Chance(o.FracturePrevalence);
         bool ecm = cardiomegaly && r.Chance(o.EnlargedMediastinumGivenCardiomegaly);
 
-        // --- patient ---
-        bool female = r.Chance(o.FemaleFraction);
-        int age = r.Int(o.MinAge, o.MaxAge);
-        string habitus = r.Pick(["thin", "average", "large"], [0.25, 0.5, 0.25]);
-        bool ap = r.Chance(sick || devices ? 0.65 : 0.12);
+        // --- patient (its own random stream, so sex/age/habitus never shift the findings or the report) ---
+        var p = new PhantomRandom(o.Seed, index, 2);
+        bool female = p.Chance(o.FemaleFraction);
+        int age = p.Int(o.MinAge, o.MaxAge);
+        string habitus = p.Pick(["thin", "average", "large"], [0.25, 0.5, 0.25]);
+        bool ap = p.Chance(sick || devices ? 0.65 : 0.12);
         var s = new PhantomSpec { Findings = new PhantomFindings(), Sex = female ? "F" : "M", Age = age, View = ap ? "AP" : "PA", Habitus = habitus };
         float hab = habitus == "thin" ? -1 : habitus == "large" ? 1 : 0;
-        s.Rotation = (float)Math.Clamp(r.Normal() * 0.4, -1, 1);
-        s.Xs = 0.5f + (float)r.Range(-0.012, 0.012);
-        s.BodyHalfWidth = (female ? 0.405f : 0.44f) + 0.02f * hab + (float)r.Range(-0.012, 0.012);
+        s.Rotation = (float)Math.Clamp(p.Normal() * 0.4, -1, 1);
+        s.Xs = 0.5f + (float)p.Range(-0.012, 0.012);
+        s.BodyHalfWidth = (female ? 0.405f : 0.44f) + 0.02f * hab + (float)p.Range(-0.012, 0.012);
         s.NeckHalfWidth = (female ? 0.085f : 0.10f) + 0.01f * hab;
-        s.Soft = 1f + 0.14f * hab + (float)r.Range(-0.05, 0.05) + (female ? -0.03f : 0.03f);
+        s.Soft = 1f + 0.14f * hab + (float)p.Range(-0.05, 0.05) + (female ? -0.03f : 0.03f);
         float ageF = Math.Clamp((age - 45) / 45f, 0, 1);
-        s.Bone = Math.Clamp(1f - ageF * (female ? 0.45f : 0.25f) + (float)r.Range(-0.06, 0.06), 0.45f, 1.1f);
-        s.VApex = (float)r.Range(0.10, 0.135);
-        float inspiration = (float)r.Range(0, 1) - (ap ? 0.35f : 0) - (sick ? 0.15f : 0);
+        s.Bone = Math.Clamp(1f - ageF * (female ? 0.45f : 0.25f) + (float)p.Range(-0.06, 0.06), 0.45f, 1.1f);
+        s.VApex = (float)p.Range(0.10, 0.135);
+        float inspiration = (float)p.Range(0, 1) - (ap ? 0.35f : 0) - (sick ? 0.15f : 0);
         s.VCp = Math.Clamp(0.745f + 0.075f * inspiration, 0.68f, 0.83f);
-        float domeH = (float)r.Range(0.08, 0.115) + 0.01f * hab;
+        float domeH = (float)p.Range(0.08, 0.115) + 0.01f * hab;
         s.DomeR = s.VCp - domeH;
-        s.DomeL = s.DomeR + (float)r.Range(0.005, 0.03);
-        float lungW = (female ? 0.315f : 0.345f) + 0.012f * hab + (float)r.Range(-0.012, 0.012);
+        s.DomeL = s.DomeR + (float)p.Range(0.005, 0.03);
+        float lungW = (female ? 0.315f : 0.345f) + 0.012f * hab + (float)p.Range(-0.012, 0.012);
         s.LR = lungW * (1 - 0.04f * s.Rotation);
         s.LL = lungW * (1 + 0.04f * s.Rotation) - 0.008f;
-        float tort = age > 55 ? (float)(r.Next() * (age - 55) / 35.0) : 0;
-        s.MedUpper = 0.062f + 0.012f * tort + (ecm ? (float)r.Range(0.03, 0.045) : 0);
+        float tort = age > 55 ? (float)(p.Next() * (age - 55) / 35.0) : 0;
+        s.MedUpper = 0.062f + 0.012f * tort + (ecm ? (float)p.Range(0.03, 0.045) : 0);
         s.MedLower = 0.045f;
-        s.HilumVR = s.VApex + 0.26f + (float)r.Range(-0.01, 0.01);
+        s.HilumVR = s.VApex + 0.26f + (float)p.Range(-0.01, 0.01);
         s.HilumVL = s.HilumVR - 0.015f;
 
         // heart: CTR = heart width / thoracic width
@@ -108,37 +109,37 @@ internal static class PhantomSampler
         }
         else
         {
-            ctr = 0.41 + 0.0012 * (age - 50) + 0.02 * r.Normal() + (ap ? 0.03 : 0);
+            ctr = 0.41 + 0.0012 * (age - 50) + 0.02 * p.Normal() + (ap ? 0.03 : 0);
             ctr = Math.Clamp(ctr, 0.34, 0.485);
         }
         float thorax = s.LR + s.LL;
         float heartW = (float)ctr * thorax;
-        float rFrac = (float)r.Range(0.30, 0.38);
+        float rFrac = (float)p.Range(0.30, 0.38);
         s.HeartA = heartW / 2;
         s.HeartCx = s.Xs + heartW * (1 - rFrac) - heartW / 2;
-        s.HeartB = (float)r.Range(0.095, 0.115) * (cardiomegaly ? 1.12f : 1f);
+        s.HeartB = (float)p.Range(0.095, 0.115) * (cardiomegaly ? 1.12f : 1f);
         s.HeartCy = s.DomeL + 0.03f - 0.8f * s.HeartB;
         s.KnobR = 0.026f + 0.01f * tort;
         s.KnobX = s.Xs + s.MedUpper + 0.002f;
-        s.KnobY = s.VApex + 0.14f + (float)r.Range(-0.01, 0.01);
-        s.KnobCalcified = age > 50 && r.Chance((age - 50) / 50.0);
-        s.TracheaX = s.Xs + (float)r.Range(-0.006, 0.006);
+        s.KnobY = s.VApex + 0.14f + (float)p.Range(-0.01, 0.01);
+        s.KnobCalcified = age > 50 && p.Chance((age - 50) / 50.0);
+        s.TracheaX = s.Xs + (float)p.Range(-0.006, 0.006);
         s.TracheaW = (female ? 0.03f : 0.036f);
-        s.VCarina = s.VApex + 0.19f + (float)r.Range(-0.01, 0.01);
+        s.VCarina = s.VApex + 0.19f + (float)p.Range(-0.01, 0.01);
         s.RibSpacing = (s.VCp - s.VApex + 0.03f) / 9.6f;
         s.ClavicleMedialV = s.VApex + (ap ? 0.035f : 0.06f);
         s.ClavicleLateralV = s.VApex + (ap ? 0.02f : -0.025f);
-        s.BreastDensity = female ? (float)r.Range(0.25, 0.45) * (1 + 0.25f * hab) : (float)r.Range(0.03, 0.08);
+        s.BreastDensity = female ? (float)p.Range(0.25, 0.45) * (1 + 0.25f * hab) : (float)p.Range(0.03, 0.08);
         s.BreastRx = female ? 0.15f + 0.02f * hab : 0.13f;
         s.BreastRy = female ? 0.11f + 0.015f * hab : 0.08f;
         s.Scapulae = ap;
-        s.GastricBubble = r.Chance(0.7);
-        s.Gain = (float)r.Range(0.95, 1.35);
-        s.Gamma = (float)r.Range(0.85, 1.15);
-        s.NoiseSigma = (float)(0.02 * o.NoiseLevel * r.Range(0.6, 1.4));
-        s.BlurPasses = (int)Math.Round(o.BlurLevel * (o.Size / 128.0) * r.Range(1, 2.5));
-        s.NoiseKey = r.NextULong();
-        s.VesselKey = r.NextULong();
+        s.GastricBubble = p.Chance(0.7);
+        s.Gain = (float)p.Range(0.95, 1.35);
+        s.Gamma = (float)p.Range(0.85, 1.15);
+        s.NoiseSigma = (float)(0.02 * o.NoiseLevel * p.Range(0.6, 1.4));
+        s.BlurPasses = (int)Math.Round(o.BlurLevel * (o.Size / 128.0) * p.Range(1, 2.5));
+        s.NoiseKey = p.NextULong();
+        s.VesselKey = p.NextULong();
 
         // --- findings ---
         EffusionFinding? eff = null;
