@@ -254,7 +254,7 @@ internal sealed class PhantomRenderer
                         float rmod = 1 + 0.2f * MathF.Sin(3 * th + s.ConsPh1) + 0.1f * MathF.Sin(5 * th + s.ConsPh2);
                         float blob = Smooth(1.0f, 0.65f, cr / rmod);
                         float patch = 0.75f + 0.25f * MathF.Sin(45 * d + s.ConsPh3) * MathF.Sin(38 * v + s.ConsPh1);
-                        a += blob * patch * ra * 0.55f; ra *= 1 - blob * 0.8f;
+                        a += blob * patch * ra * 0.8f; ra *= 1 - blob * 0.8f;
                         if (blob > 0.5f && inLung > 0.5f) mCons[i] = 1;
                     }
                 }
@@ -263,7 +263,7 @@ internal sealed class PhantomRenderer
                     float ed = (d - 0.09f) / (0.11f + 0.04f * s.EdemaStrength), ev = (v - hv) / (0.12f + 0.05f * s.EdemaStrength);
                     float haze = ed * ed + ev * ev < 9 ? MathF.Exp(-(ed * ed + ev * ev)) : 0;
                     float mottle = 0.85f + 0.15f * MathF.Sin(70 * u + 3 * MathF.Sin(50 * v)) * MathF.Sin(64 * v);
-                    a += ra * haze * mottle * 0.35f * s.EdemaStrength;
+                    a += ra * haze * mottle * 0.5f * s.EdemaStrength;
                     if (haze > 0.4f && inLung > 0.5f) mEdema[i] = 1;
                 }
                 if (mLes is not null && s.LesionSide == side)
@@ -273,7 +273,7 @@ internal sealed class PhantomRenderer
                     if (rr < 1.3f)
                     {
                         float edge = MathF.Max(0.12f, e / s.LesionR);
-                        a += 0.6f * Smooth(1 + edge, 1 - edge, rr) * (0.6f + 0.4f * MathF.Sqrt(MathF.Max(0, 1 - rr * rr))) * MathF.Max(ra, 0.3f);
+                        a += 0.9f * Smooth(1 + edge, 1 - edge, rr) * (0.6f + 0.4f * MathF.Sqrt(MathF.Max(0, 1 - rr * rr))) * MathF.Max(ra, 0.3f);
                         if (rr < 1 && inLung > 0.5f) mLes[i] = 1;
                     }
                 }
@@ -303,7 +303,7 @@ internal sealed class PhantomRenderer
                         float w = 0.03f + 0.13f * Math.Clamp(t, 0, 1);
                         val = Smooth(-0.05f, 0.05f, t) * Smooth(w + 0.01f, w - 0.01f, d);
                     }
-                    a += val * ra * 0.5f;
+                    a += val * ra * 0.75f;
                     if (val > 0.5f && inLung > 0.5f) mAtel[i] = 1;
                 }
                 a += devices[i];

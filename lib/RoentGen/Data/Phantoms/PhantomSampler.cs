@@ -151,7 +151,7 @@ internal static class PhantomSampler
             float Level(float dome) => size switch
             {
                 "small" => s.VCp - 0.012f,
-                "moderate" => dome + (float)r.Range(-0.04, -0.01),
+                "moderate" => dome + (float)r.Range(-0.09, -0.06),
                 _ => s.HilumVR + (float)r.Range(-0.02, 0.04),
             };
             if (side != "left") s.EffusionLevelR = Level(s.DomeR);
