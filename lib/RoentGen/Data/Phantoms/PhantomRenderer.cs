@@ -109,6 +109,10 @@ internal sealed class PhantomRenderer
             rowHw[y] = s.NeckHalfWidth + (s.BodyHalfWidth - s.NeckHalfWidth) * Smooth(s.VApex - 0.1f, s.VApex + 0.05f, v);
         }
         float heartTop = s.HeartCy - s.HeartB - 2 * e, heartLeft = s.HeartCx - s.HeartA - 2 * e, heartRight = s.HeartCx + s.HeartA + 2 * e;
+        // the cardiac silhouette: a right-atrial bulge and a larger left-ventricular lobe whose apex points down and left
+        float rW = s.Xs - (s.HeartCx - s.HeartA), lW = s.HeartCx + s.HeartA - s.Xs;
+        float raCx = s.Xs - 0.5f * rW, raA = 0.5f * rW, raCy = s.HeartCy + 0.1f * s.HeartB, raB = 0.75f * s.HeartB;
+        float lvCx = s.Xs + 0.42f * lW, lvA = 0.58f * lW, lvCy = s.HeartCy + 0.12f * s.HeartB, lvB = 0.95f * s.HeartB;
         float bodyCx = 0.5f + 0.01f * s.Rotation;
         for (int y = 0; y < n; y++)
         {
@@ -155,9 +159,11 @@ internal sealed class PhantomRenderer
                 float ra = air; // air not yet replaced by something denser (heart, fluid, consolidation, ...)
                 if (v > heartTop && u > heartLeft && u < heartRight && v < diaV + 0.01f)
                 {
-                    float hx = (u - s.HeartCx) / s.HeartA, hy = (v - s.HeartCy) / s.HeartB;
-                    float hr = MathF.Sqrt(hx * hx + hy * hy);
-                    hIn = Smooth(1 + e / s.HeartA, 1 - e / s.HeartA, hr) * Smooth(diaV + 0.01f, diaV - 0.005f, v);
+                    float rx = (u - raCx) / raA, ry = (v - raCy) / raB, lx = (u - lvCx) / lvA, ly = (v - lvCy) / lvB;
+                    float rr1 = MathF.Sqrt(rx * rx + ry * ry), rr2 = MathF.Sqrt(lx * lx + ly * ly);
+                    float m1 = Smooth(1 + e / raA, 1 - e / raA, rr1), m2 = Smooth(1 + e / lvA, 1 - e / lvA, rr2);
+                    float hr = MathF.Min(rr1, rr2);
+                    hIn = MathF.Max(m1, m2) * Smooth(diaV + 0.01f, diaV - 0.005f, v);
                     a += hIn * (0.68f * ra + 0.03f + 0.06f * MathF.Sqrt(MathF.Max(0, 1 - hr * hr)));
                     ra *= 1 - hIn;
                     if (hIn > 0.5f) heart[i] = 1;
