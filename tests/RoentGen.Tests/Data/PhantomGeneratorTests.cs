@@ -285,6 +285,30 @@ public class PhantomGeneratorTests
     }
 
     [Fact]
+    public void CardiothoracicRatio_MeasuredOnTheMasks_MatchesTheAttribute_AndSeparatesCardiomegaly()
+    {
+        var g = new PhantomGenerator(new PhantomOptions { Size = 192, Seed = 7 });
+        var idx = Find(g, f => f.Cardiomegaly is not null, 4).Concat(Find(g, f => f.Cardiomegaly is null, 4)).ToList();
+        foreach (int i in idx)
+        {
+            var c = g.Generate(i);
+            static int Extent(GrayImage m)
+            {
+                int lo = int.MaxValue, hi = -1;
+                for (int y = 0; y < m.Height; y++)
+                    for (int x = 0; x < m.Width; x++)
+                        if (m[x, y] > 0.5f) { lo = Math.Min(lo, x); hi = Math.Max(hi, x); }
+                return hi - lo + 1;
+            }
+            double measured = Extent(c.Masks["heart"]) / (double)Extent(c.Masks["lungs"]);
+            double ctr = double.Parse(c.Attributes["ctr"], System.Globalization.CultureInfo.InvariantCulture);
+            Assert.True(Math.Abs(measured - ctr) < 0.05, $"{c.Id}: measured CTR {measured:F3} vs attribute {ctr:F3}");
+            if (c.Truth.Cardiomegaly is not null) Assert.True(measured > 0.5, $"{c.Id}: cardiomegaly with CTR {measured:F3}");
+            else Assert.True(measured < 0.52, $"{c.Id}: normal heart with CTR {measured:F3}");
+        }
+    }
+
+    [Fact]
     public void Benchmark_ReportsAPositiveRate()
     {
         var r = PhantomBenchmark.Run(64, 16, threads: 1);
