@@ -27,9 +27,6 @@ internal struct PhantomRandom
         return z ^ (z >> 31);
     }
 
-    /// <summary>Uniform in [0, 1) from a key and a counter (stateless).</summary>
-    public static float UniformAt(ulong key, ulong counter) => (Mix(key ^ (counter * 0xA24BAED4963EE407UL)) >> 40) * (1f / (1 << 24));
-
     public ulong NextULong() => Mix(_key ^ (++_counter * 0xA24BAED4963EE407UL));
     /// <summary>Uniform in [0, 1).</summary>
     public double Next() => (NextULong() >> 11) * (1.0 / (1UL << 53));
