@@ -10,6 +10,7 @@ var root = new RootCommand("RoentGen.Notebooks: chest X-ray generative and repre
 root.Subcommands.Add(DoctorCommand.Build());
 root.Subcommands.Add(BenchCommand.Build());
 root.Subcommands.Add(NotebookCommand.Build());
+root.Subcommands.Add(DataCommand.Build());
 
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))

@@ -28,7 +28,7 @@ public static partial class CheXpertLoader
         var parent = Directory.GetParent(root)?.FullName ?? root;
         foreach (var (split, path) in files)
         {
-            var t = CsvTable.Read(path);
+            var t = DatasetCsv.Read(path);
             t.Require("Path");
             var cols = LoadContext.FindChexpertColumns(t)
                 ?? throw new DatasetFormatException(path, 1, null, $"expected the 14 CheXpert columns ({string.Join(", ", Observations.Names)}); the header has: {string.Join(", ", t.Header)}");

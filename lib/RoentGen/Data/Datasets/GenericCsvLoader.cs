@@ -54,7 +54,7 @@ public static partial class GenericCsvLoader
         options ??= LoadOptions.Default;
         var csvPath = FindCsv(labelsCsvPath);
         var root = Path.GetDirectoryName(csvPath)!;
-        var table = CsvTable.Read(csvPath);
+        var table = DatasetCsv.Read(csvPath);
         table.Require("file", "the image path relative to the CSV's folder");
         var chexpert = LoadContext.FindChexpertColumns(table);
         var consumed = new HashSet<int>(Consumed.Select(table.IndexOf).Where(i => i >= 0));

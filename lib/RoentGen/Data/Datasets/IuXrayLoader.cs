@@ -20,11 +20,11 @@ public static class IuXrayLoader
         root = Path.GetFullPath(root);
         var repPath = Path.Combine(root, "indiana_reports.csv");
         var projPath = Path.Combine(root, "indiana_projections.csv");
-        var reports = CsvTable.Read(repPath);
+        var reports = DatasetCsv.Read(repPath);
         reports.Require("uid"); reports.Require("findings"); reports.Require("impression");
-        var proj = CsvTable.Read(projPath);
+        var proj = DatasetCsv.Read(projPath);
         proj.Require("uid"); proj.Require("filename"); proj.Require("projection");
-        var byUid = new Dictionary<string, CsvRow>(StringComparer.Ordinal);
+        var byUid = new Dictionary<string, DatasetCsvRow>(StringComparer.Ordinal);
         foreach (var r in reports.Rows) byUid.TryAdd(r["uid"], r);
         var imageDirs = new[] { Path.Combine(root, "images", "images_normalized"), Path.Combine(root, "images_normalized"), Path.Combine(root, "images"), root }
             .Where(Directory.Exists).ToList();
@@ -80,7 +80,7 @@ public static class IuXrayLoader
         return labels;
     }
 
-    private static CxrReport ReportOf(CsvRow rep)
+    private static CxrReport ReportOf(DatasetCsvRow rep)
     {
         string? f = rep.Opt("findings"), i = rep.Opt("impression");
         var parts = new List<string>();

@@ -18,7 +18,7 @@ internal sealed partial class LoadContext(LoadOptions options)
     public bool Full => Options.Limit is int n && _records.Count >= n;
 
     /// <summary>Runs <paramref name="make"/> on each row; null means "filtered out on purpose" (not an error).</summary>
-    public void AddRows(IEnumerable<CsvRow> rows, Func<CsvRow, CxrRecord?> make)
+    public void AddRows(IEnumerable<DatasetCsvRow> rows, Func<DatasetCsvRow, CxrRecord?> make)
     {
         foreach (var row in rows)
         {
@@ -80,7 +80,7 @@ internal sealed partial class LoadContext(LoadOptions options)
     // ---- field parsers ----
 
     /// <summary>"M"/"F"/null from M, F, Male, Female, Unknown, U or blank.</summary>
-    public static string? ParseSex(CsvRow row, string column)
+    public static string? ParseSex(DatasetCsvRow row, string column)
     {
         var v = row[column].Trim();
         switch (v.ToUpperInvariant())
@@ -96,7 +96,7 @@ internal sealed partial class LoadContext(LoadOptions options)
     private static partial Regex AgeRegex();
 
     /// <summary>Age in years from "63", "63.5", or NIH's old "063Y" / "011M" / "020D"; blank gives null.</summary>
-    public static double? ParseAge(CsvRow row, string column)
+    public static double? ParseAge(DatasetCsvRow row, string column)
     {
         var v = row[column].Trim();
         if (v.Length == 0) return null;
@@ -110,7 +110,7 @@ internal sealed partial class LoadContext(LoadOptions options)
     }
 
     /// <summary>A CheXpert code (1, 0, -1, blank; also 1.0, 0.0, -1.0).</summary>
-    public static Mention ParseMention(CsvRow row, string column)
+    public static Mention ParseMention(DatasetCsvRow row, string column)
     {
         var v = row[column];
         try { return Observations.ParseCode(v); }
@@ -121,7 +121,7 @@ internal sealed partial class LoadContext(LoadOptions options)
     }
 
     /// <summary>Reads the 14 CheXpert columns of a row (the table must have all of them).</summary>
-    public static CxrLabels ParseChexpertColumns(CsvRow row, IReadOnlyList<int> columnIndex)
+    public static CxrLabels ParseChexpertColumns(DatasetCsvRow row, IReadOnlyList<int> columnIndex)
     {
         var l = new CxrLabels();
         for (int i = 0; i < 14; i++) l[(Observation)i] = ParseMention(row, row.Table.Header[columnIndex[i]]);
@@ -129,7 +129,7 @@ internal sealed partial class LoadContext(LoadOptions options)
     }
 
     /// <summary>Column indexes of the 14 CheXpert observations, or null when any is missing.</summary>
-    public static int[]? FindChexpertColumns(CsvTable t)
+    public static int[]? FindChexpertColumns(DatasetCsv t)
     {
         var idx = new int[14];
         for (int i = 0; i < 14; i++)
@@ -145,7 +145,7 @@ internal sealed partial class LoadContext(LoadOptions options)
     }
 
     /// <summary>A path relative to <paramref name="root"/> (absolute paths are kept), with either slash.</summary>
-    public static string Resolve(string root, string relative, CsvRow row, string column)
+    public static string Resolve(string root, string relative, DatasetCsvRow row, string column)
     {
         if (relative.Length == 0) throw row.Error(column, "empty path; expected a file path relative to " + root);
         var p = relative.Replace('\\', '/');

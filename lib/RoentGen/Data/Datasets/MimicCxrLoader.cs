@@ -28,14 +28,14 @@ public static class MimicCxrLoader
         reportsRoot = reportsRoot is null ? root : Path.GetFullPath(reportsRoot);
         var metaPath = Find(root, "mimic-cxr-2.0.0-metadata.csv")
             ?? throw new FileNotFoundException($"mimic-cxr-2.0.0-metadata.csv(.gz) not found in {root}; expected the MIMIC-CXR-JPG root folder");
-        var meta = CsvTable.Read(metaPath);
+        var meta = DatasetCsv.Read(metaPath);
         meta.Require("dicom_id"); meta.Require("subject_id"); meta.Require("study_id");
         if (options.Views != ViewFilter.All) meta.Require("ViewPosition", "needed to filter views");
 
         var splits = new Dictionary<string, string>(StringComparer.Ordinal);
         if (Find(root, "mimic-cxr-2.0.0-split.csv") is string splitPath)
         {
-            var t = CsvTable.Read(splitPath);
+            var t = DatasetCsv.Read(splitPath);
             t.Require("dicom_id"); t.Require("split");
             foreach (var r in t.Rows) splits[r["dicom_id"]] = r["split"];
         }
@@ -46,7 +46,7 @@ public static class MimicCxrLoader
         var ctx = new LoadContext(options);
         if (Find(root, "mimic-cxr-2.0.0-chexpert.csv") is string cxPath)
         {
-            var t = CsvTable.Read(cxPath);
+            var t = DatasetCsv.Read(cxPath);
             t.Require("study_id");
             var cols = LoadContext.FindChexpertColumns(t)
                 ?? throw new DatasetFormatException(cxPath, 1, null, $"expected the 14 CheXpert columns ({string.Join(", ", Observations.Names)}); the header has: {string.Join(", ", t.Header)}");
@@ -57,9 +57,9 @@ public static class MimicCxrLoader
             }
         }
 
-        var patients = new Dictionary<string, CsvRow>(StringComparer.Ordinal);
+        var patients = new Dictionary<string, DatasetCsvRow>(StringComparer.Ordinal);
         if (Find(root, "patients.csv") is string patPath)
-            foreach (var r in CsvTable.Read(patPath).Rows) patients[r["subject_id"]] = r;
+            foreach (var r in DatasetCsv.Read(patPath).Rows) patients[r["subject_id"]] = r;
 
         var consumed = new HashSet<string>(["dicom_id", "subject_id", "study_id", "ViewPosition"], StringComparer.OrdinalIgnoreCase);
         ctx.AddRows(meta.Rows, row =>

@@ -17,7 +17,7 @@ public static class NihCxr14Loader
         root = Path.GetFullPath(root);
         var csvPath = new[] { "Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv" }.Select(n => Path.Combine(root, n)).FirstOrDefault(File.Exists)
             ?? throw new FileNotFoundException($"Data_Entry_2017.csv not found in {root}; expected the ChestX-ray14 root folder");
-        var t = CsvTable.Read(csvPath);
+        var t = DatasetCsv.Read(csvPath);
         foreach (var c in new[] { "Image Index", "Finding Labels", "Patient ID" }) t.Require(c);
         if (options.Views != ViewFilter.All) t.Require("View Position", "needed to filter views");
 

@@ -8,17 +8,17 @@ public class BadInputTests
     [Fact]
     public void Csv_reader_handles_quotes_commas_newlines_and_reports_lines()
     {
-        var t = CsvTable.Parse("a,b,c\r\n1,\"x, \"\"y\"\"\nz\",3\n\n4,5,6\n", "t.csv");
+        var t = DatasetCsv.Parse("a,b,c\r\n1,\"x, \"\"y\"\"\nz\",3\n\n4,5,6\n", "t.csv");
         Assert.Equal(["a", "b", "c"], t.Header);
         Assert.Equal(2, t.Rows.Count);
         Assert.Equal("x, \"y\"\nz", t.Rows[0]["b"]);
         Assert.Equal(2, t.Rows[0].Line);
         Assert.Equal(5, t.Rows[1].Line);
         Assert.Equal("6", t.Rows[1]["C"]);
-        var ex = Assert.Throws<DatasetFormatException>(() => CsvTable.Parse("a,b\n1,2\n3,\"open\n4,5\n", "u.csv"));
+        var ex = Assert.Throws<DatasetFormatException>(() => DatasetCsv.Parse("a,b\n1,2\n3,\"open\n4,5\n", "u.csv"));
         Assert.Equal(3, ex.Line);
         Assert.Contains("u.csv, line 3", ex.Message);
-        var wide = Assert.Throws<DatasetFormatException>(() => CsvTable.Parse("a,b\n1,2,3\n", "w.csv"));
+        var wide = Assert.Throws<DatasetFormatException>(() => DatasetCsv.Parse("a,b\n1,2,3\n", "w.csv"));
         Assert.Equal(2, wide.Line);
     }
 

@@ -195,7 +195,7 @@ public class SourceLoaderTests
         // The sample has IU reports but no IU images: build projections and tiny images in a temp folder.
         var root = TestPaths.NewTempDir("iu-real");
         File.Copy(Path.Combine(TestPaths.RealSample!, "iu_xray_reports_sample.csv"), Path.Combine(root, "indiana_reports.csv"));
-        var reports = CsvTable.Read(Path.Combine(root, "indiana_reports.csv"));
+        var reports = DatasetCsv.Read(Path.Combine(root, "indiana_reports.csv"));
         var lines = new List<string> { "uid,filename,projection" };
         foreach (var r in reports.Rows.Take(40))
             foreach (var img in r["images"].Split(';', StringSplitOptions.RemoveEmptyEntries))

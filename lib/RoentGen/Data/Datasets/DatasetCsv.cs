@@ -1,18 +1,19 @@
 using System.IO.Compression;
 using System.Text;
+using System.Text.RegularExpressions;
 
 namespace RoentGen.Data.Datasets;
 
 /// <summary>
-/// A small RFC 4180 CSV reader for the dataset loaders: a header row, quoted fields that may hold commas,
-/// doubled quotes and newlines, CRLF or LF line ends, an optional UTF-8 BOM, and ".gz" files.
+/// The dataset loaders' view of a CSV file: the library's RFC 4180 reader (<see cref="Csv"/>) plus ".gz" files,
+/// case-insensitive column look-up and errors as <see cref="DatasetFormatException"/> naming file, line and column.
 /// Every row remembers the 1-based line of the file where it starts, so errors can name it.
 /// </summary>
-internal sealed class CsvTable
+internal sealed class DatasetCsv
 {
     private readonly Dictionary<string, int> _index;
 
-    private CsvTable(string path, IReadOnlyList<string> header, IReadOnlyList<CsvRow> rows)
+    private DatasetCsv(string path, IReadOnlyList<string> header, IReadOnlyList<DatasetCsvRow> rows)
     {
         Path = path;
         Header = header;
@@ -26,7 +27,7 @@ internal sealed class CsvTable
     /// <summary>Column names, trimmed.</summary>
     public IReadOnlyList<string> Header { get; }
     /// <summary>Data rows (blank lines are left out).</summary>
-    public IReadOnlyList<CsvRow> Rows { get; }
+    public IReadOnlyList<DatasetCsvRow> Rows { get; }
 
     /// <summary>True when the header has the column (case-insensitive).</summary>
     public bool Has(string column) => _index.ContainsKey(column);
@@ -46,7 +47,7 @@ internal sealed class CsvTable
     /// <summary>Reads a CSV file (".gz" is decompressed).</summary>
     /// <exception cref="FileNotFoundException">No such file.</exception>
     /// <exception cref="DatasetFormatException">Unterminated quote, a row with more fields than the header, or no header.</exception>
-    public static CsvTable Read(string path)
+    public static DatasetCsv Read(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"CSV file not found: {path}", path);
         using var fs = File.OpenRead(path);
@@ -55,87 +56,27 @@ internal sealed class CsvTable
         return Parse(reader.ReadToEnd(), path);
     }
 
-    /// <summary>Parses CSV text.</summary>
-    public static CsvTable Parse(string text, string nameForErrors)
+    /// <summary>Parses CSV text with the library's RFC 4180 reader (<see cref="Csv.ReadRecords"/>), trimming fields.</summary>
+    public static DatasetCsv Parse(string text, string nameForErrors)
     {
-        var records = new List<(int Line, List<string> Fields)>();
-        var fields = new List<string>();
-        var field = new StringBuilder();
-        int line = 1, recordLine = 1;
-        bool inQuotes = false, fieldStarted = false, quotedField = false;
-        int quoteLine = 0;
-        int i = 0;
-        if (text.Length > 0 && text[0] == '\uFEFF') i = 1;
-
-        void EndField()
+        if (text.Length > 0 && text[0] == '\uFEFF') text = text[1..];
+        List<(int Line, List<string> Fields)> records;
+        try
         {
-            fields.Add(quotedField ? field.ToString() : field.ToString().Trim());
-            field.Clear();
-            fieldStarted = false;
-            quotedField = false;
+            records = Csv.ReadRecords(new StringReader(text), nameForErrors)
+                .Select(r => (r.Line, r.Fields.Select(f => f.Trim()).ToList()))
+                .Where(r => !(r.Item2.Count == 1 && r.Item2[0].Length == 0))
+                .ToList();
         }
-        void EndRecord()
+        catch (InvalidDataException e)
         {
-            EndField();
-            bool blank = fields.Count == 1 && fields[0].Length == 0;
-            if (!blank) records.Add((recordLine, fields));
-            fields = new List<string>();
+            var m = Regex.Match(e.Message, @"line (\d+)");
+            throw new DatasetFormatException(nameForErrors, m.Success ? int.Parse(m.Groups[1].Value) : 1, null, e.Message);
         }
-
-        for (; i < text.Length; i++)
-        {
-            char c = text[i];
-            if (inQuotes)
-            {
-                if (c == '"')
-                {
-                    if (i + 1 < text.Length && text[i + 1] == '"') { field.Append('"'); i++; }
-                    else inQuotes = false;
-                }
-                else
-                {
-                    if (c == '\n') line++;
-                    field.Append(c);
-                }
-                continue;
-            }
-            switch (c)
-            {
-                case '"' when !fieldStarted || field.ToString().Trim().Length == 0:
-                    field.Clear();
-                    inQuotes = true; quotedField = true; fieldStarted = true; quoteLine = line;
-                    break;
-                case ',':
-                    EndField();
-                    break;
-                case '\r':
-                    break;
-                case '\n':
-                    EndRecord();
-                    line++;
-                    recordLine = line;
-                    break;
-                default:
-                    if (quotedField)
-                    {
-                        if (!char.IsWhiteSpace(c))
-                            throw new DatasetFormatException(nameForErrors, line, null,
-                                $"unexpected character '{c}' after a closing quote; expected a comma or the end of the line");
-                        break;
-                    }
-                    field.Append(c);
-                    fieldStarted = true;
-                    break;
-            }
-        }
-        if (inQuotes)
-            throw new DatasetFormatException(nameForErrors, quoteLine, null, "a quoted field is never closed; expected a closing '\"'");
-        if (fieldStarted || field.Length > 0 || fields.Count > 0) EndRecord();
-
         if (records.Count == 0) throw new DatasetFormatException(nameForErrors, 1, null, "the file is empty; expected a header row");
-        var header = records[0].Fields.Select(h => h.Trim()).ToList();
-        var rows = new List<CsvRow>(records.Count - 1);
-        var table = new CsvTable(nameForErrors, header, rows);
+        var header = records[0].Fields;
+        var rows = new List<DatasetCsvRow>(records.Count - 1);
+        var table = new DatasetCsv(nameForErrors, header, rows);
         foreach (var (recLine, f) in records.Skip(1))
         {
             if (f.Count > header.Count)
@@ -146,18 +87,18 @@ internal sealed class CsvTable
                     throw new DatasetFormatException(nameForErrors, recLine, null,
                         $"row has {f.Count} fields; expected at most {header.Count} (the header's count)");
             }
-            rows.Add(new CsvRow(table, recLine, f));
+            rows.Add(new DatasetCsvRow(table, recLine, f));
         }
         return table;
     }
 }
 
 /// <summary>One CSV data row.</summary>
-internal sealed class CsvRow
+internal sealed class DatasetCsvRow
 {
     private readonly List<string> _fields;
 
-    internal CsvRow(CsvTable table, int line, List<string> fields)
+    internal DatasetCsvRow(DatasetCsv table, int line, List<string> fields)
     {
         Table = table;
         Line = line;
@@ -165,7 +106,7 @@ internal sealed class CsvRow
     }
 
     /// <summary>The table it belongs to.</summary>
-    public CsvTable Table { get; }
+    public DatasetCsv Table { get; }
     /// <summary>1-based line in the file where the row starts.</summary>
     public int Line { get; }
 

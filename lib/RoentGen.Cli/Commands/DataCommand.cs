@@ -1,0 +1,101 @@
+using System.CommandLine;
+using RoentGen.Data;
+using RoentGen.Data.Phantoms;
+using RoentGen.Data.Reports;
+using RoentGen.Interactive;
+
+namespace RoentGen.Cli.Commands;
+
+/// <summary><c>roentgen data ...</c>: dataset verbs. Add a verb by adding its builder to <see cref="Verbs"/>.</summary>
+internal static class DataCommand
+{
+    /// <summary>The subcommands of <c>data</c>, one builder each.</summary>
+    private static readonly Func<Command>[] Verbs =
+    [
+        BuildPhantoms,
+        BuildLabelReports,
+        DataInspectCommand.Build,
+    ];
+
+    public static Command Build()
+    {
+        var cmd = new Command("data", "Datasets: generate the procedural CXR world, label report text, inspect a labels.csv dataset.");
+        foreach (var verb in Verbs) cmd.Subcommands.Add(verb());
+        return cmd;
+    }
+
+    /// <summary><c>roentgen data phantoms --n N --size S --seed K --out DIR</c>.</summary>
+    private static Command BuildPhantoms()
+    {
+        var n = new Option<int>("--n") { Description = "Number of cases.", DefaultValueFactory = _ => 100 };
+        var size = new Option<int>("--size") { Description = "Image side in pixels (64..512).", DefaultValueFactory = _ => 128 };
+        var seed = new Option<long>("--seed") { Description = "World seed.", DefaultValueFactory = _ => 0 };
+        var output = new Option<DirectoryInfo>("--out") { Description = "Output folder (images/, masks/, labels.csv).", Required = true };
+        var cmd = new Command("phantoms", "Write phantom chest X-rays, masks, reports and labels.csv (generic layout) to a folder.") { n, size, seed, output };
+        cmd.SetAction(parse => Run(() =>
+        {
+            var options = new PhantomOptions { Size = parse.GetValue(size), Seed = parse.GetValue(seed) };
+            options.Validate();
+            int count = parse.GetValue(n);
+            if (count < 1) throw new ArgumentOutOfRangeException("--n", count, "--n must be at least 1");
+            var summary = PhantomDataset.WriteFolder(parse.GetValue(output)!.FullName, options, count, sink: ProgressReporter.SinkFactory?.Invoke());
+            Console.WriteLine($"wrote {summary.Count} cases to {summary.Directory} in {summary.Elapsed.TotalSeconds:F1} s ({summary.Count / Math.Max(1e-9, summary.Elapsed.TotalSeconds):F0} images/s); labels: {summary.LabelsCsv}");
+        }));
+        return cmd;
+    }
+
+    /// <summary><c>roentgen data label-reports --in CSV --text-columns findings,impression --out CSV</c>.</summary>
+    private static Command BuildLabelReports()
+    {
+        var input = new Option<FileInfo>("--in") { Description = "CSV file with a header row.", Required = true };
+        var columns = new Option<string>("--text-columns") { Description = "Comma-separated columns whose text is labelled together.", DefaultValueFactory = _ => "findings,impression" };
+        var output = new Option<FileInfo>("--out") { Description = "Output CSV: the input plus one column per CheXpert observation (1, 0, -1, empty).", Required = true };
+        var prefix = new Option<string>("--prefix") { Description = "Prefix of the added column names (needed when the input already has CheXpert columns).", DefaultValueFactory = _ => "" };
+        var cmd = new Command("label-reports", "Label report text with the rule-based CheXpert-style labeler.") { input, columns, output, prefix };
+        cmd.SetAction(parse => Run(() =>
+        {
+            var inFile = parse.GetValue(input)!;
+            var table = Csv.ReadFile(inFile.FullName);
+            var textColumns = parse.GetValue(columns)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            if (textColumns.Length == 0) throw new ArgumentException("--text-columns names no column");
+            table.RequireColumns(textColumns);
+            string pre = parse.GetValue(prefix) ?? "";
+            var added = Observations.Names.Select(nm => pre + nm).ToArray();
+            var clash = added.Where(table.HasColumn).ToArray();
+            if (clash.Length > 0)
+                throw new InvalidDataException($"{inFile.FullName}: already has column(s) {string.Join(", ", clash.Select(c => $"'{c}'"))}; pass --prefix (e.g. --prefix pred_) to add labelled columns beside them");
+            var labeler = new ReportLabeler();
+            var header = table.Header.Concat(added).ToArray();
+            var rows = new List<string[]>(table.Rows.Count);
+            using (var progress = ProgressReporter.Start("label reports", table.Rows.Count, "reports"))
+            {
+                foreach (var row in table.Rows)
+                {
+                    string text = string.Join("\n", textColumns.Select(c => row[c]).Where(t => !string.IsNullOrWhiteSpace(t)));
+                    var labels = labeler.Label(text);
+                    rows.Add(row.Fields.Concat(Observations.All.Select(o => labels[o].Code())).ToArray());
+                    progress.Advance();
+                }
+            }
+            var outFile = parse.GetValue(output)!;
+            Csv.WriteFile(outFile.FullName, header, rows);
+            Console.WriteLine($"labelled {rows.Count} rows of {inFile.FullName} (text: {string.Join(", ", textColumns)}); wrote {outFile.FullName}");
+        }));
+        return cmd;
+    }
+
+    /// <summary>Runs a verb, turning expected failures into one "error: ..." line and exit code 2.</summary>
+    private static int Run(Action action)
+    {
+        try
+        {
+            action();
+            return 0;
+        }
+        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException or IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+    }
+}

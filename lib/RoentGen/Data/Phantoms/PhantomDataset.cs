@@ -1,0 +1,83 @@
+using System.Globalization;
+using RoentGen.Interactive;
+
+namespace RoentGen.Data.Phantoms;
+
+/// <summary>What <see cref="PhantomDataset.WriteFolder"/> wrote.</summary>
+/// <param name="Directory">The dataset folder.</param>
+/// <param name="LabelsCsv">Path of labels.csv.</param>
+/// <param name="Count">Cases written.</param>
+/// <param name="Elapsed">Wall time.</param>
+public sealed record PhantomDatasetSummary(string Directory, string LabelsCsv, int Count, TimeSpan Elapsed);
+
+/// <summary>Writes phantom cases as a folder in the project's generic dataset layout.</summary>
+public static class PhantomDataset
+{
+    /// <summary>The first columns of the generic layout, in order.</summary>
+    public static IReadOnlyList<string> GenericColumns { get; } = ["file", "dataset", "labels", "sex", "age", "view", "report", "mask"];
+
+    /// <summary>
+    /// Writes <paramref name="count"/> cases (indices start..start+count-1) to <paramref name="dir"/>:
+    /// images/phantom_NNNNNN.png, masks/phantom_NNNNNN_{name}.png, and labels.csv (written atomically, last)
+    /// with the columns file, dataset ("phantom"), labels (pipe-separated names of positive observations,
+    /// "No Finding" for normals; empty when the report only hedges), sex, age, view, report, mask (the lungs
+    /// mask), then patient_id, masks (name=path|...), the 14 CheXpert columns (1, 0, -1, blank) and the
+    /// attribute columns of <see cref="PhantomGenerator.AttributeKeys"/> (blank where absent). Paths are
+    /// relative to <paramref name="dir"/>. Progress goes through <see cref="ProgressReporter"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">count or start is negative, or an option is out of range.</exception>
+    public static PhantomDatasetSummary WriteFolder(string dir, PhantomOptions options, int count, int start = 0, IProgressSink? sink = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), count, "count must be 0 or more");
+        if (start < 0) throw new ArgumentOutOfRangeException(nameof(start), start, "start must be 0 or more");
+        var gen = new PhantomGenerator(options);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        string full = Path.GetFullPath(dir);
+        Directory.CreateDirectory(Path.Combine(full, "images"));
+        Directory.CreateDirectory(Path.Combine(full, "masks"));
+        var header = new List<string>(GenericColumns) { "patient_id", "masks" };
+        header.AddRange(Observations.Names);
+        header.AddRange(PhantomGenerator.AttributeKeys);
+        var rows = new string[count][];
+        using var progress = ProgressReporter.Start($"phantoms {options.Size}px", count, "images", sink);
+        const int batch = 64;
+        for (int b = 0; b < count; b += batch)
+        {
+            int n = Math.Min(batch, count - b);
+            var cases = gen.Generate(start + b, n);
+            Parallel.For(0, n, i =>
+            {
+                rows[b + i] = WriteCase(full, cases[i], header.Count);
+                progress.Advance();
+            });
+            progress.SetMetric("images/s", progress.Snapshot().Rate);
+        }
+        string csv = Path.Combine(full, "labels.csv");
+        Csv.WriteFile(csv, header, rows);
+        return new PhantomDatasetSummary(full, csv, count, clock.Elapsed);
+    }
+
+    private static string[] WriteCase(string dir, PhantomCase c, int columns)
+    {
+        string image = $"images/{c.Id}.png";
+        File.WriteAllBytes(Path.Combine(dir, image), ImageIO.EncodePng(c.Image));
+        var maskPaths = new List<string>();
+        foreach (var (name, mask) in c.Masks.OrderBy(kv => kv.Key == "lungs" ? 0 : kv.Key == "heart" ? 1 : 2).ThenBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            string rel = $"masks/{c.Id}_{name}.png";
+            File.WriteAllBytes(Path.Combine(dir, rel), ImageIO.EncodePng(mask));
+            maskPaths.Add($"{name}={rel}");
+        }
+        var positives = c.Labels.Positives.Select(o => o.Name()).ToList();
+        var row = new List<string>
+        {
+            image, "phantom", string.Join("|", positives), c.Sex, c.Age.ToString(CultureInfo.InvariantCulture), c.View, c.Report,
+            $"masks/{c.Id}_lungs.png", c.PatientId, string.Join("|", maskPaths),
+        };
+        row.AddRange(Observations.All.Select(o => c.Labels[o].Code()));
+        row.AddRange(PhantomGenerator.AttributeKeys.Select(k => c.Attributes.TryGetValue(k, out var v) ? v : ""));
+        if (row.Count != columns) throw new InvalidOperationException($"internal: row has {row.Count} fields, header {columns}");
+        return row.ToArray();
+    }
+}

@@ -1,0 +1,571 @@
+using System.Runtime.CompilerServices;
+
+namespace RoentGen.Data.Phantoms;
+
+/// <summary>
+/// Draws a case by float-array rasterisation: an attenuation map built from analytic shapes (body, lungs,
+/// heart, mediastinum, bones, findings, devices), blurred separably, exposed as 1 - exp(-gain * A), then
+/// given counter-based noise. Coordinates are normalised (u, v in [0, 1]); "side" -1 is the patient's
+/// right (image left), +1 the patient's left; "d" is the lateral distance from the spine.
+/// </summary>
+internal sealed class PhantomRenderer
+{
+    private readonly PhantomSpec _s;
+    private readonly int _n;
+    private readonly float _px; // one pixel in normalised units
+
+    public PhantomRenderer(PhantomSpec spec, int size)
+    {
+        _s = spec; _n = size; _px = 1f / size;
+    }
+
+    public sealed class Result
+    {
+        public required float[] Image;
+        public required Dictionary<string, float[]> Masks;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Smooth(float e0, float e1, float x)
+    {
+        float t = Math.Clamp((x - e0) / (e1 - e0), 0f, 1f);
+        return t * t * (3 - 2 * t);
+    }
+
+    /// <summary>exp(-x^2), zero beyond |x| = 3.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Gauss(float x) => x * x < 9 ? MathF.Exp(-x * x) : 0;
+
+    private float L(int side) => side < 0 ? _s.LR : _s.LL;
+    private float Dome(int side) => side < 0 ? _s.DomeR : _s.DomeL;
+
+    /// <summary>The diaphragm's height at lateral distance d.</summary>
+    private float Diaphragm(int side, float d)
+    {
+        float l = L(side), dome = Dome(side), dd = 0.42f * l;
+        if (d >= dd) { float t = (d - dd) / (l - dd); return dome + (_s.VCp - dome) * t * t; }
+        float tm = (dd - d) / dd;
+        return dome + 0.3f * (_s.VCp - dome) * tm * tm;
+    }
+
+    /// <summary>Signed distance-like depth inside the lung field of a side (positive inside).</summary>
+    private float LungDepth(int side, float d, float v)
+    {
+        float l = L(side);
+        float t = Math.Clamp((v - _s.VApex) / (_s.VCp - _s.VApex), 0f, 1f);
+        float outer = l * (0.6f + 0.4f * MathF.Sqrt(t) + 0.05f * t * (1 - t));
+        float da = 0.45f * l, w = 0.5f * l;
+        float top = _s.VApex + 0.10f * ((d - da) / w) * ((d - da) / w);
+        float inner = v < _s.HilumVR - 0.04f ? _s.MedUpper : _s.MedLower + (_s.MedUpper - _s.MedLower) * Smooth(_s.HilumVR + 0.02f, _s.HilumVR - 0.04f, v);
+        float bottom = Diaphragm(side, d) - v;
+        return MathF.Min(MathF.Min(v - top, bottom), MathF.Min(outer - d, d - inner));
+    }
+
+    public Result Render()
+    {
+        int n = _n;
+        var s = _s;
+        var f = s.Findings;
+        var A = new float[n * n];          // attenuation
+        var bone = new float[n * n];       // bone layer (ribs, clavicles)
+        var vessels = new float[n * n];    // lung markings, multiplied by aeration later
+        var devices = new float[n * n];    // radio-opaque devices
+        var masks = new Dictionary<string, float[]>();
+        float[] M(string k) { if (!masks.TryGetValue(k, out var m)) masks[k] = m = new float[n * n]; return m; }
+        var lungs = M("lungs"); var heart = M("heart");
+        float[]? mEff = f.Effusion is null ? null : M("pleural_effusion");
+        float[]? mPtx = f.Pneumothorax is null ? null : M("pneumothorax");
+        float[]? mCons = f.Consolidation is null ? null : M("consolidation");
+        float[]? mEdema = f.Edema is null ? null : M("edema");
+        float[]? mLes = f.Lesion is null ? null : M(f.Lesion.IsMass ? "mass" : "nodule");
+        float[]? mAtel = f.Atelectasis is null ? null : M("atelectasis");
+        float[]? mFx = f.Fracture is null ? null : M("fracture");
+
+        DrawRibsAndClavicles(bone, mFx);
+        DrawVessels(vessels);
+        if (f.Devices is not null) DrawDevices(devices);
+
+        float e = MathF.Max(0.004f, 0.6f * _px); // edge softness
+        float ptxCd = 0.05f, ptxCv = 0;
+        if (s.PtxSide != 0) ptxCv = Dome(s.PtxSide) - 0.03f;
+        // geometry that depends only on the column or only on the row
+        var colSide = new int[n]; var colD = new float[n]; var colTop = new float[n]; var colDia = new float[n];
+        for (int x = 0; x < n; x++)
+        {
+            float u = (x + 0.5f) * _px;
+            int side = u < s.Xs ? -1 : 1;
+            float d = (u - s.Xs) * side, l = L(side), da = 0.45f * l, w = 0.5f * l;
+            colSide[x] = side; colD[x] = d;
+            colTop[x] = s.VApex + 0.10f * ((d - da) / w) * ((d - da) / w);
+            colDia[x] = Diaphragm(side, d);
+        }
+        var rowOuter = new float[n]; var rowInner = new float[n]; var rowHw = new float[n];
+        for (int y = 0; y < n; y++)
+        {
+            float v = (y + 0.5f) * _px;
+            float t = Math.Clamp((v - s.VApex) / (s.VCp - s.VApex), 0f, 1f);
+            rowOuter[y] = 0.6f + 0.4f * MathF.Sqrt(t) + 0.05f * t * (1 - t);
+            rowInner[y] = v < s.HilumVR - 0.04f ? s.MedUpper : s.MedLower + (s.MedUpper - s.MedLower) * Smooth(s.HilumVR + 0.02f, s.HilumVR - 0.04f, v);
+            rowHw[y] = s.NeckHalfWidth + (s.BodyHalfWidth - s.NeckHalfWidth) * Smooth(s.VApex - 0.1f, s.VApex + 0.05f, v);
+        }
+        float heartTop = s.HeartCy - s.HeartB - 2 * e, heartLeft = s.HeartCx - s.HeartA - 2 * e, heartRight = s.HeartCx + s.HeartA + 2 * e;
+        // the cardiac silhouette: a right-atrial bulge and a larger left-ventricular lobe whose apex points down and left
+        float rW = s.Xs - (s.HeartCx - s.HeartA), lW = s.HeartCx + s.HeartA - s.Xs;
+        float raCx = s.Xs - 0.5f * rW, raA = 0.5f * rW, raCy = s.HeartCy + 0.1f * s.HeartB, raB = 0.75f * s.HeartB;
+        float lvCx = s.Xs + 0.42f * lW, lvA = 0.58f * lW, lvCy = s.HeartCy + 0.12f * s.HeartB, lvB = 0.95f * s.HeartB;
+        float bodyCx = 0.5f + 0.01f * s.Rotation;
+        for (int y = 0; y < n; y++)
+        {
+            float v = (y + 0.5f) * _px;
+            float outerF = rowOuter[y], innerRow = rowInner[y], hw = rowHw[y], invHw = 1 / hw;
+            for (int x = 0; x < n; x++)
+            {
+                int i = y * n + x;
+                float u = (x + 0.5f) * _px;
+                int side = colSide[x];
+                float d = colD[x];
+                // body and soft tissue
+                float bx = (u - bodyCx) * invHw;
+                float body = 1 - bx * bx;
+                float a = body > 0 ? 0.95f * s.Soft * MathF.Sqrt(body) * (body < 0.04f ? Smooth(0, 0.04f, body) : 1) : 0;
+                // lungs
+                float depth = MathF.Min(MathF.Min(v - colTop[x], colDia[x] - v), MathF.Min(L(side) * outerF - d, d - innerRow));
+                float inLung = Smooth(-e, e, depth);
+                float air = inLung * (0.8f + 0.2f * Math.Clamp(depth / 0.06f, 0, 1));
+                float diaV = colDia[x];
+                // pneumothorax: the lung collapses towards a medial-basal centre
+                float collapsed = 1, pleuraLine = 0;
+                if (side == s.PtxSide && inLung > 0)
+                {
+                    float k = s.PtxK;
+                    float qd = ptxCd + (d - ptxCd) / k, qv = ptxCv + (v - ptxCv) / k;
+                    float dq = LungDepth(side, qd, qv) * k;
+                    collapsed = Smooth(-e, e, dq);
+                    pleuraLine = dq * dq < 12 * e * e ? MathF.Exp(-(dq * dq) / (1.2f * e * e)) * inLung : 0;
+                    if (mPtx is not null && inLung > 0.5f && collapsed < 0.5f) mPtx[i] = 1;
+                }
+                float ptxRegion = inLung * (1 - collapsed);
+                a -= 0.68f * air + 0.1f * ptxRegion;
+                a += 0.16f * pleuraLine;
+                // lung markings (absent where the lung has collapsed away)
+                a += vessels[i] * air * collapsed;
+                // hila
+                float hv = side < 0 ? s.HilumVR : s.HilumVL;
+                float hd = (d - 0.085f) / 0.03f, hh = (v - hv) / 0.045f;
+                float hq = hd * hd + hh * hh;
+                if (hq < 9 && inLung > 0) a += 0.2f * MathF.Exp(-hq) * inLung;
+                // heart
+                float hIn = 0;
+                float ra = air; // air not yet replaced by something denser (heart, fluid, consolidation, ...)
+                if (v > heartTop && u > heartLeft && u < heartRight && v < diaV + 0.01f)
+                {
+                    float rx = (u - raCx) / raA, ry = (v - raCy) / raB, lx = (u - lvCx) / lvA, ly = (v - lvCy) / lvB;
+                    float rr1 = MathF.Sqrt(rx * rx + ry * ry), rr2 = MathF.Sqrt(lx * lx + ly * ly);
+                    float m1 = Smooth(1 + e / raA, 1 - e / raA, rr1), m2 = Smooth(1 + e / lvA, 1 - e / lvA, rr2);
+                    float hr = MathF.Min(rr1, rr2);
+                    hIn = MathF.Max(m1, m2) * Smooth(diaV + 0.01f, diaV - 0.005f, v);
+                    a += hIn * (0.68f * ra + 0.03f + 0.06f * MathF.Sqrt(MathF.Max(0, 1 - hr * hr)));
+                    ra *= 1 - hIn;
+                    if (hIn > 0.5f) heart[i] = 1;
+                }
+                if (inLung > 0.5f && hIn < 0.5f) lungs[i] = 1;
+                // aortic knob
+                float kx = (u - s.KnobX) / s.KnobR, ky = (v - s.KnobY) / s.KnobR;
+                float kr2 = kx * kx + ky * ky;
+                if (kr2 < 1.5f)
+                {
+                    { float kk = Smooth(1.1f, 0.85f, kr2); a += (0.68f * ra + 0.08f) * kk; ra *= 1 - kk; }
+                    if (s.KnobCalcified && ky < 0.1f) a += 0.45f * Gauss((MathF.Sqrt(kr2) - 0.9f) / 0.08f);
+                }
+                // trachea and main bronchi
+                if (v < s.VCarina)
+                {
+                    float tx = (u - s.TracheaX) / (s.TracheaW * 0.5f);
+                    a -= 0.3f * Smooth(1.15f, 0.8f, MathF.Abs(tx)) * Smooth(0, 0.04f, v);
+                }
+                else if (v < s.VCarina + 0.1f)
+                {
+                    float dv = v - s.VCarina;
+                    float cxR = s.TracheaX - dv * 0.55f, cxL = s.TracheaX + dv * 0.9f;
+                    float wb = s.TracheaW * 0.35f * (1 - dv / 0.12f);
+                    if (side < 0 && dv < 0.07f) a -= 0.22f * Smooth(1.2f, 0.7f, MathF.Abs(u - cxR) / wb);
+                    if (side > 0 && dv < 0.08f) a -= 0.22f * Smooth(1.2f, 0.7f, MathF.Abs(u - cxL) / wb);
+                }
+                // spine (faint behind the mediastinum)
+                float sx = MathF.Abs(u - s.Xs) / 0.032f;
+                if (sx < 1.3f)
+                {
+                    float ph = (v - s.VApex) / s.RibSpacing;
+                    float cph = MathF.Cos(MathF.PI * ph), c4 = cph * cph * cph * cph; float endplate = c4 * c4 * c4;
+                    float pedicle = Gauss((sx - 0.75f) / 0.15f) * 0.5f;
+                    a += s.Bone * (0.12f + 0.08f * endplate + 0.1f * pedicle) * Smooth(1.3f, 0.9f, sx);
+                }
+                // breasts (F) or pectoral soft tissue (M) over the lower lung zones
+                float by = (v - (s.VCp - 0.07f)) / s.BreastRy;
+                if (by > -1 && by < 1)
+                {
+                    float bxx = (d - 0.2f) / s.BreastRx;
+                    float br = bxx * bxx + by * by;
+                    if (br < 1) a += s.BreastDensity * Smooth(1, 0.75f, br) * Smooth(-1f, 0.2f, by) * (0.3f + 0.7f * air);
+                }
+                // scapulae (AP: projected over the upper lateral lungs; PA: rotated off them)
+                {
+                    float shift = s.Scapulae ? 0 : 0.08f;
+                    float l = L(side);
+                    float sd0 = 0.25f + shift, sd1 = l + 0.06f + shift;
+                    if (d > sd0 - 0.02f && v > s.VApex - 0.04f && v < s.VApex + 0.3f)
+                    {
+                        float t = (v - (s.VApex - 0.03f)) / 0.31f; // 0 at top, 1 at the tip
+                        float medial = sd0 + (sd1 - 0.04f - sd0) * t * t;
+                        float lateral = sd1 - 0.02f * t;
+                        float sc = Smooth(medial - 0.004f, medial + 0.006f, d) * Smooth(lateral + 0.01f, lateral - 0.01f, d) * Smooth(1.0f, 0.9f, t) * Smooth(0, 0.05f, t);
+                        a += 0.16f * s.Bone * sc + (sc > 0 ? 0.1f * s.Bone * sc * Gauss((d - medial) / 0.006f) : 0);
+                    }
+                }
+                // humeral heads at the shoulders
+                if (v < s.VApex + 0.09f)
+                {
+                    float hd2 = (d - (s.BodyHalfWidth - 0.015f)) / 0.055f, hv2 = (v - (s.VApex + 0.015f)) / 0.06f;
+                    float hr2 = hd2 * hd2 + hv2 * hv2;
+                    if (hr2 < 1.2f) a += 0.3f * s.Bone * Smooth(1.1f, 0.9f, hr2);
+                }
+                // gastric bubble under the left hemidiaphragm
+                if (s.GastricBubble && side > 0)
+                {
+                    float gd = (d - 0.17f) / 0.05f, gv = (v - (s.DomeL + 0.045f)) / 0.025f;
+                    float gr = gd * gd + gv * gv;
+                    if (gr < 1.2f) a -= 0.35f * Smooth(1.1f, 0.7f, gr) * Smooth(diaV + 0.008f, diaV + 0.02f, v);
+                }
+                // --- findings ---
+                // pleural effusion: fluid in the dependent pleural space with a meniscus rising laterally
+                float level = side < 0 ? s.EffusionLevelR : s.EffusionLevelL;
+                if (!float.IsNaN(level))
+                {
+                    float l = L(side);
+                    float tl = Math.Clamp(d / l, 0, 1.2f);
+                    float meniscus = level - 0.06f * tl * tl * tl;
+                    float band = MathF.Max(0.006f, e);
+                    float fluidLung = Smooth(-e * 2, e, depth + 0.01f);
+                    float fluid = fluidLung * Smooth(meniscus - band, meniscus + band, v);
+                    a += fluid * (0.68f * ra + 0.08f * (1 - hIn)); ra *= 1 - fluid;
+                    if (mEff is not null && fluid > 0.5f && inLung > 0.5f) mEff[i] = 1;
+                }
+                if (s.ConsSide == side && mCons is not null)
+                {
+                    float cdx = (d - s.ConsD) / s.ConsRx, cdy = (v - s.ConsV) / s.ConsRy;
+                    float cr = MathF.Sqrt(cdx * cdx + cdy * cdy);
+                    if (cr < 1.6f)
+                    {
+                        float th = MathF.Atan2(cdy, cdx);
+                        float rmod = 1 + 0.2f * MathF.Sin(3 * th + s.ConsPh1) + 0.1f * MathF.Sin(5 * th + s.ConsPh2);
+                        float blob = Smooth(1.0f, 0.65f, cr / rmod);
+                        float patch = 0.75f + 0.25f * MathF.Sin(45 * d + s.ConsPh3) * MathF.Sin(38 * v + s.ConsPh1);
+                        a += blob * patch * ra * 0.8f; ra *= 1 - blob * 0.8f;
+                        if (blob > 0.5f && inLung > 0.5f) mCons[i] = 1;
+                    }
+                }
+                if (mEdema is not null && inLung > 0)
+                {
+                    float ed = (d - 0.09f) / (0.11f + 0.04f * s.EdemaStrength), ev = (v - hv) / (0.12f + 0.05f * s.EdemaStrength);
+                    float haze = ed * ed + ev * ev < 9 ? MathF.Exp(-(ed * ed + ev * ev)) : 0;
+                    float mottle = 0.85f + 0.15f * MathF.Sin(70 * u + 3 * MathF.Sin(50 * v)) * MathF.Sin(64 * v);
+                    a += ra * haze * mottle * 0.5f * s.EdemaStrength;
+                    if (haze > 0.4f && inLung > 0.5f) mEdema[i] = 1;
+                }
+                if (mLes is not null && s.LesionSide == side)
+                {
+                    float ld = d - s.LesionD, lv = v - s.LesionV;
+                    float rr = MathF.Sqrt(ld * ld + lv * lv) / s.LesionR;
+                    if (rr < 1.3f)
+                    {
+                        float edge = MathF.Max(0.12f, e / s.LesionR);
+                        a += 0.9f * Smooth(1 + edge, 1 - edge, rr) * (0.6f + 0.4f * MathF.Sqrt(MathF.Max(0, 1 - rr * rr))) * MathF.Max(ra, 0.3f);
+                        if (rr < 1 && inLung > 0.5f) mLes[i] = 1;
+                    }
+                }
+                if (mAtel is not null && (s.AtelSides & (side < 0 ? 1 : 2)) != 0)
+                {
+                    float dome = Dome(side);
+                    float val;
+                    if (!s.AtelLobar)
+                    {
+                        // plate-like: a thin band above the dome, slightly tilted
+                        float lineV = dome - s.AtelV + s.AtelTilt * (d - 0.2f);
+                        float dist = MathF.Abs(v - lineV);
+                        float th = MathF.Max(0.007f, 1.2f * _px);
+                        val = MathF.Exp(-(dist * dist) / (th * th)) * Smooth(0.08f, 0.11f, d) * Smooth(0.33f, 0.28f, d);
+                    }
+                    else if (s.AtelV > 0.5f)
+                    {
+                        // right upper lobe collapse: a triangle at the upper medial right lung
+                        float t = (v - s.VApex) / 0.16f;
+                        val = Smooth(1.05f, 0.95f, t) * Smooth(0.22f * (1 - t) + 0.02f, 0.22f * (1 - t) - 0.02f, d);
+                    }
+                    else
+                    {
+                        // lower lobe collapse: a triangle against the spine, behind the heart
+                        float top = (side < 0 ? s.HilumVR : s.HilumVL) + 0.03f;
+                        float t = (v - top) / (dome + 0.02f - top);
+                        float w = 0.03f + 0.13f * Math.Clamp(t, 0, 1);
+                        val = Smooth(-0.05f, 0.05f, t) * Smooth(w + 0.01f, w - 0.01f, d);
+                    }
+                    a += val * ra * 0.75f;
+                    if (val > 0.5f && inLung > 0.5f) mAtel[i] = 1;
+                }
+                a += devices[i];
+                A[i] = a + bone[i];
+            }
+        }
+        // the pneumothorax is air in the pleural space over the lung field, not over the heart
+        if (mPtx is not null)
+            for (int i = 0; i < mPtx.Length; i++) if (heart[i] > 0) mPtx[i] = 0;
+        // ground-truth masks that do not depend on the lung loop
+        if (f.Devices is not null)
+        {
+            var m = M("support_devices");
+            for (int i = 0; i < m.Length; i++) m[i] = devices[i] > 0.3f ? 1 : 0;
+        }
+        for (int p = 0; p < s.BlurPasses; p++) Blur121(A, n);
+        var img = new float[n * n];
+        float gain = s.Gain, gamma = s.Gamma, sigma = s.NoiseSigma;
+        // exposure curve I = (1 - exp(-gain * A))^gamma as a lookup table over A in [0, 6)
+        const int lutSize = 4096; const float lutMax = 6f;
+        var lut = new float[lutSize + 2];
+        for (int k = 0; k < lut.Length; k++) lut[k] = MathF.Pow(1 - MathF.Exp(-gain * (k * lutMax / lutSize + 0.02f)), gamma);
+        const float lutScale = lutSize / lutMax;
+        for (int i = 0; i < img.Length; i++)
+        {
+            float pos = Math.Clamp(A[i], 0, lutMax) * lutScale;
+            int k = (int)pos; float fr = pos - k;
+            float I = lut[k] + (lut[k + 1] - lut[k]) * fr;
+            if (sigma > 0)
+            {
+                // one 64-bit hash per pixel gives three 16-bit uniforms: their sum is close to Gaussian
+                ulong h = PhantomRandom.Mix(s.NoiseKey ^ ((ulong)i * 0xA24BAED4963EE407UL));
+                float g = ((h & 0xFFFF) + ((h >> 16) & 0xFFFF) + ((h >> 32) & 0xFFFF)) * (1f / 65536f) - 1.5f;
+                I += sigma * 2 * g * (0.6f + 0.6f * I);
+            }
+            img[i] = Math.Clamp(I, 0f, 1f);
+        }
+        return new Result { Image = img, Masks = masks };
+    }
+
+    /// <summary>One pass of a separable [1 2 1] / 4 blur (edges clamped).</summary>
+    private static void Blur121(float[] a, int n)
+    {
+        var row = new float[n];
+        for (int y = 0; y < n; y++)
+        {
+            int o = y * n;
+            for (int x = 0; x < n; x++) row[x] = a[o + x];
+            for (int x = 0; x < n; x++)
+                a[o + x] = 0.25f * row[Math.Max(0, x - 1)] + 0.5f * row[x] + 0.25f * row[Math.Min(n - 1, x + 1)];
+        }
+        var col = new float[n];
+        for (int x = 0; x < n; x++)
+        {
+            for (int y = 0; y < n; y++) col[y] = a[y * n + x];
+            for (int y = 0; y < n; y++)
+                a[y * n + x] = 0.25f * col[Math.Max(0, y - 1)] + 0.5f * col[y] + 0.25f * col[Math.Min(n - 1, y + 1)];
+        }
+    }
+
+    /// <summary>
+    /// Posterior ribs (arcs from the spine, curving down laterally, with bright cortical margins),
+    /// fainter anterior ribs, and clavicles, drawn column by column. A fractured rib gets a gap and a step.
+    /// </summary>
+    private void DrawRibsAndClavicles(float[] bone, float[]? fxMask)
+    {
+        var s = _s; int n = _n;
+        for (int x = 0; x < n; x++)
+        {
+            float u = (x + 0.5f) * _px;
+            int side = u < s.Xs ? -1 : 1;
+            float d = (u - s.Xs) * side;
+            float l = L(side);
+            if (d < 0.025f || d > l + 0.05f) continue;
+            float fade = Smooth(l + 0.05f, l + 0.01f, d) * Smooth(0.025f, 0.045f, d);
+            for (int k = 0; k < 10; k++)
+            {
+                float yk = s.VApex - 0.005f + k * s.RibSpacing;
+                float dd = d - 0.07f;
+                float yc = yk + 0.85f * (dd * dd - 0.0049f) + 0.02f * k * MathF.Max(0, d - 0.15f);
+                float th = (0.016f + 0.012f * MathF.Min(d / l, 1)) * (0.9f + 0.02f * k);
+                float val = 0.26f * s.Bone * fade;
+                if (k == 0) th *= 0.8f;
+                bool fx = side == s.FractureSide && k + 1 == s.FractureRib;
+                if (fx)
+                {
+                    float gap = MathF.Max(0.005f, 1.2f * _px);
+                    if (MathF.Abs(d - s.FractureD) < gap * 0.5f) val *= 0.15f;
+                    if (d > s.FractureD) yc += MathF.Max(0.006f, 1.5f * _px);
+                }
+                Band(bone, x, yc, th, val, cortical: true);
+                // anterior rib: from the lateral chest wall down and medially, fading medially
+                float lat = yk + 0.85f * ((l - 0.07f) * (l - 0.07f) - 0.0049f) + 0.02f * k * (l - 0.15f);
+                float ya = lat - 0.11f + (l - d) * 0.42f + 0.02f;
+                float va = 0.09f * s.Bone * fade * Smooth(0.08f, 0.2f, d);
+                if (va > 0 && k < 8) Band(bone, x, ya, th * 0.8f, va, cortical: false);
+            }
+            // clavicle
+            float cd0 = 0.035f, cd1 = l + 0.02f;
+            if (d < cd1)
+            {
+                float t = (d - cd0) / (cd1 - cd0);
+                float yc = s.ClavicleMedialV + (s.ClavicleLateralV - s.ClavicleMedialV) * t + 0.012f * MathF.Sin(6.283f * t) + 0.005f * s.Rotation * side;
+                Band(bone, x, yc, 0.026f, 0.42f * s.Bone * Smooth(0.02f, 0.04f, d), cortical: true);
+            }
+        }
+        if (fxMask is not null)
+        {
+            int k = s.FractureRib - 1;
+            float yk = s.VApex - 0.005f + k * s.RibSpacing, dd = s.FractureD - 0.07f;
+            float yc = yk + 0.85f * (dd * dd - 0.0049f) + 0.02f * k * MathF.Max(0, s.FractureD - 0.15f);
+            float cx = s.Xs + s.FractureSide * s.FractureD;
+            float r = MathF.Max(0.02f, 3 * _px);
+            Disc(fxMask, cx, yc, r);
+        }
+    }
+
+    /// <summary>Adds a horizontal-ish band centred at height yc in column x (antialiased).</summary>
+    private void Band(float[] layer, int x, float yc, float th, float val, bool cortical)
+    {
+        int n = _n;
+        float half = th * 0.5f;
+        int y0 = Math.Max(0, (int)((yc - half) * n) - 1), y1 = Math.Min(n - 1, (int)((yc + half) * n) + 1);
+        for (int y = y0; y <= y1; y++)
+        {
+            float v = (y + 0.5f) * _px;
+            float dist = MathF.Abs(v - yc);
+            float cov = Math.Clamp((half - dist) / _px + 0.5f, 0, 1);
+            if (cov <= 0) continue;
+            float q = dist / half; float prof = cortical ? 0.55f + 0.45f * q * q * q : 1;
+            layer[y * n + x] += val * cov * prof;
+        }
+    }
+
+    private void Disc(float[] mask, float cx, float cy, float r)
+    {
+        int n = _n;
+        int x0 = Math.Max(0, (int)((cx - r) * n)), x1 = Math.Min(n - 1, (int)((cx + r) * n) + 1);
+        int y0 = Math.Max(0, (int)((cy - r) * n)), y1 = Math.Min(n - 1, (int)((cy + r) * n) + 1);
+        for (int y = y0; y <= y1; y++)
+            for (int x = x0; x <= x1; x++)
+            {
+                float dx = (x + 0.5f) * _px - cx, dy = (y + 0.5f) * _px - cy;
+                if (dx * dx + dy * dy <= r * r) mask[y * n + x] = 1;
+            }
+    }
+
+    /// <summary>Draws a segment of a given width with max-compositing (so crossings do not add up).</summary>
+    private void Segment(float[] layer, float x0, float y0, float x1, float y1, float width, float val)
+    {
+        int n = _n;
+        float len = MathF.Sqrt((x1 - x0) * (x1 - x0) + (y1 - y0) * (y1 - y0));
+        float r = MathF.Max(width * 0.5f, 0.5f * _px);
+        float minX = MathF.Min(x0, x1) - r - _px, maxX = MathF.Max(x0, x1) + r + _px;
+        float minY = MathF.Min(y0, y1) - r - _px, maxY = MathF.Max(y0, y1) + r + _px;
+        int px0 = Math.Max(0, (int)(minX * n)), px1 = Math.Min(n - 1, (int)(maxX * n));
+        int py0 = Math.Max(0, (int)(minY * n)), py1 = Math.Min(n - 1, (int)(maxY * n));
+        float dx = x1 - x0, dy = y1 - y0, inv = len > 0 ? 1 / (len * len) : 0;
+        // very thin lines are drawn fainter rather than thinner than a pixel
+        float thin = Math.Clamp(width / _px, 0.35f, 1f);
+        for (int y = py0; y <= py1; y++)
+        {
+            float py = (y + 0.5f) * _px;
+            for (int x = px0; x <= px1; x++)
+            {
+                float pxx = (x + 0.5f) * _px;
+                float t = Math.Clamp(((pxx - x0) * dx + (py - y0) * dy) * inv, 0, 1);
+                float ex = pxx - (x0 + t * dx), ey = py - (y0 + t * dy);
+                float dist = MathF.Sqrt(ex * ex + ey * ey);
+                float cov = Math.Clamp((r - dist) / _px + 0.5f, 0, 1) * thin;
+                if (cov > 0)
+                {
+                    int i = y * n + x;
+                    float w = val * cov;
+                    if (w > layer[i]) layer[i] = w;
+                }
+            }
+        }
+    }
+
+    /// <summary>Branching vessel trees from each hilum, thinner and fainter towards the periphery.</summary>
+    private void DrawVessels(float[] layer)
+    {
+        var s = _s;
+        var rng = new PhantomRandom((long)s.VesselKey, 0, 7);
+        foreach (int side in new[] { -1, 1 })
+        {
+            float hv = side < 0 ? s.HilumVR : s.HilumVL;
+            float hd = 0.085f;
+            float[] trunks = [-1.35f, -0.8f, -0.25f, 0.35f, 0.9f, 1.3f];
+            foreach (float t0 in trunks)
+            {
+                float th = t0 + (float)rng.Range(-0.15, 0.15);
+                Branch(layer, side, hd, hv, th, (float)rng.Range(0.06, 0.085), 0.010f, 0.17f, 0, ref rng);
+            }
+        }
+    }
+
+    private void Branch(float[] layer, int side, float d, float v, float theta, float len, float width, float val, int depth, ref PhantomRandom rng)
+    {
+        float d1 = d + MathF.Cos(theta) * len, v1 = v + MathF.Sin(theta) * len;
+        if (d1 < 0.03f) d1 = 0.03f;
+        float x0 = _s.Xs + side * d, x1 = _s.Xs + side * d1;
+        Segment(layer, x0, v, x1, v1, width, val);
+        if (depth >= 4) return;
+        float spread = (float)rng.Range(0.3, 0.6);
+        float bend = (float)rng.Range(-0.15, 0.15);
+        Branch(layer, side, d1, v1, theta + spread + bend, len * (float)rng.Range(0.65, 0.85), width * 0.72f, val * 0.8f, depth + 1, ref rng);
+        Branch(layer, side, d1, v1, theta - spread + bend, len * (float)rng.Range(0.65, 0.85), width * 0.72f, val * 0.8f, depth + 1, ref rng);
+    }
+
+    /// <summary>Endotracheal tube, central venous catheter, pacemaker generator and leads.</summary>
+    private void DrawDevices(float[] layer)
+    {
+        var s = _s; var dv = s.Findings.Devices!;
+        const float cm = 1f / 40f; // the field of view is about 40 cm wide
+        if (dv.EttCmAboveCarina is double ett)
+        {
+            float tip = s.VCarina - (float)ett * cm;
+            Segment(layer, s.TracheaX, -0.02f, s.TracheaX, tip, s.TracheaW * 0.55f, 0.18f);
+            Segment(layer, s.TracheaX - s.TracheaW * 0.2f, -0.02f, s.TracheaX - s.TracheaW * 0.2f, tip, MathF.Max(0.004f, 0.7f * _px), 1.6f);
+        }
+        if (dv.CvcTip is string tipPos)
+        {
+            float tipV = s.VCarina + (tipPos == "superior vena cava" ? 0.03f : tipPos == "cavoatrial junction" ? 0.085f : 0.12f);
+            float svcX = s.Xs - s.MedUpper * 0.6f;
+            float w = MathF.Max(0.004f, 0.8f * _px);
+            var pts = new List<(float x, float y)>();
+            int sd = dv.CvcSide == "right" ? -1 : 1;
+            if (dv.CvcAccess == "internal jugular")
+            {
+                pts.Add((s.Xs + sd * 0.07f, 0f)); pts.Add((s.Xs + sd * 0.06f, s.VApex + 0.02f));
+                pts.Add((s.Xs + sd * 0.03f, s.VApex + 0.08f));
+            }
+            else
+            {
+                pts.Add((s.Xs + sd * 0.32f, s.VApex + 0.03f)); pts.Add((s.Xs + sd * 0.18f, s.ClavicleMedialV + 0.02f));
+                pts.Add((s.Xs + sd * 0.05f, s.VApex + 0.09f));
+            }
+            pts.Add((svcX, s.VCarina - 0.02f)); pts.Add((svcX, tipV));
+            for (int i = 0; i + 1 < pts.Count; i++) Segment(layer, pts[i].x, pts[i].y, pts[i + 1].x, pts[i + 1].y, w, 1.3f);
+        }
+        if (dv.PacemakerLeads is int leads)
+        {
+            float gx = s.Xs + 0.25f, gy = s.VApex + 0.085f, gw = 0.035f, gh = 0.026f;
+            for (float yy = -gh; yy <= gh; yy += _px * 0.5f)
+                Segment(layer, gx - gw, gy + yy, gx + gw, gy + yy, _px, 2.2f);
+            float w = MathF.Max(0.004f, 0.8f * _px);
+            float svcX = s.Xs - s.MedUpper * 0.5f;
+            (float, float)[] path = [(gx - gw, gy), (s.Xs + 0.1f, s.VApex + 0.07f), (svcX, s.VCarina), (svcX + 0.005f, s.VCarina + 0.1f)];
+            for (int i = 0; i + 1 < path.Length; i++) Segment(layer, path[i].Item1, path[i].Item2, path[i + 1].Item1, path[i + 1].Item2, w, 1.4f);
+            // ventricular lead: across the heart to the apex
+            float apexX = s.HeartCx + s.HeartA * 0.55f, apexY = s.HeartCy + s.HeartB * 0.7f;
+            Segment(layer, svcX + 0.005f, s.VCarina + 0.1f, (svcX + apexX) / 2, apexY, w, 1.4f);
+            Segment(layer, (svcX + apexX) / 2, apexY, apexX, apexY - 0.01f, w, 1.4f);
+            if (leads == 2) Segment(layer, svcX + 0.005f, s.VCarina + 0.1f, svcX + 0.02f, s.VCarina + 0.07f, w, 1.4f);
+        }
+    }
+}
