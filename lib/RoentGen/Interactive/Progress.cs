@@ -62,9 +62,12 @@ public sealed class ProgressReporter : IDisposable
         Title = title; Total = total; Unit = unit; _sink = sink;
     }
 
-    /// <summary>Starts reporting a job.</summary>
+    /// <summary>
+    /// Starts reporting a job. Without an explicit sink: inside a notebook an updating notebook display (even when
+    /// the notebook runs under the CLI), else the host's <see cref="SinkFactory"/>, else <see cref="ProgressSinks.Default"/>.
+    /// </summary>
     public static ProgressReporter Start(string title, long? total = null, string unit = "it", IProgressSink? sink = null) =>
-        new(title, total, unit, sink ?? SinkFactory?.Invoke() ?? ProgressSinks.Default());
+        new(title, total, unit, sink ?? (NotebookHost.IsNotebook ? ProgressSinks.Notebook() : null) ?? SinkFactory?.Invoke() ?? ProgressSinks.Default());
 
     /// <summary>What is running.</summary>
     public string Title { get; }

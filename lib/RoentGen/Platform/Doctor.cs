@@ -45,6 +45,23 @@ public sealed record DoctorReport
     /// <summary>The report as indented JSON.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
+    /// <summary>The report as a two-column table (check, value) for notebooks.</summary>
+    public Microsoft.Data.Analysis.DataFrame ToDataFrame()
+    {
+        var rows = new (string, string?)[]
+        {
+            ("libtorch loaded", LibTorchLoaded ? "yes" : "NO: " + LoadError),
+            ("TorchSharp", TorchSharpVersion), ("libtorch", LibTorchVersion), ("backend", Backend),
+            ("threads (libtorch / logical CPUs)", $"{Threads} / {ProcessorCount}"), ("CPU", CpuModel),
+            ("CPU features", string.Join(" ", CpuFeatures)), ("OS / runtime", $"{Os} / {Runtime}"),
+            ("GLIBCXX_3.4.32 fix needed", CompatFixNeeded?.ToString()), ("GLIBCXX_3.4.32 fix applied", CompatFixApplied?.ToString()),
+            ("float32 matmul GFLOP/s", MatmulGflops?.ToString("F1")),
+        };
+        return new Microsoft.Data.Analysis.DataFrame(
+            new Microsoft.Data.Analysis.StringDataFrameColumn("check", rows.Select(r => r.Item1)),
+            new Microsoft.Data.Analysis.StringDataFrameColumn("value", rows.Select(r => r.Item2 ?? "n/a")));
+    }
+
     internal static readonly JsonSerializerOptions JsonOptions = new()
     {
         WriteIndented = true,

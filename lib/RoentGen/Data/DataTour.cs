@@ -1,0 +1,136 @@
+using Microsoft.Data.Analysis;
+using Plotly.NET;
+using RoentGen.Data.Datasets;
+using RoentGen.Data.Phantoms;
+using RoentGen.Data.Reports;
+using RoentGen.Interactive;
+using CSharpChart = Plotly.NET.CSharp.Chart;
+
+namespace RoentGen.Data;
+
+/// <summary>
+/// Views of a set of CXRs for the data-tour notebook and reports: galleries per finding, mask overlays, reports
+/// beside their extracted labels, label and metadata distributions, and phantoms beside real images.
+/// </summary>
+public static class DataTour
+{
+    /// <summary>Mask colours by mask name.</summary>
+    public static Rgb MaskColor(string mask) => mask switch
+    {
+        "lungs" => Rgb.Blue,
+        "heart" => Rgb.Yellow,
+        "pleural_effusion" or "edema" => new Rgb(0, 200, 220),
+        "pneumothorax" => Rgb.Red,
+        _ => Rgb.Green,
+    };
+
+    /// <summary>
+    /// A gallery with one row per observation: up to <paramref name="perFinding"/> cases whose image shows it
+    /// (first the ones with only that finding), captioned with the case id and attributes.
+    /// </summary>
+    public static ImageGrid FindingGallery(IReadOnlyList<PhantomCase> cases, int perFinding = 4, IEnumerable<Observation>? findings = null)
+    {
+        var grid = new ImageGrid(perFinding, "phantoms by finding");
+        foreach (var o in findings ?? Observations.All.Where(o => o != Observation.PleuralOther))
+        {
+            var chosen = cases.Where(c => o == Observation.NoFinding ? c.Labels.Has(Observation.NoFinding) : c.Present.Contains(o))
+                .OrderBy(c => c.Present.Count).Take(perFinding).ToList();
+            for (int i = 0; i < perFinding; i++)
+            {
+                if (i < chosen.Count) grid.Add(chosen[i].Image, $"{o.Name()}: {Describe(chosen[i], o)}");
+                else grid.Add(new GrayImage(cases[0].Image.Width, cases[0].Image.Height), $"{o.Name()}: none in sample");
+            }
+        }
+        return grid;
+    }
+
+    /// <summary>Each case with its masks tinted (lungs blue, heart yellow, findings in their own colours).</summary>
+    public static ImageGrid MaskOverlays(IEnumerable<PhantomCase> cases, int columns = 4, bool anatomy = false)
+    {
+        var grid = new ImageGrid(columns, anatomy ? "anatomy masks" : "finding masks");
+        foreach (var c in cases)
+        {
+            var masks = c.Masks.Where(kv => anatomy ? kv.Key is "lungs" or "heart" : kv.Key is not ("lungs" or "heart")).ToList();
+            if (masks.Count == 0) { grid.Add(c.Image, $"{c.Id}: no finding mask"); continue; }
+            // One overlay per cell: the first mask; further masks get their own cells.
+            foreach (var (name, mask) in masks)
+                grid.AddWithMask(c.Image, mask, $"{c.Id}: {name}", MaskColor(name), 0.45f);
+        }
+        return grid;
+    }
+
+    /// <summary>Reports beside the labeler's labels and the generator's truth, one row per case.</summary>
+    public static DataFrame ReportsWithLabels(IEnumerable<PhantomCase> cases, ReportLabeler? labeler = null)
+    {
+        labeler ??= new ReportLabeler();
+        var id = new StringDataFrameColumn("id");
+        var report = new StringDataFrameColumn("report");
+        var extracted = new StringDataFrameColumn("labeler");
+        var truth = new StringDataFrameColumn("generator labels");
+        var agree = new PrimitiveDataFrameColumn<bool>("agree");
+        foreach (var c in cases)
+        {
+            var l = labeler.Label(c.Report);
+            id.Append(c.Id);
+            report.Append(c.Report);
+            extracted.Append(l.ToString());
+            truth.Append(c.Labels.ToString());
+            agree.Append(l.Equals(c.Labels));
+        }
+        return new DataFrame(id, report, extracted, truth, agree);
+    }
+
+    /// <summary>Bar chart: how many cases are positive, uncertain and negative for each observation.</summary>
+    public static GenericChart LabelChart(IReadOnlyList<CxrLabels> labels, string title = "label distribution")
+    {
+        var names = Observations.Names.ToArray();
+        GenericChart Bars(Mention m, string name) => CSharpChart.Column<int, string, string>(
+            values: Observations.All.Select(o => labels.Count(l => l[o] == m)).ToArray(), Keys: names, Name: name);
+        var chart = CSharpChart.Combine([Bars(Mention.Positive, "positive (1)"), Bars(Mention.Uncertain, "uncertain (-1)"), Bars(Mention.Negative, "negative (0)")]);
+        return Chart.withTitle(title, null).Invoke(chart);
+    }
+
+    /// <summary>Histogram of age by sex, and counts of views, as one figure each.</summary>
+    public static (GenericChart Age, GenericChart Views) MetadataCharts(IReadOnlyList<(string? Sex, double? Age, string? View)> rows)
+    {
+        GenericChart AgeOf(string sex, string name) => CSharpChart.Histogram<double, double, string>(
+            X: rows.Where(r => r.Sex == sex && r.Age is not null).Select(r => r.Age!.Value).ToArray(), Name: name, NBinsX: 15);
+        var age = Chart.withTitle("age by sex (never written in reports)", null).Invoke(CSharpChart.Combine([AgeOf("F", "female"), AgeOf("M", "male")]));
+        var viewGroups = rows.GroupBy(r => r.View ?? "unknown").OrderBy(g => g.Key).ToList();
+        var views = CSharpChart.Column<int, string, string>(values: viewGroups.Select(g => g.Count()).ToArray(), Keys: viewGroups.Select(g => g.Key).ToArray(), Name: "views");
+        return (age, Chart.withTitle("views", null).Invoke(views));
+    }
+
+    /// <summary>Phantom cases as (sex, age, view) rows for <see cref="MetadataCharts"/>.</summary>
+    public static IReadOnlyList<(string? Sex, double? Age, string? View)> Metadata(IEnumerable<PhantomCase> cases) =>
+        cases.Select(c => ((string?)c.Sex, (double?)c.Age, (string?)c.View)).ToList();
+
+    /// <summary>Dataset records as (sex, age, view) rows for <see cref="MetadataCharts"/>.</summary>
+    public static IReadOnlyList<(string? Sex, double? Age, string? View)> Metadata(CxrDataset dataset) =>
+        dataset.Select(r => (r.Sex, r.Age, r.View)).ToList();
+
+    /// <summary>Phantoms in the top row(s), real images below, same size, captioned with their source.</summary>
+    public static ImageGrid PhantomsBesideReal(IReadOnlyList<PhantomCase> phantoms, CxrDataset real, int count = 6, int size = 128)
+    {
+        var grid = new ImageGrid(count, "phantoms (top) and real images (bottom)");
+        foreach (var c in phantoms.Take(count)) grid.Add(ImageResize.Resize(c.Image, size, size), $"phantom {c.Id}");
+        foreach (var r in real.GroupBy(r => r.Dataset).SelectMany(g => g.Take(Math.Max(1, count / 4))).Take(count))
+            grid.Add(real.LoadImage(r, size), $"{r.Dataset}: {string.Join("|", r.SourceLabels.Take(2))}");
+        return grid;
+    }
+
+    private static string Describe(PhantomCase c, Observation o)
+    {
+        string Attr(string k) => c.Attributes.TryGetValue(k, out var v) && v.Length > 0 ? v : "";
+        return o switch
+        {
+            Observation.PleuralEffusion => $"{Attr("effusion_side")} {Attr("effusion_size")}".Trim(),
+            Observation.Pneumothorax => $"{Attr("pneumothorax_side")} {Attr("pneumothorax_size")}".Trim(),
+            Observation.Cardiomegaly => $"CTR {Attr("ctr")}",
+            Observation.Consolidation or Observation.Pneumonia => Attr("consolidation_lobe"),
+            Observation.LungLesion => $"{Attr("lesion_kind")} {Attr("nodule_location")} {Attr("nodule_size_mm")}mm".Trim(),
+            Observation.SupportDevices => Attr("devices"),
+            _ => c.Id,
+        };
+    }
+}

@@ -1,0 +1,56 @@
+using RoentGen.Interactive.Notebooks;
+
+namespace RoentGen.Tests.Notebooks;
+
+/// <summary>Runs every project notebook headless with small parameters; any error output fails the test.</summary>
+public class NotebookExecutionTests
+{
+    private static readonly string NotebookDir = Path.Combine(TestPaths.RepoRoot, "notebooks");
+
+    /// <summary>Small parameters per notebook, so the suite stays fast.</summary>
+    public static TheoryData<string, string> Notebooks => new()
+    {
+        { "00-getting-started.ipynb", "imageSize=64;gridCount=4;matmulSize=256" },
+        { "01-data-tour.ipynb", "count=120;imageSize=64" },
+    };
+
+    private static async Task<Notebook> Run(string file, string parameters)
+    {
+        var values = parameters.Split(';', StringSplitOptions.RemoveEmptyEntries)
+            .Select(p => p.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
+        var runner = new NotebookRunner(new NotebookRunOptions { Parameters = values, WorkingDirectory = NotebookDir });
+        var result = await runner.RunAsync(Notebook.Load(Path.Combine(NotebookDir, file)), Path.Combine(NotebookDir, file));
+        var errors = result.Notebook.Cells.SelectMany(c => c.Outputs).Where(o => o.OutputType == "error")
+            .Select(o => $"{o.EName}: {o.EValue}").ToList();
+        Assert.True(errors.Count == 0, $"{file} produced error outputs:\n{string.Join("\n", errors)}");
+        Assert.False(result.AnyFailed, $"{file}: a cell failed");
+        return result.Notebook;
+    }
+
+    [Theory]
+    [MemberData(nameof(Notebooks))]
+    public async Task Notebook_runs_without_error_outputs(string file, string parameters)
+    {
+        var nb = await Run(file, parameters);
+        Assert.All(nb.Cells.Where(c => c.IsCode && c.KernelNameFromMetadata is null or "csharp"), c => Assert.NotNull(c.ExecutionCount));
+    }
+
+    [Fact]
+    public void Every_notebook_in_the_folder_is_covered_by_a_test()
+    {
+        var covered = Notebooks.Select(row => (string)row[0]).ToHashSet();
+        foreach (var path in Directory.GetFiles(NotebookDir, "*.ipynb"))
+            Assert.Contains(Path.GetFileName(path), covered);
+    }
+
+    [Fact]
+    public async Task Getting_started_shows_doctor_table_image_grid_chart_and_dataframe()
+    {
+        var nb = await Run("00-getting-started.ipynb", "imageSize=64;gridCount=4;matmulSize=256");
+        var outputs = nb.Cells.SelectMany(c => c.Outputs).ToList();
+        Assert.Contains(outputs, o => o.GetData("text/html") is string h && h.Contains("libtorch loaded") && h.Contains("yes"));
+        Assert.Contains(outputs, o => o.GetData("image/png") is string png && png.Length > 1000);
+        Assert.Contains(outputs, o => o.GetData("text/html") is string h && h.Contains("Plotly.newPlot") && !h.Contains("src=\"https://cdn.plot.ly"));
+        Assert.Contains(outputs, o => o.GetData("text/html") is string h && h.Contains("<table") && h.Contains("labeler"));
+    }
+}
