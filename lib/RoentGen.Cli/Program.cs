@@ -11,6 +11,7 @@ root.Subcommands.Add(DoctorCommand.Build());
 root.Subcommands.Add(BenchCommand.Build());
 root.Subcommands.Add(NotebookCommand.Build());
 root.Subcommands.Add(DataCommand.Build());
+root.Subcommands.Add(QuickstartCommand.Build());
 
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))

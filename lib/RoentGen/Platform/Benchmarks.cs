@@ -25,7 +25,7 @@ public sealed record BenchReport(DoctorReport Machine, IReadOnlyList<BenchFigure
 public static class Benchmarks
 {
     /// <summary>Names of the benchmark groups <see cref="Run"/> knows.</summary>
-    public static readonly IReadOnlyList<string> Groups = ["matmul", "tsne"];
+    public static readonly IReadOnlyList<string> Groups = ["matmul", "phantoms", "tsne"];
 
     /// <summary>Runs the chosen groups (all when empty).</summary>
     public static BenchReport Run(IReadOnlyCollection<string>? groups = null, Action<BenchFigure>? onFigure = null)
@@ -38,6 +38,14 @@ public static class Benchmarks
         void Add(BenchFigure f) { figures.Add(f); onFigure?.Invoke(f); }
         if (chosen.Contains("matmul"))
             Add(new BenchFigure("float32 matmul 2048x2048", Doctor.MeasureMatmulGflops(2048), "GFLOP/s", "median of 5 runs after a warm-up"));
+        if (chosen.Contains("phantoms"))
+        {
+            RoentGen.Data.Phantoms.PhantomBenchmark.Run(128, 200); // warm-up (JIT, thread pool)
+            var r = RoentGen.Data.Phantoms.PhantomBenchmark.Run(128, 4000);
+            Add(new BenchFigure("phantom generation 128x128", r.ImagesPerSecond, "images/s", $"{r.Count} images with masks and reports, {r.Threads} threads"));
+            var r256 = RoentGen.Data.Phantoms.PhantomBenchmark.Run(256, 1000);
+            Add(new BenchFigure("phantom generation 256x256", r256.ImagesPerSecond, "images/s", $"{r256.Count} images, {r256.Threads} threads"));
+        }
         if (chosen.Contains("tsne"))
         {
             var (seconds, kl) = TSne5000();
