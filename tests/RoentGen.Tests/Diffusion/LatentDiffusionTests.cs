@@ -1,0 +1,60 @@
+using RoentGen.Diffusion;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace RoentGen.Tests.Diffusion;
+
+public class LatentDiffusionTests
+{
+    [Fact]
+    public void Tiny_experiment_trains_saves_loads_and_samples_reproducibly()
+    {
+        var dir = TestPaths.NewTempDir();
+        var cfg = LdmExperimentConfig.Tiny;
+        var data = LdmTrainingData.FromPhantoms(cfg.TrainImages, cfg.ImageSize, cfg.DataSeed);
+        Assert.Equal([48L, 1, 32, 32], data.Images.shape);
+        var (vae, vaeHistory) = LatentDiffusionTraining.TrainVae(cfg, data, dir);
+        Assert.Equal(cfg.VaeSteps, vaeHistory.Steps);
+        Assert.NotEqual(1.0, vae.Config.ScalingFactor);
+
+        var (unet, text, tokenizer, history) = LatentDiffusionTraining.TrainLdm(cfg, data, vae, dir);
+        Assert.Equal(cfg.LdmSteps, history.Steps);
+        Assert.All(history.Loss, l => Assert.True(double.IsFinite(l)));
+
+        var pipe = LatentDiffusionTraining.LoadPipeline(dir);
+        Assert.Equal(vae.Config.ScalingFactor, pipe.Vae.Config.ScalingFactor, 6);
+        var request = new SampleRequest { Prompts = ["small left pleural effusion", "no acute cardiopulmonary process"], Steps = 3, Seed = 5, GuidanceScale = 3 };
+        var a = pipe.Sample(request);
+        Assert.Equal([2L, 1, 32, 32], a.shape);
+        Assert.True(a.abs().max().item<float>() <= 1f);
+        // Same seed, same images; one image does not depend on its batch.
+        Assert.True(pipe.Sample(request).eq(a).all().item<bool>());
+        var second = pipe.Sample(request with { BatchSize = 1 });
+        Assert.True(second.allclose(a, atol: 1e-4));
+        Assert.False(pipe.Sample(request with { Seed = 6 }).allclose(a));
+        foreach (var kind in Enum.GetValues<SchedulerKind>())
+            Assert.True(pipe.Sample(request with { Scheduler = kind, Prompts = ["cardiomegaly"] }).isfinite().all().item<bool>(), $"{kind} gave non-finite pixels");
+        // img2img with strength 0 returns the input.
+        var init = data.Images.narrow(0, 0, 1);
+        Assert.True(pipe.Sample(request with { Prompts = ["x"], InitImages = init, Strength = 0 }).eq(init).all().item<bool>());
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public void Freezing_the_text_encoder_leaves_its_weights_unchanged()
+    {
+        var dir = TestPaths.NewTempDir();
+        var cfg = LdmExperimentConfig.Tiny with { TrainTextEncoder = false, LdmSteps = 3, VaeSteps = 2 };
+        var data = LdmTrainingData.FromPhantoms(cfg.TrainImages, cfg.ImageSize, cfg.DataSeed);
+        var (vae, _) = LatentDiffusionTraining.TrainVae(cfg, data, dir);
+        // Both runs start from the same initial weights (same seed); only the trained one may move them.
+        var (_, text, _, _) = LatentDiffusionTraining.TrainLdm(cfg, data, vae, dir);
+        Assert.All(text.parameters(), p => Assert.False(p.requires_grad));
+        var trainedDir = TestPaths.NewTempDir();
+        var (_, text2, _, _) = LatentDiffusionTraining.TrainLdm(cfg with { TrainTextEncoder = true, TextLr = 1e-2 }, data, vae, trainedDir);
+        var frozen = text.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        Assert.Contains(text2.named_parameters(), p => !p.parameter.allclose(frozen[p.name]));
+        Directory.Delete(dir, true);
+        Directory.Delete(trainedDir, true);
+    }
+}
