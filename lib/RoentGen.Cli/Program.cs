@@ -12,6 +12,8 @@ root.Subcommands.Add(BenchCommand.Build());
 root.Subcommands.Add(NotebookCommand.Build());
 root.Subcommands.Add(DataCommand.Build());
 root.Subcommands.Add(QuickstartCommand.Build());
+root.Subcommands.Add(TrainCommand.Build());
+root.Subcommands.Add(SampleCommand.Build());
 
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))

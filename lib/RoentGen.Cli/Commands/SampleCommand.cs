@@ -1,0 +1,43 @@
+using System.CommandLine;
+using RoentGen.Diffusion;
+using RoentGen.Interactive;
+
+namespace RoentGen.Cli.Commands;
+
+/// <summary><c>roentgen sample --checkpoint DIR --prompt "..." [--guidance 4 --steps 20 --scheduler dpmpp --seed 1 --n 8] --out FILE.png</c>.</summary>
+internal static class SampleCommand
+{
+    public static Command Build()
+    {
+        var checkpoint = new Option<DirectoryInfo>("--checkpoint") { Description = "A trained experiment folder (roentgen train ldm --out).", Required = true };
+        var prompt = new Option<string[]>("--prompt") { Description = "Prompt (repeat for several).", Required = true, AllowMultipleArgumentsPerToken = false };
+        var negative = new Option<string>("--negative") { Description = "Negative prompt.", DefaultValueFactory = _ => "" };
+        var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale.", DefaultValueFactory = _ => 4.0 };
+        var steps = new Option<int>("--steps") { Description = "Denoising steps.", DefaultValueFactory = _ => 20 };
+        var scheduler = new Option<string>("--scheduler") { Description = "ddpm, ddim, dpmpp or euler.", DefaultValueFactory = _ => "dpmpp" };
+        var seed = new Option<long>("--seed") { Description = "Seed.", DefaultValueFactory = _ => 1 };
+        var n = new Option<int>("--n") { Description = "Images per prompt.", DefaultValueFactory = _ => 4 };
+        var output = new Option<FileInfo>("--out") { Description = "PNG grid to write.", Required = true };
+        var cmd = new Command("sample", "Generate chest X-rays from text with a trained latent diffusion model.") { checkpoint, prompt, negative, guidance, steps, scheduler, seed, n, output };
+        cmd.SetAction(parse => Cli.Run(() =>
+        {
+            var pipe = LatentDiffusionTraining.LoadPipeline(parse.GetValue(checkpoint)!.FullName);
+            int perPrompt = parse.GetValue(n);
+            if (perPrompt < 1) throw new ArgumentException("--n must be at least 1");
+            var prompts = parse.GetValue(prompt)!.SelectMany(p => Enumerable.Repeat(p, perPrompt)).ToList();
+            var request = new SampleRequest
+            {
+                Prompts = prompts, NegativePrompt = parse.GetValue(negative)!, GuidanceScale = parse.GetValue(guidance),
+                Steps = parse.GetValue(steps), Scheduler = NoiseScheduler.ParseKind(parse.GetValue(scheduler)!), Seed = parse.GetValue(seed),
+            };
+            int batches = (prompts.Count + request.BatchSize - 1) / request.BatchSize;
+            using var progress = ProgressReporter.Start("sampling", batches * request.Steps, "steps");
+            var images = pipe.Sample(request, (_, _) => progress.Advance());
+            var grid = ImageGrid.FromTensor(images, columns: perPrompt, captions: prompts);
+            var file = parse.GetValue(output)!;
+            RoentGen.Platform.AtomicFile.WriteAllBytes(file.FullName, grid.ToPng());
+            Console.WriteLine($"wrote {prompts.Count} images to {file.FullName}");
+        }));
+        return cmd;
+    }
+}
