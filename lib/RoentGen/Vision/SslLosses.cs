@@ -40,14 +40,13 @@ public sealed class DinoHead : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>
-/// DINO's CLS-token loss (Caron et al. 2021; Oquab et al. 2023): cross-entropy between the teacher's
-/// centred, sharpened softmax and the student's softmax over the prototypes, over every pair of a student
-/// crop and a teacher (global) crop showing a different view. Owns its centre (an EMA of teacher logits).
+/// What DINO's and iBOT's losses share: a student temperature and a centre (an EMA of the teacher's logits)
+/// that is subtracted before the teacher's sharpened softmax, which keeps the teacher from collapsing.
 /// </summary>
-public sealed class DinoClsLoss : IDisposable
+public abstract class CenteredTeacherLoss : IDisposable
 {
-    /// <summary>Creates the loss.</summary>
-    public DinoClsLoss(int prototypes, double studentTemperature = 0.1, double centerMomentum = 0.9)
+    /// <summary>Creates the shared state.</summary>
+    protected CenteredTeacherLoss(int prototypes, double studentTemperature, double centerMomentum)
     {
         Center = zeros(1, prototypes);
         StudentTemperature = studentTemperature;
@@ -61,9 +60,37 @@ public sealed class DinoClsLoss : IDisposable
     /// <summary>EMA momentum of the centre.</summary>
     public double CenterMomentum { get; }
 
-    /// <summary>Teacher targets by centring and sharpening: softmax((t − c) / τ_t).</summary>
+    /// <summary>Teacher targets by centring and sharpening: softmax((t − c) / τ_t), for (…, K) logits.</summary>
     public Tensor TeacherTargets(Tensor teacherLogits, double teacherTemperature) =>
         ((teacherLogits - Center) / teacherTemperature).softmax(-1);
+
+    /// <summary>c ← m·c + (1 − m)·mean over the rows of <paramref name="teacherRows"/> (M, K).</summary>
+    protected void MoveCenter(Tensor teacherRows)
+    {
+        using var _ = no_grad();
+        var updated = Center * CenterMomentum + teacherRows.detach().mean([0], keepdim: true) * (1 - CenterMomentum);
+        Center.Dispose();
+        Center = updated.DetachFromDisposeScope();
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Center.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>
+/// DINO's CLS-token loss (Caron et al. 2021; Oquab et al. 2023): cross-entropy between the teacher's
+/// centred, sharpened softmax and the student's softmax over the prototypes, over every pair of a student
+/// crop and a teacher (global) crop showing a different view. Owns its centre (an EMA of teacher logits).
+/// </summary>
+public sealed class DinoClsLoss : CenteredTeacherLoss
+{
+    /// <summary>Creates the loss.</summary>
+    public DinoClsLoss(int prototypes, double studentTemperature = 0.1, double centerMomentum = 0.9)
+        : base(prototypes, studentTemperature, centerMomentum) { }
 
     /// <summary>
     /// Teacher targets by three Sinkhorn-Knopp normalisations (as in SwAV and DINOv2): every sample's row
@@ -109,16 +136,7 @@ public sealed class DinoClsLoss : IDisposable
     }
 
     /// <summary>Moves the centre towards the batch mean of the teacher's logits: c ← m·c + (1 − m)·mean(t).</summary>
-    public void UpdateCenter(Tensor teacherLogits)
-    {
-        using var _ = no_grad();
-        var updated = Center * CenterMomentum + teacherLogits.detach().mean([0], keepdim: true) * (1 - CenterMomentum);
-        Center.Dispose();
-        Center = updated.DetachFromDisposeScope();
-    }
-
-    /// <inheritdoc />
-    public void Dispose() => Center.Dispose();
+    public void UpdateCenter(Tensor teacherLogits) => MoveCenter(teacherLogits);
 }
 
 /// <summary>
@@ -126,26 +144,11 @@ public sealed class DinoClsLoss : IDisposable
 /// cross-entropy between the teacher's centred, sharpened softmax on the unmasked image and the
 /// student's softmax; averaged per image, then over images. Owns its own centre.
 /// </summary>
-public sealed class IBotPatchLoss : IDisposable
+public sealed class IBotPatchLoss : CenteredTeacherLoss
 {
     /// <summary>Creates the loss.</summary>
     public IBotPatchLoss(int prototypes, double studentTemperature = 0.1, double centerMomentum = 0.9)
-    {
-        Center = zeros(1, prototypes);
-        StudentTemperature = studentTemperature;
-        CenterMomentum = centerMomentum;
-    }
-
-    /// <summary>(1, prototypes): running mean of the teacher's patch logits.</summary>
-    public Tensor Center { get; private set; }
-    /// <summary>Student temperature.</summary>
-    public double StudentTemperature { get; }
-    /// <summary>EMA momentum of the centre.</summary>
-    public double CenterMomentum { get; }
-
-    /// <summary>Teacher targets softmax((t − c) / τ_t) for (…, K) logits.</summary>
-    public Tensor TeacherTargets(Tensor teacherPatchLogits, double teacherTemperature) =>
-        ((teacherPatchLogits - Center) / teacherTemperature).softmax(-1);
+        : base(prototypes, studentTemperature, centerMomentum) { }
 
     /// <summary>
     /// The loss. Student and teacher: (B, N, K); <paramref name="mask"/>: (B, N) bool, true where the student's
@@ -169,14 +172,8 @@ public sealed class IBotPatchLoss : IDisposable
         using var _ = no_grad();
         using var scope = NewDisposeScope();
         var selected = teacherPatchLogits.detach()[mask];                                            // (M, K)
-        if (selected.shape[0] == 0) return;
-        var updated = Center * CenterMomentum + selected.mean([0], keepdim: true) * (1 - CenterMomentum);
-        Center.Dispose();
-        Center = updated.DetachFromDisposeScope();
+        if (selected.shape[0] > 0) MoveCenter(selected);
     }
-
-    /// <inheritdoc />
-    public void Dispose() => Center.Dispose();
 }
 
 /// <summary>
