@@ -9,7 +9,7 @@ if [ -f environment/install-chromium.sh ]; then
   bash environment/install-chromium.sh || echo "warning: chromium could not be installed; browser tests will report as skipped"
 fi
 
-results="$root/TestResults"
+results="$root/data/generated/test-results"
 rm -rf "$results"
 dotnet build RoentGen.Notebooks.sln -c Release -nologo -v q || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 dotnet test RoentGen.Notebooks.sln -c Release --no-build -nologo \

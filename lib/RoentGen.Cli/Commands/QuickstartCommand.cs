@@ -8,7 +8,7 @@ internal static class QuickstartCommand
 {
     public static Command Build()
     {
-        var output = new Option<DirectoryInfo>("--out") { Description = "Output folder.", DefaultValueFactory = _ => new DirectoryInfo(Path.Combine("out", "quickstart")) };
+        var output = new Option<DirectoryInfo>("--out") { Description = "Output folder.", DefaultValueFactory = _ => new DirectoryInfo(Path.Combine("data", "generated", "quickstart")) };
         var n = new Option<int>("--n") { Description = "Phantoms written to disk.", DefaultValueFactory = _ => 500 };
         var noNotebooks = new Option<bool>("--no-notebooks") { Description = "Do not execute the notebooks." };
         var cmd = new Command("quickstart", "The main job: check the machine, build the CXR world, measure the labeler, run the notebooks, write report.html and metrics.json.") { output, n, noNotebooks };

@@ -14,7 +14,7 @@ namespace RoentGen.Workflows;
 public sealed record QuickstartOptions
 {
     /// <summary>Output folder.</summary>
-    public string OutputDir { get; init; } = Path.Combine("out", "quickstart");
+    public string OutputDir { get; init; } = Path.Combine("data", "generated", "quickstart");
     /// <summary>Phantoms written to disk.</summary>
     public int PhantomCount { get; init; } = 500;
     /// <summary>Phantom image side.</summary>
