@@ -36,11 +36,11 @@ public class SegmentationProbeTests
     {
         var (ftr, mtr) = Rectangles(64, 1);
         var (fte, mte) = Rectangles(32, 2);
-        var r = SegmentationProbe.Train(ftr, mtr, fte, mte, new SegmentationProbeOptions { Epochs = 20, BatchSize = 32 });
+        var r = SegmentationProbe.Train(ftr, mtr, fte, mte, new SegmentationProbeOptions { Epochs = 20, BatchSize = 16, LearningRate = 5e-2 });
         Assert.True(r.PerStructure.Single().Dice > 0.85, $"Dice {r.PerStructure.Single().Dice}");
         // The same head on shuffled (uninformative) test tokens does far worse.
         var shuffled = fte with { Patches = fte.Patches.index_select(1, randperm(64)) };
-        var bad = SegmentationProbe.Train(ftr, mtr, shuffled, mte, new SegmentationProbeOptions { Epochs = 20, BatchSize = 32 });
+        var bad = SegmentationProbe.Train(ftr, mtr, shuffled, mte, new SegmentationProbeOptions { Epochs = 20, BatchSize = 16, LearningRate = 5e-2 });
         Assert.True(bad.PerStructure.Single().Dice < r.PerStructure.Single().Dice - 0.2, $"shuffled Dice {bad.PerStructure.Single().Dice}");
     }
 
