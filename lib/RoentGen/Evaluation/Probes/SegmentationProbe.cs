@@ -47,12 +47,14 @@ public static class SegmentationProbe
         EncodedFeatures test, IReadOnlyDictionary<string, ProbeMask> testMasks, SegmentationProbeOptions? options = null)
     {
         options ??= new SegmentationProbeOptions();
+        if (options.Structures is not null)
+            foreach (var s in options.Structures)
+                if (!trainMasks.ContainsKey(s) || !testMasks.ContainsKey(s))
+                    throw new ArgumentException($"segmentation probe: structure '{s}' has no {(trainMasks.ContainsKey(s) ? "test" : "training")} masks; the data have: {string.Join(", ", trainMasks.Keys)}");
         var names = (options.Structures ?? trainMasks.Where(kv => kv.Value.Present.Any(p => p) && kv.Value.Masks.sum().item<float>() > 0).Select(kv => kv.Key).ToList())
             .Where(testMasks.ContainsKey).ToList();
         if (names.Count == 0)
             throw new ArgumentException($"segmentation probe: no structure with masks in both train and test (train has: {(trainMasks.Count == 0 ? "none" : string.Join(", ", trainMasks.Keys))})");
-        foreach (var s in names)
-            if (!trainMasks.ContainsKey(s)) throw new ArgumentException($"segmentation probe: structure '{s}' has no training masks");
         using var scope = NewDisposeScope();
         var (yTr, pTr) = Stack(trainMasks, names);     // (N, C, S, S), (N, C, 1, 1)
         var (yTe, pTe) = Stack(testMasks, names);
