@@ -30,7 +30,7 @@ public class RealSampleProbeTests(ITestOutputHelper output)
     }
 
     [SkippableFact]
-    public void Knn_tells_tuberculosis_from_normal_on_real_tb_images()
+    public void Knn_scores_tuberculosis_against_normal_on_real_tb_images()
     {
         Skip.If(TestPaths.RealSample is null, "the shared real-cxr-sample is not beside this clone");
         var data = ProbeData.FromCsv(Csv, size: 64);
