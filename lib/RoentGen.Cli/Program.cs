@@ -14,6 +14,7 @@ root.Subcommands.Add(DataCommand.Build());
 root.Subcommands.Add(QuickstartCommand.Build());
 root.Subcommands.Add(TrainCommand.Build());
 root.Subcommands.Add(SampleCommand.Build());
+root.Subcommands.Add(ProbeCommand.Build());
 
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
