@@ -87,6 +87,21 @@ public class MultiCropTests
         }
     }
 
+    [SkippableFact]
+    public void Real_images_from_a_labelled_folder_crop_into_batches()
+    {
+        Skip.If(TestPaths.RealSample is null, "the shared real-CXR sample is not beside this checkout");
+        var source = new FolderImageSource(TestPaths.RealSample!, 64);
+        Assert.Equal(60, source.Count);
+        var images = source.Batch(0, 3, new Random(1));
+        Assert.All(images, i => Assert.Equal((64, 64), (i.Width, i.Height)));
+        using var scope = NewDisposeScope();
+        var crops = new MultiCrop(Tiny).Apply(images, new Random(2));
+        Assert.Equal(new long[] { 3, 1, 16, 16 }, crops.Locals[2].shape);
+        Assert.True(crops.Globals[0].std().item<float>() > 0.05f, "real X-ray crops should have contrast");
+        Assert.Throws<DirectoryNotFoundException>(() => new FolderImageSource(Path.Combine(TestPaths.RealSample!, "nope"), 64));
+    }
+
     [Fact]
     public void Bad_settings_are_named()
     {
