@@ -17,7 +17,7 @@ public class DinoTrainingTests
         Prototypes = 64, HeadHidden = 64, HeadBottleneck = 16,
         Crops = DinoConfig.Quick.Crops with { GlobalSize = 32, LocalSize = 16, LocalCrops = 2 },
         SourceSize = 64, BatchSize = 6, Steps = 20, WarmupSteps = 3, TeacherTemperatureWarmupSteps = 10,
-        MaskProbability = 0.5, CheckpointEvery = 5, LearningRate = 2e-3, Seed = 11,
+        MaskProbability = 0.5, CheckpointEvery = 5, LearningRate = 2e-3, Seed = 11, SinkhornKnopp = false,
     };
 
     private static IReadOnlyList<GrayImage> Images(int n, int seed = 3) =>
