@@ -21,14 +21,23 @@ internal static class TrainDinoCommand
         var data = new Option<string>("--data") { Description = "'phantoms' (generated on the fly), or a folder with labels.csv in the generic layout or PNG/JPEG files.", Required = true };
         var output = new Option<string>("--out") { Description = "Run folder: checkpoints, config.json, metrics.json, loss.html, teacher_backbone/.", Required = true };
         var steps = new Option<int?>("--steps") { Description = "Total optimizer steps (overrides the config)." };
+        var threads = new Option<int?>("--threads")
+        {
+            Description = "libtorch intra-op threads. On a busy shared machine 1 can be several times faster than the default (spinning threads wait on each other).",
+        };
         var cmd = new Command("dino", "Self-supervised ViT pre-training (DINO + iBOT + KoLeo, EMA teacher, multi-crop); resumes from --out.")
         {
-            preset, config, data, output, steps,
+            preset, config, data, output, steps, threads,
         };
         cmd.SetAction(parse =>
         {
             try
             {
+                if (parse.GetValue(threads) is int t)
+                {
+                    if (t < 1) throw new ArgumentException($"--threads must be at least 1, got {t}");
+                    TorchSharp.torch.set_num_threads(t);
+                }
                 return Run(parse.GetValue(preset)!, parse.GetValue(config), parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(steps));
             }
             catch (Exception ex) when (ex is ArgumentException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException

@@ -54,7 +54,13 @@ public class TrainDinoCommandTests
             RoentGen.Data.ImageIO.WritePng(Path.Combine(images, c.Id + ".png"), c.Image);
         var configPath = Path.Combine(dir, "tiny.json");
         File.WriteAllText(configPath, (DinoTrainingTests.Tiny with { BatchSize = 4 }).ToJson());
-        Assert.Equal(0, Invoke("--config", configPath, "--data", images, "--out", Path.Combine(dir, "run"), "--steps", "1"));
+        int threads = TorchSharp.torch.get_num_threads();
+        try
+        {
+            Assert.Equal(0, Invoke("--config", configPath, "--data", images, "--out", Path.Combine(dir, "run"), "--steps", "1", "--threads", "1"));
+            Assert.Equal(1, TorchSharp.torch.get_num_threads());
+        }
+        finally { TorchSharp.torch.set_num_threads(threads); }
         Directory.Delete(dir, true);
     }
 
