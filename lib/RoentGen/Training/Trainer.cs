@@ -103,8 +103,11 @@ public sealed class Trainer
     /// Runs to <see cref="TrainerOptions.TotalSteps"/>, resuming from the latest checkpoint when there is one.
     /// <paramref name="loss"/> computes the scalar loss of one micro-batch; the loop does backward, clipping and
     /// the optimizer step. A non-finite loss stops the run with an error naming the step.
+    /// <paramref name="afterStep"/>, when given, runs after each optimizer step (and EMA update) and before the
+    /// step is recorded and checkpointed, with the step index: e.g. a DINO teacher's EMA update. Whatever it
+    /// changes must live in the modules (or be derived from the step) for a resumed run to match.
     /// </summary>
-    public TrainingHistory Run(Func<TrainStepContext, Tensor> loss, CancellationToken cancellation = default)
+    public TrainingHistory Run(Func<TrainStepContext, Tensor> loss, CancellationToken cancellation = default, Action<int>? afterStep = null)
     {
         if (_options.EmaDecay is not null) _ema ??= new Ema(_modules.Values.First());
         int start = TryResume();
@@ -138,6 +141,11 @@ public sealed class Trainer
             if (_options.GradClipNorm > 0) nn.utils.clip_grad_norm_(parameters, _options.GradClipNorm);
             _optimizer.step();
             if (_ema is not null) _ema.Update(_modules.Values.First(), _options.EmaDecay!.Value);
+            if (afterStep is not null)
+            {
+                using var scope = NewDisposeScope();
+                afterStep(step);
+            }
 
             History.Loss.Add(stepLoss);
             History.LrFactor.Add(factor);

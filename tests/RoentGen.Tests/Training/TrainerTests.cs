@@ -5,6 +5,7 @@ using static TorchSharp.torch;
 
 namespace RoentGen.Tests.Training;
 
+[Collection(GlobalRngCollection.Name)]
 public class TrainerTests
 {
     private sealed record TinyConfig(int Hidden);

@@ -1,0 +1,52 @@
+using System.Text.Json;
+using RoentGen.Interactive;
+using RoentGen.Platform;
+using RoentGen.Training;
+
+namespace RoentGen.Vision;
+
+/// <summary>What a finished DINO run writes beside its checkpoints: metrics.json and an offline loss chart.</summary>
+public static class DinoRunReport
+{
+    /// <summary>Name of the metrics file.</summary>
+    public const string MetricsFileName = "metrics.json";
+    /// <summary>Name of the chart file.</summary>
+    public const string ChartFileName = "loss.html";
+
+    /// <summary>The curves drawn in the chart (those present in the history).</summary>
+    public static IReadOnlyList<string> ChartedMetrics { get; } = ["dino", "ibot", "koleo"];
+
+    /// <summary>
+    /// Writes <c>metrics.json</c> (per-step loss and metrics, their last values, throughput of this session) and
+    /// <c>loss.html</c> (total loss and each enabled loss per step) into <paramref name="outputDir"/>.
+    /// </summary>
+    /// <param name="history">The run's history (all steps, including those before a resume).</param>
+    /// <param name="outputDir">The run folder.</param>
+    /// <param name="stepsThisSession">Steps trained by this process (after a resume, fewer than the history).</param>
+    /// <param name="seconds">Wall time of this process's training.</param>
+    public static void Save(TrainingHistory history, string outputDir, int stepsThisSession, double seconds)
+    {
+        Directory.CreateDirectory(outputDir);
+        var last = history.Metrics.Where(kv => kv.Value.Count > 0).ToDictionary(kv => kv.Key, kv => kv.Value[^1]);
+        if (history.Steps > 0) last["loss"] = history.Loss[^1];
+        var doc = new
+        {
+            steps = history.Steps,
+            steps_this_session = stepsThisSession,
+            seconds_this_session = seconds,
+            steps_per_second = seconds > 0 ? stepsThisSession / seconds : 0,
+            final = last,
+            loss = history.Loss,
+            lr_factor = history.LrFactor,
+            metrics = history.Metrics,
+        };
+        AtomicFile.WriteAllText(Path.Combine(outputDir, MetricsFileName), JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
+
+        var steps = Enumerable.Range(1, history.Steps).Select(i => (double)i).ToArray();
+        var lines = new List<Plotly.NET.GenericChart> { Plotly.NET.CSharp.Chart.Line<double, double, string>(x: steps, y: history.Loss, Name: "total") };
+        foreach (var name in ChartedMetrics)
+            if (history.Metrics.TryGetValue(name, out var values) && values.Count == steps.Length)
+                lines.Add(Plotly.NET.CSharp.Chart.Line<double, double, string>(x: steps, y: values, Name: name));
+        Charts.SaveHtml(Plotly.NET.CSharp.Chart.Combine(lines), Path.Combine(outputDir, ChartFileName));
+    }
+}
