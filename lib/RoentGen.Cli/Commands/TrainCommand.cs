@@ -9,7 +9,7 @@ namespace RoentGen.Cli.Commands;
 /// <summary><c>roentgen train vae|ldm|...</c>: training verbs. Add one by adding its builder to <see cref="Verbs"/>.</summary>
 internal static class TrainCommand
 {
-    private static readonly Func<Command>[] Verbs = [BuildVae, BuildLdm];
+    private static readonly Func<Command>[] Verbs = [BuildVae, BuildLdm, TrainDinoCommand.Build];
 
     public static Command Build()
     {
