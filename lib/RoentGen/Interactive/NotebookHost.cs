@@ -16,8 +16,14 @@ public interface IDisplayHandle
 /// </summary>
 public static class NotebookHost
 {
-    /// <summary>Set by a notebook host: shows a value and returns a handle that updates it.</summary>
-    public static Func<object, IDisplayHandle>? DisplayHook { get; set; }
+    private static readonly AsyncLocal<Func<object, IDisplayHandle>?> Hook = new();
+
+    /// <summary>
+    /// Set by a notebook host: shows a value and returns a handle that updates it. It flows with the async
+    /// context that set it (the cells being run and what they start), so work on unrelated threads of the same
+    /// process does not write into the notebook.
+    /// </summary>
+    public static Func<object, IDisplayHandle>? DisplayHook { get => Hook.Value; set => Hook.Value = value; }
 
     /// <summary>True when running inside a notebook host.</summary>
     public static bool IsNotebook => DisplayHook is not null || FindKernelDisplay() is not null;

@@ -4,6 +4,7 @@ using static TorchSharp.torch;
 
 namespace RoentGen.Tests.Diffusion;
 
+[Collection(ProcessStateCollection.Name)]
 public class LatentDiffusionTests
 {
     [Fact]

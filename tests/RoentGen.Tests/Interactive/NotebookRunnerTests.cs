@@ -7,6 +7,8 @@ namespace RoentGen.Tests.Interactive;
 /// Runs small Polyglot notebooks in-process through <see cref="NotebookRunner.RunFileAsync"/> and checks the
 /// outputs of the notebook file written to disk (so the model's write and read are exercised too).
 /// </summary>
+// Console capture is process-wide: run alone so other tests' output cannot land in a notebook.
+[Collection(ProcessStateCollection.Name)]
 public sealed class NotebookRunnerTests : IDisposable
 {
     private readonly string _dir = TestPaths.NewTempDir("roentgen-nbrun");

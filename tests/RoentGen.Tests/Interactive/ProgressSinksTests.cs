@@ -4,6 +4,7 @@ using Spectre.Console;
 
 namespace RoentGen.Tests.Interactive;
 
+[Collection(ProcessStateCollection.Name)]
 public class ProgressSinksTests
 {
     private sealed class FakeHandle(List<string> log) : IDisplayHandle

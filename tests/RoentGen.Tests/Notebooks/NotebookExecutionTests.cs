@@ -3,6 +3,8 @@ using RoentGen.Interactive.Notebooks;
 namespace RoentGen.Tests.Notebooks;
 
 /// <summary>Runs every project notebook headless with small parameters; any error output fails the test.</summary>
+// Console capture is process-wide: run alone so other tests' output cannot land in a notebook.
+[Collection(ProcessStateCollection.Name)]
 public class NotebookExecutionTests
 {
     private static readonly string NotebookDir = Path.Combine(TestPaths.RepoRoot, "notebooks");

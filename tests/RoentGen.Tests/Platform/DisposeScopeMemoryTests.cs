@@ -5,6 +5,8 @@ using static TorchSharp.torch;
 
 namespace RoentGen.Tests.Platform;
 
+// Process RSS is shared with every test running at the same time, so this one runs alone.
+[Collection(ProcessStateCollection.Name)]
 public class DisposeScopeMemoryTests
 {
     // 200 small conv training steps, each inside a dispose scope: resident memory must stay flat.

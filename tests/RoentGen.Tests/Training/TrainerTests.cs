@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 
 namespace RoentGen.Tests.Training;
 
-[Collection(GlobalRngCollection.Name)]
+[Collection(ProcessStateCollection.Name)]
 public class TrainerTests
 {
     private sealed record TinyConfig(int Hidden);

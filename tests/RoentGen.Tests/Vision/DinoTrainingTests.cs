@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 
 namespace RoentGen.Tests.Vision;
 
-[Collection(GlobalRngCollection.Name)]
+[Collection(ProcessStateCollection.Name)]
 public class DinoTrainingTests
 {
     /// <summary>A DINO run small enough for a test: 32 px globals, 16 px locals, a 2-layer ViT of width 32.</summary>

@@ -6,7 +6,7 @@ using RoentGen.Vision;
 
 namespace RoentGen.Tests.Vision;
 
-[Collection(GlobalRngCollection.Name)]
+[Collection(ProcessStateCollection.Name)]
 public class TrainDinoCommandTests
 {
     private static int Invoke(params string[] args)
