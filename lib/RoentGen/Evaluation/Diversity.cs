@@ -51,17 +51,25 @@ public static class Diversity
             if (k < 2) { result.Add((double.NaN, 0)); g++; continue; }
             using var scope = NewDisposeScope();
             using var _ = no_grad();
-            // Map to [0, 1] as MS-SSIM's constants assume, in float64 for a stable product over scales.
-            var unit = ((group.detach().to(ScalarType.Float64) - low) / (high - low)).clamp(0, 1);
+            // Map to [0, 1] as MS-SSIM's constants assume; float32, pairs in chunks to bound memory.
+            var unit = ((group.detach().to(ScalarType.Float32) - low) / (high - low)).clamp(0, 1);
             var (ii, jj) = Pairs(k);
-            var x = unit.index_select(0, tensor(ii));
-            var y = unit.index_select(0, tensor(jj));
-            var scores = Ssim.MultiScale(x, y);                    // (pairs)
-            result.Add((scores.mean().item<double>(), ii.Length));
+            double sum = 0;
+            for (int start = 0; start < ii.Length; start += PairChunk)
+            {
+                using var chunkScope = NewDisposeScope();
+                int len = Math.Min(PairChunk, ii.Length - start);
+                var x = unit.index_select(0, tensor(ii[start..(start + len)]));
+                var y = unit.index_select(0, tensor(jj[start..(start + len)]));
+                sum += Ssim.MultiScale(x, y).to(ScalarType.Float64).sum().item<double>();   // (len) → scalar
+            }
+            result.Add((sum / ii.Length, ii.Length));
             g++;
         }
         return result;
     }
+
+    private const int PairChunk = 64;
 
     private static (long[] I, long[] J) Pairs(int k)
     {
