@@ -14,35 +14,36 @@ public class GenerationEvaluationTests
     public void Realistic_generations_beat_noise_and_copies_are_flagged_as_undiverse()
     {
         using var scope = NewDisposeScope();
-        var realCases = new PhantomGenerator(new PhantomOptions { Size = 64, Seed = 31 }).Generate(0, 48);
-        var genCases = new PhantomGenerator(new PhantomOptions { Size = 64, Seed = 32 }).Generate(0, 48);
+        var realCases = new PhantomGenerator(new PhantomOptions { Size = 64, Seed = 31 }).Generate(0, 24);
+        var genCases = new PhantomGenerator(new PhantomOptions { Size = 64, Seed = 32 }).Generate(0, 24);
         var real = ImageTensors.Stack(realCases.Select(c => c.Image));
         var scorer = new PromptAdherenceTests.OracleScorer([.. realCases, .. genCases], 5);
 
-        // "Generated" = other phantoms, 4 per prompt, each prompt naming one of the image's findings (or normal).
+        // "Generated" = other phantoms, up to 3 per prompt text, each prompt naming one of the image's findings (or normal).
         var prompts = new List<string>();
         var chosen = new List<GrayImage>();
-        foreach (var c in genCases)
+        foreach (var (c, i) in genCases.Select((c, i) => (c, i)))
         {
-            prompts.Add(c.Present.Contains(Observation.Cardiomegaly) ? "Moderate cardiomegaly." : "No acute cardiopulmonary process.");
+            // Groups of at most 3 samples per prompt text keep the MS-SSIM pair count small.
+            prompts.Add((c.Present.Contains(Observation.Cardiomegaly) ? "Moderate cardiomegaly." : "No acute cardiopulmonary process.") + $" Series {i / 3}.");
             chosen.Add(c.Image);
         }
         var generated = ImageTensors.Stack(chosen);
         var gen = new TorchSharp.torch.Generator(7);
-        var noise = (rand(48, 1, 64, 64, generator: gen) * 2 - 1);
-        var copies = real.narrow(0, 0, 12).repeat_interleave(4, 0);        // 12 prompts x 4 identical samples
+        var noise = (rand(24, 1, 64, 64, generator: gen) * 2 - 1);
+        var copies = real.narrow(0, 0, 8).repeat_interleave(3, 0);         // 8 prompts x 3 identical samples
 
-        var opts = new GenerationEvaluationOptions { KidSubsets = 5, KidSubsetSize = 24, Seed = 1 };
+        var opts = new GenerationEvaluationOptions { KidSubsets = 5, KidSubsetSize = 12, Seed = 1 };
         var adherencePrompts = prompts.Select(AdherencePrompt.FromText).ToList();
         var good = GenerationEvaluation.Run(real, generated, adherencePrompts, PooledFeatures, scorer, opts);
         var bad = GenerationEvaluation.Run(real, noise, adherencePrompts, PooledFeatures, scorer, opts);
-        var same = GenerationEvaluation.Run(real, copies, Enumerable.Range(0, 48).Select(i => new AdherencePrompt($"prompt {i / 4}", [])).ToList(), PooledFeatures, scorer, opts);
+        var same = GenerationEvaluation.Run(real, copies, Enumerable.Range(0, 24).Select(i => new AdherencePrompt($"prompt {i / 3}", [])).ToList(), PooledFeatures, scorer, opts);
 
         Assert.True(good.Fid < bad.Fid / 5, $"FID phantoms {good.Fid:G4} vs noise {bad.Fid:G4}");
         Assert.True(good.Kid.Mean < bad.Kid.Mean, $"KID phantoms {good.Kid} vs noise {bad.Kid}");
         Assert.Equal(1.0, same.MsSsimGenerated, 4);
         Assert.True(same.MsSsimReal < 0.99, $"real MS-SSIM {same.MsSsimReal}");
-        Assert.Equal(12, same.PromptGroups);
+        Assert.Equal(8, same.PromptGroups);
         Assert.Null(same.Adherence);                                      // no prompt names a finding
         Assert.NotNull(good.Adherence);
         Assert.True(good.Adherence!.MeanAuc > 0.8, $"adherence {good.Adherence.MeanAuc}");
