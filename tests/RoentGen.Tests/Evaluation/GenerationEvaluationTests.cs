@@ -54,4 +54,23 @@ public class GenerationEvaluationTests
         Assert.Equal("fid", df["metric"][0]);
         Assert.Contains("adherence_auc/Cardiomegaly", df["metric"].Cast<string>());
     }
+
+    [Fact]
+    public void The_classifier_overload_reads_findings_from_prompt_text_and_checks_counts()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(3);
+        var classifier = new ProxyFindingClassifier(new ProxyClassifierConfig { Channels = [8, 8], FeatureWidth = 6, NormGroups = 4 });
+        var cases = new PhantomGenerator(new PhantomOptions { Size = 64, Seed = 40 }).Generate(0, 8);
+        var images = ImageTensors.Stack(cases.Select(c => c.Image));
+        string[] prompts = ["Small left pleural effusion.", "Small left pleural effusion.", "No acute cardiopulmonary process.", "No acute cardiopulmonary process.",
+                            "Small left pleural effusion.", "Small left pleural effusion.", "No acute cardiopulmonary process.", "No acute cardiopulmonary process."];
+        var result = GenerationEvaluation.Run(images, images.flip(3), prompts, classifier, new GenerationEvaluationOptions { KidSubsets = 2, KidSubsetSize = 4 });
+        Assert.True(double.IsFinite(result.Fid) && result.Fid >= 0);
+        Assert.Equal(2, result.PromptGroups);
+        Assert.Equal(Observation.PleuralEffusion, Assert.Single(result.Adherence!.Findings).Finding);
+        Assert.Equal(4, result.Adherence.Findings[0].ImagesNamed);
+        var ex = Assert.Throws<ArgumentException>(() => GenerationEvaluation.Run(images, images, prompts.Take(5).ToList(), classifier));
+        Assert.Contains("8 images, 5 prompts", ex.Message);
+    }
 }
