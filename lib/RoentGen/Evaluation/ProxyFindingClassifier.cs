@@ -59,7 +59,7 @@ public sealed record ProxyTrainingOptions
     public int WarmupSteps { get; init; } = 30;
     /// <summary>Random shifts of up to this many pixels and a mild brightness/contrast jitter (0: no augmentation). No flips: laterality matters.</summary>
     public int MaxShift { get; init; } = 3;
-    /// <summary>Seed of weight initialisation, batch order and augmentation.</summary>
+    /// <summary>Seed of batch order and augmentation, and of the weight initialisation in <see cref="ProxyFindingClassifier.TrainOnPhantoms"/>.</summary>
     public long Seed { get; init; }
     /// <summary>Folder for Trainer checkpoints (a run there resumes); null: none.</summary>
     public string? OutputDir { get; init; }
