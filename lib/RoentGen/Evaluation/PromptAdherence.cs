@@ -1,0 +1,224 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.Data.Analysis;
+using Plotly.NET;
+using RoentGen.Data;
+using RoentGen.Data.Reports;
+using static TorchSharp.torch;
+
+namespace RoentGen.Evaluation;
+
+/// <summary>A prompt and the observations it names as present (empty for a normal study).</summary>
+/// <param name="Text">The prompt given to the generator.</param>
+/// <param name="Findings">Observations the prompt asks to be present.</param>
+public sealed record AdherencePrompt(string Text, IReadOnlyList<Observation> Findings)
+{
+    /// <summary>
+    /// A prompt whose named findings are read by <see cref="ReportLabeler"/>: every observation it mentions as positive
+    /// or uncertain ("possible nodule") counts as named; No Finding is never counted.
+    /// </summary>
+    public static AdherencePrompt FromText(string text)
+    {
+        var labels = Labeler.Label(text);
+        var named = Observations.All.Where(o => o != Observation.NoFinding && labels[o] is Mention.Positive or Mention.Uncertain).ToArray();
+        return new AdherencePrompt(text, named);
+    }
+
+    private static readonly ReportLabeler Labeler = new();
+}
+
+/// <summary>Something that turns prompts into images: one (1, H, W) image per prompt, stacked as (N, 1, H, W) in [−1, 1].</summary>
+public interface IPromptImageGenerator
+{
+    /// <summary>Generates one image per prompt, in order.</summary>
+    Tensor Generate(IReadOnlyList<string> prompts);
+}
+
+/// <summary>How well images follow one finding of their prompts.</summary>
+/// <param name="Finding">The observation.</param>
+/// <param name="Auc">ROC AUC of the classifier's probability for the finding: images whose prompt names it against images whose prompt does not (0.5 = ignored, 1 = always followed; NaN without both kinds).</param>
+/// <param name="ImagesNamed">Images whose prompt names the finding.</param>
+/// <param name="ImagesNotNamed">Images whose prompt does not.</param>
+/// <param name="MeanProbabilityNamed">Mean classifier probability over the images whose prompt names it.</param>
+/// <param name="MeanProbabilityNotNamed">Mean classifier probability over the others.</param>
+public sealed record FindingAdherence(
+    [property: JsonConverter(typeof(JsonStringEnumConverter<Observation>))] Observation Finding,
+    double Auc, int ImagesNamed, int ImagesNotNamed, double MeanProbabilityNamed, double MeanProbabilityNotNamed);
+
+/// <summary>Prompt adherence of a generator: per-finding AUCs and their mean.</summary>
+/// <param name="Findings">One row per evaluated finding.</param>
+/// <param name="Images">Images scored.</param>
+public sealed record PromptAdherenceResult(IReadOnlyList<FindingAdherence> Findings, int Images)
+{
+    /// <summary>Mean AUC over the findings whose AUC is defined (NaN when none is).</summary>
+    public double MeanAuc
+    {
+        get
+        {
+            var defined = Findings.Where(f => double.IsFinite(f.Auc)).ToList();
+            return defined.Count == 0 ? double.NaN : defined.Average(f => f.Auc);
+        }
+    }
+
+    /// <summary>One row per finding: finding, auc, images_named, images_not_named, mean_p_named, mean_p_not_named.</summary>
+    public DataFrame ToDataFrame() => new(
+        new StringDataFrameColumn("finding", Findings.Select(f => f.Finding.Name())),
+        new DoubleDataFrameColumn("auc", Findings.Select(f => f.Auc)),
+        new Int32DataFrameColumn("images_named", Findings.Select(f => f.ImagesNamed)),
+        new Int32DataFrameColumn("images_not_named", Findings.Select(f => f.ImagesNotNamed)),
+        new DoubleDataFrameColumn("mean_p_named", Findings.Select(f => f.MeanProbabilityNamed)),
+        new DoubleDataFrameColumn("mean_p_not_named", Findings.Select(f => f.MeanProbabilityNotNamed)));
+
+    /// <summary>A bar chart of the per-finding AUCs, with the mean in the title (chance is 0.5).</summary>
+    public GenericChart ToChart()
+    {
+        var names = Findings.Select(f => f.Finding.Name()).ToArray();
+        var aucs = Findings.Select(f => double.IsFinite(f.Auc) ? f.Auc : 0).ToArray();
+        var chart = Plotly.NET.CSharp.Chart.Column<double, string, string>(values: aucs, Keys: names, Name: "AUC");
+        chart = Plotly.NET.CSharp.GenericChartExtensions.WithYAxisStyle<double, double, string>(chart, TitleText: "AUC (0.5 = chance)", MinMax: new Tuple<double, double>(0.0, 1.0));
+        // F# optional arguments are mandatory from C#: null is None.
+        return Chart.withTitle($"Prompt adherence: mean AUC {MeanAuc:F3} over {Findings.Count(f => double.IsFinite(f.Auc))} findings ({Images} images)", null).Invoke(chart);
+    }
+
+    /// <summary>The result as indented JSON (NaN written as the string "NaN"), with mean_auc.</summary>
+    public string ToJson() => JsonSerializer.Serialize(new { mean_auc = MeanAuc, images = Images, findings = Findings }, EvaluationJson.Options);
+}
+
+/// <summary>
+/// Prompt adherence as RoentGen measures it (Chambon et al. 2022): generate images for prompts that name a finding and
+/// for prompts that do not, score every image with a finding classifier, and report for each finding the ROC AUC of its
+/// probability separating the two groups. An AUC near 1 means the generator draws what is asked; 0.5 means the prompt
+/// makes no difference.
+/// </summary>
+public static class PromptAdherence
+{
+    /// <summary>The findings of the default prompt set, in CheXpert order.</summary>
+    public static IReadOnlyList<Observation> DefaultFindings { get; } =
+    [
+        Observation.Cardiomegaly, Observation.LungLesion, Observation.Edema, Observation.Consolidation, Observation.Atelectasis,
+        Observation.Pneumothorax, Observation.PleuralEffusion, Observation.Fracture, Observation.SupportDevices,
+    ];
+
+    /// <summary>
+    /// Radiology-style prompts: three or four per default finding (with side, size and location variants where the finding
+    /// has them, phrased as the phantom reports phrase them), and four normal studies that name nothing.
+    /// </summary>
+    public static IReadOnlyList<AdherencePrompt> DefaultPrompts { get; } = BuildDefaultPrompts();
+
+    private static IReadOnlyList<AdherencePrompt> BuildDefaultPrompts()
+    {
+        var byFinding = new (Observation Finding, string[] Prompts)[]
+        {
+            (Observation.Cardiomegaly, ["Mild cardiomegaly.", "Moderate cardiomegaly.", "Severe cardiomegaly.", "The heart is moderately enlarged."]),
+            (Observation.PleuralEffusion, ["Small left pleural effusion.", "Moderate right pleural effusion.", "Large left pleural effusion.", "Small bilateral pleural effusions."]),
+            (Observation.Pneumothorax, ["Small right apical pneumothorax.", "Moderate left pneumothorax.", "Large right pneumothorax."]),
+            (Observation.Consolidation, ["Right lower lobe consolidation.", "Left lower lobe consolidation.", "Right upper lobe consolidation.", "Airspace opacity in the right middle lobe, consistent with consolidation."]),
+            (Observation.Edema, ["Mild pulmonary edema.", "Moderate pulmonary edema.", "Severe pulmonary edema with bilateral perihilar haziness."]),
+            (Observation.LungLesion, ["There is a 12 mm nodule in the right upper lobe.", "Left lower lobe pulmonary nodule.", "There is a 4 cm mass in the right upper lobe."]),
+            (Observation.Atelectasis, ["Left basilar atelectasis.", "Right basilar atelectasis.", "Plate-like atelectasis at the right lung base."]),
+            (Observation.SupportDevices, ["Endotracheal tube terminates 4 cm above the carina.", "Right internal jugular central venous catheter terminates in the superior vena cava.", "Left chest wall pacemaker with a single lead in the right ventricle."]),
+            (Observation.Fracture, ["Acute fracture of the left 6th rib.", "Right 7th rib fracture.", "Fracture of the left posterior 8th rib."]),
+        };
+        var prompts = new List<AdherencePrompt>();
+        foreach (var (finding, texts) in byFinding)
+            prompts.AddRange(texts.Select(t => new AdherencePrompt(t, [finding])));
+        foreach (var normal in new[]
+                 {
+                     "No acute cardiopulmonary process.", "Normal chest radiograph.",
+                     "The lungs are clear. Heart size is normal. No pleural effusion or pneumothorax.", "No acute cardiopulmonary abnormality.",
+                 })
+            prompts.Add(new AdherencePrompt(normal, []));
+        return prompts;
+    }
+
+    /// <summary>
+    /// Generates <paramref name="imagesPerPrompt"/> images for every prompt (in batches of <paramref name="batchSize"/>
+    /// prompts), scores them and returns the per-finding AUCs.
+    /// </summary>
+    /// <param name="generator">Turns prompts into images.</param>
+    /// <param name="scorer">The finding classifier (usually a <see cref="ProxyFindingClassifier"/>).</param>
+    /// <param name="prompts">Prompts with their named findings (null: <see cref="DefaultPrompts"/>).</param>
+    /// <param name="imagesPerPrompt">Images generated per prompt.</param>
+    /// <param name="batchSize">Prompts per generator call.</param>
+    /// <param name="findings">Findings to report (null: every finding some prompt names, in CheXpert order).</param>
+    public static PromptAdherenceResult Evaluate(IPromptImageGenerator generator, IFindingScorer scorer, IReadOnlyList<AdherencePrompt>? prompts = null,
+        int imagesPerPrompt = 4, int batchSize = 16, IReadOnlyList<Observation>? findings = null)
+    {
+        ArgumentNullException.ThrowIfNull(generator);
+        ArgumentNullException.ThrowIfNull(scorer);
+        if (imagesPerPrompt < 1) throw new ArgumentOutOfRangeException(nameof(imagesPerPrompt), imagesPerPrompt, "generate at least one image per prompt");
+        if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batch size must be at least 1");
+        var set = prompts ?? DefaultPrompts;
+        var expanded = set.SelectMany(p => Enumerable.Repeat(p, imagesPerPrompt)).ToList();
+        var probabilities = new List<float[]>();
+        for (int i = 0; i < expanded.Count; i += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            var batch = expanded.Skip(i).Take(batchSize).Select(p => p.Text).ToList();
+            var images = generator.Generate(batch);
+            if (images.dim() != 4 || images.shape[0] != batch.Count)
+                throw new InvalidOperationException($"the generator returned shape [{string.Join(", ", images.shape)}] for {batch.Count} prompts; expected ({batch.Count}, 1, H, W)");
+            probabilities.AddRange(Rows(scorer.Predict(images), batch.Count));
+        }
+        return FromProbabilities(probabilities, expanded, findings);
+    }
+
+    /// <summary>Like <see cref="Evaluate(IPromptImageGenerator, IFindingScorer, IReadOnlyList{AdherencePrompt}?, int, int, IReadOnlyList{Observation}?)"/> with a delegate as the generator.</summary>
+    public static PromptAdherenceResult Evaluate(Func<IReadOnlyList<string>, Tensor> generator, IFindingScorer scorer, IReadOnlyList<AdherencePrompt>? prompts = null,
+        int imagesPerPrompt = 4, int batchSize = 16, IReadOnlyList<Observation>? findings = null) =>
+        Evaluate(new DelegateGenerator(generator), scorer, prompts, imagesPerPrompt, batchSize, findings);
+
+    /// <summary>Scores images that were already generated, one prompt per image.</summary>
+    /// <param name="images">(N, 1, H, W) images in [−1, 1].</param>
+    /// <param name="prompts">The prompt of each image (N).</param>
+    /// <param name="scorer">The finding classifier.</param>
+    /// <param name="findings">Findings to report (null: every finding some prompt names).</param>
+    /// <exception cref="ArgumentException">The counts differ.</exception>
+    public static PromptAdherenceResult Score(Tensor images, IReadOnlyList<AdherencePrompt> prompts, IFindingScorer scorer, IReadOnlyList<Observation>? findings = null)
+    {
+        if (images.dim() != 4 || images.shape[0] != prompts.Count)
+            throw new ArgumentException($"need one prompt per image: images have shape [{string.Join(", ", images.shape)}], prompts {prompts.Count}");
+        using var scope = NewDisposeScope();
+        return FromProbabilities(Rows(scorer.Predict(images), prompts.Count), prompts, findings);
+    }
+
+    private static PromptAdherenceResult FromProbabilities(IReadOnlyList<float[]> probabilities, IReadOnlyList<AdherencePrompt> prompts, IReadOnlyList<Observation>? findings)
+    {
+        var which = findings ?? Observations.All.Where(o => prompts.Any(p => p.Findings.Contains(o))).ToList();
+        var rows = new List<FindingAdherence>();
+        foreach (var f in which)
+        {
+            var scores = probabilities.Select(p => (double)p[(int)f]).ToArray();
+            var named = prompts.Select(p => p.Findings.Contains(f)).ToArray();
+            int nNamed = named.Count(v => v);
+            double Mean(bool want) => named.Count(v => v == want) == 0 ? double.NaN : scores.Where((_, i) => named[i] == want).Average();
+            rows.Add(new FindingAdherence(f, Auc.Compute(scores, named), nNamed, named.Length - nNamed, Mean(true), Mean(false)));
+        }
+        return new PromptAdherenceResult(rows, prompts.Count);
+    }
+
+    private static List<float[]> Rows(Tensor probabilities, int expected)
+    {
+        if (probabilities.dim() != 2 || probabilities.shape[0] != expected || probabilities.shape[1] != 14)
+            throw new InvalidOperationException($"the finding scorer returned shape [{string.Join(", ", probabilities.shape)}]; expected ({expected}, 14)");
+        var flat = probabilities.detach().to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
+        return Enumerable.Range(0, expected).Select(i => flat.AsSpan(i * 14, 14).ToArray()).ToList();
+    }
+
+    private sealed class DelegateGenerator(Func<IReadOnlyList<string>, Tensor> generate) : IPromptImageGenerator
+    {
+        public Tensor Generate(IReadOnlyList<string> prompts) => generate(prompts);
+    }
+}
+
+/// <summary>JSON settings shared by the evaluation results.</summary>
+internal static class EvaluationJson
+{
+    public static readonly JsonSerializerOptions Options = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Converters = { new JsonStringEnumConverter() },
+    };
+}

@@ -1,0 +1,341 @@
+using System.Diagnostics;
+using RoentGen.Data;
+using RoentGen.Data.Phantoms;
+using RoentGen.Interop;
+using RoentGen.Nn;
+using RoentGen.Training;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace RoentGen.Evaluation;
+
+/// <summary>Shape of the proxy finding classifier.</summary>
+public sealed record ProxyClassifierConfig
+{
+    /// <summary>Side of the square input in pixels; other sizes are resized to it (area downsampling, bilinear upsampling).</summary>
+    public int InputSize { get; init; } = 64;
+    /// <summary>Channels of each stage; every stage halves the resolution (64 px → 4 px with four stages).</summary>
+    public IReadOnlyList<int> Channels { get; init; } = [16, 32, 64, 128];
+    /// <summary>Width of the penultimate layer: the features used for FID and KID.</summary>
+    public int FeatureWidth { get; init; } = 128;
+    /// <summary>GroupNorm groups per normalisation layer (must divide every stage's channels).</summary>
+    public int NormGroups { get; init; } = 8;
+
+    /// <summary>Throws when the shape is inconsistent.</summary>
+    /// <exception cref="ArgumentException">A setting is out of range (the message names it).</exception>
+    public void Validate()
+    {
+        if (Channels is null || Channels.Count == 0) throw new ArgumentException("ProxyClassifierConfig.Channels must list at least one stage");
+        if (InputSize < 8 || InputSize % (1 << Channels.Count) != 0)
+            throw new ArgumentException($"ProxyClassifierConfig.InputSize {InputSize} must be at least 8 and divisible by 2^{Channels.Count} (one halving per stage)");
+        foreach (var c in Channels)
+            if (c < 1 || c % NormGroups != 0) throw new ArgumentException($"ProxyClassifierConfig.Channels entry {c} must be positive and divisible by NormGroups {NormGroups}");
+        if (FeatureWidth < 1) throw new ArgumentException($"ProxyClassifierConfig.FeatureWidth must be positive, got {FeatureWidth}");
+    }
+}
+
+/// <summary>How uncertain (−1) CheXpert labels enter training.</summary>
+public enum UncertainLabels
+{
+    /// <summary>Uncertain counts as positive ("U-Ones", Irvin et al. 2019). In the phantom world a hedged finding is truly drawn, so this is the default.</summary>
+    Positive,
+    /// <summary>Uncertain entries are left out of the loss ("U-Ignore").</summary>
+    Ignore,
+}
+
+/// <summary>Settings of one proxy-classifier training run (the loop itself is <see cref="Trainer"/>).</summary>
+public sealed record ProxyTrainingOptions
+{
+    /// <summary>Optimizer steps.</summary>
+    public int Steps { get; init; } = 600;
+    /// <summary>Images per step.</summary>
+    public int BatchSize { get; init; } = 64;
+    /// <summary>Peak AdamW learning rate.</summary>
+    public double LearningRate { get; init; } = 2e-3;
+    /// <summary>AdamW weight decay.</summary>
+    public double WeightDecay { get; init; } = 1e-4;
+    /// <summary>Linear warm-up steps before the cosine decay.</summary>
+    public int WarmupSteps { get; init; } = 30;
+    /// <summary>Random shifts of up to this many pixels and a mild brightness/contrast jitter (0: no augmentation). No flips: laterality matters.</summary>
+    public int MaxShift { get; init; } = 3;
+    /// <summary>Seed of batch order and augmentation, and of the weight initialisation in <see cref="ProxyFindingClassifier.TrainOnPhantoms"/>.</summary>
+    public long Seed { get; init; }
+    /// <summary>Folder for Trainer checkpoints (a run there resumes); null: none.</summary>
+    public string? OutputDir { get; init; }
+    /// <summary>Checkpoint every this many steps when <see cref="OutputDir"/> is set (0: only at the end).</summary>
+    public int CheckpointEvery { get; init; }
+}
+
+/// <summary>What one training step reports.</summary>
+/// <param name="Step">Step (0-based).</param>
+/// <param name="TotalSteps">Steps in the run.</param>
+/// <param name="Loss">Masked binary cross-entropy of the step's batch.</param>
+public sealed record ProxyTrainingProgress(int Step, int TotalSteps, double Loss);
+
+/// <summary>Held-out AUC of one observation.</summary>
+/// <param name="Finding">The observation.</param>
+/// <param name="Auc">ROC AUC (NaN when the held-out set lacks positives or negatives).</param>
+/// <param name="Positives">Held-out images labelled positive.</param>
+/// <param name="Negatives">Held-out images labelled negative.</param>
+public sealed record FindingAuc(Observation Finding, double Auc, int Positives, int Negatives);
+
+/// <summary>Something that scores images for the 14 CheXpert observations (the proxy classifier, or a test double).</summary>
+public interface IFindingScorer
+{
+    /// <summary>Images (N, 1, H, W) in [−1, 1] → probabilities (N, 14) in <see cref="Observations.All"/> order.</summary>
+    Tensor Predict(Tensor images);
+}
+
+/// <summary>
+/// A small CNN that recognises the 14 CheXpert observations in chest X-rays: the evaluation's stand-in for a
+/// radiologist (prompt adherence) and for the Inception network (its penultimate layer gives the features for FID and
+/// KID). Multi-label: one sigmoid per observation, trained with binary cross-entropy where positives are
+/// <see cref="Mention.Positive"/> labels, uncertain labels follow <see cref="UncertainLabels"/>, and negative or
+/// unmentioned ones are 0.
+/// <para>
+/// Layout: stem conv → per stage [3x3 conv stride 2, GroupNorm, SiLU, 3x3 conv, GroupNorm, SiLU] → global average
+/// pool → linear to <see cref="ProxyClassifierConfig.FeatureWidth"/> + SiLU (the features) → linear to 14 logits.
+/// </para>
+/// </summary>
+public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFindingScorer
+{
+    private readonly Sequential stem;
+    private readonly ModuleList<Sequential> stages;
+    private readonly Linear feature;
+    private readonly Linear head;
+
+    /// <summary>Number of outputs: the CheXpert observations.</summary>
+    public const int Outputs = 14;
+
+    /// <summary>The shape this classifier was built with.</summary>
+    public ProxyClassifierConfig Config { get; }
+
+    /// <summary>Builds a randomly initialised classifier.</summary>
+    public ProxyFindingClassifier(ProxyClassifierConfig? config = null) : base(nameof(ProxyFindingClassifier))
+    {
+        Config = config ?? new ProxyClassifierConfig();
+        Config.Validate();
+        int g = Config.NormGroups;
+        int c0 = Config.Channels[0];
+        stem = nn.Sequential(nn.Conv2d(1, c0, 3, padding: 1), Layers.GroupNorm(g, c0), nn.SiLU());
+        stages = new ModuleList<Sequential>();
+        int prev = c0;
+        foreach (var c in Config.Channels)
+        {
+            stages.Add(nn.Sequential(
+                nn.Conv2d(prev, c, 3, stride: 2, padding: 1), Layers.GroupNorm(g, c), nn.SiLU(),
+                nn.Conv2d(c, c, 3, padding: 1), Layers.GroupNorm(g, c), nn.SiLU()));
+            prev = c;
+        }
+        feature = nn.Linear(prev, Config.FeatureWidth);
+        head = nn.Linear(Config.FeatureWidth, Outputs);
+        RegisterComponents();
+    }
+
+    /// <summary>Images (N, 1, H, W) in [−1, 1] → logits (N, 14).</summary>
+    public override Tensor forward(Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        return head.forward(FeatureForward(images)).MoveToOuterDisposeScope();
+    }
+
+    private Tensor FeatureForward(Tensor images)
+    {
+        var x = stem.forward(Resize(images));                     // (N, C0, S, S)
+        foreach (var s in stages) x = s.forward(x);               // (N, C_last, S/2^k, S/2^k)
+        x = x.mean([2, 3]);                                       // (N, C_last)
+        return nn.functional.silu(feature.forward(x));            // (N, F)
+    }
+
+    private Tensor Resize(Tensor images)
+    {
+        if (images.dim() != 4 || images.shape[1] != 1)
+            throw new ArgumentException($"the proxy classifier expects (N, 1, H, W) images in [-1, 1], got shape [{string.Join(", ", images.shape)}]");
+        long s = Config.InputSize;
+        if (images.shape[2] == s && images.shape[3] == s) return images;
+        var mode = images.shape[2] > s ? InterpolationMode.Area : InterpolationMode.Bilinear;
+        return nn.functional.interpolate(images, size: [s, s], mode: mode, align_corners: mode == InterpolationMode.Bilinear ? false : null);
+    }
+
+    /// <summary>Probabilities (N, 14) of each observation, in <see cref="Observations.All"/> order; computed without gradients in batches.</summary>
+    public Tensor Predict(Tensor images) => Batched(images, 256, x => forward(x).sigmoid());
+
+    /// <summary>Penultimate features (N, <see cref="ProxyClassifierConfig.FeatureWidth"/>) for FID and KID; without gradients, in batches.</summary>
+    public Tensor Features(Tensor images) => Batched(images, 256, FeatureForward);
+
+    private Tensor Batched(Tensor images, int batchSize, Func<Tensor, Tensor> f)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        bool wasTraining = training;
+        eval();
+        try
+        {
+            var parts = new List<Tensor>();
+            for (long i = 0; i < images.shape[0]; i += batchSize)
+                parts.Add(f(images.narrow(0, i, Math.Min(batchSize, images.shape[0] - i)).to(ScalarType.Float32)));
+            if (parts.Count == 0) throw new ArgumentException("no images to score: the batch is empty");
+            return cat(parts, 0).MoveToOuterDisposeScope();
+        }
+        finally
+        {
+            if (wasTraining) train();
+        }
+    }
+
+    /// <summary>
+    /// Training targets (N, 14): 1 for <see cref="Mention.Positive"/>, 0 for negative or not mentioned, and for
+    /// <see cref="Mention.Uncertain"/> 1 (<see cref="UncertainLabels.Positive"/>) or −1, meaning "left out of the loss"
+    /// (<see cref="UncertainLabels.Ignore"/>).
+    /// </summary>
+    public static Tensor LabelTensor(IEnumerable<CxrLabels> labels, UncertainLabels uncertain = UncertainLabels.Positive)
+    {
+        var rows = labels.ToList();
+        var data = new float[rows.Count * Outputs];
+        for (int r = 0; r < rows.Count; r++)
+            for (int o = 0; o < Outputs; o++)
+                data[r * Outputs + o] = rows[r][(Observation)o] switch
+                {
+                    Mention.Positive => 1f,
+                    Mention.Uncertain => uncertain == UncertainLabels.Positive ? 1f : -1f,
+                    _ => 0f,
+                };
+        return tensor(data, [rows.Count, Outputs]); // (N, 14)
+    }
+
+    /// <summary>
+    /// Trains in place with <see cref="Trainer"/> (AdamW, warm-up + cosine, gradient clipping, optional checkpoints and
+    /// resume). Loss: binary cross-entropy with logits averaged over the label entries that are not negative
+    /// (a −1 target is left out, see <see cref="LabelTensor"/>).
+    /// </summary>
+    /// <param name="images">(N, 1, S, S) images in [−1, 1].</param>
+    /// <param name="labels">(N, 14) targets: 1, 0, or −1 to ignore.</param>
+    /// <param name="options">Run settings (null: defaults).</param>
+    /// <param name="progress">Receives each step's loss.</param>
+    /// <param name="cancellation">Stops the run between steps.</param>
+    /// <returns>The loss history.</returns>
+    /// <exception cref="ArgumentException">Shapes do not agree.</exception>
+    public TrainingHistory Train(Tensor images, Tensor labels, ProxyTrainingOptions? options = null,
+        IProgress<ProxyTrainingProgress>? progress = null, CancellationToken cancellation = default)
+    {
+        var o = options ?? new ProxyTrainingOptions();
+        if (images.dim() != 4 || images.shape[1] != 1)
+            throw new ArgumentException($"training images must be (N, 1, H, W) in [-1, 1], got shape [{string.Join(", ", images.shape)}]", nameof(images));
+        if (labels.dim() != 2 || labels.shape[0] != images.shape[0] || labels.shape[1] != Outputs)
+            throw new ArgumentException($"labels must be ({images.shape[0]}, {Outputs}) to match the images, got shape [{string.Join(", ", labels.shape)}]", nameof(labels));
+        if (o.BatchSize < 1 || o.Steps < 1) throw new ArgumentException($"BatchSize and Steps must be at least 1, got {o.BatchSize} and {o.Steps}");
+        int n = checked((int)images.shape[0]);
+        var x = images.to(ScalarType.Float32);
+        var y = labels.to(ScalarType.Float32);
+
+        var optimizer = optim.AdamW(parameters(), lr: o.LearningRate, weight_decay: o.WeightDecay);
+        var trainer = new Trainer(new Dictionary<string, nn.Module> { ["classifier"] = this }, optimizer, new TrainerOptions
+        {
+            TotalSteps = o.Steps,
+            WarmupSteps = Math.Min(o.WarmupSteps, o.Steps - 1),
+            Seed = o.Seed,
+            CheckpointEvery = o.CheckpointEvery,
+            Title = "proxy classifier",
+        }, o.OutputDir, Config);
+        return trainer.Run(ctx =>
+        {
+            var idx = tensor(Enumerable.Range(0, o.BatchSize).Select(_ => (long)ctx.Random.Next(n)).ToArray());
+            var batch = Augment(x.index_select(0, idx), o.MaxShift, ctx);      // (B, 1, S, S)
+            var target = y.index_select(0, idx);                                 // (B, 14)
+            var mask = target.ge(0).to(ScalarType.Float32);
+            var perEntry = nn.functional.binary_cross_entropy_with_logits(forward(batch), target.clamp_min(0), reduction: nn.Reduction.None);
+            var loss = (perEntry * mask).sum() / mask.sum().clamp_min(1);
+            progress?.Report(new ProxyTrainingProgress(ctx.Step, o.Steps, loss.item<float>()));
+            return loss;
+        }, cancellation);
+    }
+
+    // Per-image random shift (edge padding, then crop) and a mild brightness/contrast jitter.
+    private static Tensor Augment(Tensor batch, int maxShift, TrainStepContext ctx)
+    {
+        if (maxShift <= 0) return batch;
+        long b = batch.shape[0], h = batch.shape[2], w = batch.shape[3];
+        var padded = nn.functional.pad(batch, [maxShift, maxShift, maxShift, maxShift], PaddingModes.Replicate);
+        var crops = new Tensor[b];
+        for (int i = 0; i < b; i++)
+        {
+            int dy = ctx.Random.Next(2 * maxShift + 1), dx = ctx.Random.Next(2 * maxShift + 1);
+            crops[i] = padded.narrow(0, i, 1).narrow(2, dy, h).narrow(3, dx, w);
+        }
+        var shifted = cat(crops, 0);
+        var gain = 1 + 0.1 * (rand(b, 1, 1, 1, generator: ctx.Generator) * 2 - 1);
+        var offset = 0.1 * (rand(b, 1, 1, 1, generator: ctx.Generator) * 2 - 1);
+        return (shifted * gain + offset).clamp(-1, 1);
+    }
+
+    /// <summary>Held-out ROC AUC of each observation: positives are targets of 1, negatives 0, and −1 entries are left out.</summary>
+    /// <param name="images">(N, 1, H, W) images in [−1, 1].</param>
+    /// <param name="labels">(N, 14) targets as from <see cref="LabelTensor"/>.</param>
+    public IReadOnlyList<FindingAuc> Evaluate(Tensor images, Tensor labels)
+    {
+        if (labels.dim() != 2 || labels.shape[0] != images.shape[0] || labels.shape[1] != Outputs)
+            throw new ArgumentException($"labels must be ({images.shape[0]}, {Outputs}) to match the images, got shape [{string.Join(", ", labels.shape)}]", nameof(labels));
+        using var scope = NewDisposeScope();
+        var p = Predict(images).contiguous().data<float>().ToArray();
+        var t = labels.to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
+        int n = (int)images.shape[0];
+        var result = new List<FindingAuc>();
+        for (int o = 0; o < Outputs; o++)
+        {
+            var scores = new List<double>(); var truth = new List<bool>();
+            for (int i = 0; i < n; i++)
+            {
+                float target = t[i * Outputs + o];
+                if (target < 0) continue;
+                scores.Add(p[i * Outputs + o]);
+                truth.Add(target > 0.5f);
+            }
+            int pos = truth.Count(v => v);
+            result.Add(new FindingAuc((Observation)o, Auc.Compute(scores, truth), pos, truth.Count - pos));
+        }
+        return result;
+    }
+
+    /// <summary>Saves the weights and config to a checkpoint folder (<see cref="Checkpoint"/> layout).</summary>
+    public void Save(string folder) => Checkpoint.Save(folder, this, Config);
+
+    /// <summary>Loads a classifier saved with <see cref="Save"/>, in evaluation mode.</summary>
+    /// <exception cref="FileNotFoundException">The folder holds no checkpoint.</exception>
+    /// <exception cref="StateDictMismatchException">The weights do not fit the saved config.</exception>
+    public static ProxyFindingClassifier Load(string folder)
+    {
+        var config = Checkpoint.ReadConfig<ProxyClassifierConfig>(folder);
+        var model = new ProxyFindingClassifier(config);
+        Checkpoint.Load(folder, model);
+        model.eval();
+        return model;
+    }
+
+    /// <summary>Phantom images (N, 1, size, size) in [−1, 1] and their training targets (N, 14), cases start..start+count of the world <paramref name="seed"/>.</summary>
+    public static (Tensor Images, Tensor Labels) PhantomData(int size, int start, int count, long seed, UncertainLabels uncertain = UncertainLabels.Positive)
+    {
+        var cases = new PhantomGenerator(new PhantomOptions { Size = size, Seed = seed }).Generate(start, count);
+        return (ImageTensors.Stack(cases.Select(c => c.Image)), LabelTensor(cases.Select(c => c.Labels), uncertain));
+    }
+
+    /// <summary>
+    /// Generates <paramref name="count"/> phantoms of the world <paramref name="seed"/> (at <paramref name="size"/>
+    /// pixels), trains a new classifier on them for <paramref name="steps"/> steps, and returns it in evaluation mode.
+    /// Evaluate it on another world seed (e.g. <c>PhantomData(size, 0, 1000, seed + 1)</c>) for held-out AUCs.
+    /// </summary>
+    public static ProxyFindingClassifier TrainOnPhantoms(int size = 64, int count = 4000, long seed = 0, int steps = 600,
+        ProxyClassifierConfig? config = null, ProxyTrainingOptions? options = null, IProgress<ProxyTrainingProgress>? progress = null,
+        CancellationToken cancellation = default)
+    {
+        if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "train on at least one phantom");
+        var o = (options ?? new ProxyTrainingOptions()) with { Steps = steps };
+        torch.random.manual_seed(o.Seed);
+        var model = new ProxyFindingClassifier((config ?? new ProxyClassifierConfig()) with { InputSize = config?.InputSize ?? size });
+        using var scope = NewDisposeScope();
+        var (images, labels) = PhantomData(size, 0, count, seed);
+        model.Train(images, labels, o, progress, cancellation);
+        model.eval();
+        return model;
+    }
+}

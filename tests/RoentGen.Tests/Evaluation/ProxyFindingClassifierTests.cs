@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using RoentGen.Data;
+using RoentGen.Evaluation;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace RoentGen.Tests.Evaluation;
+
+public class ProxyFindingClassifierTests(ITestOutputHelper output)
+{
+    private static readonly ProxyClassifierConfig Tiny = new() { InputSize = 64, Channels = [8, 16, 16], FeatureWidth = 24, NormGroups = 4 };
+
+    [Fact]
+    public void Labels_follow_the_uncertain_policy()
+    {
+        var l = new CxrLabels { [Observation.Cardiomegaly] = Mention.Positive, [Observation.Edema] = Mention.Uncertain, [Observation.Pneumothorax] = Mention.Negative };
+        using var scope = NewDisposeScope();
+        var ones = ProxyFindingClassifier.LabelTensor([l], UncertainLabels.Positive);
+        var ignore = ProxyFindingClassifier.LabelTensor([l], UncertainLabels.Ignore);
+        Assert.Equal(new long[] { 1, 14 }, ones.shape);
+        Assert.Equal(1f, ones[0, (int)Observation.Cardiomegaly].item<float>());
+        Assert.Equal(1f, ones[0, (int)Observation.Edema].item<float>());
+        Assert.Equal(-1f, ignore[0, (int)Observation.Edema].item<float>());
+        Assert.Equal(0f, ones[0, (int)Observation.Pneumothorax].item<float>());
+        Assert.Equal(0f, ones[0, (int)Observation.Fracture].item<float>());
+    }
+
+    [Fact]
+    public void Short_training_lowers_the_loss_and_a_saved_classifier_predicts_the_same()
+    {
+        using var scope = NewDisposeScope();
+        var (images, labels) = ProxyFindingClassifier.PhantomData(64, 0, 96, seed: 5);
+        manual_seed(1);
+        var model = new ProxyFindingClassifier(Tiny);
+        var seen = new List<ProxyTrainingProgress>();
+        var history = model.Train(images, labels, new ProxyTrainingOptions { Steps = 25, BatchSize = 16, WarmupSteps = 2, LearningRate = 1e-2, Seed = 2 },
+            new SyncProgress(seen));
+        Assert.Equal(25, history.Steps);
+        Assert.Equal(25, seen.Count);
+        Assert.True(history.Loss.Skip(20).Average() < 0.75 * history.Loss.Take(5).Average(),
+            $"loss did not fall: first {history.Loss.Take(5).Average():F3}, last {history.Loss.Skip(20).Average():F3}; {string.Join(" ", history.Loss.Select(l => l.ToString("F2")))}");
+
+        var p = model.Predict(images.narrow(0, 0, 10));
+        Assert.Equal(new long[] { 10, 14 }, p.shape);
+        Assert.True(p.ge(0).all().item<bool>() && p.le(1).all().item<bool>());
+        Assert.Equal(new long[] { 10, 24 }, model.Features(images.narrow(0, 0, 10)).shape);
+        // A larger input is resized to the configured 64 px.
+        Assert.Equal(new long[] { 2, 14 }, model.Predict(zeros(2, 1, 128, 128)).shape);
+
+        var dir = TestPaths.NewTempDir();
+        model.Save(dir);
+        var loaded = ProxyFindingClassifier.Load(dir);
+        Assert.Equal(Tiny.Channels, loaded.Config.Channels);
+        Assert.True(loaded.Predict(images.narrow(0, 0, 10)).allclose(p, rtol: 0, atol: 1e-6));
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public void Wrong_shapes_name_what_was_expected()
+    {
+        using var scope = NewDisposeScope();
+        var model = new ProxyFindingClassifier(Tiny);
+        Assert.Contains("(N, 1, H, W)", Assert.Throws<ArgumentException>(() => model.Predict(zeros(2, 3, 64, 64))).Message);
+        Assert.Contains("(4, 14)", Assert.Throws<ArgumentException>(() => model.Train(zeros(4, 1, 64, 64), zeros(4, 13))).Message);
+        Assert.Contains("divisible", Assert.Throws<ArgumentException>(() => new ProxyFindingClassifier(Tiny with { InputSize = 60 })).Message);
+    }
+
+    /// <summary>
+    /// The budget measurement reported with the classifier (minutes of CPU): runs only when ROENTGEN_MEASURE_PROXY=1.
+    /// Trains on 4,000 phantoms of world seed 0 and reports AUCs on 1,000 phantoms of world seed 1.
+    /// </summary>
+    [SkippableFact]
+    public void Measure_held_out_auc_at_a_small_budget()
+    {
+        Skip.IfNot(Environment.GetEnvironmentVariable("ROENTGEN_MEASURE_PROXY") == "1", "set ROENTGEN_MEASURE_PROXY=1 to run the budget measurement");
+        int count = int.Parse(Environment.GetEnvironmentVariable("ROENTGEN_MEASURE_COUNT") ?? "4000");
+        int steps = int.Parse(Environment.GetEnvironmentVariable("ROENTGEN_MEASURE_STEPS") ?? "800");
+        var sw = Stopwatch.StartNew();
+        var model = ProxyFindingClassifier.TrainOnPhantoms(64, count, seed: 0, steps: steps, options: new ProxyTrainingOptions { Seed = 0 });
+        double trainSeconds = sw.Elapsed.TotalSeconds;
+        using var scope = NewDisposeScope();
+        var (images, labels) = ProxyFindingClassifier.PhantomData(64, 0, 1000, seed: 1);
+        var aucs = model.Evaluate(images, labels);
+        var lines = aucs.Select(a => $"{a.Finding.Name(),-28} AUC {a.Auc:F3}  (+{a.Positives} / -{a.Negatives})").ToList();
+        lines.Add($"mean over defined: {aucs.Where(a => double.IsFinite(a.Auc)).Average(a => a.Auc):F3}; train {count} images, {steps} steps: {trainSeconds:F0} s (including phantom generation)");
+        foreach (var l in lines) output.WriteLine(l);
+        File.WriteAllLines(Path.Combine(Path.GetTempPath(), "roentgen-proxy-auc.txt"), lines);
+        Assert.True(aucs.Where(a => double.IsFinite(a.Auc)).Average(a => a.Auc) > 0.6);
+    }
+
+    private sealed class SyncProgress(List<ProxyTrainingProgress> sink) : IProgress<ProxyTrainingProgress>
+    {
+        public void Report(ProxyTrainingProgress value) => sink.Add(value);
+    }
+}
