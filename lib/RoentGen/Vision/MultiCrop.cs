@@ -140,21 +140,7 @@ public sealed class MultiCrop
     private static GrayImage RandomResized(GrayImage img, int size, double minScale, double maxScale, Random rng)
     {
         int w = img.Width, h = img.Height;
-        double area = (double)w * h;
-        double cw = Math.Min(w, h), ch = cw, x0 = (w - cw) / 2, y0 = (h - ch) / 2;
-        for (int attempt = 0; attempt < 10; attempt++)
-        {
-            double s = minScale + rng.NextDouble() * (maxScale - minScale);
-            double r = Math.Exp(Math.Log(3.0 / 4) + rng.NextDouble() * (Math.Log(4.0 / 3) - Math.Log(3.0 / 4)));
-            double tw = Math.Sqrt(area * s * r), th = Math.Sqrt(area * s / r);
-            if (tw <= w && th <= h)
-            {
-                cw = tw; ch = th;
-                x0 = rng.NextDouble() * (w - cw);
-                y0 = rng.NextDouble() * (h - ch);
-                break;
-            }
-        }
+        var (x0, y0, cw, ch) = RoentGen.Data.Datasets.RandomResizedCrop.SampleBox(w, h, minScale, maxScale, 3.0 / 4, 4.0 / 3, rng);
         // When shrinking by more than 2x, pre-blur the source region so the bilinear sample does not alias.
         double shrink = Math.Max(cw, ch) / size;
         var src = shrink > 2 ? Geometry.Blur(img, 0.5 * shrink / 2) : img;

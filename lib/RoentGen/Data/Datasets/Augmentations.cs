@@ -71,13 +71,25 @@ public sealed record RandomResizedCrop(int Size, double MinScale = 0.7, double M
     /// <inheritdoc />
     public CxrSample Apply(CxrSample sample, Random rng)
     {
-        int w = sample.Image.Width, h = sample.Image.Height;
+        var (x0, y0, cw, ch) = SampleBox(sample.Image.Width, sample.Image.Height, MinScale, MaxScale, MinRatio, MaxRatio, rng);
+        double sx = cw / Size, sy = ch / Size;
+        // Output pixel centre (ox + 0.5) maps to source x0 + (ox + 0.5) * sx; pixel centres sit at +0.5.
+        (double, double) Map(int ox, int oy) => (x0 + (ox + 0.5) * sx - 0.5, y0 + (oy + 0.5) * sy - 0.5);
+        return Geometry.Warp(sample, Size, Size, Map);
+    }
+
+    /// <summary>
+    /// The crop box (left, top, width, height) of a random resized crop of a w x h image: area fraction in
+    /// [minScale, maxScale], aspect ratio log-uniform in [minRatio, maxRatio]; after 10 failed draws, the central square.
+    /// </summary>
+    public static (double X0, double Y0, double Width, double Height) SampleBox(int w, int h, double minScale, double maxScale, double minRatio, double maxRatio, Random rng)
+    {
         double area = (double)w * h;
         double cw = Math.Min(w, h), ch = cw, x0 = (w - cw) / 2, y0 = (h - ch) / 2;
         for (int attempt = 0; attempt < 10; attempt++)
         {
-            double s = MinScale + rng.NextDouble() * (MaxScale - MinScale);
-            double r = Math.Exp(Math.Log(MinRatio) + rng.NextDouble() * (Math.Log(MaxRatio) - Math.Log(MinRatio)));
+            double s = minScale + rng.NextDouble() * (maxScale - minScale);
+            double r = Math.Exp(Math.Log(minRatio) + rng.NextDouble() * (Math.Log(maxRatio) - Math.Log(minRatio)));
             double tw = Math.Sqrt(area * s * r), th = Math.Sqrt(area * s / r);
             if (tw <= w && th <= h)
             {
@@ -87,10 +99,7 @@ public sealed record RandomResizedCrop(int Size, double MinScale = 0.7, double M
                 break;
             }
         }
-        double sx = cw / Size, sy = ch / Size;
-        // Output pixel centre (ox + 0.5) maps to source x0 + (ox + 0.5) * sx; pixel centres sit at +0.5.
-        (double, double) Map(int ox, int oy) => (x0 + (ox + 0.5) * sx - 0.5, y0 + (oy + 0.5) * sy - 0.5);
-        return Geometry.Warp(sample, Size, Size, Map);
+        return (x0, y0, cw, ch);
     }
 }
 

@@ -3,27 +3,8 @@ namespace RoentGen.Evaluation.Probes;
 // The probes' own small metrics, kept in one internal place so that the shared Evaluation metrics can replace them.
 internal static class ProbeMetrics
 {
-    /// <summary>ROC AUC by the Mann-Whitney statistic (ties count one half); NaN when a class is absent.</summary>
-    public static double Auc(IReadOnlyList<double> scores, IReadOnlyList<bool> positive)
-    {
-        int n = scores.Count;
-        if (positive.Count != n) throw new ArgumentException($"AUC: {n} scores but {positive.Count} labels");
-        var order = Enumerable.Range(0, n).OrderBy(i => scores[i]).ToArray();
-        var ranks = new double[n];
-        for (int i = 0; i < n;)
-        {
-            int j = i;
-            while (j + 1 < n && scores[order[j + 1]] == scores[order[i]]) j++;
-            double r = (i + j) / 2.0 + 1;
-            for (int k = i; k <= j; k++) ranks[order[k]] = r;
-            i = j + 1;
-        }
-        long nPos = positive.Count(p => p), nNeg = n - nPos;
-        if (nPos == 0 || nNeg == 0) return double.NaN;
-        double sumPos = 0;
-        for (int i = 0; i < n; i++) if (positive[i]) sumPos += ranks[i];
-        return (sumPos - nPos * (nPos + 1) / 2.0) / ((double)nPos * nNeg);
-    }
+    /// <summary>ROC AUC (the shared <see cref="RoentGen.Evaluation.Auc"/>); NaN when a class is absent.</summary>
+    public static double Auc(IReadOnlyList<double> scores, IReadOnlyList<bool> positive) => RoentGen.Evaluation.Auc.Compute(scores, positive);
 
     public static double Pearson(IReadOnlyList<double> a, IReadOnlyList<double> b)
     {
