@@ -32,7 +32,7 @@ internal static class DataCommand
         var seed = new Option<long>("--seed") { Description = "World seed.", DefaultValueFactory = _ => 0 };
         var output = new Option<DirectoryInfo>("--out") { Description = "Output folder (images/, masks/, labels.csv).", Required = true };
         var cmd = new Command("phantoms", "Write phantom chest X-rays, masks, reports and labels.csv (generic layout) to a folder.") { n, size, seed, output };
-        cmd.SetAction(parse => Run(() =>
+        cmd.SetAction(parse => Cli.Run(() =>
         {
             var options = new PhantomOptions { Size = parse.GetValue(size), Seed = parse.GetValue(seed) };
             options.Validate();
@@ -52,7 +52,7 @@ internal static class DataCommand
         var output = new Option<FileInfo>("--out") { Description = "Output CSV: the input plus one column per CheXpert observation (1, 0, -1, empty).", Required = true };
         var prefix = new Option<string>("--prefix") { Description = "Prefix of the added column names (needed when the input already has CheXpert columns).", DefaultValueFactory = _ => "" };
         var cmd = new Command("label-reports", "Label report text with the rule-based CheXpert-style labeler.") { input, columns, output, prefix };
-        cmd.SetAction(parse => Run(() =>
+        cmd.SetAction(parse => Cli.Run(() =>
         {
             var inFile = parse.GetValue(input)!;
             var table = Csv.ReadFile(inFile.FullName);
@@ -82,20 +82,5 @@ internal static class DataCommand
             Console.WriteLine($"labelled {rows.Count} rows of {inFile.FullName} (text: {string.Join(", ", textColumns)}); wrote {outFile.FullName}");
         }));
         return cmd;
-    }
-
-    /// <summary>Runs a verb, turning expected failures into one "error: ..." line and exit code 2.</summary>
-    private static int Run(Action action)
-    {
-        try
-        {
-            action();
-            return 0;
-        }
-        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException or IOException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 2;
-        }
     }
 }
