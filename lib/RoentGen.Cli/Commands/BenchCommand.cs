@@ -11,16 +11,18 @@ internal static class BenchCommand
     {
         var json = new Option<FileInfo?>("--json") { Description = "Also write the figures as JSON to this file." };
         var only = new Option<string?>("--only") { Description = $"Comma-separated groups to run: {string.Join(", ", Benchmarks.Groups)} (default: all)." };
-        var cmd = new Command("bench", "Speed and memory benchmarks of the library on this machine.") { json, only };
+        var config = new Option<FileInfo?>("--config") { Description = "An experiment.json whose models the ldm group measures (default: the quick preset the quickstart trains)." };
+        var cmd = new Command("bench", "Speed and memory benchmarks of the library on this machine.") { json, only, config };
         cmd.SetAction(parse =>
         {
             var groups = parse.GetValue(only)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             BenchReport report;
             try
             {
-                report = Benchmarks.Run(groups, f => AnsiConsole.MarkupLine($"[bold]{Markup.Escape(f.Name)}[/]: {f.Value:G4} {Markup.Escape(f.Unit)} [grey]({Markup.Escape(f.Detail)})[/]"));
+                var ldm = parse.GetValue(config) is { } configFile ? TrainCommand.ReadConfig(configFile) : null;
+                report = Benchmarks.Run(groups, f => AnsiConsole.MarkupLine($"[bold]{Markup.Escape(f.Name)}[/]: {f.Value:G4} {Markup.Escape(f.Unit)} [grey]({Markup.Escape(f.Detail)})[/]"), ldm);
             }
-            catch (ArgumentException ex)
+            catch (Exception ex) when (ex is ArgumentException or IOException or System.Text.Json.JsonException)
             {
                 Console.Error.WriteLine($"error: {ex.Message}");
                 return 2;

@@ -90,17 +90,17 @@ public sealed class Attention : nn.Module<Tensor, Tensor?, Tensor>
         bool spatial = x.dim() == 4;
         var residual = x;
         long b = x.shape[0], c = x.shape[1], h = spatial ? x.shape[2] : 0, w = spatial ? x.shape[3] : 0;
-        if (group_norm is not null) x = group_norm.forward(x);
+        if (group_norm is not null) x = group_norm.call(x);
         if (spatial) x = x.view(b, c, h * w).transpose(1, 2);         // (B, HW, C)
         var ctx = context ?? x;
         long t = x.shape[1];
         Tensor Split(Tensor y) => y.view(b, y.shape[1], Heads, -1).transpose(1, 2);   // (B, heads, T, d)
-        var q = Split(to_q.forward(x));
-        var k = Split(to_k.forward(ctx));
-        var v = Split(to_v.forward(ctx));
+        var q = Split(to_q.call(x));
+        var k = Split(to_k.call(ctx));
+        var v = Split(to_v.call(ctx));
         var a = Processor.Attend(q, k, v, new AttentionCall(Path, _cross, Heads));  // (B, heads, T, d)
         a = a.transpose(1, 2).reshape(b, t, -1);
-        foreach (var m in to_out) a = m.forward(a);
+        foreach (var m in to_out) a = m.call(a);
         if (spatial) a = a.transpose(1, 2).reshape(b, c, h, w) + residual;
         return a.MoveToOuterDisposeScope();
     }
@@ -122,7 +122,7 @@ public sealed class FeedForward : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        foreach (var m in net) x = m.forward(x);
+        foreach (var m in net) x = m.call(x);
         return x.MoveToOuterDisposeScope();
     }
 
@@ -133,7 +133,7 @@ public sealed class FeedForward : nn.Module<Tensor, Tensor>
         public override Tensor forward(Tensor x)
         {
             using var scope = NewDisposeScope();
-            var parts = proj.forward(x).chunk(2, -1);
+            var parts = proj.call(x).chunk(2, -1);
             return (parts[0] * nn.functional.gelu(parts[1])).MoveToOuterDisposeScope();
         }
     }
@@ -162,9 +162,9 @@ public sealed class BasicTransformerBlock : nn.Module<Tensor, Tensor?, Tensor>
     public override Tensor forward(Tensor x, Tensor? context)
     {
         using var scope = NewDisposeScope();
-        x = x + attn1.forward(norm1.forward(x), null);
-        x = x + attn2.forward(norm2.forward(x), context);
-        x = x + ff.forward(norm3.forward(x));
+        x = x + attn1.call(norm1.call(x), null);
+        x = x + attn2.call(norm2.call(x), context);
+        x = x + ff.call(norm3.call(x));
         return x.MoveToOuterDisposeScope();
     }
 }
@@ -194,10 +194,10 @@ public sealed class Transformer2DModel : nn.Module<Tensor, Tensor?, Tensor>
         using var scope = NewDisposeScope();
         long b = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3];
         var residual = x;
-        var y = proj_in.forward(norm.forward(x));
+        var y = proj_in.call(norm.call(x));
         y = y.view(b, c, h * w).transpose(1, 2);                      // (B, HW, C)
-        foreach (var blk in transformer_blocks) y = blk.forward(y, context);
+        foreach (var blk in transformer_blocks) y = blk.call(y, context);
         y = y.transpose(1, 2).reshape(b, c, h, w);
-        return (proj_out.forward(y) + residual).MoveToOuterDisposeScope();
+        return (proj_out.call(y) + residual).MoveToOuterDisposeScope();
     }
 }

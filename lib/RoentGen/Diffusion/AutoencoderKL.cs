@@ -95,14 +95,14 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
         int f = Config.DownsampleFactor;
         if (images.dim() != 4 || images.shape[1] != Config.InChannels || images.shape[2] % f != 0 || images.shape[3] % f != 0)
             throw new ArgumentException($"expected images (B, {Config.InChannels}, H, W) with H, W divisible by {f}, got ({string.Join(", ", images.shape)})");
-        return new DiagonalGaussian(quant_conv.forward(encoder.forward(images)));
+        return new DiagonalGaussian(quant_conv.call(encoder.call(images)));
     }
 
     /// <summary>Unscaled latents (B, L, h, w) → images.</summary>
     public Tensor Decode(Tensor latents)
     {
         using var scope = NewDisposeScope();
-        return decoder.forward(post_quant_conv.forward(latents)).MoveToOuterDisposeScope();
+        return decoder.call(post_quant_conv.call(latents)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Reconstruction through the posterior mean (inference) or a sample (training).</summary>
@@ -158,9 +158,9 @@ internal sealed class VaeMidBlock : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        x = resnets[0].forward(x, null);
-        x = attentions[0].forward(x, null);
-        return resnets[1].forward(x, null).MoveToOuterDisposeScope();
+        x = resnets[0].call(x, null);
+        x = attentions[0].call(x, null);
+        return resnets[1].call(x, null).MoveToOuterDisposeScope();
     }
 }
 
@@ -178,8 +178,8 @@ internal sealed class VaeDownBlock : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        foreach (var r in resnets) x = r.forward(x, null);
-        if (downsamplers is not null) x = downsamplers[0].forward(x);
+        foreach (var r in resnets) x = r.call(x, null);
+        if (downsamplers is not null) x = downsamplers[0].call(x);
         return x.MoveToOuterDisposeScope();
     }
 }
@@ -198,8 +198,8 @@ internal sealed class VaeUpBlock : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        foreach (var r in resnets) x = r.forward(x, null);
-        if (upsamplers is not null) x = upsamplers[0].forward(x);
+        foreach (var r in resnets) x = r.call(x, null);
+        if (upsamplers is not null) x = upsamplers[0].call(x);
         return x.MoveToOuterDisposeScope();
     }
 }
@@ -225,10 +225,10 @@ internal sealed class VaeEncoder : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        x = conv_in.forward(x);
-        foreach (var d in down_blocks) x = d.forward(x);
-        x = mid_block.forward(x);
-        return conv_out.forward(nn.functional.silu(conv_norm_out.forward(x))).MoveToOuterDisposeScope();
+        x = conv_in.call(x);
+        foreach (var d in down_blocks) x = d.call(x);
+        x = mid_block.call(x);
+        return conv_out.call(nn.functional.silu(conv_norm_out.call(x))).MoveToOuterDisposeScope();
     }
 }
 
@@ -253,9 +253,9 @@ internal sealed class VaeDecoder : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor z)
     {
         using var scope = NewDisposeScope();
-        var x = conv_in.forward(z);
-        x = mid_block.forward(x);
-        foreach (var u in up_blocks) x = u.forward(x);
-        return conv_out.forward(nn.functional.silu(conv_norm_out.forward(x))).MoveToOuterDisposeScope();
+        var x = conv_in.call(z);
+        x = mid_block.call(x);
+        foreach (var u in up_blocks) x = u.call(x);
+        return conv_out.call(nn.functional.silu(conv_norm_out.call(x))).MoveToOuterDisposeScope();
     }
 }

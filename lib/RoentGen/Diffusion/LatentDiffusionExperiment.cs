@@ -173,10 +173,10 @@ public static class LatentDiffusionTraining
             // Classifier-free guidance training: some prompts become the empty prompt.
             var drop = rand(cfg.LdmBatch, generator: ctx.Generator).lt(cfg.PromptDropout).unsqueeze(1);
             tok = where(drop, emptyIds.expand(cfg.LdmBatch, -1), tok);
-            var context = cfg.TrainTextEncoder ? text.forward(tok) : WithNoGrad(() => text.forward(tok));
+            var context = cfg.TrainTextEncoder ? text.call(tok) : WithNoGrad(() => text.call(tok));
             var noise = randn(x0.shape, generator: ctx.Generator);
             var t = randint(0, schedule.TrainTimesteps, [cfg.LdmBatch], dtype: ScalarType.Int64, generator: ctx.Generator);
-            var pred = unet.forward(schedule.AddNoise(x0, noise, t), t, context);
+            var pred = unet.call(schedule.AddNoise(x0, noise, t), t, context);
             return nn.functional.mse_loss(pred, schedule.Target(x0, noise, t));
         });
         if (trainer.Ema is { } ema) ema.CopyTo(unet);   // sample with the EMA weights
@@ -186,14 +186,21 @@ public static class LatentDiffusionTraining
         return (unet, text, tokenizer, history);
     }
 
+    /// <summary>The experiment config saved in a trained experiment folder.</summary>
+    /// <exception cref="FileNotFoundException">The folder has no experiment.json.</exception>
+    public static LdmExperimentConfig LoadConfig(string dir)
+    {
+        var cfgPath = Path.Combine(dir, ConfigFile);
+        if (!File.Exists(cfgPath)) throw new FileNotFoundException($"{dir} is not a trained latent-diffusion folder: no {ConfigFile}", cfgPath);
+        return JsonSerializer.Deserialize<LdmExperimentConfig>(File.ReadAllText(cfgPath), SafeTensors.ConfigJsonOptions)
+               ?? throw new InvalidDataException($"{cfgPath} is empty");
+    }
+
     /// <summary>Loads a trained experiment folder as a sampling pipeline.</summary>
     /// <exception cref="FileNotFoundException">A component is missing; the message names it.</exception>
     public static TextToImagePipeline LoadPipeline(string dir)
     {
-        var cfgPath = Path.Combine(dir, ConfigFile);
-        if (!File.Exists(cfgPath)) throw new FileNotFoundException($"{dir} is not a trained latent-diffusion folder: no {ConfigFile}", cfgPath);
-        var cfg = JsonSerializer.Deserialize<LdmExperimentConfig>(File.ReadAllText(cfgPath), SafeTensors.ConfigJsonOptions)
-                  ?? throw new InvalidDataException($"{cfgPath} is empty");
+        var cfg = LoadConfig(dir);
         var vae = new AutoencoderKL(Checkpoint.ReadConfig<VaeConfig>(Path.Combine(dir, VaeDir)));
         Checkpoint.Load(Path.Combine(dir, VaeDir), vae);
         var unet = new UNet2DConditionModel(Checkpoint.ReadConfig<UNetConfig>(Path.Combine(dir, LdmDir, "unet")));

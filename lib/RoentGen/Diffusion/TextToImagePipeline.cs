@@ -63,7 +63,7 @@ public sealed class TextToImagePipeline
     {
         using var scope = NewDisposeScope();
         var batch = Tokenizer.EncodeBatch(prompts, MaxTokens);
-        return TextEncoder.forward(batch.Ids).MoveToOuterDisposeScope();
+        return TextEncoder.call(batch.Ids).MoveToOuterDisposeScope();
     }
 
     /// <summary>Generates images (B, 1, H, W) in [−1, 1], one per prompt.</summary>
@@ -128,7 +128,7 @@ public sealed class TextToImagePipeline
             using var stepScope = NewDisposeScope();
             var input = scheduler.ScaleModelInput(latents, i);
             var ts = full(guided ? 2 * n : n, scheduler.Timesteps[i], dtype: ScalarType.Int64);
-            var output = Unet.forward(guided ? cat([input, input], 0) : input, ts, context);
+            var output = Unet.call(guided ? cat([input, input], 0) : input, ts, context);
             if (guided)
             {
                 var parts = output.chunk(2, 0);

@@ -88,11 +88,11 @@ public sealed class ResnetBlock2D : nn.Module<Tensor, Tensor?, Tensor>
     public override Tensor forward(Tensor x, Tensor? temb)
     {
         using var scope = NewDisposeScope();
-        var h = conv1.forward(nn.functional.silu(norm1.forward(x)));
+        var h = conv1.call(nn.functional.silu(norm1.call(x)));
         if (time_emb_proj is not null && temb is not null)
-            h = h + time_emb_proj.forward(nn.functional.silu(temb)).unsqueeze(-1).unsqueeze(-1);
-        h = conv2.forward(dropout.forward(nn.functional.silu(norm2.forward(h))));
-        var skip = conv_shortcut is null ? x : conv_shortcut.forward(x);
+            h = h + time_emb_proj.call(nn.functional.silu(temb)).unsqueeze(-1).unsqueeze(-1);
+        h = conv2.call(dropout.call(nn.functional.silu(norm2.call(h))));
+        var skip = conv_shortcut is null ? x : conv_shortcut.call(x);
         return (skip + h).MoveToOuterDisposeScope();
     }
 }
@@ -114,7 +114,7 @@ public sealed class Downsample2D : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         if (_asymmetric) x = nn.functional.pad(x, [0, 1, 0, 1]);
-        return conv.forward(x).MoveToOuterDisposeScope();
+        return conv.call(x).MoveToOuterDisposeScope();
     }
 }
 
@@ -133,7 +133,7 @@ public sealed class Upsample2D : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var up = nn.functional.interpolate(x, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest);
-        return conv.forward(up).MoveToOuterDisposeScope();
+        return conv.call(up).MoveToOuterDisposeScope();
     }
 }
 
@@ -161,13 +161,13 @@ public sealed class UNetDownBlock : nn.Module
     {
         for (int i = 0; i < resnets.Count; i++)
         {
-            x = resnets[i].forward(x, temb);
-            if (attentions is not null) x = attentions[i].forward(x, context);
+            x = resnets[i].call(x, temb);
+            if (attentions is not null) x = attentions[i].call(x, context);
             skips.Add(x);
         }
         if (downsamplers is not null)
         {
-            x = downsamplers[0].forward(x);
+            x = downsamplers[0].call(x);
             skips.Add(x);
         }
         return x;
@@ -201,10 +201,10 @@ public sealed class UNetUpBlock : nn.Module
         {
             var skip = skips[^1];
             skips.RemoveAt(skips.Count - 1);
-            x = resnets[i].forward(cat([x, skip], 1), temb);
-            if (attentions is not null) x = attentions[i].forward(x, context);
+            x = resnets[i].call(cat([x, skip], 1), temb);
+            if (attentions is not null) x = attentions[i].call(x, context);
         }
-        if (upsamplers is not null) x = upsamplers[0].forward(x);
+        if (upsamplers is not null) x = upsamplers[0].call(x);
         return x;
     }
 }
@@ -225,9 +225,9 @@ public sealed class UNetMidBlock : nn.Module
 
     internal Tensor Forward(Tensor x, Tensor temb, Tensor context)
     {
-        x = resnets[0].forward(x, temb);
-        if (attentions is not null) x = attentions[0].forward(x, context);
-        return resnets[1].forward(x, temb);
+        x = resnets[0].call(x, temb);
+        if (attentions is not null) x = attentions[0].call(x, context);
+        return resnets[1].call(x, temb);
     }
 }
 
@@ -309,13 +309,13 @@ public sealed class UNet2DConditionModel : nn.Module<Tensor, Tensor, Tensor, Ten
         if (context.shape[^1] != Config.CrossAttentionDim)
             throw new ArgumentException($"context width {context.shape[^1]} does not match CrossAttentionDim {Config.CrossAttentionDim}");
         if (timesteps.dim() == 0) timesteps = timesteps.expand(latents.shape[0]);
-        var temb = time_embedding.forward(TimestepFeatures.Sinusoidal(timesteps, Config.BlockOutChannels[0]).to(latents.dtype));
-        var x = conv_in.forward(latents);
+        var temb = time_embedding.call(TimestepFeatures.Sinusoidal(timesteps, Config.BlockOutChannels[0]).to(latents.dtype));
+        var x = conv_in.call(latents);
         var skips = new List<Tensor> { x };
         foreach (var down in down_blocks) x = down.Forward(x, temb, context, skips);
         x = mid_block.Forward(x, temb, context);
         foreach (var up in up_blocks) x = up.Forward(x, temb, context, skips);
-        x = conv_out.forward(nn.functional.silu(conv_norm_out.forward(x)));
+        x = conv_out.call(nn.functional.silu(conv_norm_out.call(x)));
         return x.MoveToOuterDisposeScope();
     }
 

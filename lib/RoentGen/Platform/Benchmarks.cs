@@ -25,10 +25,13 @@ public sealed record BenchReport(DoctorReport Machine, IReadOnlyList<BenchFigure
 public static class Benchmarks
 {
     /// <summary>Names of the benchmark groups <see cref="Run"/> knows.</summary>
-    public static readonly IReadOnlyList<string> Groups = ["matmul", "phantoms", "tsne"];
+    public static readonly IReadOnlyList<string> Groups = ["matmul", "phantoms", "tsne", "ldm"];
 
     /// <summary>Runs the chosen groups (all when empty).</summary>
-    public static BenchReport Run(IReadOnlyCollection<string>? groups = null, Action<BenchFigure>? onFigure = null)
+    /// <param name="groups">Groups to run (null or empty: all).</param>
+    /// <param name="onFigure">Receives each figure as it is measured.</param>
+    /// <param name="ldmConfig">The experiment the ldm group measures (null: <see cref="Diffusion.LdmExperimentConfig.Quick"/>, the quickstart's models).</param>
+    public static BenchReport Run(IReadOnlyCollection<string>? groups = null, Action<BenchFigure>? onFigure = null, Diffusion.LdmExperimentConfig? ldmConfig = null)
     {
         var chosen = groups is { Count: > 0 } ? groups : Groups;
         foreach (var g in chosen)
@@ -36,8 +39,12 @@ public static class Benchmarks
         var machine = Doctor.Run(measure: false);
         var figures = new List<BenchFigure>();
         void Add(BenchFigure f) { figures.Add(f); onFigure?.Invoke(f); }
+        double? matmul = null;
         if (chosen.Contains("matmul"))
-            Add(new BenchFigure("float32 matmul 2048x2048", Doctor.MeasureMatmulGflops(2048), "GFLOP/s", "median of 5 runs after a warm-up"));
+        {
+            matmul = Doctor.MeasureMatmulGflops(2048);
+            Add(new BenchFigure("float32 matmul 2048x2048", matmul.Value, "GFLOP/s", "median of 5 runs after a warm-up"));
+        }
         if (chosen.Contains("phantoms"))
         {
             RoentGen.Data.Phantoms.PhantomBenchmark.Run(128, 200); // warm-up (JIT, thread pool)
@@ -50,6 +57,12 @@ public static class Benchmarks
         {
             var (seconds, kl) = TSne5000();
             Add(new BenchFigure("t-SNE 5,000 points (64-d, 10 clusters)", seconds, "s", $"Barnes-Hut theta 0.5, 750 iterations, final KL {kl:F3}"));
+        }
+        if (chosen.Contains("ldm"))
+        {
+            // The quickstart's models (LdmExperimentConfig.Quick) unless another experiment is given; random weights.
+            var r = Diffusion.DiffusionBenchmark.Run(ldmConfig ?? Diffusion.LdmExperimentConfig.Quick, new Diffusion.DiffusionBenchOptions { MatmulPeakGflops = matmul });
+            foreach (var f in r.ToFigures(ldmConfig is null ? "quick preset" : "given config")) Add(f);
         }
         return new BenchReport(machine, figures, PeakRssMb());
     }
@@ -67,19 +80,6 @@ public static class Benchmarks
         return (sw.Elapsed.TotalSeconds, r.FinalKl);
     }
 
-    /// <summary>Peak resident set size of this process in MiB (VmHWM on Linux; else the current working set).</summary>
-    public static double PeakRssMb()
-    {
-        try
-        {
-            if (File.Exists("/proc/self/status"))
-            {
-                var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:"));
-                if (line is not null) return double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
-            }
-        }
-        catch (IOException) { }
-        using var p = Process.GetCurrentProcess();
-        return p.PeakWorkingSet64 / (1024.0 * 1024.0);
-    }
+    /// <summary>Peak resident set size of this process in MiB (see <see cref="Memory.PeakRssMb"/>).</summary>
+    public static double PeakRssMb() => Memory.PeakRssMb();
 }

@@ -78,7 +78,7 @@ public sealed class ClipTextModel : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         if (ids.dim() != 2) throw new ArgumentException($"expected token ids (B, L), got {ids.dim()} dimensions");
         if (ids.shape[1] > Config.MaxPositions) throw new ArgumentException($"sequence of {ids.shape[1]} tokens exceeds MaxPositions {Config.MaxPositions}");
-        var hidden = text_model.forward(ids);
+        var hidden = text_model.call(ids);
         // First end token of each row (argmax over a 0/1 match returns the first maximum).
         var eosPos = ids.eq(Config.EndTokenId).to(ScalarType.Int32).argmax(1);
         var pooled = hidden[arange(ids.shape[0]), eosPos];
@@ -99,7 +99,7 @@ internal sealed class ClipTextEmbeddings : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var positions = arange(ids.shape[1], dtype: ScalarType.Int64, device: ids.device).unsqueeze(0);
-        return (token_embedding.forward(ids) + position_embedding.forward(positions)).MoveToOuterDisposeScope();
+        return (token_embedding.call(ids) + position_embedding.call(positions)).MoveToOuterDisposeScope();
     }
 }
 
@@ -121,8 +121,8 @@ internal sealed class ClipAttention : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1], d = x.shape[2];
         Tensor Split(Tensor y) => y.view(b, t, _heads, d / _heads).transpose(1, 2);      // (B, heads, L, d_h)
-        var a = nn.functional.scaled_dot_product_attention(Split(q_proj.forward(x)), Split(k_proj.forward(x)), Split(v_proj.forward(x)), is_casual: true);
-        return out_proj.forward(a.transpose(1, 2).reshape(b, t, d)).MoveToOuterDisposeScope();
+        var a = nn.functional.scaled_dot_product_attention(Split(q_proj.call(x)), Split(k_proj.call(x)), Split(v_proj.call(x)), is_casual: true);
+        return out_proj.call(a.transpose(1, 2).reshape(b, t, d)).MoveToOuterDisposeScope();
     }
 }
 
@@ -139,8 +139,8 @@ internal sealed class ClipMlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = fc1.forward(x);
-        return fc2.forward(h * (1.702 * h).sigmoid()).MoveToOuterDisposeScope();
+        var h = fc1.call(x);
+        return fc2.call(h * (1.702 * h).sigmoid()).MoveToOuterDisposeScope();
     }
 }
 
@@ -160,8 +160,8 @@ internal sealed class ClipEncoderLayer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        x = x + self_attn.forward(layer_norm1.forward(x));
-        x = x + mlp.forward(layer_norm2.forward(x));
+        x = x + self_attn.call(layer_norm1.call(x));
+        x = x + mlp.call(layer_norm2.call(x));
         return x.MoveToOuterDisposeScope();
     }
 }
@@ -178,7 +178,7 @@ internal sealed class ClipEncoder : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        foreach (var l in layers) x = l.forward(x);
+        foreach (var l in layers) x = l.call(x);
         return x.MoveToOuterDisposeScope();
     }
 }
@@ -198,6 +198,6 @@ internal sealed class ClipTextTransformer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor ids)
     {
         using var scope = NewDisposeScope();
-        return final_layer_norm.forward(encoder.forward(embeddings.forward(ids))).MoveToOuterDisposeScope();
+        return final_layer_norm.call(encoder.call(embeddings.call(ids))).MoveToOuterDisposeScope();
     }
 }

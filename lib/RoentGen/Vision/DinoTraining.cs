@@ -215,11 +215,11 @@ public sealed class DinoTraining : IDisposable
         using (no_grad())
         {
             var tout = _teacherBackbone.Forward(globals);
-            teacherClsLogits = _teacherDino.forward(tout.Cls);                   // (2B, K)
+            teacherClsLogits = _teacherDino.call(tout.Cls);                   // (2B, K)
             teacherProbs = c.SinkhornKnopp ? DinoClsLoss.SinkhornKnopp(teacherClsLogits, tt) : _dinoLoss.TeacherTargets(teacherClsLogits, tt);
             if (ibotActive)
             {
-                teacherPatchLogits = _teacherIBot.forward(tout.Patches);         // (2B, N, K)
+                teacherPatchLogits = _teacherIBot.call(tout.Patches);         // (2B, N, K)
                 if (c.SinkhornKnopp)
                 {
                     var sk = DinoClsLoss.SinkhornKnopp(teacherPatchLogits[mask!], tt); // (M, K)
@@ -235,12 +235,12 @@ public sealed class DinoTraining : IDisposable
         Tensor total = zeros(1).squeeze();
         if (c.DinoWeight > 0)
         {
-            var studentLogits = new List<Tensor>(_studentDino.forward(sout.Cls).chunk(2, 0));
+            var studentLogits = new List<Tensor>(_studentDino.call(sout.Cls).chunk(2, 0));
             if (crops.Locals.Length > 0)
             {
                 var locals = cat(crops.Locals, 0);                               // (nL·B, 1, L, L)
                 var localCls = _studentBackbone.Forward(locals).Cls;             // (nL·B, D)
-                studentLogits.AddRange(_studentDino.forward(localCls).chunk(crops.Locals.Length, 0));
+                studentLogits.AddRange(_studentDino.call(localCls).chunk(crops.Locals.Length, 0));
             }
             var dino = _dinoLoss.Forward(studentLogits, teacherTargets);
             metrics["dino"] = dino.item<float>();
@@ -248,7 +248,7 @@ public sealed class DinoTraining : IDisposable
         }
         if (ibotActive)
         {
-            var studentPatchLogits = _studentIBot.forward(sout.Patches);         // (2B, N, K)
+            var studentPatchLogits = _studentIBot.call(sout.Patches);         // (2B, N, K)
             var ibot = _ibotLoss.Forward(studentPatchLogits, ibotTargets!, mask!);
             metrics["ibot"] = ibot.item<float>();
             total = total + ibot * c.IBotWeight;

@@ -33,7 +33,7 @@ public sealed class DinoHead : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var z = nn.functional.normalize(mlp.forward(x), dim: -1);
+        var z = nn.functional.normalize(mlp.call(x), dim: -1);
         var w = nn.functional.normalize(last_layer_weight_v, dim: 1);
         return nn.functional.linear(z, w).MoveToOuterDisposeScope();
     }

@@ -95,8 +95,8 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var x = embeddings.forward(pixels, patchMask);             // (B, 1 + R + N, D)
-        x = encoder.forward(x);
-        x = layernorm.forward(x);
+        x = encoder.call(x);
+        x = layernorm.call(x);
         int skip = 1 + Config.RegisterTokens;
         var cls = x.select(1, 0);                                    // (B, D)
         var patches = x.narrow(1, skip, x.shape[1] - skip);          // (B, N, D)
@@ -168,7 +168,7 @@ internal sealed class Dinov2Embeddings : nn.Module
         long b = pixels.shape[0], h = pixels.shape[2], w = pixels.shape[3];
         if (h % _c.PatchSize != 0 || w % _c.PatchSize != 0)
             throw new ArgumentException($"image size {h}x{w} is not a multiple of the patch size {_c.PatchSize}");
-        var x = patch_embeddings.forward(pixels);                    // (B, N, D)
+        var x = patch_embeddings.call(pixels);                    // (B, N, D)
         if (patchMask is not null)
             x = where(patchMask.unsqueeze(-1), mask_token.to(x.dtype).unsqueeze(0), x);
         x = cat([cls_token.expand(b, -1, -1), x], 1);               // (B, 1 + N, D)
@@ -204,7 +204,7 @@ internal sealed class Dinov2SelfAttention : nn.Module
     {
         long b = x.shape[0], t = x.shape[1], d = x.shape[2];
         Tensor Split(Tensor y) => y.view(b, t, heads, d / heads).transpose(1, 2); // (B, heads, T, d_h)
-        return (Split(query.forward(x)), Split(key.forward(x)), Split(value.forward(x)));
+        return (Split(query.call(x)), Split(key.call(x)), Split(value.call(x)));
     }
 }
 
@@ -233,7 +233,7 @@ internal sealed class Dinov2Attention : nn.Module<Tensor, Tensor>
         var (q, k, v) = attention.Project(x, _heads);
         var y = nn.functional.scaled_dot_product_attention(q, k, v);   // (B, heads, T, d_h)
         y = y.transpose(1, 2).reshape(x.shape[0], x.shape[1], x.shape[2]);
-        return output.forward(y).MoveToOuterDisposeScope();
+        return output.call(y).MoveToOuterDisposeScope();
     }
     public Tensor Weights(Tensor x)
     {
@@ -268,7 +268,7 @@ internal sealed class Dinov2Mlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return fc2.forward(nn.functional.gelu(fc1.forward(x))).MoveToOuterDisposeScope();
+        return fc2.call(nn.functional.gelu(fc1.call(x))).MoveToOuterDisposeScope();
     }
 }
 
@@ -295,12 +295,12 @@ internal sealed class Dinov2Layer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        x = x + DropPath(layer_scale1.forward(attention.forward(norm1.forward(x))));
-        x = x + DropPath(layer_scale2.forward(mlp.forward(norm2.forward(x))));
+        x = x + DropPath(layer_scale1.call(attention.call(norm1.call(x))));
+        x = x + DropPath(layer_scale2.call(mlp.call(norm2.call(x))));
         return x.MoveToOuterDisposeScope();
     }
 
-    public Tensor AttentionWeights(Tensor x) => attention.Weights(norm1.forward(x));
+    public Tensor AttentionWeights(Tensor x) => attention.Weights(norm1.call(x));
 
     // Stochastic depth: drop the whole residual branch per sample, rescaling the kept ones.
     private Tensor DropPath(Tensor branch)
@@ -324,12 +324,12 @@ internal sealed class Dinov2Encoder : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        foreach (var l in layer) x = l.forward(x);
+        foreach (var l in layer) x = l.call(x);
         return x.MoveToOuterDisposeScope();
     }
     public Tensor ForwardUpToLast(Tensor x, out Dinov2Layer last)
     {
-        for (int i = 0; i < layer.Count - 1; i++) x = layer[i].forward(x);
+        for (int i = 0; i < layer.Count - 1; i++) x = layer[i].call(x);
         last = layer[layer.Count - 1];
         return x;
     }

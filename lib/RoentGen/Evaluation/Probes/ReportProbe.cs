@@ -85,7 +85,7 @@ public static class ReportProbe
             var idx = tensor(Enumerable.Range(0, Math.Min(options.BatchSize, trIdx.Length)).Select(_ => (long)rng.Next(trIdx.Length)).ToArray());
             var ids = batch.Ids.index_select(0, idx);                    // (B, T)
             var mask = batch.AttentionMask.index_select(0, idx);
-            var logits = decoder.forward(ids.narrow(1, 0, ids.shape[1] - 1), memTr.index_select(0, idx)); // (B, T-1, V)
+            var logits = decoder.call(ids.narrow(1, 0, ids.shape[1] - 1), memTr.index_select(0, idx)); // (B, T-1, V)
             var targets = ids.narrow(1, 1, ids.shape[1] - 1);
             var valid = mask.narrow(1, 1, mask.shape[1] - 1).to_type(ScalarType.Float32);
             var ce = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[2]), targets.reshape(-1), reduction: nn.Reduction.None);
@@ -146,7 +146,7 @@ public static class ReportProbe
         var done = zeros(b, dtype: ScalarType.Bool);
         for (int t = 1; t < maxTokens; t++)
         {
-            var logits = decoder.forward(ids, memory);                 // (B, t, V)
+            var logits = decoder.call(ids, memory);                 // (B, t, V)
             var next = logits.select(1, t - 1).argmax(-1);               // (B)
             next = where(done, full_like(next, tokenizer.EndId), next);
             ids = cat([ids, next.unsqueeze(1)], 1);
@@ -204,10 +204,10 @@ internal sealed class ReportDecoder : nn.Module<Tensor, Tensor, Tensor>
         using var scope = NewDisposeScope();
         long t = tokens.shape[1];
         if (t > pos_emb.shape[1]) throw new ArgumentException($"report decoder: {t} tokens exceed MaxTokens {pos_emb.shape[1]}");
-        var x = tok_emb.forward(tokens) + pos_emb.narrow(1, 0, t);  // (B, T, W)
-        var m = mem_norm.forward(mem_proj.forward(memory));          // (B, M, W)
-        foreach (var blk in blocks) x = blk.forward(x, m);
-        return lm_head.forward(ln_f.forward(x)).MoveToOuterDisposeScope();
+        var x = tok_emb.call(tokens) + pos_emb.narrow(1, 0, t);  // (B, T, W)
+        var m = mem_norm.call(mem_proj.call(memory));          // (B, M, W)
+        foreach (var blk in blocks) x = blk.call(x, m);
+        return lm_head.call(ln_f.call(x)).MoveToOuterDisposeScope();
     }
 }
 
@@ -235,11 +235,11 @@ internal sealed class DecoderBlock : nn.Module<Tensor, Tensor, Tensor>
     public override Tensor forward(Tensor x, Tensor memory)
     {
         using var scope = NewDisposeScope();
-        var qkv = self_qkv.forward(ln1.forward(x)).chunk(3, -1);
-        x = x + self_out.forward(Merge(nn.functional.scaled_dot_product_attention(Heads(qkv[0]), Heads(qkv[1]), Heads(qkv[2]), is_casual: true)));
-        var kv = cross_kv.forward(memory).chunk(2, -1);
-        x = x + cross_out.forward(Merge(nn.functional.scaled_dot_product_attention(Heads(cross_q.forward(ln2.forward(x))), Heads(kv[0]), Heads(kv[1]))));
-        x = x + fc2.forward(nn.functional.gelu(fc1.forward(ln3.forward(x))));
+        var qkv = self_qkv.call(ln1.call(x)).chunk(3, -1);
+        x = x + self_out.call(Merge(nn.functional.scaled_dot_product_attention(Heads(qkv[0]), Heads(qkv[1]), Heads(qkv[2]), is_casual: true)));
+        var kv = cross_kv.call(memory).chunk(2, -1);
+        x = x + cross_out.call(Merge(nn.functional.scaled_dot_product_attention(Heads(cross_q.call(ln2.call(x))), Heads(kv[0]), Heads(kv[1]))));
+        x = x + fc2.call(nn.functional.gelu(fc1.call(ln3.call(x))));
         return x.MoveToOuterDisposeScope();
     }
 }

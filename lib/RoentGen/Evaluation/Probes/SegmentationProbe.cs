@@ -76,7 +76,7 @@ public static class SegmentationProbe
             {
                 using var step = NewDisposeScope();
                 var idx = tensor(order.Skip(s).Take(options.BatchSize).Select(i => (long)i).ToArray());
-                var logits = Upsample(head.forward(xTr.index_select(0, idx)), size); // (B, C, S, S)
+                var logits = Upsample(head.call(xTr.index_select(0, idx)), size); // (B, C, S, S)
                 var loss = Loss(logits, yTr.index_select(0, idx), pTr.index_select(0, idx), options.DiceWeight);
                 opt.zero_grad();
                 loss.backward();
@@ -88,7 +88,7 @@ public static class SegmentationProbe
         var per = new List<StructureDice>();
         using (no_grad())
         {
-            var pred = Upsample(head.forward(xTe), size).sigmoid().ge(0.5).to_type(ScalarType.Float32) * pTe;
+            var pred = Upsample(head.call(xTe), size).sigmoid().ge(0.5).to_type(ScalarType.Float32) * pTe;
             var gt = yTe * pTe;
             for (int c = 0; c < names.Count; c++)
             {
