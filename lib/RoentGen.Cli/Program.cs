@@ -14,6 +14,7 @@ root.Subcommands.Add(DataCommand.Build());
 root.Subcommands.Add(QuickstartCommand.Build());
 root.Subcommands.Add(TrainCommand.Build());
 root.Subcommands.Add(SampleCommand.Build());
+root.Subcommands.Add(EvaluateCommand.Build());
 root.Subcommands.Add(ProbeCommand.Build());
 
 var parsed = root.Parse(args);

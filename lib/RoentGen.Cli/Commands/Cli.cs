@@ -1,4 +1,7 @@
+using System.Globalization;
+using Microsoft.Data.Analysis;
 using RoentGen.Interop;
+using Spectre.Console;
 
 namespace RoentGen.Cli.Commands;
 
@@ -17,5 +20,20 @@ internal static class Cli
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;
         }
+    }
+
+    /// <summary>Prints a data frame as a console table (numbers to 4 significant digits).</summary>
+    public static void Print(DataFrame frame)
+    {
+        var table = new Table();
+        foreach (var c in frame.Columns) table.AddColumn(Markup.Escape(c.Name));
+        for (long r = 0; r < frame.Rows.Count; r++)
+            table.AddRow(frame.Columns.Select(c => Markup.Escape(c[r] switch
+            {
+                double d => d.ToString("G4", CultureInfo.InvariantCulture),
+                float f => f.ToString("G4", CultureInfo.InvariantCulture),
+                var v => Convert.ToString(v, CultureInfo.InvariantCulture) ?? "",
+            })).ToArray());
+        AnsiConsole.Write(table);
     }
 }

@@ -81,6 +81,16 @@ public abstract class NoiseScheduler
         _ => throw new ArgumentException($"unknown scheduler '{name}'; expected ddpm, ddim, dpmpp or euler"),
     };
 
+    /// <summary>The short name <see cref="ParseKind"/> reads: ddpm, ddim, dpmpp or euler.</summary>
+    public static string KindName(SchedulerKind kind) => kind switch
+    {
+        SchedulerKind.Ddpm => "ddpm",
+        SchedulerKind.Ddim => "ddim",
+        SchedulerKind.DpmSolverPlusPlus => "dpmpp",
+        SchedulerKind.Euler => "euler",
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown scheduler"),
+    };
+
     /// <summary>Gaussian noise shaped like <paramref name="like"/>.</summary>
     protected static Tensor Noise(Tensor like, Generator? generator) =>
         randn(like.shape, dtype: like.dtype, device: like.device, generator: generator);

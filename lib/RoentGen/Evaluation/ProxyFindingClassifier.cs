@@ -137,15 +137,15 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
     public override Tensor forward(Tensor images)
     {
         using var scope = NewDisposeScope();
-        return head.forward(FeatureForward(images)).MoveToOuterDisposeScope();
+        return head.call(FeatureForward(images)).MoveToOuterDisposeScope();
     }
 
     private Tensor FeatureForward(Tensor images)
     {
-        var x = stem.forward(Resize(images));                     // (N, C0, S, S)
-        foreach (var s in stages) x = s.forward(x);               // (N, C_last, S/2^k, S/2^k)
+        var x = stem.call(Resize(images));                     // (N, C0, S, S)
+        foreach (var s in stages) x = s.call(x);               // (N, C_last, S/2^k, S/2^k)
         x = x.mean([2, 3]);                                       // (N, C_last)
-        return nn.functional.silu(feature.forward(x));            // (N, F)
+        return nn.functional.silu(feature.call(x));            // (N, F)
     }
 
     private Tensor Resize(Tensor images)
@@ -312,11 +312,35 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
         return model;
     }
 
-    /// <summary>Phantom images (N, 1, size, size) in [−1, 1] and their training targets (N, 14), cases start..start+count of the world <paramref name="seed"/>.</summary>
+    /// <summary>
+    /// Phantom images (N, 1, size, size) in [−1, 1] and their training targets (N, 14), cases start..start+count of the
+    /// world <paramref name="seed"/>. Sizes under the phantoms' 64 px minimum are drawn at 64 px and area-downsampled.
+    /// </summary>
     public static (Tensor Images, Tensor Labels) PhantomData(int size, int start, int count, long seed, UncertainLabels uncertain = UncertainLabels.Positive)
     {
-        var cases = new PhantomGenerator(new PhantomOptions { Size = size, Seed = seed }).Generate(start, count);
-        return (ImageTensors.Stack(cases.Select(c => c.Image)), LabelTensor(cases.Select(c => c.Labels), uncertain));
+        var cases = new PhantomGenerator(new PhantomOptions { Size = Math.Max(64, size), Seed = seed }).Generate(start, count);
+        var images = ImageTensors.Stack(cases.Select(c => size < 64 ? Data.Datasets.ImageResize.Resize(c.Image, size, size) : c.Image));
+        return (images, LabelTensor(cases.Select(c => c.Labels), uncertain));
+    }
+
+    /// <summary>
+    /// The classifier saved in <paramref name="folder"/>, or, when there is none, a new one trained on
+    /// <paramref name="count"/> phantoms of the world <paramref name="seed"/> at <paramref name="size"/> px (checkpointing
+    /// under folder/run, so an interrupted run resumes) and saved there.
+    /// </summary>
+    public static ProxyFindingClassifier LoadOrTrain(string folder, int size, int count = 4000, int steps = 600, long seed = 1001,
+        ProxyClassifierConfig? config = null)
+    {
+        if (File.Exists(Path.Combine(folder, Checkpoint.WeightsFileName))) return Load(folder);
+        if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "train on at least one phantom");
+        torch.random.manual_seed(seed);
+        var model = new ProxyFindingClassifier((config ?? new ProxyClassifierConfig()) with { InputSize = size });
+        using var scope = NewDisposeScope();
+        var (images, labels) = PhantomData(size, 0, count, seed);
+        model.Train(images, labels, new ProxyTrainingOptions { Steps = steps, Seed = seed, OutputDir = Path.Combine(folder, "run"), CheckpointEvery = 200 });
+        model.Save(folder);
+        model.eval();
+        return model;
     }
 
     /// <summary>

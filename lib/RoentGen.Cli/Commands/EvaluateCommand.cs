@@ -1,0 +1,60 @@
+using System.CommandLine;
+using RoentGen.Diffusion;
+using RoentGen.Evaluation;
+using RoentGen.Platform;
+
+namespace RoentGen.Cli.Commands;
+
+/// <summary><c>roentgen evaluate --checkpoint DIR [--json FILE]</c>: adherence, FID, KID and diversity of a trained text-to-CXR model.</summary>
+internal static class EvaluateCommand
+{
+    public static Command Build()
+    {
+        var checkpoint = new Option<DirectoryInfo>("--checkpoint") { Description = "A trained experiment folder (roentgen train ldm --out, or the quickstart's experiment/).", Required = true };
+        var classifier = new Option<DirectoryInfo?>("--classifier") { Description = "Proxy classifier folder (default: ../proxy next to the checkpoint, else CHECKPOINT/proxy, trained there when missing)." };
+        var json = new Option<FileInfo?>("--json") { Description = "Write the results as JSON to this file." };
+        var perPrompt = new Option<int>("--images-per-prompt") { Description = "Images per adherence prompt.", DefaultValueFactory = _ => 8 };
+        var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale.", DefaultValueFactory = _ => 4.0 };
+        var steps = new Option<int>("--steps") { Description = "Sampler steps.", DefaultValueFactory = _ => 20 };
+        var scheduler = new Option<string>("--scheduler") { Description = "ddpm, ddim, dpmpp or euler.", DefaultValueFactory = _ => "dpmpp" };
+        var compare = new Option<int>("--compare-images") { Description = "Images for the sampler-against-DDPM FID comparison (0: skip).", DefaultValueFactory = _ => 128 };
+        var ddpmSteps = new Option<int>("--ddpm-steps") { Description = "Steps of the DDPM reference.", DefaultValueFactory = _ => 250 };
+        var heldOut = new Option<int>("--held-out") { Description = "Real held-out phantoms (FID reference).", DefaultValueFactory = _ => 1000 };
+        var noBaseline = new Option<bool>("--no-baseline") { Description = "Skip the untrained-UNet baseline." };
+        var cmd = new Command("evaluate", "Evaluate a trained text-to-CXR model: prompt adherence per finding, FID/KID against held-out phantoms, MS-SSIM diversity, an untrained baseline and a DDPM reference.")
+            { checkpoint, classifier, json, perPrompt, guidance, steps, scheduler, compare, ddpmSteps, heldOut, noBaseline };
+        cmd.SetAction(parse => Cli.Run(() =>
+        {
+            var dir = parse.GetValue(checkpoint)!.FullName;
+            var pipeline = LatentDiffusionTraining.LoadPipeline(dir);
+            var cfg = LatentDiffusionTraining.LoadConfig(dir);
+            var proxyDir = parse.GetValue(classifier)?.FullName ?? DefaultClassifierDir(dir);
+            Console.WriteLine($"proxy classifier: {proxyDir}");
+            var proxy = ProxyFindingClassifier.LoadOrTrain(proxyDir, cfg.ImageSize, seed: cfg.DataSeed + 1000);
+            int n = parse.GetValue(heldOut);
+            if (n < 2) throw new ArgumentException("--held-out must be at least 2");
+            var (real, _) = ProxyFindingClassifier.PhantomData(cfg.ImageSize, 0, n, cfg.DataSeed + 2000);
+            var options = new DiffusionEvaluationOptions
+            {
+                ImagesPerPrompt = parse.GetValue(perPrompt), GuidanceScale = parse.GetValue(guidance), Steps = parse.GetValue(steps),
+                Scheduler = NoiseScheduler.ParseKind(parse.GetValue(scheduler)!), SamplerComparisonImages = parse.GetValue(compare),
+                DdpmSteps = parse.GetValue(ddpmSteps), UntrainedBaseline = !parse.GetValue(noBaseline),
+            };
+            var result = DiffusionEvaluation.Run(pipeline, proxy, real, options, Console.WriteLine);
+            Cli.Print(result.Summary());
+            if (result.Trained.Adherence is { } a) Cli.Print(a.ToDataFrame());
+            if (parse.GetValue(json) is { } file)
+            {
+                AtomicFile.WriteAllText(file.FullName, result.ToJson());
+                Console.WriteLine($"wrote {file.FullName}");
+            }
+        }));
+        return cmd;
+    }
+
+    private static string DefaultClassifierDir(string checkpoint)
+    {
+        var sibling = Path.Combine(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(checkpoint)) ?? checkpoint, "proxy");
+        return Directory.Exists(sibling) ? sibling : Path.Combine(checkpoint, "proxy");
+    }
+}

@@ -1,0 +1,196 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.Data.Analysis;
+using RoentGen.Evaluation;
+using RoentGen.Interactive;
+using static TorchSharp.torch;
+
+namespace RoentGen.Diffusion;
+
+/// <summary>Settings of <see cref="DiffusionEvaluation.Run"/>.</summary>
+public sealed record DiffusionEvaluationOptions
+{
+    /// <summary>Images generated per prompt of the adherence prompt set.</summary>
+    public int ImagesPerPrompt { get; init; } = 8;
+    /// <summary>Classifier-free guidance scale.</summary>
+    public double GuidanceScale { get; init; } = 4;
+    /// <summary>Sampler steps of the main evaluation.</summary>
+    public int Steps { get; init; } = 20;
+    /// <summary>Sampler of the main evaluation.</summary>
+    public SchedulerKind Scheduler { get; init; } = SchedulerKind.DpmSolverPlusPlus;
+    /// <summary>Seed of the first image (image i uses seed + i).</summary>
+    public long Seed { get; init; } = 1000;
+    /// <summary>Images per sampling batch.</summary>
+    public int BatchSize { get; init; } = 16;
+    /// <summary>Also score the same pipeline with a randomly initialised UNet (the untrained baseline).</summary>
+    public bool UntrainedBaseline { get; init; } = true;
+    /// <summary>Images for the sampler comparison (the main sampler against DDPM with <see cref="DdpmSteps"/>); 0 skips it.</summary>
+    public int SamplerComparisonImages { get; init; } = 128;
+    /// <summary>Steps of the DDPM reference.</summary>
+    public int DdpmSteps { get; init; } = 250;
+    /// <summary>Prompts with the findings they name (null: <see cref="PromptAdherence.DefaultPrompts"/>).</summary>
+    public IReadOnlyList<AdherencePrompt>? Prompts { get; init; }
+}
+
+/// <summary>FID of one sampler setting on a shared prompt subset.</summary>
+/// <param name="Sampler">Sampler and steps, e.g. "dpmpp 20".</param>
+/// <param name="Fid">FID against the real held-out images.</param>
+/// <param name="Kid">KID mean.</param>
+/// <param name="Seconds">Sampling time.</param>
+public sealed record SamplerFid(string Sampler, double Fid, double Kid, double Seconds);
+
+/// <summary>Everything <see cref="DiffusionEvaluation.Run"/> measured.</summary>
+public sealed record DiffusionEvaluationResult
+{
+    /// <summary>The trained model on the full prompt set.</summary>
+    public required GenerationEvaluationResult Trained { get; init; }
+    /// <summary>The same pipeline with an untrained UNet, same prompts and seeds (null when skipped).</summary>
+    public GenerationEvaluationResult? Untrained { get; init; }
+    /// <summary>The main sampler and the DDPM reference on the same prompts and seeds (empty when skipped).</summary>
+    public IReadOnlyList<SamplerFid> Samplers { get; init; } = [];
+    /// <summary>Images of the comparison.</summary>
+    public int SamplerComparisonImages { get; init; }
+    /// <summary>Settings used.</summary>
+    public required DiffusionEvaluationOptions Options { get; init; }
+    /// <summary>Sampling images/s of the main evaluation.</summary>
+    public double SampleImagesPerSecond { get; init; }
+
+    /// <summary>(main sampler FID / DDPM FID) − 1; NaN without the comparison.</summary>
+    [JsonIgnore]
+    public double SamplerFidGap => Samplers.Count == 2 ? Samplers[0].Fid / Samplers[1].Fid - 1 : double.NaN;
+
+    /// <summary>The generated images of the main evaluation (N, 1, H, W), for grids; not serialised.</summary>
+    [JsonIgnore]
+    public Tensor? Images { get; init; }
+
+    /// <summary>The prompt of each image in <see cref="Images"/>.</summary>
+    [JsonIgnore]
+    public IReadOnlyList<string> ImagePrompts { get; init; } = [];
+
+    /// <summary>One row per headline number: trained, untrained, and the targets of the RoentGen issue.</summary>
+    public DataFrame Summary()
+    {
+        var rows = new List<(string Metric, double Value, string Note)>
+        {
+            ("fid (trained)", Trained.Fid, "proxy-classifier features, real held-out phantoms"),
+            ("kid (trained)", Trained.Kid.Mean, $"± {Trained.Kid.Std:F4}"),
+            ("ms-ssim generated", Trained.MsSsimGenerated, "same prompt, lower = more diverse"),
+            ("ms-ssim real", Trained.MsSsimReal, "random real groups of the same sizes"),
+        };
+        if (Untrained is { } u) rows.Add(("fid (untrained UNet)", u.Fid, "same prompts, seeds and sampler"));
+        if (Trained.Adherence is { } a)
+        {
+            rows.Add(("adherence mean AUC", a.MeanAuc, "target >= 0.85"));
+            rows.Add(("adherence min AUC", a.Findings.Where(f => double.IsFinite(f.Auc)).Select(f => f.Auc).DefaultIfEmpty(double.NaN).Min(), "target >= 0.75 for each finding"));
+        }
+        foreach (var s in Samplers) rows.Add(($"fid {s.Sampler}", s.Fid, $"{SamplerComparisonImages} images, {s.Seconds:F0} s"));
+        if (Samplers.Count == 2) rows.Add(("sampler fid gap", SamplerFidGap, "target within ±10%"));
+        return new DataFrame(new StringDataFrameColumn("metric", rows.Select(r => r.Metric)),
+            new DoubleDataFrameColumn("value", rows.Select(r => r.Value)), new StringDataFrameColumn("note", rows.Select(r => r.Note)));
+    }
+
+    /// <summary>The result as indented JSON (NaN as the string "NaN").</summary>
+    public string ToJson() => JsonSerializer.Serialize(new
+    {
+        trained = JsonDocument.Parse(Trained.ToJson()).RootElement,
+        untrained = Untrained is null ? (JsonElement?)null : JsonDocument.Parse(Untrained.ToJson()).RootElement,
+        samplers = Samplers,
+        sampler_comparison_images = SamplerComparisonImages,
+        sampler_fid_gap = SamplerFidGap,
+        sample_images_per_second = SampleImagesPerSecond,
+        options = new { Options.ImagesPerPrompt, Options.GuidanceScale, Options.Steps, Scheduler = Options.Scheduler.ToString(), Options.Seed, Options.DdpmSteps },
+    }, DiffusionJson.Options);
+}
+
+/// <summary>
+/// Evaluates a trained text-to-CXR pipeline as RoentGen did, with the proxy classifier standing in for the CXR
+/// networks: prompt adherence per finding, FID/KID against real held-out images, MS-SSIM diversity, the same numbers
+/// for an untrained UNet as the floor, and the fast sampler's FID against a many-step DDPM reference.
+/// </summary>
+public static class DiffusionEvaluation
+{
+    /// <summary>Runs the evaluation.</summary>
+    /// <param name="pipeline">The trained pipeline.</param>
+    /// <param name="proxy">The finding classifier (features and scores).</param>
+    /// <param name="real">Real held-out images (N, 1, H, W) in [−1, 1] at the pipeline's image size.</param>
+    /// <param name="options">Settings (null: defaults).</param>
+    /// <param name="log">Receives one line per stage.</param>
+    public static DiffusionEvaluationResult Run(TextToImagePipeline pipeline, ProxyFindingClassifier proxy, Tensor real,
+        DiffusionEvaluationOptions? options = null, Action<string>? log = null)
+    {
+        var o = options ?? new DiffusionEvaluationOptions();
+        if (o.ImagesPerPrompt < 1) throw new ArgumentOutOfRangeException(nameof(options), o.ImagesPerPrompt, "ImagesPerPrompt must be at least 1");
+        log ??= _ => { };
+        var prompts = o.Prompts ?? PromptAdherence.DefaultPrompts;
+        var expanded = prompts.SelectMany(p => Enumerable.Repeat(p, o.ImagesPerPrompt)).ToList();
+        var texts = expanded.Select(p => p.Text).ToList();
+        var request = new SampleRequest
+        {
+            Prompts = texts, GuidanceScale = o.GuidanceScale, Steps = o.Steps, Scheduler = o.Scheduler, Seed = o.Seed, BatchSize = o.BatchSize,
+        };
+
+        var sw = Stopwatch.StartNew();
+        var images = Generate(pipeline, request, "evaluation samples");
+        double ips = texts.Count / sw.Elapsed.TotalSeconds;
+        var trained = GenerationEvaluation.Run(real, images, expanded, proxy.Features, proxy);
+        log($"trained: FID {trained.Fid:F2}, adherence mean AUC {trained.Adherence?.MeanAuc:F3} ({texts.Count} images, {ips:F1} images/s)");
+
+        GenerationEvaluationResult? untrained = null;
+        if (o.UntrainedBaseline)
+        {
+            using var scope = NewDisposeScope();
+            var randomUnet = new UNet2DConditionModel(pipeline.Unet.Config);
+            var baseline = new TextToImagePipeline(pipeline.Vae, randomUnet, pipeline.TextEncoder, pipeline.Tokenizer, pipeline.Schedule, pipeline.LatentSize, pipeline.MaxTokens);
+            untrained = GenerationEvaluation.Run(real, Generate(baseline, request, "untrained baseline"), expanded, proxy.Features, proxy);
+            log($"untrained UNet: FID {untrained.Fid:F2}");
+        }
+
+        var samplers = new List<SamplerFid>();
+        int m = Math.Min(o.SamplerComparisonImages, texts.Count);
+        if (m >= 2)
+        {
+            // Every k-th image of the prompt set, so the subset spans all prompts.
+            var pick = Enumerable.Range(0, m).Select(i => (int)((long)i * texts.Count / m)).ToList();
+            var subset = pick.Select(i => texts[i]).ToList();
+            var fReal = proxy.Features(real);
+            foreach (var (kind, steps) in new[] { (o.Scheduler, o.Steps), (SchedulerKind.Ddpm, o.DdpmSteps) })
+            {
+                using var scope = NewDisposeScope();
+                var t0 = Stopwatch.StartNew();
+                // Both samplers start from the same noise (same seeds), so the comparison is paired.
+                var imgs = Generate(pipeline, request with { Prompts = subset, Scheduler = kind, Steps = steps, Seed = o.Seed + 1_000_000 }, $"{NoiseScheduler.KindName(kind)} {steps} steps");
+                double secs = t0.Elapsed.TotalSeconds;
+                var fGen = proxy.Features(imgs);
+                var name = $"{NoiseScheduler.KindName(kind)} {steps}";
+                samplers.Add(new SamplerFid(name, FrechetDistance.Compute(fReal, fGen),
+                    KernelInceptionDistance.Compute(fReal, fGen, 50, Math.Min(m, (int)real.shape[0]), 0).Mean, secs));
+                log($"{name}: FID {samplers[^1].Fid:F2} on {m} images ({secs:F0} s)");
+            }
+        }
+        return new DiffusionEvaluationResult
+        {
+            Trained = trained, Untrained = untrained, Samplers = samplers, SamplerComparisonImages = m >= 2 ? m : 0,
+            Options = o, SampleImagesPerSecond = ips, Images = images, ImagePrompts = texts,
+        };
+    }
+
+    private static Tensor Generate(TextToImagePipeline pipeline, SampleRequest request, string? title)
+    {
+        int batches = (request.Prompts.Count + request.BatchSize - 1) / request.BatchSize;
+        using var progress = title is null ? null : ProgressReporter.Start(title, batches * request.Steps, "steps");
+        return pipeline.Sample(request, (_, _) => progress?.Advance());
+    }
+}
+
+/// <summary>JSON settings of the diffusion results.</summary>
+internal static class DiffusionJson
+{
+    public static readonly JsonSerializerOptions Options = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Converters = { new JsonStringEnumConverter() },
+    };
+}
