@@ -11,7 +11,10 @@ internal static class QuickstartCommand
         var output = new Option<DirectoryInfo>("--out") { Description = "Output folder.", DefaultValueFactory = _ => new DirectoryInfo(Path.Combine("data", "generated", "quickstart")) };
         var n = new Option<int>("--n") { Description = "Phantoms written to disk.", DefaultValueFactory = _ => 500 };
         var noNotebooks = new Option<bool>("--no-notebooks") { Description = "Do not execute the notebooks." };
-        var cmd = new Command("quickstart", "The main job: check the machine, build the CXR world, measure the labeler, run the notebooks, write report.html and metrics.json.") { output, n, noNotebooks };
+        var noDiffusion = new Option<bool>("--no-diffusion") { Description = "Skip the latent diffusion part (data stages only, seconds)." };
+        var preset = new Option<string>("--preset") { Description = "quick (the full job, about 20 minutes on 2 cores) or tiny (a smoke check in about a minute; numbers meaningless).", DefaultValueFactory = _ => "quick" };
+        var cmd = new Command("quickstart", "The main job: build the CXR world, train a text-to-CXR latent diffusion model, sample and evaluate it, run the quick notebooks, write report.html and metrics.json.")
+            { output, n, noNotebooks, noDiffusion, preset };
         cmd.SetAction(async (parse, ct) =>
         {
             var root = RepositoryRoot();
@@ -22,6 +25,15 @@ internal static class QuickstartCommand
                 NotebookDir = parse.GetValue(noNotebooks) || root is null ? null : Path.Combine(root, "notebooks"),
                 RealSampleDir = root is null ? null : Path.GetFullPath(Path.Combine(root, "..", "shared", "data", "real-cxr-sample")),
             };
+            switch (parse.GetValue(preset))
+            {
+                case "quick": break;
+                case "tiny": options = Quickstart.TinyOptions(options); break;
+                case var p:
+                    Console.Error.WriteLine($"error: unknown preset '{p}'; expected quick or tiny");
+                    return 2;
+            }
+            options = options with { Diffusion = !parse.GetValue(noDiffusion) };
             var result = await Quickstart.RunAsync(options);
             Console.WriteLine($"done in {result.Seconds:F0} s: {options.OutputDir}/report.html, metrics.json");
             return result.Notebooks.Values.All(ok => ok) ? 0 : 1;

@@ -107,8 +107,9 @@ public static class DiffusionBenchmark
         var request = new SampleRequest { Prompts = prompts, Steps = o.SampleSteps, GuidanceScale = o.GuidanceScale, BatchSize = o.SampleBatch, Seed = 1 };
 
         // Memory first, before training allocates optimizer state. Each figure is the resident memory a stretch of work
-        // adds to the process as it stands after the models are built (freed native memory trimmed first, peak reset):
-        // one guided UNet call, then a whole sampling run.
+        // adds to the process (freed native memory trimmed first, peak reset): one guided UNet call, then a whole
+        // sampling run, both after a short warm-up run so that one-off costs (kernel caches, thread pools) count in neither.
+        using (NewDisposeScope()) pipeline.Sample(request with { Prompts = prompts.Take(o.SampleBatch).ToList(), Steps = 2 });
         double oneCall = MeasureAdded(() =>
         {
             using var _ = no_grad();

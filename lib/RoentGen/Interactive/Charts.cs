@@ -20,6 +20,17 @@ public static class Charts
         return GenericChart.toEmbeddedHTML(offline);
     }
 
+    /// <summary>
+    /// The chart as an HTML fragment (a div and its plotting script) that loads no plotly.js: for a page that embeds
+    /// plotly.js once, e.g. through one <see cref="ToOfflineHtml"/> chart placed before it (see <see cref="HtmlReport"/>).
+    /// </summary>
+    public static string ToFragmentWithoutLibrary(GenericChart chart)
+    {
+        ArgumentNullException.ThrowIfNull(chart);
+        var options = DisplayOptions.init(null, null, null, null, null, null, FSharpOption<PlotlyJSReference>.Some(PlotlyJSReference.NoReference));
+        return GenericChart.toChartHTML(GenericChart.addDisplayOptions(options, chart));
+    }
+
     /// <summary>Writes <see cref="ToOfflineHtml"/> to a file, atomically.</summary>
     public static void SaveHtml(GenericChart chart, string path) => AtomicFile.WriteAllText(path, ToOfflineHtml(chart));
 }

@@ -6,7 +6,11 @@ using RoentGen.Data.Phantoms;
 using RoentGen.Data.Reports;
 using RoentGen.Interactive;
 using RoentGen.Interactive.Notebooks;
+using RoentGen.Diffusion;
+using RoentGen.Evaluation;
 using RoentGen.Platform;
+using RoentGen.Training;
+using static TorchSharp.torch;
 
 namespace RoentGen.Workflows;
 
@@ -32,6 +36,22 @@ public sealed record QuickstartOptions
     public IReadOnlyList<string> Notebooks { get; init; } = ["00-getting-started.ipynb", "01-data-tour.ipynb"];
     /// <summary>The real sample folder (labels.csv, iu_xray_reports_sample.csv), when present.</summary>
     public string? RealSampleDir { get; init; }
+    /// <summary>Train and evaluate the text-to-CXR latent diffusion model (the RoentGen part); false: the data stages only.</summary>
+    public bool Diffusion { get; init; } = true;
+    /// <summary>The latent diffusion experiment (VAE, text encoder, UNet and their training).</summary>
+    public LdmExperimentConfig Ldm { get; init; } = LdmExperimentConfig.Quick;
+    /// <summary>Phantoms the proxy finding classifier trains on (a world of its own, seed + 1000).</summary>
+    public int ProxyImages { get; init; } = 4000;
+    /// <summary>Proxy classifier training steps.</summary>
+    public int ProxySteps { get; init; } = 600;
+    /// <summary>Shape of the proxy classifier (null: default, at the experiment's image size).</summary>
+    public ProxyClassifierConfig? Proxy { get; init; }
+    /// <summary>Real held-out phantoms (world seed + 2000): the FID reference and the proxy classifier's test set.</summary>
+    public int HeldOutImages { get; init; } = 1000;
+    /// <summary>Seeds (columns) of the prompt grid.</summary>
+    public int GridSeeds { get; init; } = 4;
+    /// <summary>Evaluation settings (adherence prompt set, baselines, sampler comparison).</summary>
+    public DiffusionEvaluationOptions Evaluation { get; init; } = new();
 }
 
 /// <summary>What the main job measured.</summary>
@@ -55,28 +75,102 @@ public sealed record QuickstartResult
     public IReadOnlyDictionary<string, bool> Notebooks { get; init; } = new Dictionary<string, bool>();
     /// <summary>Wall time of the whole job.</summary>
     public double Seconds { get; init; }
+    /// <summary>Wall time of each stage, in order.</summary>
+    public IReadOnlyDictionary<string, double> StageSeconds { get; init; } = new Dictionary<string, double>();
+    /// <summary>The diffusion part (null when <see cref="QuickstartOptions.Diffusion"/> is off).</summary>
+    public DiffusionQuickstartResult? Diffusion { get; init; }
+}
+
+/// <summary>What the diffusion part of the main job measured.</summary>
+public sealed record DiffusionQuickstartResult
+{
+    /// <summary>The experiment that was trained.</summary>
+    public required LdmExperimentConfig Config { get; init; }
+    /// <summary>Held-out AUC of the proxy classifier per finding (the judge's own accuracy).</summary>
+    public required IReadOnlyList<FindingAuc> ProxyHeldOutAuc { get; init; }
+    /// <summary>Mean of the defined <see cref="ProxyHeldOutAuc"/>.</summary>
+    public double ProxyMeanAuc => ProxyHeldOutAuc.Where(a => double.IsFinite(a.Auc)).Select(a => a.Auc).DefaultIfEmpty(double.NaN).Average();
+    /// <summary>Final (last-20-step mean) VAE loss.</summary>
+    public double VaeFinalLoss { get; init; }
+    /// <summary>The VAE's latent scaling factor measured on the training data.</summary>
+    public double LatentScalingFactor { get; init; }
+    /// <summary>Final (last-50-step mean) denoiser loss.</summary>
+    public double LdmFinalLoss { get; init; }
+    /// <summary>Denoiser training speed over the whole run.</summary>
+    public double LdmTrainImagesPerSecond { get; init; }
+    /// <summary>The evaluation (adherence, FID, KID, MS-SSIM, untrained baseline, sampler comparison) as JSON.</summary>
+    public required System.Text.Json.JsonElement Evaluation { get; init; }
 }
 
 /// <summary>
-/// The main job on the built-in data: check the machine, generate and write the phantom world, measure the
-/// report labeler, run the notebooks headless, and write report.html and metrics.json. (The diffusion
-/// quickstart of the RoentGen issue extends this job.)
+/// The main job on the built-in data. Checks the machine, builds the phantom world and measures the report labeler;
+/// then the RoentGen part: trains a proxy finding classifier (the judge), the autoencoder and the text-conditioned
+/// latent diffusion model, samples a grid of prompts over several seeds, evaluates adherence, FID, KID and diversity
+/// against an untrained baseline and a many-step DDPM reference, runs the quick notebooks headless, and writes
+/// report.html and metrics.json. Every training stage checkpoints under the output folder, so a rerun resumes.
 /// </summary>
 public static class Quickstart
 {
+    /// <summary>
+    /// Prompts of the sample grid: normal, each finding, left against right, small against large, phrased as the
+    /// phantom reports phrase them.
+    /// </summary>
+    public static IReadOnlyList<string> GridPrompts { get; } =
+    [
+        "No acute cardiopulmonary process.",
+        "Moderate cardiomegaly.",
+        "Small left pleural effusion.",
+        "Large left pleural effusion.",
+        "Large right pleural effusion.",
+        "Small right apical pneumothorax.",
+        "Large right pneumothorax.",
+        "Large left pneumothorax.",
+        "Right lower lobe consolidation.",
+        "Left lower lobe consolidation.",
+        "Moderate pulmonary edema.",
+        "There is a 4 cm mass in the right upper lobe.",
+        "Left basilar atelectasis.",
+        "Endotracheal tube terminates 4 cm above the carina.",
+        "Acute fracture of the left 6th rib.",
+    ];
+
+    /// <summary>
+    /// The same job at toy sizes (seconds of training, a handful of images): checks that everything runs and writes
+    /// its outputs; its numbers mean nothing.
+    /// </summary>
+    public static QuickstartOptions TinyOptions(QuickstartOptions o) => o with
+    {
+        PhantomCount = Math.Min(o.PhantomCount, 20), LabelerReports = 200,
+        Ldm = LdmExperimentConfig.Tiny with { VaeSteps = 4, LdmSteps = 4 },
+        ProxyImages = 64, ProxySteps = 4, HeldOutImages = 16, GridSeeds = 2,
+        Evaluation = o.Evaluation with { ImagesPerPrompt = 1, Steps = 4, SamplerComparisonImages = 4, DdpmSteps = 8 },
+    };
+
     /// <summary>Runs the job; every output goes under <see cref="QuickstartOptions.OutputDir"/>.</summary>
     public static async Task<QuickstartResult> RunAsync(QuickstartOptions o, TextWriter? log = null)
     {
         log ??= Console.Out;
         var sw = Stopwatch.StartNew();
+        var stages = new Dictionary<string, double>();
+        var stageClock = Stopwatch.StartNew();
+        int total = o.Diffusion ? 10 : 5, stage = 0;
+        string lastStage = "";
+        void Stage(string name)
+        {
+            if (stage > 0) stages[lastStage] = stageClock.Elapsed.TotalSeconds;
+            stageClock.Restart();
+            lastStage = name;
+            log.WriteLine($"{++stage}/{total} {name}");
+        }
         Directory.CreateDirectory(o.OutputDir);
+        var report = new HtmlReport("RoentGen.Notebooks quickstart");
 
-        log.WriteLine("1/5 checking the machine");
+        Stage("checking the machine");
         var machine = Doctor.Run(measure: true);
         if (!machine.LibTorchLoaded) throw new InvalidOperationException($"libtorch could not be loaded: {machine.LoadError}");
         AtomicFile.WriteAllText(Path.Combine(o.OutputDir, "doctor.json"), machine.ToJson());
 
-        log.WriteLine("2/5 generating the phantom world");
+        Stage("generating the phantom world");
         var bench = PhantomBenchmark.Run(128, 1000);
         var options = new PhantomOptions { Size = o.ImageSize, Seed = o.Seed };
         var written = PhantomDataset.WriteFolder(Path.Combine(o.OutputDir, "phantoms"), options, o.PhantomCount);
@@ -85,22 +179,37 @@ public static class Quickstart
         var gallery = DataTour.FindingGallery(sample, perFinding: 4);
         File.WriteAllBytes(Path.Combine(o.OutputDir, "gallery.png"), gallery.ToPng());
 
-        log.WriteLine("3/5 measuring the report labeler");
+        Stage("measuring the report labeler");
         var labeler = new ReportLabeler();
         int exact = 0;
         Parallel.For(0, o.LabelerReports, () => 0, (i, _, local) =>
         {
-            var (_, report) = generator.GenerateReport(i);
-            return labeler.Label(report.Text).Equals(report.Labels) ? local + 1 : local;
+            var (_, rep) = generator.GenerateReport(i);
+            return labeler.Label(rep.Text).Equals(rep.Labels) ? local + 1 : local;
         }, local => Interlocked.Add(ref exact, local));
         IReadOnlyList<AgreementRow>? iu = null;
         var iuCsv = o.RealSampleDir is null ? null : Path.Combine(o.RealSampleDir, "iu_xray_reports_sample.csv");
         if (iuCsv is not null && File.Exists(iuCsv)) iu = LabelerAgreement.EvaluateIu(Csv.ReadFile(iuCsv), labeler);
 
+        var partial = new QuickstartResult
+        {
+            Machine = machine,
+            PhantomImagesPerSecond128 = bench.ImagesPerSecond,
+            PhantomsWritten = written.Count,
+            LabelerReports = o.LabelerReports,
+            LabelerExact = exact,
+            IuAgreement = iu,
+            IuMacroF1 = iu is null ? null : LabelerAgreement.MacroF1(iu),
+        };
+        WorldSection(report, partial, gallery, sample);
+
+        DiffusionQuickstartResult? diffusion = null;
+        if (o.Diffusion) diffusion = RunDiffusion(o, report, Stage, log);
+
         var notebooks = new Dictionary<string, bool>();
+        Stage("running the notebooks headless");
         if (o.NotebookDir is not null)
         {
-            log.WriteLine("4/5 running the notebooks headless");
             var nbOut = Path.Combine(o.OutputDir, "notebooks");
             Directory.CreateDirectory(nbOut);
             foreach (var path in o.Notebooks.Select(n => Path.Combine(o.NotebookDir, n)))
@@ -111,53 +220,139 @@ public static class Quickstart
                 notebooks[Path.GetFileName(path)] = !result.AnyFailed;
                 log.WriteLine($"   {Path.GetFileName(path)}: {(result.AnyFailed ? "FAILED" : "ok")}");
             }
+            report.Heading("Notebooks").Raw("<ul>" + string.Concat(notebooks.Select(kv => $"<li>notebooks/{kv.Key}: {(kv.Value ? "ran clean" : "FAILED")}</li>")) + "</ul>");
         }
 
-        log.WriteLine("5/5 writing the report");
-        var res = new QuickstartResult
-        {
-            Machine = machine,
-            PhantomImagesPerSecond128 = bench.ImagesPerSecond,
-            PhantomsWritten = written.Count,
-            LabelerReports = o.LabelerReports,
-            LabelerExact = exact,
-            IuAgreement = iu,
-            IuMacroF1 = iu is null ? null : LabelerAgreement.MacroF1(iu),
-            Notebooks = notebooks,
-            Seconds = sw.Elapsed.TotalSeconds,
-        };
-        AtomicFile.WriteAllText(Path.Combine(o.OutputDir, "metrics.json"), JsonSerializer.Serialize(res, new JsonSerializerOptions { WriteIndented = true }));
-        AtomicFile.WriteAllText(Path.Combine(o.OutputDir, "report.html"), ReportHtml(res, gallery, sample));
+        Stage("writing the report");
+        stages[lastStage] = stageClock.Elapsed.TotalSeconds;
+        var res = partial with { Notebooks = notebooks, Seconds = sw.Elapsed.TotalSeconds, StageSeconds = stages, Diffusion = diffusion };
+        report.Heading("Time").Paragraph($"Finished in {res.Seconds:F0} s on {Environment.ProcessorCount} cores ({get_num_threads()} torch threads).")
+              .Raw("<table><tr><th>stage</th><th>seconds</th></tr>" + string.Concat(stages.Select(kv => $"<tr><td>{kv.Key}</td><td>{kv.Value:F1}</td></tr>")) + "</table>")
+              .Heading("Machine").Add(machine.ToDataFrame());
+        AtomicFile.WriteAllText(Path.Combine(o.OutputDir, "metrics.json"), JsonSerializer.Serialize(res, MetricsJson));
+        report.Save(Path.Combine(o.OutputDir, "report.html"));
         return res;
     }
 
-    private static string ReportHtml(QuickstartResult r, ImageGrid gallery, IReadOnlyList<PhantomCase> sample)
+    private static readonly JsonSerializerOptions MetricsJson = new()
     {
-        var sb = new StringBuilder();
-        sb.Append("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>RoentGen quickstart</title>")
-          .Append("<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}td,th{padding:2px 8px;text-align:left}</style></head><body>")
-          .Append("<h1>RoentGen.Notebooks quickstart</h1>")
-          .Append($"<p>Finished in {r.Seconds:F0} s.</p><h2>Machine</h2>").Append(Display.ToHtml(r.Machine.ToDataFrame()))
-          .Append("<h2>The phantom world</h2>")
-          .Append($"<p>{r.PhantomsWritten} phantoms written; generation speed {r.PhantomImagesPerSecond128:F0} images/s at 128x128 on {Environment.ProcessorCount} cores.</p>")
-          .Append(Display.ImageTag(gallery.ToPng(), "gallery"))
-          .Append(Display.ToHtml(DataTour.LabelChart(sample.Select(c => c.Labels).ToList())))
-          .Append("<h2>Report labeler</h2>")
-          .Append($"<p>Recovers the generator's labels exactly (all 14 observations) on {r.LabelerExact} of {r.LabelerReports} generated reports.</p>");
+        WriteIndented = true,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
+    };
+
+    private static DiffusionQuickstartResult RunDiffusion(QuickstartOptions o, HtmlReport report, Action<string> stage, TextWriter log)
+    {
+        var cfg = o.Ldm;
+        string expDir = Path.Combine(o.OutputDir, "experiment"), proxyDir = Path.Combine(o.OutputDir, "proxy");
+        using var scope = NewDisposeScope();
+
+        stage("training the proxy finding classifier (the judge)");
+        var (heldOut, heldOutLabels) = ProxyFindingClassifier.PhantomData(cfg.ImageSize, 0, o.HeldOutImages, o.Seed + 2000);
+        var proxy = ProxyFindingClassifier.LoadOrTrain(proxyDir, cfg.ImageSize, o.ProxyImages, o.ProxySteps, o.Seed + 1000, o.Proxy);
+        var proxyAuc = proxy.Evaluate(heldOut, heldOutLabels);
+        log.WriteLine($"   proxy classifier held-out mean AUC {proxyAuc.Where(a => double.IsFinite(a.Auc)).Average(a => a.Auc):F3}");
+
+        stage("training the autoencoder (VAE)");
+        var data = LdmTrainingData.FromPhantoms(cfg.TrainImages, cfg.ImageSize, cfg.DataSeed);
+        var (vae, vaeHistory) = LatentDiffusionTraining.TrainVae(cfg, data, expDir);
+        Tensor recon;
+        using (no_grad())
+        {
+            vae.eval();
+            recon = vae.Decode(vae.Encode(heldOut.narrow(0, 0, 8)).Mean).clamp(-1, 1);
+        }
+        var reconGrid = ImageGrid.FromTensor(cat([heldOut.narrow(0, 0, 8), recon], 0), columns: 8, title: "held-out phantoms (top) and their VAE reconstructions (bottom)");
+
+        stage("training the text-conditioned latent diffusion model");
+        var ldmClock = Stopwatch.StartNew();
+        var (unet, text, tokenizer, ldmHistory) = LatentDiffusionTraining.TrainLdm(cfg, data, vae, expDir);
+        double ldmSeconds = ldmClock.Elapsed.TotalSeconds;
+        var pipeline = new TextToImagePipeline(vae, unet, text, tokenizer, new NoiseSchedule(cfg.Schedule), cfg.LatentSize, cfg.MaxTokens);
+
+        stage("sampling the prompt grid");
+        var gridPrompts = GridPrompts.SelectMany(p => Enumerable.Repeat(p, o.GridSeeds)).ToList();
+        var gridImages = pipeline.Sample(new SampleRequest { Prompts = gridPrompts, Seed = 1, BatchSize = 16, GuidanceScale = o.Evaluation.GuidanceScale });
+        var captions = gridPrompts.Select((p, i) => i % o.GridSeeds == 0 ? Shorten(p) : $"seed {i % o.GridSeeds + 1}").ToList();
+        var grid = ImageGrid.FromTensor(gridImages, columns: o.GridSeeds, captions: captions,
+            title: $"DPM-Solver++ {20} steps, guidance {o.Evaluation.GuidanceScale}: one prompt per row, seeds 1-{o.GridSeeds}");
+        AtomicFile.WriteAllBytes(Path.Combine(o.OutputDir, "prompt-grid.png"), grid.ToPng());
+
+        stage("evaluating: adherence, FID, KID, diversity, baselines");
+        var eval = DiffusionEvaluation.Run(pipeline, proxy, heldOut, o.Evaluation, line => log.WriteLine("   " + line));
+        AtomicFile.WriteAllText(Path.Combine(o.OutputDir, "evaluation.json"), eval.ToJson());
+
+        var result = new DiffusionQuickstartResult
+        {
+            Config = cfg,
+            ProxyHeldOutAuc = proxyAuc,
+            VaeFinalLoss = TailMean(vaeHistory.Loss, 20),
+            LatentScalingFactor = vae.Config.ScalingFactor,
+            LdmFinalLoss = TailMean(ldmHistory.Loss, 50),
+            LdmTrainImagesPerSecond = ldmSeconds > 0 ? ldmHistory.Steps * (double)cfg.LdmBatch / ldmSeconds : double.NaN,
+            Evaluation = JsonDocument.Parse(eval.ToJson()).RootElement.Clone(),
+        };
+        DiffusionSection(report, o, result, eval, proxyAuc, reconGrid, grid, vaeHistory, ldmHistory);
+        return result;
+    }
+
+    private static string Shorten(string prompt) => prompt.Length <= 34 ? prompt : prompt[..33] + "…";
+
+    private static double TailMean(IReadOnlyList<double> values, int n) => values.Count == 0 ? double.NaN : values.Skip(Math.Max(0, values.Count - n)).Average();
+
+    private static void WorldSection(HtmlReport report, QuickstartResult r, ImageGrid gallery, IReadOnlyList<PhantomCase> sample)
+    {
+        report.Heading("The phantom world")
+              .Paragraph($"{r.PhantomsWritten} phantoms written; generation speed {r.PhantomImagesPerSecond128:F0} images/s at 128x128 on {Environment.ProcessorCount} cores.")
+              .Add(gallery)
+              .Add(DataTour.LabelChart(sample.Select(c => c.Labels).ToList()))
+              .Heading("Report labeler")
+              .Paragraph($"Recovers the generator's labels exactly (all 14 observations) on {r.LabelerExact} of {r.LabelerReports} generated reports.");
         if (r.IuAgreement is { } iu)
         {
-            sb.Append($"<p>Agreement with the human MeSH tags of {iu[0].Total} real IU reports (measured on the sample its rules were written against): macro F1 {r.IuMacroF1:F3}.</p>")
-              .Append("<table><tr><th>finding</th><th>tagged</th><th>precision</th><th>recall</th><th>F1</th></tr>");
-            foreach (var row in iu)
-                sb.Append($"<tr><td>{row.Finding}</td><td>{row.ReferencePositives}</td><td>{row.Precision:F3}</td><td>{row.Recall:F3}</td><td>{row.F1:F3}</td></tr>");
-            sb.Append("</table>");
+            report.Paragraph($"Agreement with the human MeSH tags of {iu[0].Total} real IU reports (measured on the sample its rules were written against): macro F1 {r.IuMacroF1:F3}.")
+                  .Raw("<table><tr><th>finding</th><th>tagged</th><th>precision</th><th>recall</th><th>F1</th></tr>" +
+                       string.Concat(iu.Select(row => $"<tr><td>{row.Finding}</td><td>{row.ReferencePositives}</td><td>{row.Precision:F3}</td><td>{row.Recall:F3}</td><td>{row.F1:F3}</td></tr>")) + "</table>");
         }
-        if (r.Notebooks.Count > 0)
-        {
-            sb.Append("<h2>Notebooks</h2><ul>");
-            foreach (var (name, ok) in r.Notebooks) sb.Append($"<li>notebooks/{name}: {(ok ? "ran clean" : "FAILED")}</li>");
-            sb.Append("</ul>");
-        }
-        return sb.Append("</body></html>").ToString();
     }
+
+    private static void DiffusionSection(HtmlReport report, QuickstartOptions o, DiffusionQuickstartResult r, DiffusionEvaluationResult eval,
+        IReadOnlyList<FindingAuc> proxyAuc, ImageGrid recon, ImageGrid grid, TrainingHistory vae, TrainingHistory ldm)
+    {
+        var cfg = r.Config;
+        report.Heading("RoentGen: text-to-CXR latent diffusion")
+              .Paragraph($"Trained from scratch on {cfg.TrainImages} phantoms at {cfg.ImageSize} px with their reports (impression then findings) as prompts: " +
+                         $"VAE {string.Join("/", cfg.Vae.BlockOutChannels)} channels ({cfg.VaeSteps} steps, latents {cfg.Vae.LatentChannels}x{cfg.LatentSize}x{cfg.LatentSize}, scaling factor {r.LatentScalingFactor:F3}); " +
+                         $"UNet {string.Join("/", cfg.Unet.BlockOutChannels)} channels and a {cfg.Text.Layers}-layer text encoder trained together ({cfg.LdmSteps} steps of {cfg.LdmBatch}, prompt dropout {cfg.PromptDropout}, " +
+                         $"{r.LdmTrainImagesPerSecond:F1} images/s).")
+              .Add(recon)
+              .Chart(TrainingCharts.LossCurve(vae, "VAE loss"))
+              .Chart(TrainingCharts.LossCurve(ldm, "denoiser loss (ε-prediction MSE)"))
+              .Heading("Samples", 3).Add(grid);
+
+        report.Heading("Evaluation", 3)
+              .Paragraph($"The judge is a proxy CNN trained on {o.ProxyImages} phantoms of another world (seed {o.Seed + 1000}); its features give FID and KID, its probabilities give prompt adherence. " +
+                         $"Real reference: {o.HeldOutImages} held-out phantoms (seed {o.Seed + 2000}). Generated: {eval.ImagePrompts.Count} images ({eval.Options.ImagesPerPrompt} per prompt), " +
+                         $"{NoiseScheduler.KindName(eval.Options.Scheduler)} {eval.Options.Steps} steps, guidance {eval.Options.GuidanceScale}.")
+              .Add(eval.Summary());
+        var verdicts = new List<string>();
+        if (eval.Trained.Adherence is { } a)
+        {
+            double min = a.Findings.Where(f => double.IsFinite(f.Auc)).Select(f => f.Auc).DefaultIfEmpty(double.NaN).Min();
+            verdicts.Add(Verdict(a.MeanAuc >= 0.85, $"mean adherence AUC {a.MeanAuc:F3} (target 0.85)"));
+            var weak = a.Findings.Where(f => f.Auc < 0.75).Select(f => $"{Observations.Name(f.Finding)} {f.Auc:F2}").ToList();
+            verdicts.Add(Verdict(weak.Count == 0, weak.Count == 0 ? $"every finding at or above 0.75 (lowest {min:F3})" : $"below 0.75: {string.Join(", ", weak)}"));
+            report.Chart(a.ToChart()).Add(a.ToDataFrame());
+        }
+        if (eval.Untrained is { } u) verdicts.Add(Verdict(eval.Trained.Fid < u.Fid, $"FID {eval.Trained.Fid:F2} against {u.Fid:F2} for the untrained UNet"));
+        if (eval.Samplers.Count == 2)
+            verdicts.Add(Verdict(Math.Abs(eval.SamplerFidGap) <= 0.10, $"{eval.Samplers[0].Sampler} FID {eval.Samplers[0].Fid:F2} vs {eval.Samplers[1].Sampler} {eval.Samplers[1].Fid:F2} ({eval.SamplerFidGap:+0.0%;-0.0%}, target within 10%, {eval.SamplerComparisonImages} images)"));
+        report.Heading("Targets", 4).Raw("<ul>" + string.Concat(verdicts) + "</ul>");
+        report.Paragraph("The judge's own held-out AUC per finding bounds what adherence can show: a finding the judge cannot see cannot score high.")
+              .Raw("<table><tr><th>finding</th><th>judge held-out AUC</th><th>positives</th></tr>" +
+                   string.Concat(proxyAuc.Where(f => f.Positives > 0).Select(f => $"<tr><td>{Observations.Name(f.Finding)}</td><td>{f.Auc:F3}</td><td>{f.Positives}</td></tr>")) + "</table>");
+    }
+
+    private static string Verdict(bool met, string text) =>
+        $"<li class=\"{(met ? "ok" : "miss")}\">{(met ? "met" : "missed")}: {System.Net.WebUtility.HtmlEncode(text)}</li>";
 }

@@ -1,0 +1,51 @@
+using System.Text.Json;
+using RoentGen.Diffusion;
+using RoentGen.Evaluation;
+using RoentGen.Workflows;
+
+namespace RoentGen.Tests.Workflows;
+
+[Collection(ProcessStateCollection.Name)]
+public class QuickstartTests
+{
+    private static QuickstartOptions Tiny(string dir) => Quickstart.TinyOptions(new QuickstartOptions { OutputDir = dir, PhantomCount = 6 }) with { LabelerReports = 40 };
+
+    [Fact]
+    public async Task Tiny_main_job_trains_samples_evaluates_and_writes_an_honest_report()
+    {
+        var dir = TestPaths.NewTempDir();
+        var log = new StringWriter();
+        var r = await Quickstart.RunAsync(Tiny(dir), log);
+
+        Assert.NotNull(r.Diffusion);
+        Assert.Equal(40, r.LabelerReports);
+        foreach (var f in new[] { "report.html", "metrics.json", "evaluation.json", "prompt-grid.png", "doctor.json", "gallery.png" })
+            Assert.True(File.Exists(Path.Combine(dir, f)), $"{f} missing");
+        Assert.True(File.Exists(Path.Combine(dir, "experiment", LatentDiffusionTraining.ConfigFile)));
+        Assert.True(File.Exists(Path.Combine(dir, "proxy", "model.safetensors")) || Directory.GetFiles(Path.Combine(dir, "proxy")).Length > 0);
+
+        // Every stage is timed; the evaluation covers the nine default findings, an untrained baseline and two samplers.
+        Assert.Equal(10, r.StageSeconds.Count);
+        var eval = r.Diffusion!.Evaluation;
+        Assert.True(eval.GetProperty("trained").GetProperty("fid").GetDouble() >= 0);
+        Assert.Equal(9, eval.GetProperty("trained").GetProperty("adherence").GetProperty("findings").GetArrayLength());
+        Assert.Equal(JsonValueKind.Object, eval.GetProperty("untrained").ValueKind);
+        Assert.Equal(2, eval.GetProperty("samplers").GetArrayLength());
+        Assert.Equal(14, r.Diffusion.ProxyHeldOutAuc.Count);
+
+        using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "metrics.json")));
+        Assert.True(metrics.RootElement.GetProperty("Diffusion").GetProperty("Evaluation").TryGetProperty("trained", out _));
+        var html = File.ReadAllText(Path.Combine(dir, "report.html"));
+        Assert.Contains("Targets", html);
+        Assert.Contains("adherence AUC", html);
+        // plotly.js is embedded once however many charts the page has.
+        Assert.Equal(1, html.Split("plotly.js v").Length - 1);
+        Assert.True(html.Split("Plotly.newPlot").Length - 1 >= 3, "expected the loss curves and the adherence chart");
+        Assert.True(html.Length < 12_000_000, $"report is {html.Length} characters");
+
+        // A rerun in the same folder resumes from the checkpoints instead of training again.
+        var again = await Quickstart.RunAsync(Tiny(dir), new StringWriter());
+        Assert.Equal(r.Diffusion.LatentScalingFactor, again.Diffusion!.LatentScalingFactor, 6);
+        Directory.Delete(dir, true);
+    }
+}
