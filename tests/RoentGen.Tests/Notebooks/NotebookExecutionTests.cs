@@ -15,6 +15,7 @@ public class NotebookExecutionTests
         { "00-getting-started.ipynb", "imageSize=64;gridCount=4;matmulSize=256" },
         { "01-data-tour.ipynb", "count=120;imageSize=64" },
         { "02-train-latent-diffusion.ipynb", "preset=tiny;trainImages=48;vaeSteps=3;ldmSteps=3;sampleSteps=2" },
+        { "03-prompt-sweeps.ipynb", "checkpoint=no-such-folder;fallbackPreset=tiny;seeds=2;imagesPerPrompt=1;maxSteps=5" },
     };
 
     private static async Task<Notebook> Run(string file, string parameters)
