@@ -69,6 +69,32 @@ public class TrainerTests
     }
 
     [Fact]
+    public void Ema_decay_warms_up_so_the_average_forgets_the_random_start()
+    {
+        Assert.Equal(0.1, TrainerOptions.WarmedUpEmaDecay(0.999, 0), 12);
+        Assert.Equal(0.5, TrainerOptions.WarmedUpEmaDecay(0.999, 8), 12);
+        Assert.Equal(0.999, TrainerOptions.WarmedUpEmaDecay(0.999, 100_000), 12);
+        // Weight left on the starting point after n updates: the product of the decays. Without warm-up 0.999^1500 = 0.22.
+        double kept = 1;
+        for (int step = 0; step < 1500; step++) kept *= TrainerOptions.WarmedUpEmaDecay(0.999, step);
+        Assert.True(kept < 1e-3, $"the EMA still holds {kept:P2} of the initial weights after 1,500 steps");
+
+        var (m, o) = Build(3);
+        var start = m.parameters().Select(p => p.detach().clone()).ToList();
+        var trainer = new Trainer(new Dictionary<string, nn.Module> { ["model"] = m }, o, Options with { TotalSteps = 20, EmaDecay = 0.999, GradAccumulation = 1 });
+        trainer.Run(ctx => Loss(m, ctx));
+        // With warm-up the EMA moved most of the way from the start towards the trained weights (fixed 0.999 would move 2%).
+        double moved = 0, total = 0;
+        var ema = trainer.Ema!.State;
+        foreach (var ((name, p), s0) in m.named_parameters().Zip(start))
+        {
+            total += (p - s0).norm().item<float>();
+            moved += (ema[name] - s0).norm().item<float>();
+        }
+        Assert.True(moved > 0.3 * total, $"EMA moved {moved:F4} of {total:F4}");
+    }
+
+    [Fact]
     public void Non_finite_loss_stops_with_the_step_named()
     {
         var (m, o) = Build(2);
