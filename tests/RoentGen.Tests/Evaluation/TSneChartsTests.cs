@@ -64,4 +64,19 @@ public class TSneChartsTests
         Assert.Equal("Pleural Effusion", TSneCharts.FindingGroup([Observation.PleuralEffusion, Observation.SupportDevices]));
         Assert.Equal("multiple", TSneCharts.FindingGroup([Observation.Edema, Observation.Cardiomegaly]));
     }
+
+    [Fact]
+    public void Feature_tensor_rows_and_perplexity_fit_tsne()
+    {
+        using var t = TorchSharp.torch.arange(6, dtype: TorchSharp.torch.ScalarType.Float64).view(3, 2);
+        var rows = TSne.Rows(t);
+        Assert.Equal(3, rows.GetLength(0));
+        Assert.Equal(2, rows.GetLength(1));
+        Assert.Equal(5f, rows[2, 1]);
+        Assert.Equal(2f, rows[1, 0]);
+        Assert.Throws<ArgumentException>(() => TSne.Rows(TorchSharp.torch.zeros(3)));
+        Assert.Equal(30, TSne.PerplexityFor(1000));
+        double p = TSne.PerplexityFor(24);
+        Assert.True(3 * p < 24 && p > 7, $"perplexity {p} for 24 points");
+    }
 }
