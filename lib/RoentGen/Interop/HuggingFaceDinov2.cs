@@ -48,6 +48,12 @@ public sealed record HuggingFaceDinov2Model(VisionTransformer Model, VitConfig C
 /// channel count that differs from its config; <see cref="Evaluation.Probes.VitEncoder"/> repeats a grayscale channel to the
 /// model's channel count and then applies <see cref="HuggingFaceDinov2Model.Normalization"/>.
 /// </para>
+/// <para>
+/// At the checkpoint's own image_size the forward pass is transformers' Dinov2Model (a test checks it against the
+/// equations on a fixture). At other sizes both interpolate the position embeddings bicubically, but transformers
+/// versions differ in how they size the grid (scale factor with a 0.1 offset, or target size), so features at
+/// other resolutions may differ slightly from a given transformers release.
+/// </para>
 /// </summary>
 public static class HuggingFaceDinov2
 {
