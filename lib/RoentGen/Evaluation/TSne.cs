@@ -106,6 +106,23 @@ public static class TSne
         return new TSneResult(emb, history, sw.Elapsed.TotalSeconds);
     }
 
+    /// <summary>A (n, d) feature tensor (any real dtype, any device) as the n x d rows that <see cref="Fit"/> takes.</summary>
+    /// <exception cref="ArgumentException">The tensor is not 2-D.</exception>
+    public static float[,] Rows(TorchSharp.torch.Tensor features)
+    {
+        if (features.dim() != 2) throw new ArgumentException($"expected (n, d) features, got ({string.Join(", ", features.shape)})", nameof(features));
+        int n = checked((int)features.shape[0]), d = checked((int)features.shape[1]);
+        float[] flat;
+        using (var scope = TorchSharp.torch.NewDisposeScope())
+            flat = features.detach().to(TorchSharp.torch.ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
+        var rows = new float[n, d];
+        Buffer.BlockCopy(flat, 0, rows, 0, flat.Length * sizeof(float));
+        return rows;
+    }
+
+    /// <summary>The largest perplexity <see cref="Fit"/> accepts for <paramref name="n"/> points, capped at <paramref name="preferred"/> (3·perplexity must stay below n).</summary>
+    public static double PerplexityFor(int n, double preferred = 30) => Math.Max(1, Math.Min(preferred, (n - 1) / 3.0));
+
     /// <summary>
     /// Trustworthiness (Venna and Kaski 2001) of an embedding: 1 when the k nearest neighbours of every
     /// point in the embedding are also among its nearest neighbours in the original space; lower when the

@@ -78,7 +78,20 @@ public sealed record DinoConfig
     public long Seed { get; init; }
 
     /// <summary>Names of the presets.</summary>
-    public static IReadOnlyList<string> PresetNames { get; } = ["quick", "small"];
+    public static IReadOnlyList<string> PresetNames { get; } = ["tiny", "quick", "small"];
+
+    /// <summary>
+    /// A run for tests and smoke checks (seconds for a few steps): 32 px globals, 16 px locals, a 2-layer ViT of
+    /// width 32 with 2 heads, 64 prototypes. It shows that the loop runs, not what DINO learns.
+    /// </summary>
+    public static DinoConfig Tiny { get; } = new()
+    {
+        Vit = new VitConfig { ImageSize = 32, PatchSize = 8, HiddenSize = 32, Layers = 2, Heads = 2, LayerScaleInit = 0.1 },
+        Prototypes = 64, HeadHidden = 64, HeadBottleneck = 16, SinkhornKnopp = true,
+        Crops = new MultiCropOptions { GlobalSize = 32, LocalSize = 16, LocalCrops = 2, BlurSigmaMax = 1.0 },
+        SourceSize = 64, Steps = 20, BatchSize = 4, WarmupSteps = 3, TeacherTemperatureWarmupSteps = 10, CheckpointEvery = 0,
+        LearningRate = 2e-3,
+    };
 
     /// <summary>
     /// A tiny run that trains in minutes on two CPU cores: 64 px globals, 32 px locals, a 4-layer ViT of width 128,
@@ -106,6 +119,7 @@ public sealed record DinoConfig
     /// <exception cref="ArgumentException">Unknown name; the message lists the known ones.</exception>
     public static DinoConfig FromPreset(string name) => name.ToLowerInvariant() switch
     {
+        "tiny" => Tiny,
         "quick" => Quick,
         "small" => Small,
         _ => throw new ArgumentException($"unknown DINO preset '{name}'; known presets: {string.Join(", ", PresetNames)}"),

@@ -13,8 +13,8 @@ public static class DinoRunReport
     /// <summary>Name of the chart file.</summary>
     public const string ChartFileName = "loss.html";
 
-    /// <summary>The curves drawn in the chart (those present in the history).</summary>
-    public static IReadOnlyList<string> ChartedMetrics { get; } = ["dino", "ibot", "koleo"];
+    /// <summary>The curves drawn in the chart besides the total (those present in the history).</summary>
+    public static IReadOnlyList<string> ChartedMetrics => DinoCharts.LossTerms;
 
     /// <summary>
     /// Writes <c>metrics.json</c> (per-step loss and metrics, their last values, throughput of this session) and
@@ -42,11 +42,6 @@ public static class DinoRunReport
         };
         AtomicFile.WriteAllText(Path.Combine(outputDir, MetricsFileName), JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
 
-        var steps = Enumerable.Range(1, history.Steps).Select(i => (double)i).ToArray();
-        var lines = new List<Plotly.NET.GenericChart> { Plotly.NET.CSharp.Chart.Line<double, double, string>(x: steps, y: history.Loss, Name: "total") };
-        foreach (var name in ChartedMetrics)
-            if (history.Metrics.TryGetValue(name, out var values) && values.Count == steps.Length)
-                lines.Add(Plotly.NET.CSharp.Chart.Line<double, double, string>(x: steps, y: values, Name: name));
-        Charts.SaveHtml(Plotly.NET.CSharp.Chart.Combine(lines), Path.Combine(outputDir, ChartFileName));
+        Charts.SaveHtml(DinoCharts.Losses(history), Path.Combine(outputDir, ChartFileName));
     }
 }

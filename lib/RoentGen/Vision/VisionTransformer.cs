@@ -113,6 +113,21 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
         return lastLayer.AttentionWeights(x).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Where the CLS token looks in the last layer: the attention weights of its query over the patch tokens,
+    /// (B, C, H, W) → (B, heads, H/p, W/p), row-major over the patch grid (Caron et al. 2021, fig. 1). Weights are
+    /// the softmax row's entries, not renormalised: each map sums to 1 minus what the CLS token gives itself and the
+    /// register tokens. Put the model in eval mode first (stochastic depth would otherwise drop layers).
+    /// </summary>
+    public Tensor ClsAttentionMaps(Tensor pixels)
+    {
+        using var scope = NewDisposeScope();
+        var att = LastAttention(pixels);                                     // (B, heads, T, T)
+        long gh = pixels.shape[2] / Config.PatchSize, gw = pixels.shape[3] / Config.PatchSize;
+        var cls = att.select(2, 0).narrow(2, 1 + Config.RegisterTokens, gh * gw); // (B, heads, N)
+        return cls.reshape(pixels.shape[0], att.shape[1], gh, gw).MoveToOuterDisposeScope();
+    }
+
     private void InitWeights()
     {
         using var _ = no_grad();

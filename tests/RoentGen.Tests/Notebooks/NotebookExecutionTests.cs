@@ -16,7 +16,10 @@ public class NotebookExecutionTests
         { "01-data-tour.ipynb", "count=120;imageSize=64" },
         { "02-train-latent-diffusion.ipynb", "preset=tiny;trainImages=48;vaeSteps=3;ldmSteps=3;sampleSteps=2" },
         { "03-prompt-sweeps.ipynb", "checkpoint=no-such-folder;fallbackPreset=tiny;seeds=2;imagesPerPrompt=1;maxSteps=5" },
+        { "04-rad-dino-pretraining.ipynb", RadDinoParameters },
     };
+
+    private const string RadDinoParameters = "preset=tiny;steps=3;batchSize=4;attentionImages=2;tsnePoints=24";
 
     private static async Task<Notebook> Run(string file, string parameters)
     {
@@ -56,5 +59,19 @@ public class NotebookExecutionTests
         Assert.Contains(outputs, o => o.GetData("image/png") is string png && png.Length > 1000);
         Assert.Contains(outputs, o => o.GetData("text/html") is string h && h.Contains("Plotly.newPlot") && !h.Contains("src=\"https://cdn.plot.ly"));
         Assert.Contains(outputs, o => o.GetData("text/html") is string h && h.Contains("<table") && h.Contains("labeler"));
+    }
+
+    [Fact]
+    public async Task Rad_dino_notebook_shows_crops_loss_charts_attention_maps_and_tsne_scatters()
+    {
+        var nb = await Run("04-rad-dino-pretraining.ipynb", RadDinoParameters);
+        var outputs = nb.Cells.SelectMany(c => c.Outputs).ToList();
+        var html = outputs.Select(o => o.GetData("text/html")).OfType<string>().ToList();
+        Assert.True(outputs.Count(o => o.GetData("image/png") is string png && png.Length > 1000) >= 2, "expected the crop grid and the attention grid as PNGs");
+        Assert.Contains(html, h => h.Contains("Plotly.newPlot") && h.Contains("DINOv2 losses") && h.Contains("\"dino\"") && h.Contains("\"ibot\"") && h.Contains("\"koleo\""));
+        Assert.Contains(html, h => h.Contains("Plotly.newPlot") && h.Contains("teacher_entropy"));
+        Assert.Contains(html, h => h.Contains("Plotly.newPlot") && h.Contains("by finding"));
+        Assert.Contains(html, h => h.Contains("Plotly.newPlot") && h.Contains("Viridis"));
+        Assert.Contains(outputs, o => o.Text is string t && t.Contains("3 steps in"));
     }
 }

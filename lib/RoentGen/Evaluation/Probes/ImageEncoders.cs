@@ -27,12 +27,22 @@ public interface IImageEncoder
 public class VitEncoder : IImageEncoder
 {
     /// <summary>Wraps a ViT.</summary>
-    public VitEncoder(VisionTransformer model, string name)
+    /// <param name="model">The encoder.</param>
+    /// <param name="name">A short name for tables and charts.</param>
+    /// <param name="normalization">
+    /// Input normalisation of a pretrained encoder (e.g. rad-dino's image processor), applied after the grayscale
+    /// channel is repeated to the model's channel count; null feeds the [-1, 1] pixels unchanged.
+    /// </param>
+    public VitEncoder(VisionTransformer model, string name, PixelNormalization? normalization = null)
     {
         Model = model;
         Name = name;
+        Normalization = normalization;
         model.eval();
     }
+
+    /// <summary>The input normalisation, or null for none.</summary>
+    public PixelNormalization? Normalization { get; }
 
     /// <summary>The wrapped model.</summary>
     public VisionTransformer Model { get; }
@@ -51,7 +61,9 @@ public class VitEncoder : IImageEncoder
         if (images.dim() != 4 || images.shape[1] != 1)
             throw new ArgumentException($"{Name}: expected grayscale images (B, 1, H, W), got ({string.Join(", ", images.shape)})", nameof(images));
         using var scope = NewDisposeScope();
+        // Grayscale to the model's channels: rad-dino (and any RGB-trained ViT) takes the gray value on each of 3 channels.
         var x = Model.Config.Channels == 1 ? images : images.expand(-1, Model.Config.Channels, -1, -1);
+        if (Normalization is not null) x = Normalization.Apply(x);
         var o = Model.Forward(x);
         int p = Model.Config.PatchSize;
         return (o.Cls.MoveToOuterDisposeScope(), o.Patches.MoveToOuterDisposeScope(), (int)(images.shape[2] / p), (int)(images.shape[3] / p));
@@ -64,11 +76,13 @@ public class VitEncoder : IImageEncoder
     /// </summary>
     /// <exception cref="DirectoryNotFoundException">No such folder.</exception>
     /// <exception cref="FileNotFoundException">The folder holds no config.json, or neither weights file.</exception>
+    /// <remarks>A Hugging Face folder (config.json with a "model_type") is read by <see cref="LoadHuggingFace"/>.</remarks>
     /// <exception cref="InvalidDataException">The config is not a ViT config, or the weights do not fit it.</exception>
     public static VitEncoder Load(string folder)
     {
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"encoder folder {folder} does not exist; expected a ViT checkpoint folder (config.json + model.safetensors or backbone.safetensors)");
         var configPath = Path.Combine(folder, Checkpoint.ConfigFileName);
+        if (File.Exists(configPath) && HuggingFaceDinov2.IsHuggingFaceConfig(configPath)) return LoadHuggingFace(folder);
         var model = Path.Combine(folder, Checkpoint.WeightsFileName);
         var backbone = Path.Combine(folder, "backbone.safetensors");
         string weights = File.Exists(model) ? model : File.Exists(backbone) ? backbone
@@ -92,6 +106,20 @@ public class VitEncoder : IImageEncoder
             catch (StateDictMismatchException e) { throw new InvalidDataException($"{weights}: weights do not fit the ViT of {configPath}: {e.Message}", e); }
         }
         return new VitEncoder(vit, Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder))));
+    }
+
+    /// <summary>
+    /// Loads a Hugging Face Dinov2Model folder (e.g. a local copy of microsoft/rad-dino: config.json,
+    /// model.safetensors, preprocessor_config.json) with <see cref="HuggingFaceDinov2.Load"/>. Grayscale images are
+    /// repeated to the model's channels and normalised with the folder's image_mean and image_std.
+    /// </summary>
+    /// <exception cref="DirectoryNotFoundException">No such folder.</exception>
+    /// <exception cref="FileNotFoundException">No config.json or no safetensors weights.</exception>
+    /// <exception cref="InvalidDataException">Not a supported Dinov2 config, or the weights do not fit it (every bad key is named).</exception>
+    public static VitEncoder LoadHuggingFace(string folder)
+    {
+        var hf = HuggingFaceDinov2.Load(folder);
+        return new VitEncoder(hf.Model, Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder))), hf.Normalization);
     }
 
     // A Trainer's config.json may be an experiment record holding the ViT config under a property

@@ -1,0 +1,112 @@
+using Plotly.NET;
+using Plotly.NET.TraceObjects;
+using RoentGen.Data;
+using CSharpChart = Plotly.NET.CSharp.Chart;
+
+namespace RoentGen.Evaluation;
+
+/// <summary>The points of one category in a 2-D embedding.</summary>
+/// <param name="Name">The category (legend entry).</param>
+/// <param name="Indices">Row indices of its points in the embedding, ascending.</param>
+/// <param name="X">First coordinate of each point.</param>
+/// <param name="Y">Second coordinate of each point.</param>
+public sealed record ScatterGroup(string Name, int[] Indices, double[] X, double[] Y)
+{
+    /// <summary>Number of points.</summary>
+    public int Count => Indices.Length;
+}
+
+/// <summary>
+/// Scatter plots of a 2-D embedding (e.g. <see cref="TSne.Fit"/> of encoder features) coloured by a category
+/// (finding, sex, real vs synthetic) or by a number (age).
+/// </summary>
+public static class TSneCharts
+{
+    /// <summary>
+    /// Splits the points by category: one group per distinct label, largest first (ties by name, ordinal), each
+    /// holding its rows in ascending order.
+    /// </summary>
+    /// <exception cref="ArgumentException">The embedding is not n x 2, or the labels are not one per point (or one is null).</exception>
+    public static IReadOnlyList<ScatterGroup> Groups(float[,] embedding, IReadOnlyList<string> labels)
+    {
+        int n = Check(embedding, labels.Count, "labels");
+        for (int i = 0; i < n; i++)
+            if (labels[i] is null) throw new ArgumentException($"label of point {i} is null", nameof(labels));
+        return Enumerable.Range(0, n).GroupBy(i => labels[i], StringComparer.Ordinal)
+            .OrderByDescending(g => g.Count()).ThenBy(g => g.Key, StringComparer.Ordinal)
+            .Select(g =>
+            {
+                var idx = g.OrderBy(i => i).ToArray();
+                return new ScatterGroup(g.Key, idx, idx.Select(i => (double)embedding[i, 0]).ToArray(), idx.Select(i => (double)embedding[i, 1]).ToArray());
+            }).ToList();
+    }
+
+    /// <summary>
+    /// A scatter with one trace per category (legend "name (count)"), so categories can be toggled in the legend.
+    /// </summary>
+    /// <param name="embedding">n x 2 coordinates.</param>
+    /// <param name="labels">One category per point.</param>
+    /// <param name="title">Chart title.</param>
+    /// <param name="hover">Optional hover text per point (e.g. case ids).</param>
+    /// <exception cref="ArgumentException">Sizes disagree.</exception>
+    public static GenericChart Scatter(float[,] embedding, IReadOnlyList<string> labels, string title, IReadOnlyList<string>? hover = null)
+    {
+        if (hover is not null) Check(embedding, hover.Count, "hover");
+        var traces = Groups(embedding, labels).Select(g =>
+            hover is null
+                ? CSharpChart.Point<double, double, string>(x: g.X, y: g.Y, Name: $"{g.Name} ({g.Count})")
+                : CSharpChart.Point<double, double, string>(x: g.X, y: g.Y, Name: $"{g.Name} ({g.Count})", MultiText: g.Indices.Select(i => hover[i]).ToArray()))
+            .ToList();
+        return Style(CSharpChart.Combine(traces), title);
+    }
+
+    /// <summary>
+    /// A scatter with a single trace whose marker colour follows a number per point (e.g. age), on the Viridis scale
+    /// with a colour bar titled <paramref name="colorTitle"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">Sizes disagree, or a value is not finite.</exception>
+    public static GenericChart ScatterContinuous(float[,] embedding, IReadOnlyList<double> values, string title, string colorTitle = "value")
+    {
+        int n = Check(embedding, values.Count, "values");
+        for (int i = 0; i < n; i++)
+            if (!double.IsFinite(values[i])) throw new ArgumentException($"value of point {i} is {values[i]}, expected a finite number", nameof(values));
+        var marker = new Marker();
+        marker.SetProperty("color", values.ToArray());
+        marker.SetProperty("colorscale", "Viridis");
+        marker.SetProperty("showscale", true);
+        var colorBar = new ColorBar();
+        colorBar.SetProperty("title", new Dictionary<string, string> { ["text"] = colorTitle });
+        marker.SetProperty("colorbar", colorBar);
+        var x = Enumerable.Range(0, n).Select(i => (double)embedding[i, 0]).ToArray();
+        var y = Enumerable.Range(0, n).Select(i => (double)embedding[i, 1]).ToArray();
+        var chart = CSharpChart.Point<double, double, string>(x: x, y: y, Name: colorTitle, Marker: marker,
+            MultiText: values.Select(v => $"{colorTitle} {v:G4}").ToArray());
+        return Style(chart, title);
+    }
+
+    /// <summary>
+    /// A single category for a case's findings: "No Finding" when nothing but support devices is present, the
+    /// observation's CheXpert name when one is, "multiple" when several are.
+    /// </summary>
+    public static string FindingGroup(IEnumerable<Observation> present)
+    {
+        var findings = present.Where(o => o is not Observation.SupportDevices and not Observation.NoFinding).Distinct().ToList();
+        return findings.Count switch
+        {
+            0 => Observation.NoFinding.Name(),
+            1 => findings[0].Name(),
+            _ => "multiple",
+        };
+    }
+
+    private static GenericChart Style(GenericChart chart, string title) =>
+        Chart.withTitle(title, null).Invoke(chart);
+
+    private static int Check(float[,] embedding, int count, string what)
+    {
+        if (embedding.GetLength(1) != 2) throw new ArgumentException($"expected an n x 2 embedding, got {embedding.GetLength(0)} x {embedding.GetLength(1)}", nameof(embedding));
+        int n = embedding.GetLength(0);
+        if (count != n) throw new ArgumentException($"{what} has {count} entries for {n} points", what);
+        return n;
+    }
+}
