@@ -23,14 +23,14 @@ public sealed record LdmExperimentConfig
     public int TrainImages { get; init; } = 4000;
     /// <summary>World seed of the training phantoms.</summary>
     public long DataSeed { get; init; } = 1;
-    /// <summary>Autoencoder.</summary>
-    public VaeConfig Vae { get; init; } = new();
+    /// <summary>Autoencoder (64 px → 4x16x16 latents with the default 16/32/32 channels).</summary>
+    public VaeConfig Vae { get; init; } = new() { BlockOutChannels = [16, 32, 32], NormGroups = 8 };
     /// <summary>Autoencoder training steps.</summary>
-    public int VaeSteps { get; init; } = 600;
+    public int VaeSteps { get; init; } = 400;
     /// <summary>Autoencoder batch size.</summary>
     public int VaeBatch { get; init; } = 16;
     /// <summary>Autoencoder learning rate.</summary>
-    public double VaeLr { get; init; } = 1e-3;
+    public double VaeLr { get; init; } = 2e-3;
     /// <summary>Autoencoder loss weights.</summary>
     public VaeLossConfig VaeLoss { get; init; } = new();
     /// <summary>Tokenizer vocabulary size (trained on the training reports).</summary>
@@ -38,29 +38,34 @@ public sealed record LdmExperimentConfig
     /// <summary>Token sequence length.</summary>
     public int MaxTokens { get; init; } = 48;
     /// <summary>Text encoder.</summary>
-    public ClipTextConfig Text { get; init; } = new() { HiddenSize = 128, Layers = 3, Heads = 4, IntermediateSize = 512, MaxPositions = 48 };
-    /// <summary>Denoiser.</summary>
-    public UNetConfig Unet { get; init; } = new() { BlockOutChannels = [64, 128, 128], CrossAttentionLevels = [true, true, false], CrossAttentionDim = 128, NormGroups = 32, AttentionHeadDim = 32 };
+    public ClipTextConfig Text { get; init; } = new() { HiddenSize = 128, Layers = 2, Heads = 4, IntermediateSize = 512, MaxPositions = 48 };
+    /// <summary>Denoiser (Stable Diffusion's layout at 1/10 of its width: 32/64/64 channels, cross-attention on the two finer levels).</summary>
+    public UNetConfig Unet { get; init; } = new() { BlockOutChannels = [32, 64, 64], CrossAttentionLevels = [true, true, false], CrossAttentionDim = 128, NormGroups = 16, AttentionHeadDim = 32 };
     /// <summary>Noise schedule.</summary>
     public NoiseScheduleConfig Schedule { get; init; } = new();
     /// <summary>Denoiser training steps.</summary>
-    public int LdmSteps { get; init; } = 3000;
+    public int LdmSteps { get; init; } = 1500;
     /// <summary>Denoiser batch size.</summary>
     public int LdmBatch { get; init; } = 32;
     /// <summary>UNet learning rate.</summary>
-    public double UnetLr { get; init; } = 5e-4;
+    public double UnetLr { get; init; } = 1e-3;
     /// <summary>Train the text encoder with the UNet (RoentGen's main ablation) or keep it frozen.</summary>
     public bool TrainTextEncoder { get; init; } = true;
     /// <summary>Text encoder learning rate when it is trained.</summary>
-    public double TextLr { get; init; } = 2e-4;
+    public double TextLr { get; init; } = 3e-4;
     /// <summary>Probability of replacing the prompt by the empty prompt (classifier-free guidance training).</summary>
     public double PromptDropout { get; init; } = 0.1;
+    /// <summary>
+    /// Min-SNR-γ loss weighting of the denoiser (null: the plain mean squared error). Hang et al. (2023) report about
+    /// 3x faster convergence with γ = 5 by weighting down the nearly noise-free timesteps.
+    /// </summary>
+    public double? MinSnrGamma { get; init; } = 5.0;
     /// <summary>EMA decay of the UNet (null: none).</summary>
     public double? EmaDecay { get; init; } = 0.999;
     /// <summary>Seed of the training runs.</summary>
     public long Seed { get; init; }
 
-    /// <summary>The CPU quick preset (minutes on 2 cores).</summary>
+    /// <summary>The CPU quick preset the quickstart trains (VAE about 3 minutes, denoiser about 10 on 2 cores).</summary>
     public static LdmExperimentConfig Quick => new();
 
     /// <summary>A tiny preset for tests.</summary>
@@ -177,7 +182,9 @@ public static class LatentDiffusionTraining
             var noise = randn(x0.shape, generator: ctx.Generator);
             var t = randint(0, schedule.TrainTimesteps, [cfg.LdmBatch], dtype: ScalarType.Int64, generator: ctx.Generator);
             var pred = unet.call(schedule.AddNoise(x0, noise, t), t, context);
-            return nn.functional.mse_loss(pred, schedule.Target(x0, noise, t));
+            if (cfg.MinSnrGamma is not double gamma) return nn.functional.mse_loss(pred, schedule.Target(x0, noise, t));
+            var perSample = (pred - schedule.Target(x0, noise, t)).pow(2).mean([1, 2, 3]);   // (B)
+            return (perSample * schedule.MinSnrWeights(t, gamma)).mean();
         });
         if (trainer.Ema is { } ema) ema.CopyTo(unet);   // sample with the EMA weights
         Checkpoint.Save(Path.Combine(dir, LdmDir, "unet"), unet, unet.Config);

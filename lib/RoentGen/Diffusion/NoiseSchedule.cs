@@ -101,6 +101,26 @@ public sealed class NoiseSchedule
         return (sa * noise - so * x0).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Min-SNR-γ loss weights (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR Weighting Strategy"): per
+    /// sample, min(SNR_t, γ) / SNR_t for ε-prediction and min(SNR_t, γ) / (SNR_t + 1) for v-prediction, with
+    /// SNR_t = ᾱ_t / (1 − ᾱ_t). Nearly noise-free timesteps, whose ε targets are hard but matter little to the
+    /// image, are weighted down, so training spends itself on the noisy steps that decide layout and content.
+    /// </summary>
+    /// <param name="timesteps">(B) int64.</param>
+    /// <param name="gamma">γ (the paper uses 5).</param>
+    /// <returns>(B) float32 weights.</returns>
+    public Tensor MinSnrWeights(Tensor timesteps, double gamma)
+    {
+        if (!(gamma > 0)) throw new ArgumentOutOfRangeException(nameof(gamma), gamma, "Min-SNR gamma must be positive");
+        using var scope = NewDisposeScope();
+        var ab = tensor(AlphasCumprod, dtype: ScalarType.Float64).index_select(0, timesteps.to(ScalarType.Int64).cpu());
+        var snr = ab / (1 - ab);
+        var clipped = snr.clamp_max(gamma);
+        var w = Config.Prediction == PredictionType.Epsilon ? clipped / snr : clipped / (snr + 1);
+        return w.to(ScalarType.Float32).to(timesteps.device).MoveToOuterDisposeScope();
+    }
+
     /// <summary>(x̂₀, ε̂) from a model output at one timestep.</summary>
     public (Tensor X0, Tensor Epsilon) Split(Tensor modelOutput, Tensor sample, int t)
     {

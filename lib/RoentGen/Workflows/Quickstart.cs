@@ -51,7 +51,7 @@ public sealed record QuickstartOptions
     /// <summary>Seeds (columns) of the prompt grid.</summary>
     public int GridSeeds { get; init; } = 4;
     /// <summary>Evaluation settings (adherence prompt set, baselines, sampler comparison).</summary>
-    public DiffusionEvaluationOptions Evaluation { get; init; } = new();
+    public DiffusionEvaluationOptions Evaluation { get; init; } = new() { SamplerComparisonImages = 64 };
 }
 
 /// <summary>What the main job measured.</summary>

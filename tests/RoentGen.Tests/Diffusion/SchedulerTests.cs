@@ -7,6 +7,25 @@ namespace RoentGen.Tests.Diffusion;
 public class SchedulerTests
 {
     [Fact]
+    public void Min_snr_weights_follow_the_closed_form()
+    {
+        var eps = new NoiseSchedule(new NoiseScheduleConfig());
+        var v = new NoiseSchedule(new NoiseScheduleConfig { Prediction = PredictionType.VPrediction });
+        var t = torch.tensor(new long[] { 0, 100, 500, 999 });
+        var we = eps.MinSnrWeights(t, 5).data<float>().ToArray();
+        var wv = v.MinSnrWeights(t, 5).data<float>().ToArray();
+        long[] steps = [0, 100, 500, 999];
+        for (int i = 0; i < steps.Length; i++)
+        {
+            double ab = eps.AlphaBar((int)steps[i]), snr = ab / (1 - ab);
+            Assert.Equal(Math.Min(snr, 5) / snr, we[i], 5);
+            Assert.Equal(Math.Min(snr, 5) / (snr + 1), wv[i], 5);
+        }
+        Assert.True(we[0] < 0.01 && we[3] == 1f, "noise-free steps weighted down, noisy steps kept at 1");
+        Assert.Throws<ArgumentOutOfRangeException>(() => eps.MinSnrWeights(t, 0));
+    }
+
+    [Fact]
     public void Beta_schedules_match_their_closed_forms()
     {
         var sd = new NoiseSchedule(new NoiseScheduleConfig());
