@@ -50,7 +50,7 @@ internal static class TrainCommand
         {
             var cfg = Resolve(parse.GetValue(preset)!, parse.GetValue(config));
             var dir = parse.GetValue(output)!.FullName;
-            var data = LdmTrainingData.FromPhantoms(cfg.TrainImages, cfg.ImageSize, cfg.DataSeed);
+            var data = LdmTrainingData.FromPhantoms(cfg);
             var (vae, history) = LatentDiffusionTraining.TrainVae(cfg, data, dir);
             Console.WriteLine($"VAE: final loss {history.Loss[^1]:F4}, latent scaling factor {vae.Config.ScalingFactor:F4}; saved to {dir}/vae");
         }));
@@ -67,7 +67,7 @@ internal static class TrainCommand
             var cfg = Resolve(parse.GetValue(preset)!, parse.GetValue(config));
             if (parse.GetValue(frozen)) cfg = cfg with { TrainTextEncoder = false };
             var dir = parse.GetValue(output)!.FullName;
-            var data = LdmTrainingData.FromPhantoms(cfg.TrainImages, cfg.ImageSize, cfg.DataSeed);
+            var data = LdmTrainingData.FromPhantoms(cfg);
             AutoencoderKL vae;
             var vaeDir = Path.Combine(dir, LatentDiffusionTraining.VaeDir);
             if (File.Exists(Path.Combine(vaeDir, Checkpoint.WeightsFileName)))

@@ -85,7 +85,7 @@ public sealed record DiffusionEvaluationResult
             rows.Add(("adherence min AUC", a.Findings.Where(f => double.IsFinite(f.Auc)).Select(f => f.Auc).DefaultIfEmpty(double.NaN).Min(), "target >= 0.75 for each finding"));
         }
         foreach (var s in Samplers) rows.Add(($"fid {s.Sampler}", s.Fid, $"{SamplerComparisonImages} images, {s.Seconds:F0} s"));
-        if (Samplers.Count == 2) rows.Add(("sampler fid gap", SamplerFidGap, "target within ±10%"));
+        if (Samplers.Count == 2) rows.Add(("sampler fid gap", SamplerFidGap, "fast sampler's FID relative to DDPM; target <= +10%"));
         return new DataFrame(new StringDataFrameColumn("metric", rows.Select(r => r.Metric)),
             new DoubleDataFrameColumn("value", rows.Select(r => r.Value)), new StringDataFrameColumn("note", rows.Select(r => r.Note)));
     }

@@ -11,6 +11,21 @@ using static TorchSharp.torch;
 
 namespace RoentGen.Diffusion;
 
+/// <summary>Which part of a report becomes the training prompt.</summary>
+public enum PromptSource
+{
+    /// <summary>The impression followed by the whole findings section (cut at the token limit).</summary>
+    ImpressionAndFindings,
+    /// <summary>The impression only, as RoentGen (Chambon et al. 2022) conditioned on MIMIC-CXR impressions.</summary>
+    Impression,
+    /// <summary>
+    /// The impression followed by the findings sentences that mention something as present or possible (read by the
+    /// report labeler): the negated boilerplate ("No pneumothorax.") that names every finding in nearly every report is
+    /// left out, so a finding's words in a prompt mean the finding is there.
+    /// </summary>
+    ImpressionAndPositiveFindings,
+}
+
 /// <summary>
 /// One latent-diffusion experiment, every component's config in one record (round-trips through JSON next to
 /// the checkpoints). <see cref="Quick"/> is the CPU preset the quickstart uses.
@@ -26,7 +41,7 @@ public sealed record LdmExperimentConfig
     /// <summary>Autoencoder (64 px → 4x16x16 latents with the default 16/32/32 channels).</summary>
     public VaeConfig Vae { get; init; } = new() { BlockOutChannels = [16, 32, 32], NormGroups = 8 };
     /// <summary>Autoencoder training steps.</summary>
-    public int VaeSteps { get; init; } = 400;
+    public int VaeSteps { get; init; } = 300;
     /// <summary>Autoencoder batch size.</summary>
     public int VaeBatch { get; init; } = 16;
     /// <summary>Autoencoder learning rate.</summary>
@@ -37,6 +52,8 @@ public sealed record LdmExperimentConfig
     public int TokenizerVocab { get; init; } = 1024;
     /// <summary>Token sequence length.</summary>
     public int MaxTokens { get; init; } = 48;
+    /// <summary>Which part of each report is the training prompt.</summary>
+    public PromptSource Prompt { get; init; } = PromptSource.ImpressionAndPositiveFindings;
     /// <summary>Text encoder.</summary>
     public ClipTextConfig Text { get; init; } = new() { HiddenSize = 128, Layers = 2, Heads = 4, IntermediateSize = 512, MaxPositions = 48 };
     /// <summary>Denoiser (Stable Diffusion's layout at 1/10 of its width: 32/64/64 channels, cross-attention on the two finer levels).</summary>
@@ -65,7 +82,7 @@ public sealed record LdmExperimentConfig
     /// <summary>Seed of the training runs.</summary>
     public long Seed { get; init; }
 
-    /// <summary>The CPU quick preset the quickstart trains (VAE about 3 minutes, denoiser about 10 on 2 cores).</summary>
+    /// <summary>The CPU quick preset the quickstart trains (VAE about 2 minutes, denoiser about 10 on 2 cores).</summary>
     public static LdmExperimentConfig Quick => new();
 
     /// <summary>A tiny preset for tests.</summary>
@@ -86,17 +103,35 @@ public sealed record LdmExperimentConfig
 /// <param name="Prompts">One prompt per image.</param>
 public sealed record LdmTrainingData(Tensor Images, IReadOnlyList<string> Prompts)
 {
+    /// <summary>The training phantoms of an experiment (its image count, size, world seed and prompt source).</summary>
+    public static LdmTrainingData FromPhantoms(LdmExperimentConfig cfg) => FromPhantoms(cfg.TrainImages, cfg.ImageSize, cfg.DataSeed, 0, cfg.Prompt);
+
     /// <summary>
-    /// Phantoms with their reports as prompts. The prompt is the impression followed by the findings, as
-    /// RoentGen conditioned on report text; the tokenizer's length limit keeps the start.
+    /// Phantoms with their reports as prompts (see <see cref="PromptSource"/>); the tokenizer's length limit keeps the
+    /// start of a long prompt.
     /// </summary>
-    public static LdmTrainingData FromPhantoms(int count, int size, long seed, int start = 0)
+    public static LdmTrainingData FromPhantoms(int count, int size, long seed, int start = 0, PromptSource source = PromptSource.ImpressionAndFindings)
     {
         // Phantoms are drawn at 64 px or more; smaller training sizes (tests) are area-downsampled.
         var cases = new PhantomGenerator(new PhantomOptions { Size = Math.Max(size, 64), Seed = seed }).Generate(start, count);
         var images = ImageTensors.Stack(cases.Select(c => size < 64 ? Data.Datasets.ImageResize.Resize(c.Image, size, size) : c.Image), -1f, 1f);
-        return new LdmTrainingData(images, cases.Select(c => $"{c.Impression} {c.Findings}").ToList());
+        return new LdmTrainingData(images, cases.Select(c => PromptOf(c.Impression, c.Findings, source)).ToList());
     }
+
+    /// <summary>The training prompt of one report.</summary>
+    public static string PromptOf(string impression, string findings, PromptSource source) => source switch
+    {
+        PromptSource.ImpressionAndFindings => $"{impression} {findings}",
+        PromptSource.Impression => impression,
+        PromptSource.ImpressionAndPositiveFindings => string.Join(" ", new[] { impression }.Concat(PositiveSentences(findings))),
+        _ => throw new ArgumentOutOfRangeException(nameof(source), source, "unknown prompt source"),
+    };
+
+    private static readonly Data.Reports.ReportLabeler SentenceLabeler = new();
+
+    private static IEnumerable<string> PositiveSentences(string text) =>
+        System.Text.RegularExpressions.Regex.Split(text.Trim(), @"(?<=\.)\s+")
+            .Where(s => s.Length > 0 && Observations.All.Any(o => o != Observation.NoFinding && SentenceLabeler.Label(s)[o] is Mention.Positive or Mention.Uncertain));
 }
 
 /// <summary>

@@ -8,6 +8,21 @@ namespace RoentGen.Tests.Diffusion;
 public class LatentDiffusionTests
 {
     [Fact]
+    public void Prompts_can_drop_the_negated_boilerplate_of_the_findings()
+    {
+        const string impression = "Small left pleural effusion.";
+        const string findings = "No pneumothorax. Small left pleural effusion. The lungs are otherwise clear. No acute osseous abnormality.";
+        Assert.Equal(impression, LdmTrainingData.PromptOf(impression, findings, PromptSource.Impression));
+        Assert.Equal($"{impression} {findings}", LdmTrainingData.PromptOf(impression, findings, PromptSource.ImpressionAndFindings));
+        var positive = LdmTrainingData.PromptOf(impression, findings, PromptSource.ImpressionAndPositiveFindings);
+        Assert.Equal("Small left pleural effusion. Small left pleural effusion.", positive);
+        Assert.DoesNotContain("pneumothorax", positive);
+        var data = LdmTrainingData.FromPhantoms(LdmExperimentConfig.Tiny with { TrainImages = 20, Prompt = PromptSource.ImpressionAndPositiveFindings });
+        Assert.Equal(20, data.Prompts.Count);
+        Assert.DoesNotContain(data.Prompts, p => p.Contains("No pneumothorax", StringComparison.OrdinalIgnoreCase));
+    }
+
+    [Fact]
     public void Tiny_experiment_trains_saves_loads_and_samples_reproducibly()
     {
         var dir = TestPaths.NewTempDir();
