@@ -321,7 +321,7 @@ public static class Quickstart
     {
         var cfg = r.Config;
         report.Heading("RoentGen: text-to-CXR latent diffusion")
-              .Paragraph($"Trained from scratch on {cfg.TrainImages} phantoms at {cfg.ImageSize} px with their reports (impression then findings) as prompts: " +
+              .Paragraph($"Trained from scratch on {cfg.TrainImages} phantoms at {cfg.ImageSize} px with report text as prompts ({PromptDescription(cfg.Prompt)}): " +
                          $"VAE {string.Join("/", cfg.Vae.BlockOutChannels)} channels ({cfg.VaeSteps} steps, latents {cfg.Vae.LatentChannels}x{cfg.LatentSize}x{cfg.LatentSize}, scaling factor {r.LatentScalingFactor:F3}); " +
                          $"UNet {string.Join("/", cfg.Unet.BlockOutChannels)} channels and a {cfg.Text.Layers}-layer text encoder trained together ({cfg.LdmSteps} steps of {cfg.LdmBatch}, prompt dropout {cfg.PromptDropout}, " +
                          $"{r.LdmTrainImagesPerSecond:F1} images/s).")
@@ -341,8 +341,12 @@ public static class Quickstart
         {
             double min = a.Findings.Where(f => double.IsFinite(f.Auc)).Select(f => f.Auc).DefaultIfEmpty(double.NaN).Min();
             verdicts.Add(Verdict(a.MeanAuc >= 0.85, $"mean adherence AUC {a.MeanAuc:F3} (target 0.85)"));
-            var weak = a.Findings.Where(f => f.Auc < 0.75).Select(f => $"{Observations.Name(f.Finding)} {f.Auc:F2}").ToList();
-            verdicts.Add(Verdict(weak.Count == 0, weak.Count == 0 ? $"every finding at or above 0.75 (lowest {min:F3})" : $"below 0.75: {string.Join(", ", weak)}"));
+            var judge = proxyAuc.ToDictionary(f => f.Finding, f => f.Auc);
+            var weak = a.Findings.Where(f => f.Auc < 0.75).ToList();
+            verdicts.Add(Verdict(weak.Count == 0, weak.Count == 0 ? $"every finding at or above 0.75 (lowest {min:F3})"
+                : "below 0.75: " + string.Join("; ", weak.Select(f => $"{Observations.Name(f.Finding)} {f.Auc:F2} (" +
+                  (judge.TryGetValue(f.Finding, out var j) && j < 0.8 ? $"the judge itself only reaches {j:F2} on real held-out phantoms, so this score cannot be read as the generator's failure alone"
+                                                                      : $"the judge sees it on real phantoms (AUC {j:F2}), so the generator does not yet draw it reliably after {cfg.LdmSteps} steps") + ")"))));
             report.Chart(a.ToChart()).Add(a.ToDataFrame());
         }
         if (eval.Untrained is { } u) verdicts.Add(Verdict(eval.Trained.Fid < u.Fid, $"FID {eval.Trained.Fid:F2} against {u.Fid:F2} for the untrained UNet"));
@@ -353,6 +357,14 @@ public static class Quickstart
               .Raw("<table><tr><th>finding</th><th>judge held-out AUC</th><th>positives</th></tr>" +
                    string.Concat(proxyAuc.Where(f => f.Positives > 0).Select(f => $"<tr><td>{Observations.Name(f.Finding)}</td><td>{f.Auc:F3}</td><td>{f.Positives}</td></tr>")) + "</table>");
     }
+
+    private static string PromptDescription(PromptSource source) => source switch
+    {
+        PromptSource.Impression => "the impression",
+        PromptSource.ImpressionAndFindings => "the impression, then the findings",
+        PromptSource.ImpressionAndPositiveFindings => "the impression, then the findings sentences that name something present",
+        _ => source.ToString(),
+    };
 
     private static string Verdict(bool met, string text) =>
         $"<li class=\"{(met ? "ok" : "miss")}\">{(met ? "met" : "missed")}: {System.Net.WebUtility.HtmlEncode(text)}</li>";
