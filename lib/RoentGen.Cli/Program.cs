@@ -16,6 +16,8 @@ root.Subcommands.Add(TrainCommand.Build());
 root.Subcommands.Add(SampleCommand.Build());
 root.Subcommands.Add(EvaluateCommand.Build());
 root.Subcommands.Add(ProbeCommand.Build());
+root.Subcommands.Add(CompareEncodersCommand.BuildCompare());
+root.Subcommands.Add(CompareEncodersCommand.BuildAblate());
 
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))

@@ -9,11 +9,11 @@ namespace RoentGen.Cli.Commands;
 /// <summary><c>roentgen train vae|ldm|...</c>: training verbs. Add one by adding its builder to <see cref="Verbs"/>.</summary>
 internal static class TrainCommand
 {
-    private static readonly Func<Command>[] Verbs = [BuildVae, BuildLdm, TrainDinoCommand.Build];
+    private static readonly Func<Command>[] Verbs = [BuildVae, BuildLdm, TrainDinoCommand.Build, TrainBaselineCommand.BuildSupervised, TrainBaselineCommand.BuildClip];
 
     public static Command Build()
     {
-        var cmd = new Command("train", "Train a model: the latent-diffusion autoencoder or denoiser, or a self-supervised encoder.");
+        var cmd = new Command("train", "Train a model: the latent-diffusion autoencoder or denoiser, a self-supervised encoder, or its supervised and CLIP-style baselines.");
         foreach (var verb in Verbs) cmd.Subcommands.Add(verb());
         return cmd;
     }

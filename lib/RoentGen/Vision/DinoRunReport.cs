@@ -24,7 +24,8 @@ public static class DinoRunReport
     /// <param name="outputDir">The run folder.</param>
     /// <param name="stepsThisSession">Steps trained by this process (after a resume, fewer than the history).</param>
     /// <param name="seconds">Wall time of this process's training.</param>
-    public static void Save(TrainingHistory history, string outputDir, int stepsThisSession, double seconds)
+    /// <param name="title">Title of the loss chart.</param>
+    public static void Save(TrainingHistory history, string outputDir, int stepsThisSession, double seconds, string title = "DINOv2 losses")
     {
         Directory.CreateDirectory(outputDir);
         var last = history.Metrics.Where(kv => kv.Value.Count > 0).ToDictionary(kv => kv.Key, kv => kv.Value[^1]);
@@ -42,6 +43,6 @@ public static class DinoRunReport
         };
         AtomicFile.WriteAllText(Path.Combine(outputDir, MetricsFileName), JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
 
-        Charts.SaveHtml(DinoCharts.Losses(history), Path.Combine(outputDir, ChartFileName));
+        Charts.SaveHtml(DinoCharts.Losses(history, title), Path.Combine(outputDir, ChartFileName));
     }
 }

@@ -17,7 +17,10 @@ public class NotebookExecutionTests
         { "02-train-latent-diffusion.ipynb", "preset=tiny;trainImages=48;vaeSteps=3;ldmSteps=3;sampleSteps=2" },
         { "03-prompt-sweeps.ipynb", "checkpoint=no-such-folder;fallbackPreset=tiny;seeds=2;imagesPerPrompt=1;maxSteps=5" },
         { "04-rad-dino-pretraining.ipynb", RadDinoParameters },
+        { "05-probes-and-tsne.ipynb", EncoderComparisonParameters },
     };
+
+    private const string EncoderComparisonParameters = "preset=tiny;outDir=;tsnePoints=24;ablationVariants=baseline,no-ibot";
 
     private const string RadDinoParameters = "preset=tiny;steps=3;batchSize=4;attentionImages=2;tsnePoints=24";
 
@@ -59,6 +62,20 @@ public class NotebookExecutionTests
         Assert.Contains(outputs, o => o.GetData("image/png") is string png && png.Length > 1000);
         Assert.Contains(outputs, o => o.GetData("text/html") is string h && h.Contains("Plotly.newPlot") && !h.Contains("src=\"https://cdn.plot.ly"));
         Assert.Contains(outputs, o => o.GetData("text/html") is string h && h.Contains("<table") && h.Contains("labeler"));
+    }
+
+    [Fact]
+    public async Task Encoder_comparison_notebook_shows_the_four_encoder_table_the_claim_tsne_and_the_ablation_table()
+    {
+        var nb = await Run("05-probes-and-tsne.ipynb", EncoderComparisonParameters);
+        var outputs = nb.Cells.SelectMany(c => c.Outputs).ToList();
+        var html = outputs.Select(o => o.GetData("text/html")).OfType<string>().ToList();
+        Assert.Contains(html, h => h.Contains("<table") && h.Contains("dino") && h.Contains("clip") && h.Contains("supervised") && h.Contains("random") && h.Contains("linear/macro_auc"));
+        Assert.Contains(html, h => h.Contains("<table") && h.Contains("RAD-DINO claim") && h.Contains("beats language supervision clearly"));
+        Assert.Contains(outputs, o => o.Text is string t && t.Contains("RAD-DINO's claim"));
+        foreach (var enc in new[] { "dino", "clip", "supervised", "random" })
+            Assert.Contains(html, h => h.Contains("Plotly.newPlot") && h.Contains($"{enc}: by sex"));
+        Assert.Contains(html, h => h.Contains("<table") && h.Contains("no-ibot") && h.Contains("baseline"));
     }
 
     [Fact]

@@ -1,0 +1,192 @@
+using System.Text.Json;
+using RoentGen.Data;
+using RoentGen.Data.Datasets;
+using RoentGen.Interop;
+using RoentGen.Training;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace RoentGen.Vision;
+
+/// <summary>
+/// A supervised baseline run: the ViT trained on the 14 CheXpert labels of phantoms (multi-label binary
+/// cross-entropy on a linear head over the CLS token), with light augmentation (a random resized crop from the
+/// shared augmentation code; no flips, no jitter). Round-trips through JSON.
+/// </summary>
+public sealed record SupervisedConfig
+{
+    /// <summary>The backbone (its ImageSize is the training crop side).</summary>
+    public VitConfig Vit { get; init; } = new();
+    /// <summary>Training phantoms P (cases 0 … P − 1 of the world <see cref="WorldSeed"/>).</summary>
+    public int Phantoms { get; init; } = 4000;
+    /// <summary>Seed of the training phantoms' world.</summary>
+    public long WorldSeed { get; init; } = 1;
+    /// <summary>Side at which phantoms are rendered before cropping.</summary>
+    public int SourceSize { get; init; } = 128;
+    /// <summary>Smallest area fraction of the random resized crop.</summary>
+    public double CropScaleMin { get; init; } = 0.5;
+    /// <summary>Largest area fraction of the random resized crop.</summary>
+    public double CropScaleMax { get; init; } = 1.0;
+    /// <summary>Peak learning rate (AdamW).</summary>
+    public double LearningRate { get; init; } = 5e-4;
+    /// <summary>Weight decay of weight matrices (biases, norms, tokens and LayerScale get none).</summary>
+    public double WeightDecay { get; init; } = 0.05;
+    /// <summary>Learning-rate warm-up steps.</summary>
+    public int WarmupSteps { get; init; } = 30;
+    /// <summary>Final learning rate as a fraction of the peak.</summary>
+    public double MinLrFraction { get; init; } = 0.01;
+    /// <summary>Global gradient-norm clip (0: none).</summary>
+    public double GradClipNorm { get; init; } = 3.0;
+    /// <summary>Optimizer steps.</summary>
+    public int Steps { get; init; } = 300;
+    /// <summary>Images per step.</summary>
+    public int BatchSize { get; init; } = 16;
+    /// <summary>Checkpoint every this many steps (0: only at the end).</summary>
+    public int CheckpointEvery { get; init; } = 100;
+    /// <summary>Seed of the weights, the data order and the augmentation.</summary>
+    public long Seed { get; init; }
+
+    /// <summary>Names of the presets.</summary>
+    public static IReadOnlyList<string> PresetNames { get; } = ["tiny", "quick"];
+
+    /// <summary>
+    /// The supervised counterpart of a DINO run: the same ViT (trained at the global crop size), source size,
+    /// steps, batch, seed, learning-rate schedule and gradient clip, on <paramref name="phantoms"/> phantoms of world
+    /// <paramref name="worldSeed"/>.
+    /// </summary>
+    public static SupervisedConfig Matching(DinoConfig dino, int phantoms, long worldSeed) => new()
+    {
+        Vit = dino.Vit with { ImageSize = dino.Crops.GlobalSize }, Phantoms = phantoms, WorldSeed = worldSeed, SourceSize = dino.SourceSize,
+        LearningRate = dino.LearningRate, WarmupSteps = dino.WarmupSteps, MinLrFraction = dino.MinLrFraction, GradClipNorm = dino.GradClipNorm,
+        Steps = dino.Steps, BatchSize = dino.BatchSize, CheckpointEvery = dino.CheckpointEvery, Seed = dino.Seed,
+    };
+
+    /// <summary>A preset by name: the counterpart (<see cref="Matching"/>) of the DINO preset of that name.</summary>
+    /// <exception cref="ArgumentException">Unknown name; the message lists the known ones.</exception>
+    public static SupervisedConfig FromPreset(string name) => name.ToLowerInvariant() switch
+    {
+        "tiny" => Matching(DinoConfig.Tiny, 48, 1),
+        "quick" => Matching(DinoConfig.Quick, 4000, 1),
+        _ => throw new ArgumentException($"unknown supervised preset '{name}'; known presets: {string.Join(", ", PresetNames)}"),
+    };
+
+    /// <summary>Checks the run is consistent.</summary>
+    /// <exception cref="ArgumentException">A field is out of range; the message names it.</exception>
+    public void Validate()
+    {
+        Vit.Validate();
+        if (Phantoms < 2) throw new ArgumentException($"Phantoms must be at least 2, got {Phantoms}");
+        if (SourceSize < 64 || SourceSize > 512) throw new ArgumentException($"SourceSize must be 64 to 512 pixels, got {SourceSize}");
+        if (!(CropScaleMin > 0 && CropScaleMin <= CropScaleMax && CropScaleMax <= 1)) throw new ArgumentException($"crop scale range must satisfy 0 < min <= max <= 1, got [{CropScaleMin}, {CropScaleMax}]");
+        if (LearningRate <= 0 || WeightDecay < 0) throw new ArgumentException($"LearningRate must be > 0 and WeightDecay >= 0, got {LearningRate} and {WeightDecay}");
+        if (Steps < 1 || BatchSize < 1) throw new ArgumentException($"Steps and BatchSize must be at least 1, got {Steps} and {BatchSize}");
+    }
+
+    /// <summary>The config as indented JSON.</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, SafeTensors.ConfigJsonOptions);
+
+    /// <summary>Reads a config file.</summary>
+    /// <exception cref="FileNotFoundException">No such file.</exception>
+    /// <exception cref="InvalidDataException">Not a SupervisedConfig.</exception>
+    public static SupervisedConfig Load(string path) => EncoderRuns.LoadConfig<SupervisedConfig>(path, "supervised");
+}
+
+/// <summary>
+/// The supervised baseline: a <see cref="VisionTransformer"/> ("backbone") and a linear head on its CLS token
+/// ("head", 14 logits), trained with multi-label binary cross-entropy on phantom labels through the shared
+/// <see cref="Trainer"/> (warm-up + cosine learning rate, clipping, atomic checkpoints, resume).
+/// </summary>
+public sealed class SupervisedTraining : IDisposable
+{
+    private readonly Linear _head;
+    private readonly RandomResizedCrop _crop;
+
+    /// <summary>Builds the model and AdamW optimizer, seeded by the config.</summary>
+    /// <exception cref="ArgumentException">The config is inconsistent.</exception>
+    public SupervisedTraining(SupervisedConfig config)
+    {
+        config.Validate();
+        Config = config;
+        manual_seed(config.Seed);
+        Backbone = new VisionTransformer(config.Vit);
+        _head = nn.Linear(config.Vit.HiddenSize, Observations.All.Count);
+        _crop = new RandomResizedCrop(config.Vit.ImageSize, config.CropScaleMin, config.CropScaleMax);
+        var decay = new List<Parameter>();
+        var noDecay = new List<Parameter>();
+        foreach (var (name, p) in Backbone.named_parameters()) (DinoTraining.IsNoDecay(name, p) ? noDecay : decay).Add(p);
+        foreach (var (name, p) in _head.named_parameters()) (DinoTraining.IsNoDecay(name, p) ? noDecay : decay).Add(p);
+        Optimizer = optim.AdamW(new[]
+        {
+            new AdamW.ParamGroup(decay, config.LearningRate, 0.9, 0.999, 1e-8, config.WeightDecay),
+            new AdamW.ParamGroup(noDecay, config.LearningRate, 0.9, 0.999, 1e-8, 0.0),
+        });
+    }
+
+    /// <summary>The run's config.</summary>
+    public SupervisedConfig Config { get; }
+    /// <summary>The encoder being trained.</summary>
+    public VisionTransformer Backbone { get; }
+    /// <summary>The linear classification head (D → 14).</summary>
+    public nn.Module<Tensor, Tensor> Head => _head;
+    /// <summary>AdamW over backbone and head.</summary>
+    public OptimizerHelper Optimizer { get; }
+
+    /// <summary>What the trainer checkpoints: "backbone" and "head".</summary>
+    public IReadOnlyDictionary<string, nn.Module> Modules => new Dictionary<string, nn.Module> { ["backbone"] = Backbone, ["head"] = _head };
+
+    /// <summary>Crops each image (random resized crop, light) and stacks them as (B, 1, S, S) in [-1, 1].</summary>
+    public Tensor Augment(IReadOnlyList<GrayImage> images, Random rng) =>
+        ImageTensors.Stack(images.Select(img => _crop.Apply(CxrSample.Of(img), rng).Image));
+
+    /// <summary>14 logits per image: the linear head on the CLS token of (B, 1, S, S) pixels.</summary>
+    public Tensor Logits(Tensor pixels) => _head.call(Backbone.call(pixels));
+
+    /// <summary>Mean binary cross-entropy of a batch of cases (augmented with <paramref name="rng"/>).</summary>
+    /// <exception cref="ArgumentException">No cases.</exception>
+    public Tensor Loss(IReadOnlyList<PoolCase> cases, Random rng)
+    {
+        if (cases.Count == 0) throw new ArgumentException("the supervised loss needs at least one case", nameof(cases));
+        using var scope = NewDisposeScope();
+        var x = Augment(cases.Select(c => c.Image).ToList(), rng);
+        var y = tensor(cases.SelectMany(c => c.Labels).ToArray(), [cases.Count, Observations.All.Count]);
+        return nn.functional.binary_cross_entropy_with_logits(Logits(x), y).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>A trainer over <see cref="Modules"/> with this run's schedule, checkpointing under <paramref name="outputDir"/>.</summary>
+    public Trainer CreateTrainer(string? outputDir = null) =>
+        new(Modules, Optimizer, new TrainerOptions
+        {
+            TotalSteps = Config.Steps, WarmupSteps = Math.Min(Config.WarmupSteps, Math.Max(0, Config.Steps - 1)), MinLrFraction = Config.MinLrFraction,
+            GradClipNorm = Config.GradClipNorm, CheckpointEvery = Config.CheckpointEvery, Seed = Config.Seed, Title = "supervised",
+        }, outputDir, Config);
+
+    /// <summary>
+    /// Trains to <see cref="SupervisedConfig.Steps"/> (resuming from the trainer's latest checkpoint): per step, a batch of
+    /// cases drawn from <paramref name="pool"/>, the BCE loss; the trainer does backward, clipping and the AdamW step.
+    /// Reports "bce" and "accuracy" (thresholded at 0.5, over all 14 labels).
+    /// </summary>
+    public TrainingHistory Train(Trainer trainer, PhantomTrainingPool pool, CancellationToken cancellation = default) =>
+        trainer.Run(ctx =>
+        {
+            var cases = pool.Cases(pool.SampleIndices(Config.BatchSize, ctx.Random));
+            var x = Augment(cases.Select(c => c.Image).ToList(), ctx.Random);
+            var y = tensor(cases.SelectMany(c => c.Labels).ToArray(), [cases.Count, Observations.All.Count]);
+            var logits = Logits(x);
+            var loss = nn.functional.binary_cross_entropy_with_logits(logits, y);
+            using (no_grad())
+            {
+                trainer.Report("bce", loss.item<float>());
+                trainer.Report("accuracy", logits.gt(0).to(ScalarType.Float32).eq(y).to(ScalarType.Float32).mean().item<float>());
+            }
+            return loss;
+        }, cancellation);
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Optimizer.Dispose();
+        Backbone.Dispose();
+        _head.Dispose();
+    }
+}
