@@ -43,7 +43,7 @@ public sealed record QuickstartOptions
     /// <summary>Phantoms the proxy finding classifier trains on (a world of its own, seed + 1000).</summary>
     public int ProxyImages { get; init; } = 4000;
     /// <summary>Proxy classifier training steps.</summary>
-    public int ProxySteps { get; init; } = 450;
+    public int ProxySteps { get; init; } = 600;
     /// <summary>Shape of the proxy classifier (null: default, at the experiment's image size).</summary>
     public ProxyClassifierConfig? Proxy { get; init; }
     /// <summary>Real held-out phantoms (world seed + 2000): the FID reference and the proxy classifier's test set.</summary>
