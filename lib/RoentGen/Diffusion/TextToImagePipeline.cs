@@ -58,6 +58,9 @@ public sealed class TextToImagePipeline
     /// <summary>Token sequence length.</summary>
     public int MaxTokens { get; }
 
+    /// <summary>Images decoded per VAE call at the end of sampling.</summary>
+    public int DecodeChunk { get; set; } = 2;
+
     /// <summary>Text tokens (B, L, D) for prompts.</summary>
     public Tensor EncodePrompts(IReadOnlyList<string> prompts)
     {
@@ -138,7 +141,14 @@ public sealed class TextToImagePipeline
             onStep?.Invoke(i + 1, scheduler.Timesteps.Count);
         }
 
-        // 4. Decode.
-        return Vae.DecodeScaled(latents).clamp(-1, 1);
+        // 4. Decode, a few images at a time: the decoder works at full resolution, so decoding the whole batch at once
+        // would hold more activations than a UNet call does.
+        var images = new List<Tensor>();
+        for (long i = 0; i < n; i += DecodeChunk)
+        {
+            using var decodeScope = NewDisposeScope();
+            images.Add(Vae.DecodeScaled(latents.narrow(0, i, Math.Min(DecodeChunk, n - i))).clamp(-1, 1).MoveToOuterDisposeScope());
+        }
+        return images.Count == 1 ? images[0] : cat(images, 0);
     }
 }
