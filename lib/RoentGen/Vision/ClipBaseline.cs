@@ -17,7 +17,7 @@ namespace RoentGen.Vision;
 /// <see cref="ClipTextModel"/> trained with the symmetric InfoNCE loss on (phantom image, report) pairs, with linear
 /// projection heads and a learnable temperature. Round-trips through JSON.
 /// </summary>
-public sealed record ClipConfig
+public sealed record ClipConfig : EncoderTrainingBudget
 {
     /// <summary>The image tower (its ImageSize is the training crop side).</summary>
     public VitConfig Vit { get; init; } = new();
@@ -35,34 +35,6 @@ public sealed record ClipConfig
     public double InitialTemperature { get; init; } = 0.07;
     /// <summary>Largest logit scale (CLIP clips at 100).</summary>
     public double MaxLogitScale { get; init; } = 100;
-    /// <summary>Training phantoms P (cases 0 … P − 1 of the world <see cref="WorldSeed"/>).</summary>
-    public int Phantoms { get; init; } = 4000;
-    /// <summary>Seed of the training phantoms' world.</summary>
-    public long WorldSeed { get; init; } = 1;
-    /// <summary>Side at which phantoms are rendered before cropping.</summary>
-    public int SourceSize { get; init; } = 128;
-    /// <summary>Smallest area fraction of the random resized crop.</summary>
-    public double CropScaleMin { get; init; } = 0.5;
-    /// <summary>Largest area fraction of the random resized crop.</summary>
-    public double CropScaleMax { get; init; } = 1.0;
-    /// <summary>Peak learning rate (AdamW, both towers and the heads).</summary>
-    public double LearningRate { get; init; } = 5e-4;
-    /// <summary>Weight decay of weight matrices (biases, norms, tokens, LayerScale and the temperature get none).</summary>
-    public double WeightDecay { get; init; } = 0.05;
-    /// <summary>Learning-rate warm-up steps.</summary>
-    public int WarmupSteps { get; init; } = 30;
-    /// <summary>Final learning rate as a fraction of the peak.</summary>
-    public double MinLrFraction { get; init; } = 0.01;
-    /// <summary>Global gradient-norm clip (0: none).</summary>
-    public double GradClipNorm { get; init; } = 3.0;
-    /// <summary>Optimizer steps.</summary>
-    public int Steps { get; init; } = 300;
-    /// <summary>(Image, report) pairs per step.</summary>
-    public int BatchSize { get; init; } = 16;
-    /// <summary>Checkpoint every this many steps (0: only at the end).</summary>
-    public int CheckpointEvery { get; init; } = 100;
-    /// <summary>Seed of the weights, the data order and the augmentation.</summary>
-    public long Seed { get; init; }
 
     /// <summary>Names of the presets.</summary>
     public static IReadOnlyList<string> PresetNames { get; } = ["tiny", "quick"];
@@ -321,7 +293,7 @@ public sealed class ClipTraining : IDisposable
         }, outputDir, Config);
 
     /// <summary>
-    /// Trains to <see cref="ClipConfig.Steps"/> (resuming from the trainer's latest checkpoint) on pairs drawn from
+    /// Trains to <see cref="EncoderTrainingBudget.Steps"/> (resuming from the trainer's latest checkpoint) on pairs drawn from
     /// <paramref name="pool"/>. Reports "infonce", "temperature" and "retrieval_top1" (in-batch).
     /// </summary>
     public TrainingHistory Train(Trainer trainer, PhantomTrainingPool pool, CancellationToken cancellation = default) =>

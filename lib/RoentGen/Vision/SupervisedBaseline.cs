@@ -14,38 +14,10 @@ namespace RoentGen.Vision;
 /// cross-entropy on a linear head over the CLS token), with light augmentation (a random resized crop from the
 /// shared augmentation code; no flips, no jitter). Round-trips through JSON.
 /// </summary>
-public sealed record SupervisedConfig
+public sealed record SupervisedConfig : EncoderTrainingBudget
 {
     /// <summary>The backbone (its ImageSize is the training crop side).</summary>
     public VitConfig Vit { get; init; } = new();
-    /// <summary>Training phantoms P (cases 0 … P − 1 of the world <see cref="WorldSeed"/>).</summary>
-    public int Phantoms { get; init; } = 4000;
-    /// <summary>Seed of the training phantoms' world.</summary>
-    public long WorldSeed { get; init; } = 1;
-    /// <summary>Side at which phantoms are rendered before cropping.</summary>
-    public int SourceSize { get; init; } = 128;
-    /// <summary>Smallest area fraction of the random resized crop.</summary>
-    public double CropScaleMin { get; init; } = 0.5;
-    /// <summary>Largest area fraction of the random resized crop.</summary>
-    public double CropScaleMax { get; init; } = 1.0;
-    /// <summary>Peak learning rate (AdamW).</summary>
-    public double LearningRate { get; init; } = 5e-4;
-    /// <summary>Weight decay of weight matrices (biases, norms, tokens and LayerScale get none).</summary>
-    public double WeightDecay { get; init; } = 0.05;
-    /// <summary>Learning-rate warm-up steps.</summary>
-    public int WarmupSteps { get; init; } = 30;
-    /// <summary>Final learning rate as a fraction of the peak.</summary>
-    public double MinLrFraction { get; init; } = 0.01;
-    /// <summary>Global gradient-norm clip (0: none).</summary>
-    public double GradClipNorm { get; init; } = 3.0;
-    /// <summary>Optimizer steps.</summary>
-    public int Steps { get; init; } = 300;
-    /// <summary>Images per step.</summary>
-    public int BatchSize { get; init; } = 16;
-    /// <summary>Checkpoint every this many steps (0: only at the end).</summary>
-    public int CheckpointEvery { get; init; } = 100;
-    /// <summary>Seed of the weights, the data order and the augmentation.</summary>
-    public long Seed { get; init; }
 
     /// <summary>Names of the presets.</summary>
     public static IReadOnlyList<string> PresetNames { get; } = ["tiny", "quick"];
@@ -162,7 +134,7 @@ public sealed class SupervisedTraining : IDisposable
         }, outputDir, Config);
 
     /// <summary>
-    /// Trains to <see cref="SupervisedConfig.Steps"/> (resuming from the trainer's latest checkpoint): per step, a batch of
+    /// Trains to <see cref="EncoderTrainingBudget.Steps"/> (resuming from the trainer's latest checkpoint): per step, a batch of
     /// cases drawn from <paramref name="pool"/>, the BCE loss; the trainer does backward, clipping and the AdamW step.
     /// Reports "bce" and "accuracy" (thresholded at 0.5, over all 14 labels).
     /// </summary>
