@@ -47,15 +47,18 @@ public sealed record ClipConfig : EncoderTrainingBudget
     public static ClipConfig Matching(DinoConfig dino, int phantoms, long worldSeed)
     {
         bool tiny = dino.Vit.HiddenSize < 64;
-        return new ClipConfig
+        return new ClipConfig(MatchingDino(dino, phantoms, worldSeed))
         {
-            Vit = dino.Vit with { ImageSize = dino.Crops.GlobalSize }, Phantoms = phantoms, WorldSeed = worldSeed, SourceSize = dino.SourceSize,
+            Vit = dino.Vit with { ImageSize = dino.Crops.GlobalSize },
             Text = tiny ? new ClipTextConfig { HiddenSize = 32, Layers = 1, Heads = 2, IntermediateSize = 64 } : new ClipTextConfig { HiddenSize = 128, Layers = 2, Heads = 4, IntermediateSize = 512 },
             TokenizerVocab = tiny ? 600 : 1024, ProjectionDim = tiny ? 32 : 128,
-            LearningRate = dino.LearningRate, WarmupSteps = dino.WarmupSteps, MinLrFraction = dino.MinLrFraction, GradClipNorm = dino.GradClipNorm,
-            Steps = dino.Steps, BatchSize = dino.BatchSize, CheckpointEvery = dino.CheckpointEvery, Seed = dino.Seed,
         };
     }
+
+    /// <summary>A config with the default budget.</summary>
+    public ClipConfig() { }
+
+    private ClipConfig(EncoderTrainingBudget budget) : base(budget) { }
 
     /// <summary>A preset by name: the counterpart (<see cref="Matching"/>) of the DINO preset of that name.</summary>
     /// <exception cref="ArgumentException">Unknown name; the message lists the known ones.</exception>
@@ -72,7 +75,7 @@ public sealed record ClipConfig : EncoderTrainingBudget
     {
         Vit.Validate();
         if (Text.HiddenSize % Text.Heads != 0) throw new ArgumentException($"Text.HiddenSize {Text.HiddenSize} is not divisible by Text.Heads {Text.Heads}");
-        if (Phantoms < 2) throw new ArgumentException($"Phantoms must be at least 2, got {Phantoms}");
+        ValidateBudget();
         if (SourceSize < 64 || SourceSize > 512) throw new ArgumentException($"SourceSize must be 64 to 512 pixels, got {SourceSize}");
         if (!(CropScaleMin > 0 && CropScaleMin <= CropScaleMax && CropScaleMax <= 1)) throw new ArgumentException($"crop scale range must satisfy 0 < min <= max <= 1, got [{CropScaleMin}, {CropScaleMax}]");
         if (TokenizerVocab < 514) throw new ArgumentException($"TokenizerVocab must be at least 514 (512 byte tokens and the 2 special tokens), got {TokenizerVocab}");

@@ -34,4 +34,24 @@ public abstract record EncoderTrainingBudget
     public int CheckpointEvery { get; init; } = 100;
     /// <summary>Seed of the weights, the data order and the augmentation.</summary>
     public long Seed { get; init; }
+
+    /// <summary>
+    /// The budget of a DINO run for a baseline compared with it: its source size, learning-rate schedule, clip, steps,
+    /// batch, checkpoint interval and seed, on <paramref name="phantoms"/> phantoms of world <paramref name="worldSeed"/>.
+    /// </summary>
+    protected static EncoderTrainingBudget MatchingDino(DinoConfig dino, int phantoms, long worldSeed) => new Budget
+    {
+        Phantoms = phantoms, WorldSeed = worldSeed, SourceSize = dino.SourceSize,
+        LearningRate = dino.LearningRate, WarmupSteps = dino.WarmupSteps, MinLrFraction = dino.MinLrFraction, GradClipNorm = dino.GradClipNorm,
+        Steps = dino.Steps, BatchSize = dino.BatchSize, CheckpointEvery = dino.CheckpointEvery, Seed = dino.Seed,
+    };
+
+    /// <summary>Checks the fields every baseline shares.</summary>
+    /// <exception cref="ArgumentException">A field is out of range; the message names it.</exception>
+    protected void ValidateBudget()
+    {
+        if (Phantoms < 2) throw new ArgumentException($"Phantoms must be at least 2, got {Phantoms}");
+    }
+
+    private sealed record Budget : EncoderTrainingBudget;
 }

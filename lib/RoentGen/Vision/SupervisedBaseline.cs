@@ -27,12 +27,13 @@ public sealed record SupervisedConfig : EncoderTrainingBudget
     /// steps, batch, seed, learning-rate schedule and gradient clip, on <paramref name="phantoms"/> phantoms of world
     /// <paramref name="worldSeed"/>.
     /// </summary>
-    public static SupervisedConfig Matching(DinoConfig dino, int phantoms, long worldSeed) => new()
-    {
-        Vit = dino.Vit with { ImageSize = dino.Crops.GlobalSize }, Phantoms = phantoms, WorldSeed = worldSeed, SourceSize = dino.SourceSize,
-        LearningRate = dino.LearningRate, WarmupSteps = dino.WarmupSteps, MinLrFraction = dino.MinLrFraction, GradClipNorm = dino.GradClipNorm,
-        Steps = dino.Steps, BatchSize = dino.BatchSize, CheckpointEvery = dino.CheckpointEvery, Seed = dino.Seed,
-    };
+    public static SupervisedConfig Matching(DinoConfig dino, int phantoms, long worldSeed) =>
+        new(MatchingDino(dino, phantoms, worldSeed)) { Vit = dino.Vit with { ImageSize = dino.Crops.GlobalSize } };
+
+    /// <summary>A config with the default budget.</summary>
+    public SupervisedConfig() { }
+
+    private SupervisedConfig(EncoderTrainingBudget budget) : base(budget) { }
 
     /// <summary>A preset by name: the counterpart (<see cref="Matching"/>) of the DINO preset of that name.</summary>
     /// <exception cref="ArgumentException">Unknown name; the message lists the known ones.</exception>
@@ -48,7 +49,7 @@ public sealed record SupervisedConfig : EncoderTrainingBudget
     public void Validate()
     {
         Vit.Validate();
-        if (Phantoms < 2) throw new ArgumentException($"Phantoms must be at least 2, got {Phantoms}");
+        ValidateBudget();
         if (SourceSize < 64 || SourceSize > 512) throw new ArgumentException($"SourceSize must be 64 to 512 pixels, got {SourceSize}");
         if (!(CropScaleMin > 0 && CropScaleMin <= CropScaleMax && CropScaleMax <= 1)) throw new ArgumentException($"crop scale range must satisfy 0 < min <= max <= 1, got [{CropScaleMin}, {CropScaleMax}]");
         if (LearningRate <= 0 || WeightDecay < 0) throw new ArgumentException($"LearningRate must be > 0 and WeightDecay >= 0, got {LearningRate} and {WeightDecay}");
