@@ -67,7 +67,7 @@ internal static class CompareEncodersCommand
             foreach (var claim in result.Claims())
                 Console.WriteLine($"{claim.Metric}: RAD-DINO claims images-only {claim.Claim}; here dino {claim.Dino:0.###}, clip {claim.Clip:0.###} "
                                   + $"(supervised {claim.Supervised:0.###}, random {claim.Random:0.###}): "
-                                  + (claim.Holds switch { true => "holds", false => "does not hold", null => "not measured" }));
+                                  + (claim.Holds switch { true => "holds", false => "does not hold", null => "undecided (missing, or all four encoders equal)" }));
             Console.WriteLine(result.Summary());
             Console.WriteLine($"wrote {Path.Combine(parse.GetValue(c.Out)!, EncoderComparison.ResultFile)}");
             if (parse.GetValue(c.Json) is { } file)

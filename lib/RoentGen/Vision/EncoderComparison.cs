@@ -163,7 +163,7 @@ public sealed record EncoderProbes(string Encoder, IReadOnlyList<ProbeMetric> Me
 /// <param name="Supervised">Label-supervised encoder.</param>
 /// <param name="Random">Random-init encoder.</param>
 /// <param name="Advantage">DINO's advantage over CLIP (positive = DINO better; for errors, CLIP's error minus DINO's, relative).</param>
-/// <param name="Holds">Whether the claim holds here (null when a value is missing).</param>
+/// <param name="Holds">Whether the claim holds here (null when a value is missing, or when all four encoders score the same, which decides nothing).</param>
 public sealed record ClaimCheck(string Metric, string What, string Claim, double Dino, double Clip, double Supervised, double Random, double Advantage, bool? Holds);
 
 /// <summary>The four-encoder comparison: each encoder's training, each encoder's probes, the tables.</summary>
@@ -215,7 +215,10 @@ public sealed class EncoderComparisonResult
         {
             double d = V("dino", r.Key), c = V("clip", r.Key);
             double adv = r.LowerBetter ? (c - d) / Math.Max(Math.Abs(c), 1e-9) : d - c;
-            bool? holds = double.IsFinite(adv) ? (r.Clearly ? adv > margin : adv >= -margin) : null;
+            double[] all = [d, c, V("supervised", r.Key), V("random", r.Key)];
+            // All four equal (e.g. every report decoder writes the same report) decides nothing either way.
+            bool informative = all.All(double.IsFinite) && all.Max() - all.Min() > 1e-9;
+            bool? holds = double.IsFinite(adv) && informative ? (r.Clearly ? adv > margin : adv >= -margin) : null;
             return new ClaimCheck(r.Key, r.What, r.Claim, d, c, V("supervised", r.Key), V("random", r.Key), adv, holds);
         }).ToList();
     }
@@ -234,7 +237,7 @@ public sealed class EncoderComparisonResult
             new DoubleDataFrameColumn("supervised", c.Select(x => N(x.Supervised))),
             new DoubleDataFrameColumn("random", c.Select(x => N(x.Random))),
             new DoubleDataFrameColumn("dino advantage", c.Select(x => N(x.Advantage))),
-            new StringDataFrameColumn("measured here", c.Select(x => x.Holds switch { true => "holds", false => "does not hold", null => "not measured" })));
+            new StringDataFrameColumn("measured here", c.Select(x => x.Holds switch { true => "holds", false => "does not hold", null => "undecided (missing, or all four encoders equal)" })));
     }
 
     /// <summary>A one-paragraph summary of the claim table, whichever way it came out.</summary>
