@@ -22,7 +22,7 @@ public class QuickstartTests
         foreach (var f in new[] { "report.html", "metrics.json", "evaluation.json", "prompt-grid.png", "doctor.json", "gallery.png" })
             Assert.True(File.Exists(Path.Combine(dir, f)), $"{f} missing");
         Assert.True(File.Exists(Path.Combine(dir, "experiment", LatentDiffusionTraining.ConfigFile)));
-        Assert.True(File.Exists(Path.Combine(dir, "proxy", "model.safetensors")) || Directory.GetFiles(Path.Combine(dir, "proxy")).Length > 0);
+        Assert.True(File.Exists(Path.Combine(dir, "proxy", RoentGen.Training.Checkpoint.WeightsFileName)), "the judge was not saved");
 
         // Every stage is timed; the evaluation covers the nine default findings, an untrained baseline and two samplers.
         Assert.Equal(10, r.StageSeconds.Count);
@@ -43,9 +43,17 @@ public class QuickstartTests
         Assert.True(html.Split("Plotly.newPlot").Length - 1 >= 3, "expected the loss curves and the adherence chart");
         Assert.True(html.Length < 12_000_000, $"report is {html.Length} characters");
 
-        // A rerun in the same folder resumes from the checkpoints instead of training again.
+        // A rerun in the same folder resumes from the checkpoints instead of training again: no checkpoint is rewritten.
+        var checkpoints = CheckpointTimes(dir);
+        Assert.NotEmpty(checkpoints);
         var again = await Quickstart.RunAsync(Tiny(dir), new StringWriter());
         Assert.Equal(r.Diffusion.LatentScalingFactor, again.Diffusion!.LatentScalingFactor, 6);
+        Assert.Equal(checkpoints, CheckpointTimes(dir));
         Directory.Delete(dir, true);
     }
+
+    private static Dictionary<string, DateTime> CheckpointTimes(string dir) =>
+        Directory.GetFiles(dir, "*", SearchOption.AllDirectories)
+            .Where(f => f.Contains($"{Path.DirectorySeparatorChar}checkpoints{Path.DirectorySeparatorChar}"))
+            .ToDictionary(f => f, File.GetLastWriteTimeUtc);
 }
