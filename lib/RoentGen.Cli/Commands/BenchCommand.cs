@@ -19,7 +19,7 @@ internal static class BenchCommand
             BenchReport report;
             try
             {
-                var ldm = parse.GetValue(config) is { } configFile ? TrainCommand.ReadConfig(configFile) : null;
+                var ldm = parse.GetValue(config) is { } configFile ? RoentGen.Diffusion.LdmExperimentConfig.Load(configFile.FullName) : null;
                 report = Benchmarks.Run(groups, f => AnsiConsole.MarkupLine($"[bold]{Markup.Escape(f.Name)}[/]: {f.Value:G4} {Markup.Escape(f.Unit)} [grey]({Markup.Escape(f.Detail)})[/]"), ldm);
             }
             catch (Exception ex) when (ex is ArgumentException or IOException or System.Text.Json.JsonException)

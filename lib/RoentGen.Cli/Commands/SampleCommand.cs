@@ -30,9 +30,7 @@ internal static class SampleCommand
                 Prompts = prompts, NegativePrompt = parse.GetValue(negative)!, GuidanceScale = parse.GetValue(guidance),
                 Steps = parse.GetValue(steps), Scheduler = NoiseScheduler.ParseKind(parse.GetValue(scheduler)!), Seed = parse.GetValue(seed),
             };
-            int batches = (prompts.Count + request.BatchSize - 1) / request.BatchSize;
-            using var progress = ProgressReporter.Start("sampling", batches * request.Steps, "steps");
-            var images = pipe.Sample(request, (_, _) => progress.Advance());
+            var images = pipe.SampleWithProgress(request, "sampling");
             var grid = ImageGrid.FromTensor(images, columns: perPrompt, captions: prompts);
             var file = parse.GetValue(output)!;
             RoentGen.Platform.AtomicFile.WriteAllBytes(file.FullName, grid.ToPng());

@@ -23,17 +23,9 @@ internal static class TrainCommand
         new Option<FileInfo?>("--config") { Description = "An experiment.json to use instead of a preset." },
         new Option<DirectoryInfo>("--out") { Description = "Experiment folder (checkpoints; resumes when it has one).", Required = true });
 
-    /// <summary>Reads an experiment.json.</summary>
-    internal static LdmExperimentConfig ReadConfig(FileInfo config)
-    {
-        if (!config.Exists) throw new FileNotFoundException($"config file not found: {config.FullName}");
-        return JsonSerializer.Deserialize<LdmExperimentConfig>(File.ReadAllText(config.FullName), SafeTensors.ConfigJsonOptions)
-               ?? throw new InvalidDataException($"{config.FullName} is empty");
-    }
-
     private static LdmExperimentConfig Resolve(string preset, FileInfo? config)
     {
-        if (config is not null) return ReadConfig(config);
+        if (config is not null) return LdmExperimentConfig.Load(config.FullName);
         return preset switch
         {
             "quick" => LdmExperimentConfig.Quick,

@@ -130,10 +130,13 @@ public static class DiffusionEvaluation
             Prompts = texts, GuidanceScale = o.GuidanceScale, Steps = o.Steps, Scheduler = o.Scheduler, Seed = o.Seed, BatchSize = o.BatchSize,
         };
 
+        // The real images' features are the same for every comparison: compute them once.
+        using var fReal = proxy.Features(real);
+        Tensor Features(Tensor x) => ReferenceEquals(x, real) ? fReal.alias() : proxy.Features(x);
         var sw = Stopwatch.StartNew();
-        var images = Generate(pipeline, request, "evaluation samples");
+        var images = pipeline.SampleWithProgress(request, "evaluation samples");
         double ips = texts.Count / sw.Elapsed.TotalSeconds;
-        var trained = GenerationEvaluation.Run(real, images, expanded, proxy.Features, proxy);
+        var trained = GenerationEvaluation.Run(real, images, expanded, Features, proxy);
         log($"trained: FID {trained.Fid:F2}, adherence mean AUC {trained.Adherence?.MeanAuc:F3} ({texts.Count} images, {ips:F1} images/s)");
 
         GenerationEvaluationResult? untrained = null;
@@ -142,7 +145,7 @@ public static class DiffusionEvaluation
             using var scope = NewDisposeScope();
             var randomUnet = new UNet2DConditionModel(pipeline.Unet.Config);
             var baseline = new TextToImagePipeline(pipeline.Vae, randomUnet, pipeline.TextEncoder, pipeline.Tokenizer, pipeline.Schedule, pipeline.LatentSize, pipeline.MaxTokens);
-            untrained = GenerationEvaluation.Run(real, Generate(baseline, request, "untrained baseline"), expanded, proxy.Features, proxy);
+            untrained = GenerationEvaluation.Run(real, baseline.SampleWithProgress(request, "untrained baseline"), expanded, Features, proxy);
             log($"untrained UNet: FID {untrained.Fid:F2}");
         }
 
@@ -153,13 +156,12 @@ public static class DiffusionEvaluation
             // Every k-th image of the prompt set, so the subset spans all prompts.
             var pick = Enumerable.Range(0, m).Select(i => (int)((long)i * texts.Count / m)).ToList();
             var subset = pick.Select(i => texts[i]).ToList();
-            var fReal = proxy.Features(real);
             foreach (var (kind, steps) in new[] { (o.Scheduler, o.Steps), (SchedulerKind.Ddpm, o.DdpmSteps) })
             {
                 using var scope = NewDisposeScope();
                 var t0 = Stopwatch.StartNew();
                 // Both samplers start from the same noise (same seeds), so the comparison is paired.
-                var imgs = Generate(pipeline, request with { Prompts = subset, Scheduler = kind, Steps = steps, Seed = o.Seed + 1_000_000 }, $"{NoiseScheduler.KindName(kind)} {steps} steps");
+                var imgs = pipeline.SampleWithProgress(request with { Prompts = subset, Scheduler = kind, Steps = steps, Seed = o.Seed + 1_000_000 }, $"{NoiseScheduler.KindName(kind)} {steps} steps");
                 double secs = t0.Elapsed.TotalSeconds;
                 var fGen = proxy.Features(imgs);
                 var name = $"{NoiseScheduler.KindName(kind)} {steps}";
@@ -175,12 +177,6 @@ public static class DiffusionEvaluation
         };
     }
 
-    private static Tensor Generate(TextToImagePipeline pipeline, SampleRequest request, string? title)
-    {
-        int batches = (request.Prompts.Count + request.BatchSize - 1) / request.BatchSize;
-        using var progress = title is null ? null : ProgressReporter.Start(title, batches * request.Steps, "steps");
-        return pipeline.Sample(request, (_, _) => progress?.Advance());
-    }
 }
 
 /// <summary>JSON settings of the diffusion results.</summary>

@@ -69,6 +69,14 @@ public sealed class TextToImagePipeline
         return TextEncoder.call(batch.Ids).MoveToOuterDisposeScope();
     }
 
+    /// <summary><see cref="Sample(SampleRequest, Action{int, int}?)"/> with a progress bar over all batches' steps.</summary>
+    public Tensor SampleWithProgress(SampleRequest request, string title)
+    {
+        int batches = (request.Prompts.Count + request.BatchSize - 1) / request.BatchSize;
+        using var progress = Interactive.ProgressReporter.Start(title, (long)batches * request.Steps, "steps");
+        return Sample(request, (_, _) => progress.Advance());
+    }
+
     /// <summary>Generates images (B, 1, H, W) in [−1, 1], one per prompt.</summary>
     public Tensor Sample(SampleRequest request, Action<int, int>? onStep = null)
     {

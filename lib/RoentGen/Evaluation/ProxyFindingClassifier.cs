@@ -332,14 +332,9 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
         ProxyClassifierConfig? config = null)
     {
         if (File.Exists(Path.Combine(folder, Checkpoint.WeightsFileName))) return Load(folder);
-        if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "train on at least one phantom");
-        torch.random.manual_seed(seed);
-        var model = new ProxyFindingClassifier((config ?? new ProxyClassifierConfig()) with { InputSize = size });
-        using var scope = NewDisposeScope();
-        var (images, labels) = PhantomData(size, 0, count, seed);
-        model.Train(images, labels, new ProxyTrainingOptions { Steps = steps, Seed = seed, OutputDir = Path.Combine(folder, "run"), CheckpointEvery = 200 });
+        var model = TrainOnPhantoms(size, count, seed, steps, (config ?? new ProxyClassifierConfig()) with { InputSize = size },
+            new ProxyTrainingOptions { Seed = seed, OutputDir = Path.Combine(folder, "run"), CheckpointEvery = 200 });
         model.Save(folder);
-        model.eval();
         return model;
     }
 

@@ -41,13 +41,6 @@ public sealed class HtmlReport
         return this;
     }
 
-    /// <summary>Adds a PNG image.</summary>
-    public HtmlReport Image(byte[] png, string alt = "")
-    {
-        body.Append(Display.ImageTag(png, alt)).Append('\n');
-        return this;
-    }
-
     /// <summary>Adds anything <see cref="Display.ToHtml"/> renders (images, grids, tables, tensors), charts included.</summary>
     public HtmlReport Add(object? value)
     {

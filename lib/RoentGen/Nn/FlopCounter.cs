@@ -15,7 +15,6 @@ public sealed class FlopCounter : IDisposable
 {
     private readonly List<Action> removers = [];
     private long flops;
-    private long activationElements;
 
     /// <summary>Hooks every convolution and linear layer of <paramref name="model"/>.</summary>
     public FlopCounter(nn.Module model)
@@ -28,7 +27,7 @@ public sealed class FlopCounter : IDisposable
                     var convHook = conv.register_forward_hook((_, _, output) =>
                     {
                         var w = conv.weight!;   // (out, in/groups, kh, kw)
-                        Add(2L * output.numel() * w.shape[1] * w.shape[2] * w.shape[3], output.numel());
+                        Add(2L * output.numel() * w.shape[1] * w.shape[2] * w.shape[3]);
                         return output;
                     });
                     removers.Add(convHook.remove);
@@ -36,7 +35,7 @@ public sealed class FlopCounter : IDisposable
                 case Linear linear:
                     var linearHook = linear.register_forward_hook((_, _, output) =>
                     {
-                        Add(2L * output.numel() * linear.weight!.shape[1], output.numel());
+                        Add(2L * output.numel() * linear.weight!.shape[1]);
                         return output;
                     });
                     removers.Add(linearHook.remove);
@@ -48,15 +47,8 @@ public sealed class FlopCounter : IDisposable
     /// <summary>FLOPs counted so far.</summary>
     public long Flops => Interlocked.Read(ref flops);
 
-    /// <summary>Elements written by the counted layers so far (a measure of the activations a training step keeps).</summary>
-    public long ActivationElements => Interlocked.Read(ref activationElements);
-
     /// <summary>Adds work done outside the hooked layers.</summary>
-    public void Add(long flopCount, long outputElements = 0)
-    {
-        Interlocked.Add(ref flops, flopCount);
-        Interlocked.Add(ref activationElements, outputElements);
-    }
+    public void Add(long flopCount) => Interlocked.Add(ref flops, flopCount);
 
     /// <summary>Removes the hooks.</summary>
     public void Dispose()
