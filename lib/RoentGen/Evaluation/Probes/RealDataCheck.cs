@@ -294,37 +294,56 @@ public sealed class RealDataCheckResult
     }
 
     /// <summary>
-    /// One row per metric key (first-seen order), one column per encoder, then one "NAME − random" column per other
-    /// encoder holding its difference to random init on score metrics (null on counts and spreads, and when no encoder
-    /// is named "random"). A last column "not available" lists checks that could not run, per encoder.
+    /// One row per metric key (first-seen order), one column per encoder; with <paramref name="transfer"/>, then one
+    /// "NAME − random" column per other encoder holding its difference to random init on score metrics (null on counts
+    /// and spreads; no such columns when no encoder is named "random"). A check that could not run keeps a row
+    /// ("knn/", "segmentation/") and a last "not available" column gives the reason per encoder; that column is left
+    /// out when every check ran.
     /// </summary>
-    public DataFrame ToDataFrame()
+    public DataFrame ToDataFrame(bool transfer = true)
     {
         var keys = new List<string>();
-        var scores = new HashSet<string>(StringComparer.Ordinal);
         foreach (var e in Encoders)
             foreach (var m in e.Metrics)
-            {
                 if (!keys.Contains(m.Key)) keys.Add(m.Key);
-                if (RealDataEncoderResult.IsScore(m)) scores.Add(m.Key);
-            }
         foreach (var e in Encoders)
             foreach (var probe in e.NotAvailable.Keys)
-                if (!keys.Any(k => k.StartsWith(probe + "/", StringComparison.Ordinal)) && !keys.Contains(probe + "/")) keys.Add(probe + "/");
-        static double? N(double v) => double.IsFinite(v) ? v : null;
+                if (!keys.Any(k => k.StartsWith(probe + "/", StringComparison.Ordinal))) keys.Add(probe + "/");
         var cols = new List<DataFrameColumn> { new StringDataFrameColumn("metric", keys) };
-        foreach (var e in Encoders) cols.Add(new DoubleDataFrameColumn(e.Encoder, keys.Select(k => N(e[k]))));
-        if (Random is { } random)
-            foreach (var e in Encoders.Where(e => e.Encoder != Baseline))
-                cols.Add(new DoubleDataFrameColumn($"{e.Encoder} − {Baseline}", keys.Select(k => scores.Contains(k) ? N(e[k] - random[k]) : null)));
-        cols.Add(new StringDataFrameColumn("not available", keys.Select(k =>
-        {
-            var probe = k[..k.IndexOf('/')];
-            var why = Encoders.Where(e => e.NotAvailable.ContainsKey(probe)).Select(e => $"{e.Encoder}: {e.NotAvailable[probe]}").ToList();
-            return why.Count == 0 ? null : string.Join("; ", why);
-        })));
+        foreach (var e in Encoders) cols.Add(new DoubleDataFrameColumn(e.Encoder, keys.Select(k => Nullable(e[k]))));
+        if (transfer) cols.AddRange(TransferColumns(keys));
+        if (Encoders.Any(e => e.NotAvailable.Count > 0))
+            cols.Add(new StringDataFrameColumn("not available", keys.Select(k =>
+            {
+                var probe = k[..k.IndexOf('/')];
+                var why = Encoders.Where(e => e.NotAvailable.ContainsKey(probe)).Select(e => $"{e.Encoder}: {e.NotAvailable[probe]}").ToList();
+                return why.Count == 0 ? null : string.Join("; ", why);
+            })));
         return new DataFrame(cols);
     }
+
+    /// <summary>
+    /// Transfer over random init as a table: one row per score metric, one "NAME − random" column per other encoder.
+    /// Only the metric column when no encoder is named "random".
+    /// </summary>
+    public DataFrame TransferTable()
+    {
+        var keys = new List<string>();
+        foreach (var e in Encoders)
+            foreach (var m in e.Metrics.Where(RealDataEncoderResult.IsScore))
+                if (!keys.Contains(m.Key)) keys.Add(m.Key);
+        return new DataFrame([new StringDataFrameColumn("metric", keys), .. TransferColumns(keys)]);
+    }
+
+    private IEnumerable<DataFrameColumn> TransferColumns(IReadOnlyList<string> keys)
+    {
+        if (Random is not { } random) yield break;
+        var scores = Encoders.SelectMany(e => e.Metrics).Where(RealDataEncoderResult.IsScore).Select(m => m.Key).ToHashSet(StringComparer.Ordinal);
+        foreach (var e in Encoders.Where(e => e.Encoder != Baseline))
+            yield return new DoubleDataFrameColumn($"{e.Encoder} − {Baseline}", keys.Select(k => scores.Contains(k) ? Nullable(e[k] - random[k]) : null));
+    }
+
+    private static double? Nullable(double v) => double.IsFinite(v) ? v : null;
 
     /// <summary>A few sentences: what was compared, each encoder's headline numbers and its difference to random init.</summary>
     public string Summary()
