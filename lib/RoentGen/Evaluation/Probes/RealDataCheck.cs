@@ -483,7 +483,8 @@ public sealed class RealDataCheckResult
 /// <item><b>k-NN, positive vs normal</b> (default tuberculosis; see <see cref="RealDataCheckOptions"/> for which rows
 /// count): every compared row is scored leave-one-out by its k most cosine-similar other rows (L2-normalised CLS
 /// features; rows of the same patient excluded), each voting with weight exp(similarity / T); the score is the weighted
-/// fraction of positive neighbours. One ROC AUC over all rows, with its Hanley–McNeil standard error.</item>
+/// share of positive votes, each vote divided by its class's count among the rows the query could see (see
+/// <see cref="LeaveOneOutKnn"/> for why). One ROC AUC over all rows, with its Hanley–McNeil standard error.</item>
 /// <item><b>Segmentation Dice</b>: K-fold cross-validation grouped by patient over the rows that have a mask; each fold
 /// trains <see cref="SegmentationProbe"/>'s linear head on the patch tokens of the other folds. Mean and per-fold Dice.</item>
 /// </list>
@@ -594,8 +595,11 @@ public static class RealDataCheck
 
     /// <summary>
     /// Leave-one-out weighted k-NN on (M, D) features: for each row, the k most cosine-similar other rows of other
-    /// patients vote with weight exp((s − s_max) / T) (the shift keeps exp finite and does not change the fractions);
-    /// the score is the weighted fraction of positive neighbours.
+    /// patients vote with weight exp((s − s_max) / T) (the shift keeps exp finite and changes no ratio). Each vote is
+    /// divided by the number of rows of its class that the query could see, and the score is the positive share of
+    /// these balanced votes. Without that, leaving the query out (one row fewer of its own class) biases every score
+    /// against the query's own class: with near-uniform weights (an uninformative encoder) and k near M, every
+    /// positive would score below every negative (AUC 0 instead of 0.5).
     /// </summary>
     internal static KnnCheckResult LeaveOneOutKnn(Tensor features, IReadOnlyList<bool> positive, IReadOnlyList<string> patients,
         RealDataCheckOptions options, IReadOnlyList<string> datasets)
@@ -614,17 +618,19 @@ public static class RealDataCheck
         var scored = new bool[m];
         for (int i = 0; i < m; i++)
         {
-            var neighbours = Enumerable.Range(0, m).Where(j => j != i && !string.Equals(patients[j], patients[i], StringComparison.Ordinal))
-                .OrderByDescending(j => sim[(long)i * m + j]).ThenBy(j => j).Take(options.K).ToList();
-            if (neighbours.Count == 0) continue;
-            double top = sim[(long)i * m + neighbours[0]], wSum = 0, wPos = 0;
+            var pool = Enumerable.Range(0, m).Where(j => j != i && !string.Equals(patients[j], patients[i], StringComparison.Ordinal)).ToList();
+            if (pool.Count == 0) continue;
+            int poolPos = pool.Count(j => positive[j]), poolNeg = pool.Count - poolPos;
+            var neighbours = pool.OrderByDescending(j => sim[(long)i * m + j]).ThenBy(j => j).Take(options.K).ToList();
+            double top = sim[(long)i * m + neighbours[0]], wPos = 0, wNeg = 0;
             foreach (var j in neighbours)
             {
                 double w = Math.Exp((sim[(long)i * m + j] - top) / options.Temperature);
-                wSum += w;
-                if (positive[j]) wPos += w;
+                if (positive[j]) wPos += w; else wNeg += w;
             }
-            scores[i] = wPos / wSum;
+            // Divided once per class (not per vote), so that equal balanced shares come out exactly equal.
+            double pos = poolPos == 0 ? 0 : wPos / poolPos, neg = poolNeg == 0 ? 0 : wNeg / poolNeg;
+            scores[i] = pos / (pos + neg);
             scored[i] = true;
         }
         var idx = Enumerable.Range(0, m).Where(i => scored[i]).ToList();
