@@ -76,6 +76,7 @@ public sealed class RealDataSample : IDisposable
     {
         Dataset = dataset;
         CsvPath = csvPath;
+        Options = options;
         bool Has(CxrRecord r, string label) => r.SourceLabels.Any(l => string.Equals(l, label, StringComparison.OrdinalIgnoreCase));
         var positives = Enumerable.Range(0, dataset.Count).Where(i => Has(dataset[i], options.PositiveLabel)).ToList();
         PositiveDatasets = positives.Select(i => dataset[i].Dataset).Distinct(StringComparer.Ordinal).OrderBy(d => d, StringComparer.Ordinal).ToList();
@@ -109,6 +110,8 @@ public sealed class RealDataSample : IDisposable
 
     /// <summary>The whole dataset.</summary>
     public CxrDataset Dataset { get; }
+    /// <summary>The options the rows were selected with (positive label, normal labels, which datasets).</summary>
+    public RealDataCheckOptions Options { get; }
     /// <summary>The labels.csv read.</summary>
     public string CsvPath { get; }
     /// <summary>"name (N images, path)".</summary>
@@ -519,9 +522,19 @@ public static class RealDataCheck
     }
 
     /// <summary>Checks one encoder on a loaded sample (its images are loaded at the encoder's input size once per size).</summary>
+    /// <param name="encoder">The encoder.</param>
+    /// <param name="sample">The rows, selected by the options the sample was loaded with.</param>
+    /// <param name="options">k, folds, epochs, seed; its row selection must be the sample's.</param>
+    /// <param name="log">Progress lines (default: none).</param>
+    /// <exception cref="ArgumentException">Bad options, or options that select rows differently from the sample's.</exception>
     public static RealDataEncoderResult Check(IImageEncoder encoder, RealDataSample sample, RealDataCheckOptions options, Action<string>? log = null)
     {
         options.Validate();
+        var o = sample.Options;
+        if (!string.Equals(o.PositiveLabel, options.PositiveLabel, StringComparison.OrdinalIgnoreCase) || o.NegativesFromAllDatasets != options.NegativesFromAllDatasets
+            || !o.NormalLabels.SequenceEqual(options.NormalLabels, StringComparer.OrdinalIgnoreCase))
+            throw new ArgumentException($"the sample's rows were selected for '{o.PositiveLabel}' (normals {string.Join("/", o.NormalLabels)}, all datasets: {o.NegativesFromAllDatasets}); "
+                                        + $"load it with the options passed here ('{options.PositiveLabel}', normals {string.Join("/", options.NormalLabels)}, all datasets: {options.NegativesFromAllDatasets})");
         log ??= _ => { };
         var watch = Stopwatch.StartNew();
         var notAvailable = new Dictionary<string, string>(StringComparer.Ordinal);

@@ -158,6 +158,8 @@ public class RealDataCheckTests(ITestOutputHelper output)
         Assert.True(seg.MeanDice > 0.8, $"Dice {seg.MeanDice}");
         Assert.All(seg.Folds, f => Assert.True(double.IsFinite(f.MeanDice)));
 
+        Assert.Throws<ArgumentException>(() => RealDataCheck.Check(new PixelEncoder(), sample, options with { PositiveLabel = "normal" }));
+
         // Images are loaded once per size and kept.
         var (a, _) = sample.At(32);
         Assert.Same(a, sample.At(32).Images);
