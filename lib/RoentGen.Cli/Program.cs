@@ -16,6 +16,7 @@ root.Subcommands.Add(TrainCommand.Build());
 root.Subcommands.Add(SampleCommand.Build());
 root.Subcommands.Add(EvaluateCommand.Build());
 root.Subcommands.Add(ProbeCommand.Build());
+root.Subcommands.Add(CheckRealCommand.Build());
 root.Subcommands.Add(CompareEncodersCommand.BuildCompare());
 root.Subcommands.Add(CompareEncodersCommand.BuildAblate());
 

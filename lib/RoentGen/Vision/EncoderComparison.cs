@@ -312,7 +312,17 @@ public sealed class EncoderComparisonResult
     /// exist), and the random-init ViT rebuilt from the config's seed.
     /// </summary>
     /// <exception cref="DirectoryNotFoundException">A run folder is gone.</exception>
-    public IReadOnlyList<IImageEncoder> OpenEncoders()
+    public IReadOnlyList<IImageEncoder> OpenEncoders() => OpenEncoders(null);
+
+    /// <summary>
+    /// The four encoders (see <see cref="OpenEncoders()"/>), with the trained ones looked up under
+    /// <paramref name="comparisonFolder"/> first: comparison.json records run folders as they were given when it was
+    /// written (often relative to another working directory), so a comparison opened from elsewhere or moved as a
+    /// whole is found at COMPARISON/KIND/ENCODER_SUBFOLDER. Null uses the recorded paths only.
+    /// </summary>
+    /// <param name="comparisonFolder">The folder holding comparison.json and the run folders, or null.</param>
+    /// <exception cref="DirectoryNotFoundException">A run folder is neither under the comparison folder nor at its recorded path.</exception>
+    public IReadOnlyList<IImageEncoder> OpenEncoders(string? comparisonFolder)
     {
         var list = new List<IImageEncoder>();
         foreach (var name in EncoderNames)
@@ -320,9 +330,20 @@ public sealed class EncoderComparisonResult
             if (name == "random") { list.Add(new VitEncoder(new RandomEncoder(Config.Vit(), Config.Seed).Model, name)); continue; }
             var run = Runs.FirstOrDefault(r => r.Kind == name);
             if (run is null) continue;
-            list.Add(new VitEncoder(VitEncoder.Load(run.EncoderFolder).Model, name));
+            list.Add(new VitEncoder(VitEncoder.Load(EncoderFolderOf(run, comparisonFolder)).Model, name));
         }
         return list;
+    }
+
+    // The run's encoder folder under the comparison folder when it is there, else as recorded.
+    private static string EncoderFolderOf(EncoderRun run, string? comparisonFolder)
+    {
+        if (comparisonFolder is null) return run.EncoderFolder;
+        var inside = Path.GetRelativePath(run.Folder, run.EncoderFolder);
+        var candidate = Path.Combine(comparisonFolder, Path.GetFileName(Path.TrimEndingDirectorySeparator(run.Folder)), inside);
+        if (Directory.Exists(candidate)) return candidate;
+        if (Directory.Exists(run.EncoderFolder)) return run.EncoderFolder;
+        throw new DirectoryNotFoundException($"encoder '{run.Kind}' of the comparison in {comparisonFolder} is neither at {candidate} nor at its recorded path {run.EncoderFolder}");
     }
 }
 

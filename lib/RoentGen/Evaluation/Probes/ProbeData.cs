@@ -154,7 +154,7 @@ public sealed record ProbeData(string Name, int ImageSize, ProbeSplit Train, Pro
     private static GrayImage Resize(GrayImage image, int size, bool isMask) =>
         image.Width == size && image.Height == size ? image : ImageResize.ToSquare(image, size, SquareMode.Pad, isMask);
 
-    private static Tensor StackMasks(IReadOnlyList<GrayImage?> masks, int size)
+    internal static Tensor StackMasks(IReadOnlyList<GrayImage?> masks, int size)
     {
         var data = new float[(long)masks.Count * size * size];
         for (int i = 0; i < masks.Count; i++)
