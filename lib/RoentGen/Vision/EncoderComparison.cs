@@ -55,7 +55,12 @@ public sealed record EncoderComparisonConfig
         _ => throw new ArgumentException($"unknown comparison preset '{name}'; known presets: {string.Join(", ", PresetNames)}"),
     };
 
-    /// <summary>Probe settings that go with a preset: seconds for tiny, <see cref="ProbeSuiteOptions.Quick"/> otherwise.</summary>
+    /// <summary>
+    /// Probe settings that go with a preset: seconds for tiny; otherwise <see cref="ProbeSuiteOptions.Quick"/> with the
+    /// report decoder trained for 1500 steps instead of 120. At 120 and 600 steps the decoder writes the most common
+    /// normal report for every image whatever the encoder (macro F1 0.047 for all four); at 1500 it starts to read the
+    /// image (measured on the quick comparison's encoders: CLIP 0.141, DINO 0.102, random 0.073).
+    /// </summary>
     public static ProbeSuiteOptions ProbesFor(string preset) => preset.Equals("tiny", StringComparison.OrdinalIgnoreCase)
         ? ProbeSuiteOptions.Quick with
         {
@@ -64,7 +69,7 @@ public sealed record EncoderComparisonConfig
             Segmentation = SegmentationProbeOptions.Quick with { Epochs = 2 },
             Report = ReportProbeOptions.Quick with { Steps = 4, VocabSize = 600, MaxTokens = 48 },
         }
-        : ProbeSuiteOptions.Quick;
+        : ProbeSuiteOptions.Quick with { Report = ReportProbeOptions.Quick with { Steps = 1500 } };
 
     /// <summary>The DINO run of the comparison: the recipe with the budget's steps, batch and seed (warm-ups kept inside short runs).</summary>
     public DinoConfig DinoRun() => Dino with

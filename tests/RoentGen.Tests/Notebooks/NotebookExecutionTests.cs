@@ -67,7 +67,9 @@ public class NotebookExecutionTests
     [Fact]
     public async Task Encoder_comparison_notebook_shows_the_four_encoder_table_the_claim_tsne_and_the_ablation_table()
     {
-        var nb = await Run("05-probes-and-tsne.ipynb", EncoderComparisonParameters);
+        // With the shared real sample beside the clone, the real-data check runs too; without it, the cell says it skipped.
+        var real = TestPaths.RealSample;
+        var nb = await Run("05-probes-and-tsne.ipynb", EncoderComparisonParameters + (real is null ? "" : $";realData={real}"));
         var outputs = nb.Cells.SelectMany(c => c.Outputs).ToList();
         var html = outputs.Select(o => o.GetData("text/html")).OfType<string>().ToList();
         Assert.Contains(html, h => h.Contains("<table") && h.Contains("dino") && h.Contains("clip") && h.Contains("supervised") && h.Contains("random") && h.Contains("linear/macro_auc"));
@@ -76,6 +78,12 @@ public class NotebookExecutionTests
         foreach (var enc in new[] { "dino", "clip", "supervised", "random" })
             Assert.Contains(html, h => h.Contains("Plotly.newPlot") && h.Contains($"{enc}: by sex"));
         Assert.Contains(html, h => h.Contains("<table") && h.Contains("no-ibot") && h.Contains("baseline"));
+        if (real is null) Assert.Contains(outputs, o => o.Text is string t && t.Contains("real-data check skipped"));
+        else
+        {
+            Assert.Contains(outputs, o => o.Text is string t && t.Contains("tuberculosis vs normal k-NN AUC") && t.Contains("vs random init"));
+            Assert.Contains(html, h => h.Contains("Plotly.newPlot"));
+        }
     }
 
     [Fact]
