@@ -18,6 +18,12 @@ public sealed record DinoConfig
     public int HeadHidden { get; init; } = 512;
     /// <summary>Bottleneck width of the heads before the prototype layer.</summary>
     public int HeadBottleneck { get; init; } = 128;
+    /// <summary>
+    /// Batch normalisation after the heads' hidden layers (DINO's use_bn_in_head). Off in DINOv2; on in the
+    /// small CPU presets, where the backbone's features of different phantoms start out nearly alike and the
+    /// teacher's targets would otherwise stay uniform.
+    /// </summary>
+    public bool HeadBatchNorm { get; init; }
 
     /// <summary>Weight of the DINO CLS-token loss (Caron et al. 2021); 0 disables it.</summary>
     public double DinoWeight { get; init; } = 1.0;

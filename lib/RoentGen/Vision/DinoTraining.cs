@@ -89,12 +89,12 @@ public sealed class DinoTraining : IDisposable
         var vit = config.Vit with { ImageSize = config.Crops.GlobalSize };
         manual_seed(config.Seed);
         _studentBackbone = new VisionTransformer(vit);
-        _studentDino = new DinoHead(vit.HiddenSize, config.Prototypes, config.HeadHidden, config.HeadBottleneck);
-        _studentIBot = new DinoHead(vit.HiddenSize, config.Prototypes, config.HeadHidden, config.HeadBottleneck);
+        _studentDino = new DinoHead(vit.HiddenSize, config.Prototypes, config.HeadHidden, config.HeadBottleneck, config.HeadBatchNorm);
+        _studentIBot = new DinoHead(vit.HiddenSize, config.Prototypes, config.HeadHidden, config.HeadBottleneck, config.HeadBatchNorm);
         // DINOv2's teacher has no stochastic depth; the parameters are the same.
         _teacherBackbone = new VisionTransformer(vit with { DropPathRate = 0 });
-        _teacherDino = new DinoHead(vit.HiddenSize, config.Prototypes, config.HeadHidden, config.HeadBottleneck);
-        _teacherIBot = new DinoHead(vit.HiddenSize, config.Prototypes, config.HeadHidden, config.HeadBottleneck);
+        _teacherDino = new DinoHead(vit.HiddenSize, config.Prototypes, config.HeadHidden, config.HeadBottleneck, config.HeadBatchNorm);
+        _teacherIBot = new DinoHead(vit.HiddenSize, config.Prototypes, config.HeadHidden, config.HeadBottleneck, config.HeadBatchNorm);
         Student = new DinoParts(_studentBackbone, _studentDino, _studentIBot);
         Teacher = new DinoParts(_teacherBackbone, _teacherDino, _teacherIBot);
         if (!Student.named_parameters().Any()) throw new InvalidOperationException("the DINO student registered no parameters");

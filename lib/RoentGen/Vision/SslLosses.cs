@@ -8,7 +8,9 @@ namespace RoentGen.Vision;
 
 /// <summary>
 /// The DINO projection head: a 3-layer MLP to a bottleneck, L2 normalisation, then a weight-normalised
-/// linear layer onto the prototypes whose norm is fixed to 1 (DINOv2's norm_last_layer).
+/// linear layer onto the prototypes whose norm is fixed to 1 (DINOv2's norm_last_layer). With
+/// <c>batchNorm</c>, each hidden layer is followed by batch normalisation (DINO's <c>use_bn_in_head</c>), which
+/// removes what every image in the batch shares before the prototypes see it.
 /// </summary>
 public sealed class DinoHead : nn.Module<Tensor, Tensor>
 {
@@ -16,24 +18,30 @@ public sealed class DinoHead : nn.Module<Tensor, Tensor>
     private readonly Parameter last_layer_weight_v;   // (prototypes, bottleneck), direction only
 
     /// <summary>Builds a head.</summary>
-    public DinoHead(int inDim, int prototypes, int hiddenDim = 512, int bottleneckDim = 128) : base(nameof(DinoHead))
+    public DinoHead(int inDim, int prototypes, int hiddenDim = 512, int bottleneckDim = 128, bool batchNorm = false) : base(nameof(DinoHead))
     {
-        mlp = nn.Sequential(nn.Linear(inDim, hiddenDim), nn.GELU(), nn.Linear(hiddenDim, hiddenDim), nn.GELU(), nn.Linear(hiddenDim, bottleneckDim));
+        mlp = batchNorm
+            ? nn.Sequential(nn.Linear(inDim, hiddenDim), nn.BatchNorm1d(hiddenDim), nn.GELU(),
+                            nn.Linear(hiddenDim, hiddenDim), nn.BatchNorm1d(hiddenDim), nn.GELU(), nn.Linear(hiddenDim, bottleneckDim))
+            : nn.Sequential(nn.Linear(inDim, hiddenDim), nn.GELU(), nn.Linear(hiddenDim, hiddenDim), nn.GELU(), nn.Linear(hiddenDim, bottleneckDim));
         last_layer_weight_v = nn.Parameter(empty(prototypes, bottleneckDim));
         RegisterComponents();
         using var _ = no_grad();
-        foreach (var (name, p) in named_parameters())
+        RoentGen.Nn.Init.TruncatedNormal(last_layer_weight_v, 0.02);
+        foreach (var (name, p) in mlp.named_parameters())
         {
             if (p.dim() >= 2) RoentGen.Nn.Init.TruncatedNormal(p, 0.02);
-            else p.zero_();
+            else if (name.EndsWith("bias", StringComparison.Ordinal)) p.zero_();   // batch-norm scales stay 1
         }
     }
 
-    /// <summary>(B, D) → (B, prototypes) logits.</summary>
+    /// <summary>(B, D) or (B, N, D) → (B, prototypes) or (B, N, prototypes) logits.</summary>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var z = nn.functional.normalize(mlp.call(x), dim: -1);
+        var flat = x.dim() > 2 ? x.reshape(-1, x.shape[^1]) : x;    // batch norm wants (rows, features)
+        var z = nn.functional.normalize(mlp.call(flat), dim: -1);
+        if (x.dim() > 2) z = z.reshape([.. x.shape[..^1], z.shape[^1]]);
         var w = nn.functional.normalize(last_layer_weight_v, dim: 1);
         return nn.functional.linear(z, w).MoveToOuterDisposeScope();
     }

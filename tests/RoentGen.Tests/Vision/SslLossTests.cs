@@ -118,4 +118,25 @@ public class SslLossTests
         using (no_grad()) head.named_parameters().First(p => p.name == "last_layer_weight_v").parameter.mul_(7);
         Assert.True(head.forward(x).allclose(y1, atol: 1e-5));
     }
+
+    [Fact]
+    public void Dino_head_with_batch_norm_removes_what_the_batch_shares_and_takes_patch_tokens()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(3);
+        using var plain = new DinoHead(16, 10, hiddenDim: 32, bottleneckDim: 8);
+        using var bn = new DinoHead(16, 10, hiddenDim: 32, bottleneckDim: 8, batchNorm: true);
+        // Batch-norm scales start at 1 (not zeroed with the biases), so the head is not dead at step 0.
+        Assert.All(bn.named_parameters().Where(p => p.parameter.dim() == 1 && p.name.EndsWith("weight")), p => Assert.True(p.parameter.eq(1).all().item<bool>(), p.name));
+        // Eight inputs that share a large common part and differ a little: without batch norm every row picks nearly
+        // the same logits; with it the rows spread apart.
+        var common = randn(1, 16) * 10;
+        var x = common + randn(8, 16) * 0.01;
+        plain.train(); bn.train();
+        double Spread(Tensor logits) => logits.std([0]).mean().item<float>();
+        double sPlain = Spread(plain.forward(x)), sBn = Spread(bn.forward(x));
+        Assert.True(sBn > 10 * sPlain, $"logit spread across the batch: plain {sPlain:G3}, batch norm {sBn:G3}");
+        // (B, N, D) patch tokens give (B, N, K).
+        Assert.Equal([2L, 5, 10], bn.forward(randn(2, 5, 16)).shape);
+    }
 }
