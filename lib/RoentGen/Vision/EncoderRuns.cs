@@ -40,7 +40,7 @@ public static class EncoderRuns
     public static EncoderRun Dino(DinoConfig config, IDinoImageSource source, string dir, CancellationToken cancellation = default)
     {
         config.Validate();
-        return Run("dino", config.ToJson(), config.Steps, dir, DinoEncoderFolder, () =>
+        return Run("dino", config.ToJson(), Canonical<DinoConfig>(c => c.ToJson()), config.Steps, dir, DinoEncoderFolder, () =>
         {
             using var training = new DinoTraining(config);
             var trainer = training.CreateTrainer(dir);
@@ -55,7 +55,7 @@ public static class EncoderRuns
     public static EncoderRun Supervised(SupervisedConfig config, PhantomTrainingPool pool, string dir, CancellationToken cancellation = default)
     {
         config.Validate();
-        return Run("supervised", config.ToJson(), config.Steps, dir, EncoderFolder, () =>
+        return Run("supervised", config.ToJson(), Canonical<SupervisedConfig>(c => c.ToJson()), config.Steps, dir, EncoderFolder, () =>
         {
             using var training = new SupervisedTraining(config);
             var trainer = training.CreateTrainer(dir);
@@ -73,7 +73,7 @@ public static class EncoderRuns
     public static EncoderRun Clip(ClipConfig config, PhantomTrainingPool pool, string dir, CancellationToken cancellation = default)
     {
         config.Validate();
-        return Run("clip", config.ToJson(), config.Steps, dir, EncoderFolder, () =>
+        return Run("clip", config.ToJson(), Canonical<ClipConfig>(c => c.ToJson()), config.Steps, dir, EncoderFolder, () =>
         {
             var tokenizer = ClipTraining.LoadOrTrainTokenizer(config, pool, dir);
             using var training = new ClipTraining(config, tokenizer);
@@ -91,14 +91,17 @@ public static class EncoderRuns
 
     /// <summary>
     /// Throws when <paramref name="dir"/> already holds a run whose config.json differs from <paramref name="configJson"/>
-    /// in anything but the top-level Steps (its checkpoints would not fit, or would answer another question).
+    /// in anything but the top-level Steps (its checkpoints would not fit, or would answer another question). With
+    /// <paramref name="canonical"/> (read a config text as its type and write it again), a field that a newer version
+    /// added is compared at its default instead of counting as a difference.
     /// </summary>
     /// <exception cref="InvalidOperationException">The configs differ; the message names the folder and the first differing field.</exception>
-    public static void EnsureSameConfig(string dir, string configJson, string what)
+    public static void EnsureSameConfig(string dir, string configJson, string what, Func<string, string>? canonical = null)
     {
         var path = Path.Combine(dir, ConfigFile);
         if (!File.Exists(path)) return;
-        var existing = JsonNode.Parse(File.ReadAllText(path));
+        var text = File.ReadAllText(path);
+        var existing = JsonNode.Parse(canonical is null ? text : canonical(text));
         var wanted = JsonNode.Parse(configJson);
         foreach (var node in new[] { existing, wanted })
             if (node is JsonObject o) o.Remove("Steps");
@@ -121,10 +124,15 @@ public static class EncoderRuns
         catch (JsonException e) { throw new InvalidDataException($"{path}: not a valid {what} config ({typeof(T).Name}): {e.Message}", e); }
     }
 
-    private static EncoderRun Run(string kind, string configJson, int wantedSteps, string dir, string encoderName, Func<(TrainingHistory History, string Title)> train)
+    // Reads a config text as T and writes it again, so fields it lacks take their defaults.
+    private static Func<string, string> Canonical<T>(Func<T, string> toJson) =>
+        text => toJson(JsonSerializer.Deserialize<T>(text, SafeTensors.ConfigJsonOptions) ?? throw new InvalidDataException($"a {typeof(T).Name} file is null"));
+
+    private static EncoderRun Run(string kind, string configJson, Func<string, string> canonical, int wantedSteps, string dir, string encoderName,
+        Func<(TrainingHistory History, string Title)> train)
     {
         var encoder = Path.Combine(dir, encoderName);
-        EnsureSameConfig(dir, configJson, kind);
+        EnsureSameConfig(dir, configJson, kind, canonical);
         if (IsFinished(encoder))
         {
             var (steps, loss) = ReadMetrics(dir);

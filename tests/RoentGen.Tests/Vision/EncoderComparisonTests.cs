@@ -113,4 +113,25 @@ public class EncoderComparisonTests
         Assert.Contains("unknown ablation variant(s) no-such", text);
         Directory.Delete(dir, true);
     }
+
+    [Fact]
+    public void A_run_folder_written_before_a_config_field_existed_still_matches_at_that_fields_default()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"roentgen-same-config-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var cfg = DinoConfig.Tiny;
+            var old = System.Text.Json.Nodes.JsonNode.Parse(cfg.ToJson())!.AsObject();
+            old.Remove(nameof(DinoConfig.HeadBatchNorm));                       // as written by an older version
+            File.WriteAllText(Path.Combine(dir, EncoderRuns.ConfigFile), old.ToJsonString());
+            static string Canonical(string t) => DinoConfig.FromJson(t).ToJson();
+            EncoderRuns.EnsureSameConfig(dir, cfg.ToJson(), "dino", Canonical);
+            // Without reading it as its type, the missing field is a difference; a changed field always is.
+            Assert.Throws<InvalidOperationException>(() => EncoderRuns.EnsureSameConfig(dir, cfg.ToJson(), "dino"));
+            var e = Assert.Throws<InvalidOperationException>(() => EncoderRuns.EnsureSameConfig(dir, (cfg with { HeadBatchNorm = true }).ToJson(), "dino", Canonical));
+            Assert.Contains("HeadBatchNorm", e.Message);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }
