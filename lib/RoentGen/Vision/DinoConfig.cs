@@ -71,6 +71,11 @@ public sealed record DinoConfig
     public double WeightDecayStart { get; init; } = 0.04;
     /// <summary>Weight decay at the last step.</summary>
     public double WeightDecayEnd { get; init; } = 0.2;
+    /// <summary>
+    /// Steps at the start during which the heads' prototype layers get no gradient (DINO freezes them for the first
+    /// epoch; without that, the prototypes can all turn alike and the CLS loss stays at ln K).
+    /// </summary>
+    public int FreezePrototypesSteps { get; init; }
     /// <summary>Global gradient-norm clip (DINOv2: 3.0).</summary>
     public double GradClipNorm { get; init; } = 3.0;
 
@@ -146,6 +151,7 @@ public sealed record DinoConfig
         if (MaskProbability < 0 || MaskProbability > 1) throw new ArgumentException($"MaskProbability must be in [0, 1], got {MaskProbability}");
         if (TeacherTemperatureStart <= 0 || TeacherTemperature <= 0 || StudentTemperature <= 0) throw new ArgumentException("temperatures must be positive");
         if (MomentumStart < 0 || MomentumStart > 1 || MomentumEnd < 0 || MomentumEnd > 1) throw new ArgumentException($"momenta must be in [0, 1], got {MomentumStart} -> {MomentumEnd}");
+        if (FreezePrototypesSteps < 0) throw new ArgumentException($"FreezePrototypesSteps must be >= 0, got {FreezePrototypesSteps}");
         if (Steps < 1) throw new ArgumentException($"Steps must be at least 1, got {Steps}");
         if (BatchSize < 2 && KoLeoWeight > 0) throw new ArgumentException($"KoLeo needs BatchSize >= 2, got {BatchSize}");
         if (BatchSize < 1) throw new ArgumentException($"BatchSize must be at least 1, got {BatchSize}");

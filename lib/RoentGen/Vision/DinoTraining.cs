@@ -157,6 +157,17 @@ public sealed class DinoTraining : IDisposable
     /// <summary>Weight decay at a step: cosine from WeightDecayStart to WeightDecayEnd over the run.</summary>
     public double WeightDecayAt(int step) => Schedules.Cosine(Config.WeightDecayStart, Config.WeightDecayEnd, step, Config.Steps);
 
+    /// <summary>Whether the student's prototype layers learn at a step (not before <see cref="DinoConfig.FreezePrototypesSteps"/>).</summary>
+    public bool PrototypesLearnAt(int step) => step >= Config.FreezePrototypesSteps;
+
+    /// <summary>Turns the student's prototype layers' gradients off or on for a step (<see cref="PrototypesLearnAt"/>).</summary>
+    public void FreezePrototypes(int step)
+    {
+        bool learn = PrototypesLearnAt(step);
+        _studentDino.Prototypes.requires_grad = learn;
+        _studentIBot.Prototypes.requires_grad = learn;
+    }
+
     /// <summary>Sets the decayed group's weight decay for a step.</summary>
     public void ApplyWeightDecay(int step) => _decayGroup.Options.weight_decay = WeightDecayAt(step);
 
@@ -306,6 +317,7 @@ public sealed class DinoTraining : IDisposable
         trainer.Run(ctx =>
         {
             ApplyWeightDecay(ctx.Step);
+            FreezePrototypes(ctx.Step);
             var images = source.Batch(ctx.Step, Config.BatchSize, ctx.Random);
             var result = Step(images, ctx.Step, ctx.Random);
             foreach (var (k, v) in result.Metrics) trainer.Report(k, v);

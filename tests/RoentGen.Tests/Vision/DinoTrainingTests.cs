@@ -187,4 +187,28 @@ public class DinoTrainingTests
         public IReadOnlyList<GrayImage> Batch(int step, int batchSize, Random rng) =>
             step == killAt ? throw new OperationCanceledException("killed") : inner.Batch(step, batchSize, rng);
     }
+
+    [Fact]
+    public void Prototype_layers_stay_frozen_for_the_configured_steps_and_learn_after()
+    {
+        using var training = new DinoTraining(Tiny with { Steps = 4, FreezePrototypesSteps = 2 });
+        using var scope = NewDisposeScope();
+        var before = training.Student.DinoHead.Prototypes.detach().clone();
+        var beforeIBot = training.Student.IBotHead.Prototypes.detach().clone();
+        var trainer = training.CreateTrainer();
+        training.Train(trainer, new PhantomImageSource(new PhantomOptions { Size = 64, Seed = 2 }, poolSize: 8));
+        Assert.False(training.PrototypesLearnAt(1));
+        Assert.True(training.PrototypesLearnAt(2));
+        // Steps 2 and 3 moved them; a run frozen throughout would not have.
+        Assert.False(training.Student.DinoHead.Prototypes.detach().allclose(before));
+        Assert.False(training.Student.IBotHead.Prototypes.detach().allclose(beforeIBot));
+
+        using var frozen = new DinoTraining(Tiny with { Steps = 3, FreezePrototypesSteps = 3 });
+        var start = frozen.Student.DinoHead.Prototypes.detach().clone();
+        var backboneStart = frozen.Student.Backbone.parameters().First().detach().clone();
+        frozen.Train(frozen.CreateTrainer(), new PhantomImageSource(new PhantomOptions { Size = 64, Seed = 2 }, poolSize: 8));
+        Assert.True(frozen.Student.DinoHead.Prototypes.detach().eq(start).all().item<bool>(), "prototypes moved while frozen");
+        Assert.False(frozen.Student.Backbone.parameters().First().detach().eq(backboneStart).all().item<bool>(), "the backbone should still learn");
+        Assert.Throws<ArgumentException>(() => (Tiny with { FreezePrototypesSteps = -1 }).Validate());
+    }
 }
