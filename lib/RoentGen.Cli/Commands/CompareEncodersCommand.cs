@@ -53,15 +53,43 @@ internal static class CompareEncodersCommand
         }
     }
 
+    // "0,1,2" -> [0, 1, 2]; anything else is an error naming the bad entry.
+    internal static IReadOnlyList<long> ParseSeeds(string list)
+    {
+        var parts = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (parts.Length == 0) throw new ArgumentException("--seeds needs at least one seed, e.g. --seeds 0,1,2");
+        return parts.Select(p => long.TryParse(p, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var v)
+            ? v : throw new ArgumentException($"--seeds: '{p}' is not an integer seed")).ToList();
+    }
+
     public static Command BuildCompare()
     {
         var c = Common.Create();
         var cmd = new Command("compare-encoders",
             "RAD-DINO's comparison on phantoms: DINOv2-style, CLIP-style, supervised and random-init ViTs, same data and steps, judged by every probe on held-out phantoms; resumes from --out.");
         c.AddTo(cmd);
+        var seeds = new Option<string?>("--seeds")
+        {
+            Description = "Comma-separated seeds (e.g. 0,1,2): one comparison per seed in OUT/seed-S, then each metric's mean and spread and in how many seeds each claim held (OUT/seeds.json).",
+        };
+        cmd.Options.Add(seeds);
         cmd.SetAction(parse => Guard(() =>
         {
             var (cfg, probes) = c.Resolve(parse);
+            if (parse.GetValue(seeds) is string list)
+            {
+                var summary = EncoderComparisonSeeds.Run(cfg, ParseSeeds(list), parse.GetValue(c.Out)!, probes);
+                Cli.Print(summary.ToDataFrame());
+                Cli.Print(summary.ClaimTable());
+                Console.WriteLine(summary.Summary());
+                Console.WriteLine($"wrote {Path.Combine(parse.GetValue(c.Out)!, EncoderSeedSummary.ResultFile)}");
+                if (parse.GetValue(c.Json) is { } seedsFile)
+                {
+                    summary.Save(seedsFile.FullName);
+                    Console.WriteLine($"wrote {seedsFile.FullName}");
+                }
+                return;
+            }
             var result = EncoderComparison.Run(cfg, parse.GetValue(c.Out)!, probes);
             Cli.Print(result.ToDataFrame());
             foreach (var claim in result.Claims())

@@ -20,7 +20,7 @@ public class NotebookExecutionTests
         { "05-probes-and-tsne.ipynb", EncoderComparisonParameters },
     };
 
-    private const string EncoderComparisonParameters = "preset=tiny;outDir=;tsnePoints=24;ablationVariants=baseline,no-ibot";
+    private const string EncoderComparisonParameters = "preset=tiny;outDir=;tsnePoints=24;ablationVariants=baseline,no-ibot;seeds=0,1;seedsDir=";
 
     private const string RadDinoParameters = "preset=tiny;steps=3;batchSize=4;attentionImages=2;tsnePoints=24";
 
@@ -78,6 +78,8 @@ public class NotebookExecutionTests
         foreach (var enc in new[] { "dino", "clip", "supervised", "random" })
             Assert.Contains(html, h => h.Contains("Plotly.newPlot") && h.Contains($"{enc}: by sex"));
         Assert.Contains(html, h => h.Contains("<table") && h.Contains("no-ibot") && h.Contains("baseline"));
+        Assert.Contains(html, h => h.Contains("<table") && h.Contains("dino sd") && h.Contains("clip sd"));
+        Assert.Contains(outputs, o => o.Text is string t && t.Contains("Over 2 seeds (0, 1)"));
         if (real is null) Assert.Contains(outputs, o => o.Text is string t && t.Contains("real-data check skipped"));
         else
         {

@@ -1,0 +1,85 @@
+using RoentGen.Cli.Commands;
+using RoentGen.Evaluation.Probes;
+using RoentGen.Vision;
+
+namespace RoentGen.Tests.Vision;
+
+[Collection(ProcessStateCollection.Name)]
+public class EncoderSeedsTests
+{
+    // A comparison result with given sex AUCs and age errors (dino, clip, supervised, random), no training runs.
+    private static EncoderComparisonResult Result(long seed, double[] sexAuc, double[] ageMae)
+    {
+        var names = EncoderComparisonResult.EncoderNames;
+        var probes = names.Select((n, i) => new EncoderProbes(n,
+            [new ProbeMetric("sex", "auc", sexAuc[i]), new ProbeMetric("age", "mae_years", ageMae[i])],
+            new Dictionary<string, string>(), 1)).ToList();
+        return new EncoderComparisonResult(EncoderComparisonConfig.Tiny with { Seed = seed }, [], probes);
+    }
+
+    [Fact]
+    public void Summary_gives_mean_and_sample_sd_per_encoder_and_counts_the_seeds_a_claim_held_in()
+    {
+        var runs = new[]
+        {
+            Result(0, [0.95, 0.90, 0.80, 0.70], [10, 12, 14, 16]),   // sex: +0.05 (holds clearly); age: 2/12 = +0.167 (holds)
+            Result(1, [0.91, 0.90, 0.80, 0.70], [12, 12, 14, 16]),   // sex: +0.01 (not clearly); age: 0 (does not hold)
+            Result(2, [0.99, 0.90, 0.80, 0.70], [11, 12, 14, 16]),   // sex: +0.09; age: +0.083
+        };
+        var s = new EncoderSeedSummary(runs);
+        Assert.Equal([0L, 1, 2], s.Seeds);
+        var dinoSex = s["sex/auc", "dino"];
+        Assert.Equal(0.95, dinoSex.Mean, 9);
+        Assert.Equal(0.04, dinoSex.StandardDeviation, 9);                   // values 0.95, 0.91, 0.99
+        Assert.Equal([0.95, 0.91, 0.99], dinoSex.Values);
+        Assert.Equal(0.0, s["sex/auc", "clip"].StandardDeviation, 9);
+        var sex = s.Claims.Single(c => c.Metric == "sex/auc");
+        Assert.Equal(2, sex.Holds);
+        Assert.Equal(3, sex.Decided);
+        Assert.Equal(0.05, sex.AdvantageMean, 9);
+        var age = s.Claims.Single(c => c.Metric == "age/mae_years");
+        Assert.Equal(2, age.Holds);
+        // Claims whose metrics are absent are undecided in every seed.
+        Assert.Equal(0, s.Claims.Single(c => c.Metric == "linear/macro_auc").Decided);
+
+        var table = s.ToDataFrame();
+        Assert.Equal(["metric", "dino", "dino sd", "clip", "clip sd", "supervised", "supervised sd", "random", "random sd"], table.Columns.Select(c => c.Name).ToArray());
+        Assert.Equal(2, table.Rows.Count);
+        Assert.Equal(7, s.ClaimTable().Rows.Count);
+        Assert.Contains("sex/auc 2/3", s.Summary());
+        var json = System.Text.Json.Nodes.JsonNode.Parse(s.ToJson())!;
+        Assert.Equal(3, json["seeds"]!.AsArray().Count);
+        Assert.Equal(2, json["claims"]!.AsArray().Single(c => c!["metric"]!.GetValue<string>() == "sex/auc")!["holds"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public void Summary_refuses_comparisons_that_differ_in_more_than_the_seed_or_repeat_one()
+    {
+        var a = Result(0, [0.9, 0.9, 0.9, 0.9], [1, 1, 1, 1]);
+        var other = new EncoderComparisonResult(EncoderComparisonConfig.Tiny with { Seed = 1, Phantoms = 99 }, [], a.Probes);
+        Assert.Contains("more than the seed", Assert.Throws<ArgumentException>(() => new EncoderSeedSummary([a, other])).Message);
+        Assert.Contains("seed 0", Assert.Throws<ArgumentException>(() => new EncoderSeedSummary([a, a])).Message);
+        Assert.Throws<ArgumentException>(() => new EncoderSeedSummary([]));
+        Assert.Equal([3L, 1], CompareEncodersCommand.ParseSeeds(" 3, 1 "));
+        Assert.Contains("'x'", Assert.Throws<ArgumentException>(() => CompareEncodersCommand.ParseSeeds("1,x")).Message);
+    }
+
+    [Fact]
+    public void Two_tiny_seeds_train_into_their_own_folders_and_write_the_summary()
+    {
+        var dir = TestPaths.NewTempDir("seeds");
+        var probes = EncoderComparisonConfig.ProbesFor("tiny") with { Targets = [ProbeTarget.Sex, ProbeTarget.Age] };
+        var log = new List<string>();
+        var s = EncoderComparisonSeeds.Run(EncoderComparisonConfig.Tiny, [0, 1], dir, probes, log.Add);
+        Assert.True(File.Exists(Path.Combine(dir, "seed-0", EncoderComparison.ResultFile)));
+        Assert.True(File.Exists(Path.Combine(dir, "seed-1", EncoderComparison.ResultFile)));
+        Assert.True(File.Exists(Path.Combine(dir, EncoderSeedSummary.ResultFile)));
+        Assert.Equal([0L, 1], s.Seeds);
+        // Different seeds train different weights, so the trained encoders' sex AUCs are not all equal across seeds.
+        var dino = s["sex/auc", "dino"].Values;
+        Assert.Equal(2, dino.Count);
+        Assert.All(dino, v => Assert.InRange(v, 0, 1));
+        Assert.NotEqual(s.Runs[0]["dino"]["age/mae_years"], s.Runs[1]["dino"]["age/mae_years"]);
+        Directory.Delete(dir, true);
+    }
+}
