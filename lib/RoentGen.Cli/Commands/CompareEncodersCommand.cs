@@ -53,15 +53,6 @@ internal static class CompareEncodersCommand
         }
     }
 
-    // "0,1,2" -> [0, 1, 2]; anything else is an error naming the bad entry.
-    internal static IReadOnlyList<long> ParseSeeds(string list)
-    {
-        var parts = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (parts.Length == 0) throw new ArgumentException("--seeds needs at least one seed, e.g. --seeds 0,1,2");
-        return parts.Select(p => long.TryParse(p, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var v)
-            ? v : throw new ArgumentException($"--seeds: '{p}' is not an integer seed")).ToList();
-    }
-
     public static Command BuildCompare()
     {
         var c = Common.Create();
@@ -78,7 +69,7 @@ internal static class CompareEncodersCommand
             var (cfg, probes) = c.Resolve(parse);
             if (parse.GetValue(seeds) is string list)
             {
-                var summary = EncoderComparisonSeeds.Run(cfg, ParseSeeds(list), parse.GetValue(c.Out)!, probes);
+                var summary = EncoderComparisonSeeds.Run(cfg, EncoderComparisonSeeds.ParseSeeds(list, "--seeds"), parse.GetValue(c.Out)!, probes);
                 Cli.Print(summary.ToDataFrame());
                 Cli.Print(summary.ClaimTable());
                 Console.WriteLine(summary.Summary());

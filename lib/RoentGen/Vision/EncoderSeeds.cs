@@ -162,6 +162,18 @@ public sealed class EncoderSeedSummary
 /// <summary>Runs the four-encoder comparison once per seed (each into OUT/seed-S, resumable) and summarises the seeds.</summary>
 public static class EncoderComparisonSeeds
 {
+    /// <summary>Parses a comma-separated seed list ("0,1,2").</summary>
+    /// <param name="list">The list.</param>
+    /// <param name="what">What to call it in errors (an option or parameter name).</param>
+    /// <exception cref="ArgumentException">Empty, or an entry that is not an integer (the message names it).</exception>
+    public static IReadOnlyList<long> ParseSeeds(string list, string what = "seeds")
+    {
+        var parts = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (parts.Length == 0) throw new ArgumentException($"{what} needs at least one seed, e.g. 0,1,2");
+        return parts.Select(p => long.TryParse(p, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)
+            ? v : throw new ArgumentException($"{what}: '{p}' is not an integer seed")).ToList();
+    }
+
     /// <summary>The folder of one seed's comparison under <paramref name="outDir"/>.</summary>
     public static string SeedFolder(string outDir, long seed) => Path.Combine(outDir, $"seed-{seed}");
 

@@ -1,4 +1,3 @@
-using RoentGen.Cli.Commands;
 using RoentGen.Evaluation.Probes;
 using RoentGen.Vision;
 
@@ -60,8 +59,8 @@ public class EncoderSeedsTests
         Assert.Contains("more than the seed", Assert.Throws<ArgumentException>(() => new EncoderSeedSummary([a, other])).Message);
         Assert.Contains("seed 0", Assert.Throws<ArgumentException>(() => new EncoderSeedSummary([a, a])).Message);
         Assert.Throws<ArgumentException>(() => new EncoderSeedSummary([]));
-        Assert.Equal([3L, 1], CompareEncodersCommand.ParseSeeds(" 3, 1 "));
-        Assert.Contains("'x'", Assert.Throws<ArgumentException>(() => CompareEncodersCommand.ParseSeeds("1,x")).Message);
+        Assert.Equal([3L, 1], EncoderComparisonSeeds.ParseSeeds(" 3, 1 "));
+        Assert.Contains("--seeds: 'x'", Assert.Throws<ArgumentException>(() => EncoderComparisonSeeds.ParseSeeds("1,x", "--seeds")).Message);
     }
 
     [Fact]
