@@ -127,7 +127,7 @@ public sealed class EncoderSeedSummary
     /// <summary>A paragraph: for each claim, in how many seeds it held and the mean advantage.</summary>
     public string Summary()
     {
-        var parts = Claims.Select(c => $"{c.Metric} {c.Holds}/{c.Decided} (advantage {F(c.AdvantageMean)} ± {F(c.AdvantageStandardDeviation)})");
+        var parts = Claims.Select(c => $"{c.Metric} {c.Holds}/{c.Decided} (advantage {F(c.AdvantageMean)} ± {Sd(c.AdvantageStandardDeviation)})");
         return $"Over {Seeds.Count} seeds ({string.Join(", ", Seeds)}), RAD-DINO's claims held in: {string.Join("; ", parts)} (margin {Margin}).";
     }
 
@@ -155,6 +155,8 @@ public sealed class EncoderSeedSummary
 
     /// <summary>Writes <see cref="ToJson"/> atomically.</summary>
     public void Save(string path) => AtomicFile.WriteAllText(path, ToJson());
+
+    private static string Sd(double v) => double.IsFinite(v) ? v.ToString("0.000", CultureInfo.InvariantCulture) : "n/a";
 
     private static string F(double v) => double.IsFinite(v) ? v.ToString("+0.000;-0.000;0.000", CultureInfo.InvariantCulture) : "n/a";
 }
