@@ -19,9 +19,9 @@ public sealed record DinoConfig
     /// <summary>Bottleneck width of the heads before the prototype layer.</summary>
     public int HeadBottleneck { get; init; } = 128;
     /// <summary>
-    /// Batch normalisation after the heads' hidden layers (DINO's use_bn_in_head). Off in DINOv2; on in the
-    /// small CPU presets, where the backbone's features of different phantoms start out nearly alike and the
-    /// teacher's targets would otherwise stay uniform.
+    /// Batch normalisation after the heads' hidden layers (DINO's use_bn_in_head; off in DINOv2 and in every preset).
+    /// It removes what the batch shares before the prototypes, which makes the teacher's first targets sharper; at the
+    /// quick budget it did not keep the DINO term off log K (notebook 05's reading notes).
     /// </summary>
     public bool HeadBatchNorm { get; init; }
 
@@ -72,8 +72,9 @@ public sealed record DinoConfig
     /// <summary>Weight decay at the last step.</summary>
     public double WeightDecayEnd { get; init; } = 0.2;
     /// <summary>
-    /// Steps at the start during which the heads' prototype layers get no gradient (DINO freezes them for the first
-    /// epoch; without that, the prototypes can all turn alike and the CLS loss stays at ln K).
+    /// Steps at the start during which the heads' prototype layers get no gradient (DINO's freeze_last_layer, one epoch
+    /// there; 0 here). A free prototype layer is one way the student can make its outputs uniform; at the quick budget,
+    /// 100 frozen steps did not keep the DINO term off log K.
     /// </summary>
     public int FreezePrototypesSteps { get; init; }
     /// <summary>Global gradient-norm clip (DINOv2: 3.0).</summary>

@@ -35,10 +35,7 @@ public sealed class DinoHead : nn.Module<Tensor, Tensor>
         }
     }
 
-    /// <summary>
-    /// The prototypes' weight (direction only). DINO keeps it frozen early in training (freeze_last_layer): a
-    /// prototype layer free from the start can make all prototypes alike, which makes every output uniform.
-    /// </summary>
+    /// <summary>The prototypes' weight (direction only); DINO keeps it frozen early in training (freeze_last_layer).</summary>
     public Parameter Prototypes => last_layer_weight_v;
 
     /// <summary>(B, D) or (B, N, D) → (B, prototypes) or (B, N, prototypes) logits.</summary>
