@@ -89,7 +89,7 @@ internal static class CheckRealCommand
         if (comparison is not null)
         {
             if (!Directory.Exists(comparison)) throw new DirectoryNotFoundException($"--comparison: no such folder: {comparison}");
-            list.AddRange(EncoderComparisonResult.Load(Path.Combine(comparison, EncoderComparison.ResultFile)).OpenEncoders(comparison));
+            list.AddRange(EncoderComparisonResult.Load(Path.Combine(comparison, EncoderComparison.ResultFile)).OpenEncoders());
         }
         foreach (var spec in specs)
         {

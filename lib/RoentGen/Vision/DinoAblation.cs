@@ -139,7 +139,7 @@ public static class DinoAblation
             variants = variants.Where(v => only.Contains(v.Name)).ToList();
         }
         Directory.CreateDirectory(outDir);
-        var data = new Lazy<ProbeData>(() => ProbeData.FromPhantoms(config.ProbePhantoms, config.Vit().ImageSize, config.ProbeWorldSeed));
+        var data = EncoderComparison.ProbeDataFor(config);
         var pools = new Dictionary<int, PhantomTrainingPool>();
         var rows = new List<DinoAblationRow>();
         foreach (var v in variants)

@@ -178,10 +178,20 @@ public sealed class EncoderComparisonResult
     public static IReadOnlyList<string> EncoderNames { get; } = ["dino", "clip", "supervised", "random"];
 
     /// <summary>Creates a result.</summary>
-    public EncoderComparisonResult(EncoderComparisonConfig config, IReadOnlyList<EncoderRun> runs, IReadOnlyList<EncoderProbes> probes)
+    /// <param name="config">The setup.</param>
+    /// <param name="runs">Training of the trained encoders.</param>
+    /// <param name="probes">Probe results per encoder.</param>
+    /// <param name="folder">The comparison folder (comparison.json and the run folders), when there is one.</param>
+    public EncoderComparisonResult(EncoderComparisonConfig config, IReadOnlyList<EncoderRun> runs, IReadOnlyList<EncoderProbes> probes, string? folder = null)
     {
-        Config = config; Runs = runs; Probes = probes;
+        Config = config; Runs = runs; Probes = probes; Folder = folder;
     }
+
+    /// <summary>
+    /// The folder the comparison was run into or loaded from (null for one built in memory); <see cref="OpenEncoders()"/>
+    /// looks for the run folders there first.
+    /// </summary>
+    public string? Folder { get; }
 
     /// <summary>The setup.</summary>
     public EncoderComparisonConfig Config { get; }
@@ -295,7 +305,7 @@ public sealed class EncoderComparisonResult
             r["encoder_folder"]!.GetValue<string>(), r["trained_now"]!.GetValue<bool>(), r["steps"]!.GetValue<int>(), r["seconds"]!.GetValue<double>(),
             r["final_loss"] is JsonNode l ? l.GetValue<double>() : double.NaN)).ToList();
         var probes = encoders.Select(e => EncoderProbes.FromJson(e!, e!["encoder"]!.GetValue<string>())).ToList();
-        return new EncoderComparisonResult(config, runs, probes);
+        return new EncoderComparisonResult(config, runs, probes, Path.GetDirectoryName(Path.GetFullPath(path)));
     }
 
     /// <summary>Writes <see cref="ToJson"/> atomically.</summary>
@@ -313,11 +323,12 @@ public sealed class EncoderComparisonResult
     }
 
     /// <summary>
-    /// The four encoders, named as in the tables: the trained ones loaded from their run folders (which must still
-    /// exist), and the random-init ViT rebuilt from the config's seed.
+    /// The four encoders, named as in the tables: the trained ones loaded from their run folders (under
+    /// <see cref="Folder"/> first, then as recorded; they must still exist), and the random-init ViT rebuilt from the
+    /// config's seed.
     /// </summary>
     /// <exception cref="DirectoryNotFoundException">A run folder is gone.</exception>
-    public IReadOnlyList<IImageEncoder> OpenEncoders() => OpenEncoders(null);
+    public IReadOnlyList<IImageEncoder> OpenEncoders() => OpenEncoders(Folder);
 
     /// <summary>
     /// The four encoders (see <see cref="OpenEncoders()"/>), with the trained ones looked up under
@@ -375,7 +386,15 @@ public static class EncoderComparison
     /// <exception cref="ArgumentException">The config is inconsistent.</exception>
     /// <exception cref="InvalidOperationException">An encoder folder holds a run of another config.</exception>
     public static EncoderComparisonResult Run(EncoderComparisonConfig config, string outDir, ProbeSuiteOptions? probes = null,
-        Action<string>? log = null, CancellationToken cancellation = default)
+        Action<string>? log = null, CancellationToken cancellation = default) => RunWithProbeData(config, outDir, probes, log, null, cancellation);
+
+    /// <summary>The held-out probe phantoms of a config (generated on first use).</summary>
+    internal static Lazy<ProbeData> ProbeDataFor(EncoderComparisonConfig config) =>
+        new(() => ProbeData.FromPhantoms(config.ProbePhantoms, config.Vit().ImageSize, config.ProbeWorldSeed));
+
+    // As above, with probe data that runs of the same probe setup (e.g. other seeds) can share.
+    internal static EncoderComparisonResult RunWithProbeData(EncoderComparisonConfig config, string outDir, ProbeSuiteOptions? probes,
+        Action<string>? log, Lazy<ProbeData>? data, CancellationToken cancellation)
     {
         config.Validate();
         log ??= Console.WriteLine;
@@ -391,12 +410,12 @@ public static class EncoderComparison
             Logged(log, EncoderRuns.Clip(config.ClipRun(), pool, Path.Combine(outDir, "clip"), cancellation)),
             Logged(log, EncoderRuns.Supervised(config.SupervisedRun(), pool, Path.Combine(outDir, "supervised"), cancellation)),
         };
-        var data = new Lazy<ProbeData>(() => ProbeData.FromPhantoms(config.ProbePhantoms, config.Vit().ImageSize, config.ProbeWorldSeed));
+        data ??= ProbeDataFor(config);
         var results = new List<EncoderProbes>();
         foreach (var run in runs)
             results.Add(ProbeCached(run.Kind, run.Folder, () => VitEncoder.Load(run.EncoderFolder), run.TrainedNow, config, data, probes, log));
         results.Add(ProbeCached("random", Path.Combine(outDir, "random"), () => new RandomEncoder(config.Vit(), config.Seed), false, config, data, probes, log));
-        var result = new EncoderComparisonResult(config, runs, results);
+        var result = new EncoderComparisonResult(config, runs, results, outDir);
         result.Save(Path.Combine(outDir, ResultFile));
         return result;
     }

@@ -190,10 +190,11 @@ public static class EncoderComparisonSeeds
         if (seeds.Distinct().Count() != seeds.Count) throw new ArgumentException($"seeds repeat: {string.Join(", ", seeds)}");
         log ??= Console.WriteLine;
         var runs = new List<EncoderComparisonResult>();
+        var data = EncoderComparison.ProbeDataFor(config);   // the seed changes training only: the probe phantoms are shared
         foreach (var seed in seeds)
         {
             log($"seed {seed}: {SeedFolder(outDir, seed)}");
-            runs.Add(EncoderComparison.Run(config with { Seed = seed }, SeedFolder(outDir, seed), probes, log, cancellation));
+            runs.Add(EncoderComparison.RunWithProbeData(config with { Seed = seed }, SeedFolder(outDir, seed), probes, log, data, cancellation));
         }
         var summary = new EncoderSeedSummary(runs);
         summary.Save(Path.Combine(outDir, EncoderSeedSummary.ResultFile));
