@@ -3,7 +3,8 @@ using Plotly.NET;
 using RoentGen.Data.Datasets;
 using RoentGen.Data.Phantoms;
 using RoentGen.Data.Reports;
-using RoentGen.Interactive;
+using RoentGen.Platform;
+using RoentGen.Visualization;
 using CSharpChart = Plotly.NET.CSharp.Chart;
 
 namespace RoentGen.Data;

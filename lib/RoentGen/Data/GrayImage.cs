@@ -1,4 +1,5 @@
-using RoentGen.Interactive;
+using RoentGen.Platform;
+using RoentGen.Visualization;
 
 namespace RoentGen.Data;
 

@@ -3,7 +3,8 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Data.Analysis;
 using RoentGen.Evaluation;
-using RoentGen.Interactive;
+using RoentGen.Platform;
+using RoentGen.Visualization;
 using static TorchSharp.torch;
 
 namespace RoentGen.Diffusion;

@@ -1,3 +1,4 @@
+using RoentGen.Platform;
 using RoentGen.Text;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -73,7 +74,7 @@ public sealed class TextToImagePipeline
     public Tensor SampleWithProgress(SampleRequest request, string title)
     {
         int batches = (request.Prompts.Count + request.BatchSize - 1) / request.BatchSize;
-        using var progress = Interactive.ProgressReporter.Start(title, (long)batches * request.Steps, "steps");
+        using var progress = ProgressReporter.Start(title, (long)batches * request.Steps, "steps");
         return Sample(request, (_, _) => progress.Advance());
     }
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using MathNet.Numerics.LinearAlgebra;
-using RoentGen.Interactive;
+using RoentGen.Platform;
+using RoentGen.Visualization;
 
 namespace RoentGen.Evaluation;
 

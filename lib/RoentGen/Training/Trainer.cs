@@ -1,7 +1,7 @@
 using System.Text.Json;
-using RoentGen.Interactive;
-using RoentGen.Interop;
 using RoentGen.Platform;
+using RoentGen.Visualization;
+using RoentGen.Interop;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

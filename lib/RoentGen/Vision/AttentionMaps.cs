@@ -1,5 +1,6 @@
 using RoentGen.Data;
-using RoentGen.Interactive;
+using RoentGen.Platform;
+using RoentGen.Visualization;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,6 +1,6 @@
 using System.Text.Json;
-using RoentGen.Interactive;
 using RoentGen.Platform;
+using RoentGen.Visualization;
 using RoentGen.Training;
 
 namespace RoentGen.Vision;

@@ -60,14 +60,14 @@ public class ProgressSinksTests
     {
         var log = new List<string>();
         Assert.IsType<ProgressSinks.NotebookSink>(WithFakeNotebook(log, ProgressSinks.Default));
-        Assert.IsType<ProgressSinks.LogLineSink>(ProgressSinks.Default());
+        Assert.IsType<LogLineProgressSink>(ProgressSinks.Default());
     }
 
     [Fact]
     public void Log_sink_throttles_and_writes_the_end()
     {
         var w = new StringWriter();
-        using (var p = ProgressReporter.Start("eval", total: 1000, unit: "images", sink: new ProgressSinks.LogLineSink(w, TimeSpan.FromHours(1))))
+        using (var p = ProgressReporter.Start("eval", total: 1000, unit: "images", sink: new LogLineProgressSink(w, TimeSpan.FromHours(1))))
             for (int i = 0; i < 1000; i++) p.Advance();
         var lines = w.ToString().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(2, lines.Length);
@@ -82,9 +82,9 @@ public class ProgressSinksTests
         var w = new StringWriter();
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(w), Interactive = InteractionSupport.No, Ansi = AnsiSupport.No });
         var sink = ProgressSinks.SpectreConsole(console);
-        Assert.IsType<ProgressSinks.LogLineSink>(sink);
+        Assert.IsType<LogLineProgressSink>(sink);
         Func<IProgressSink> factory = ProgressSinks.SpectreConsole; // what the CLI installs as ProgressReporter.SinkFactory
-        using (var fromFactory = factory()) Assert.IsType<ProgressSinks.LogLineSink>(fromFactory); // stderr is redirected under the test runner
+        using (var fromFactory = factory()) Assert.IsType<LogLineProgressSink>(fromFactory); // stderr is redirected under the test runner
         using (var p = ProgressReporter.Start("ci-job", total: 5, sink: sink)) p.Advance(5);
         Assert.Contains("ci-job 5/5 it", w.ToString());
     }
@@ -95,7 +95,7 @@ public class ProgressSinksTests
         var w = new StringWriter();
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(w), Interactive = InteractionSupport.Yes, Ansi = AnsiSupport.Yes });
         var sink = ProgressSinks.SpectreConsole(console);
-        Assert.IsNotType<ProgressSinks.LogLineSink>(sink);
+        Assert.IsNotType<LogLineProgressSink>(sink);
         using (var p = ProgressReporter.Start("fit", total: 10, unit: "steps", sink: sink))
             for (int i = 0; i < 10; i++) { p.SetMetric("loss", 0.25); p.Advance(); }
         var text = w.ToString();

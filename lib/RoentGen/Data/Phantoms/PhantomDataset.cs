@@ -1,5 +1,6 @@
 using System.Globalization;
-using RoentGen.Interactive;
+using RoentGen.Platform;
+using RoentGen.Visualization;
 
 namespace RoentGen.Data.Phantoms;
 

@@ -1,4 +1,4 @@
-namespace RoentGen.Interactive;
+namespace RoentGen.Visualization;
 
 /// <summary>
 /// A built-in 5x7 pixel font for printable ASCII (32 to 126), so captions render without any system font

@@ -1,4 +1,4 @@
-namespace RoentGen.Interactive;
+namespace RoentGen.Visualization;
 
 /// <summary>
 /// Something that can show itself as a PNG picture. The notebook runner emits these as image/png

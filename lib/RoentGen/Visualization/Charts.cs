@@ -2,7 +2,7 @@ using Microsoft.FSharp.Core;
 using Plotly.NET;
 using RoentGen.Platform;
 
-namespace RoentGen.Interactive;
+namespace RoentGen.Visualization;
 
 /// <summary>Plotly.NET charts as self-contained HTML: plotly.js is embedded inline, so reports open with no network.</summary>
 public static class Charts
@@ -22,7 +22,7 @@ public static class Charts
 
     /// <summary>
     /// The chart as an HTML fragment (a div and its plotting script) that loads no plotly.js: for a page that embeds
-    /// plotly.js once, e.g. through one <see cref="ToOfflineHtml"/> chart placed before it (see <see cref="HtmlReport"/>).
+    /// plotly.js once, e.g. through one <see cref="ToOfflineHtml"/> chart placed before it (see <c>HtmlReport</c>).
     /// </summary>
     public static string ToFragmentWithoutLibrary(GenericChart chart)
     {

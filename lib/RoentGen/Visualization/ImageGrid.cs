@@ -2,7 +2,7 @@ using RoentGen.Data;
 using SkiaSharp;
 using TorchSharp;
 
-namespace RoentGen.Interactive;
+namespace RoentGen.Visualization;
 
 /// <summary>An RGB colour (for mask overlays).</summary>
 /// <param name="R">Red, 0-255.</param>

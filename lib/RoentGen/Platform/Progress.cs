@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace RoentGen.Interactive;
+namespace RoentGen.Platform;
 
 /// <summary>A snapshot of a long job: how far it is, how fast, and its latest metrics.</summary>
 /// <param name="Title">What is running.</param>
@@ -54,7 +54,7 @@ public sealed class ProgressReporter : IDisposable
     private long _done;
     private bool _completed;
 
-    /// <summary>Chooses the sink for new reporters. Hosts replace it; null means <see cref="ProgressSinks.Default"/>.</summary>
+    /// <summary>Chooses the sink for new reporters. Hosts replace it (the CLI with a console bar, a notebook with an updating display); null means log lines on standard error.</summary>
     public static Func<IProgressSink>? SinkFactory { get; set; }
 
     private ProgressReporter(string title, long? total, string unit, IProgressSink sink)
@@ -63,11 +63,11 @@ public sealed class ProgressReporter : IDisposable
     }
 
     /// <summary>
-    /// Starts reporting a job. Without an explicit sink: inside a notebook an updating notebook display (even when
-    /// the notebook runs under the CLI), else the host's <see cref="SinkFactory"/>, else <see cref="ProgressSinks.Default"/>.
+    /// Starts reporting a job. Without an explicit sink: the host's <see cref="SinkFactory"/>, else a
+    /// <see cref="LogLineProgressSink"/> on standard error.
     /// </summary>
     public static ProgressReporter Start(string title, long? total = null, string unit = "it", IProgressSink? sink = null) =>
-        new(title, total, unit, sink ?? (NotebookHost.IsNotebook ? ProgressSinks.Notebook() : null) ?? SinkFactory?.Invoke() ?? ProgressSinks.Default());
+        new(title, total, unit, sink ?? SinkFactory?.Invoke() ?? new LogLineProgressSink(Console.Error, LogLineProgressSink.DefaultInterval));
 
     /// <summary>What is running.</summary>
     public string Title { get; }
@@ -111,4 +111,46 @@ public sealed class ProgressReporter : IDisposable
         Complete();
         _sink.Dispose();
     }
+}
+
+/// <summary>Discards progress.</summary>
+public sealed class NullProgressSink : IProgressSink
+{
+    /// <inheritdoc />
+    public void Report(ProgressState state) { }
+    /// <inheritdoc />
+    public void Complete(ProgressState state) { }
+    /// <inheritdoc />
+    public void Dispose() { }
+}
+
+/// <summary>Writes a line at most every <paramref name="interval"/>, and one at the end: the default sink of the library.</summary>
+public sealed class LogLineProgressSink(TextWriter writer, TimeSpan interval) : IProgressSink
+{
+    private readonly object _gate = new();
+    private DateTime _last = DateTime.MinValue;
+
+    /// <summary>How often log-line sinks write by default.</summary>
+    public static TimeSpan DefaultInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <inheritdoc />
+    public void Report(ProgressState state)
+    {
+        lock (_gate)
+        {
+            var now = DateTime.UtcNow;
+            if (now - _last < interval) return;
+            _last = now;
+            writer.WriteLine(state.ToString());
+        }
+    }
+
+    /// <inheritdoc />
+    public void Complete(ProgressState state)
+    {
+        lock (_gate) writer.WriteLine(state + " done");
+    }
+
+    /// <inheritdoc />
+    public void Dispose() { }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using Microsoft.AspNetCore.Html;
+using RoentGen.Platform;
 using Spectre.Console;
 
 namespace RoentGen.Interactive;
@@ -9,8 +10,8 @@ namespace RoentGen.Interactive;
 /// <summary>The built-in progress sinks.</summary>
 public static class ProgressSinks
 {
-    /// <summary>How often log-line sinks write by default.</summary>
-    public static TimeSpan LogInterval { get; set; } = TimeSpan.FromSeconds(5);
+    /// <summary>How often log-line sinks write by default (<see cref="LogLineProgressSink.DefaultInterval"/>).</summary>
+    public static TimeSpan LogInterval { get => LogLineProgressSink.DefaultInterval; set => LogLineProgressSink.DefaultInterval = value; }
 
     /// <summary>How often the notebook sink refreshes its display by default.</summary>
     public static TimeSpan NotebookInterval { get; set; } = TimeSpan.FromSeconds(0.5);
@@ -20,10 +21,10 @@ public static class ProgressSinks
     /// (<see cref="NotebookHost.IsNotebook"/>), else log lines on standard error.
     /// </summary>
     public static IProgressSink Default() =>
-        NotebookHost.IsNotebook ? Notebook() : new LogLineSink(Console.Error, LogInterval);
+        NotebookHost.IsNotebook ? Notebook() : new LogLineProgressSink(Console.Error, LogInterval);
 
     /// <summary>Discards progress.</summary>
-    public static IProgressSink None() => new NullSink();
+    public static IProgressSink None() => new NullProgressSink();
 
     /// <summary>
     /// A live Spectre.Console progress bar on standard error (description, bar, percentage, elapsed, remaining,
@@ -33,7 +34,7 @@ public static class ProgressSinks
     /// </summary>
     public static IProgressSink SpectreConsole()
     {
-        if (Console.IsErrorRedirected) return new LogLineSink(Console.Error, LogInterval);
+        if (Console.IsErrorRedirected) return new LogLineProgressSink(Console.Error, LogInterval);
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
         return SpectreConsole(console);
     }
@@ -42,7 +43,7 @@ public static class ProgressSinks
     public static IProgressSink SpectreConsole(IAnsiConsole console)
     {
         if (!console.Profile.Capabilities.Interactive || !console.Profile.Capabilities.Ansi || SpectreBarSink.Active > 0)
-            return new LogLineSink(console.Profile.Out.Writer, LogInterval);
+            return new LogLineProgressSink(console.Profile.Out.Writer, LogInterval);
         return new SpectreBarSink(console);
     }
 
@@ -61,38 +62,6 @@ public static class ProgressSinks
             : "<progress style=\"width: 320px\"></progress>";
         var text = WebUtility.HtmlEncode(state + (done ? " done" : ""));
         return $"<div class=\"roentgen-progress\">{bar} <code>{text}</code></div>";
-    }
-
-    private sealed class NullSink : IProgressSink
-    {
-        public void Report(ProgressState state) { }
-        public void Complete(ProgressState state) { }
-        public void Dispose() { }
-    }
-
-    /// <summary>Writes a line at most every <paramref name="interval"/>, and one at the end.</summary>
-    public sealed class LogLineSink(TextWriter writer, TimeSpan interval) : IProgressSink
-    {
-        private readonly object _gate = new();
-        private DateTime _last = DateTime.MinValue;
-        /// <inheritdoc />
-        public void Report(ProgressState state)
-        {
-            lock (_gate)
-            {
-                var now = DateTime.UtcNow;
-                if (now - _last < interval) return;
-                _last = now;
-                writer.WriteLine(state.ToString());
-            }
-        }
-        /// <inheritdoc />
-        public void Complete(ProgressState state)
-        {
-            lock (_gate) writer.WriteLine(state + " done");
-        }
-        /// <inheritdoc />
-        public void Dispose() { }
     }
 
     /// <summary>Shows an HTML progress element in a notebook and updates it in place, throttled.</summary>
