@@ -5,9 +5,7 @@ set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-if [ -f environment/install-chromium.sh ]; then
-  bash environment/install-chromium.sh || echo "warning: chromium could not be installed; browser tests will report as skipped"
-fi
+bash environment/install-test-packages.sh || echo "warning: test packages could not be installed; the tests that need them will report as skipped"
 
 results="$root/data/generated/test-results"
 rm -rf "$results"

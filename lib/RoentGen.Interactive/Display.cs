@@ -31,6 +31,7 @@ public static class Display
         lock (Gate)
         {
             if (_registered) return;
+            TorchNative.EnsureLoaded();   // before any TorchSharp call a notebook makes (see TorchNative)
             const string html = "text/html";
             Formatter.Register<GrayImage>(img => ImageTag(img.ToPng(), img.ToString()), html);
             Formatter.Register<ImageGrid>(grid => ImageTag(grid.ToPng(), grid.ToString()), html);
@@ -38,6 +39,8 @@ public static class Display
             Formatter.Register<Tensor>(TensorHtml, html);
             Formatter.Register<GenericChart>(Charts.ToOfflineHtml, html);
             Formatter.Register<DataFrame>(DataFrameHtml, html);
+            // Inside a kernel, progress becomes an HTML bar updated in place (the CLI installs its console bar instead).
+            if (NotebookHost.IsNotebook) ProgressReporter.SinkFactory = () => ProgressSinks.Notebook();
             _registered = true;
         }
     }

@@ -63,7 +63,7 @@ internal static class NotebookCommand
                 log.WriteLine($"running {file.FullName}");
                 result = await new NotebookRunner(options).RunFileAsync(file.FullName, outPath, ct);
             }
-            catch (Exception e) when (e is NotebookFormatException or NotebookParameterException or FileNotFoundException)
+            catch (Exception e) when (e is NotebookFormatException or NotebookParameterException or FileNotFoundException or KernelUnavailableException or DirectoryNotFoundException)
             {
                 return Fail(e.Message);
             }

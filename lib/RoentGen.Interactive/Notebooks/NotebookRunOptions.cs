@@ -24,6 +24,9 @@ public sealed record NotebookRunOptions
 
     /// <summary>Called after each cell (run, skipped, or not run).</summary>
     public Action<CellRunResult>? CellFinished { get; init; }
+
+    /// <summary>The kernel program and its leading arguments; null finds the pinned dotnet-interactive (<see cref="KernelProcess.FindKernelCommand"/>).</summary>
+    public IReadOnlyList<string>? KernelCommand { get; init; }
 }
 
 /// <summary>What happened to one cell.</summary>

@@ -79,7 +79,12 @@ public static class Doctor
     public static DoctorReport Run(bool measure = true, int matmulSize = 2048)
     {
         var (cpuModel, features) = ReadCpu();
-        var libs = GlibcxxCompat.FindLibraries(AppContext.BaseDirectory).ToList();
+        TorchNative.EnsureLoaded();
+        // The copies this process may load: the one preloaded next to TorchSharp.dll (a notebook kernel, a host that loads
+        // the library by path) and those of the application's own output.
+        var libs = TorchNative.Candidates().Where(File.Exists).Take(1)
+            .Concat(GlibcxxCompat.FindLibraries(AppContext.BaseDirectory))
+            .Select(Path.GetFullPath).Distinct().ToList();
         bool? needed = null, applied = null;
         if (OperatingSystem.IsLinux())
         {
