@@ -10,7 +10,7 @@ internal static class NotebookCommand
     public static Command Build()
     {
         var run = BuildRun();
-        return new Command("notebook", "Work with Polyglot (C#) notebooks headlessly.") { run };
+        return new Command("notebook", "Work with Polyglot (C#) notebooks headlessly.") { run, BuildExport() };
     }
 
     private static Command BuildRun()
@@ -73,6 +73,42 @@ internal static class NotebookCommand
             log.WriteLine($"{ran} code cells run, {failed} failed; wrote {outPath}");
             if (failed > 0 && !options.KeepGoing) return 1;
             return 0;
+        });
+        return cmd;
+    }
+
+    private static Command BuildExport()
+    {
+        var input = new Argument<FileInfo?>("notebook") { Description = "The .ipynb notebook (for --to html: an executed one).", Arity = ArgumentArity.ZeroOrOne };
+        var to = new Option<string>("--to") { Description = "cs: a C# file-based app (dotnet run NAME.cs) that writes NAME.html; html: the notebook and its outputs as one page.", DefaultValueFactory = _ => "cs" };
+        var output = new Option<FileInfo?>("--out", "-o") { Description = "Where to write (default: apps/NAME.cs beside the notebook; NAME.html beside it for html)." };
+        var project = new Option<FileInfo?>("--project") { Description = "RoentGen.Interactive.csproj for the app's #:project line (default: found above the notebook)." };
+        var cmd = new Command("export", "Write a notebook as a C# file-based app, or an executed notebook as an HTML page.") { input, to, output, project };
+        cmd.SetAction(parse =>
+        {
+            if (parse.GetValue(input) is not { } file) return Fail("which notebook? usage: roentgen notebook export NB.ipynb --to cs|html [--out FILE]");
+            if (!file.Exists) return Fail($"notebook not found: {file.FullName}");
+            try
+            {
+                var kind = parse.GetValue(to);
+                string written;
+                if (kind == "cs")
+                {
+                    written = NotebookExport.ExportFile(file.FullName, parse.GetValue(output)?.FullName, parse.GetValue(project)?.FullName);
+                    Console.WriteLine($"wrote {written}; run it with: dotnet run {Path.GetRelativePath(Environment.CurrentDirectory, written)}");
+                }
+                else if (kind == "html")
+                {
+                    written = NotebookHtml.Write(file.FullName, parse.GetValue(output)?.FullName);
+                    Console.WriteLine($"wrote {written}");
+                }
+                else return Fail($"--to must be cs or html (got '{kind}')");
+                return 0;
+            }
+            catch (Exception e) when (e is NotebookFormatException or NotebookExportException or IOException)
+            {
+                return Fail(e.Message);
+            }
         });
         return cmd;
     }
