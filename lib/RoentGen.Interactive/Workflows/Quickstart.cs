@@ -216,11 +216,17 @@ public static class Quickstart
             {
                 if (!File.Exists(path)) throw new FileNotFoundException($"notebook not found: {path}", path);
                 var runner = new NotebookRunner(new NotebookRunOptions { WorkingDirectory = o.NotebookDir });
-                var result = await runner.RunFileAsync(path, Path.Combine(nbOut, Path.GetFileName(path)));
+                var executed = Path.Combine(nbOut, Path.GetFileName(path));
+                var result = await runner.RunFileAsync(path, executed);
+                // The executed notebook as a page a reader opens without a kernel (plotly.js once per page).
+                NotebookHtml.Write(executed, Path.ChangeExtension(executed, ".html"));
                 notebooks[Path.GetFileName(path)] = !result.AnyFailed;
                 log.WriteLine($"   {Path.GetFileName(path)}: {(result.AnyFailed ? "FAILED" : "ok")}");
             }
-            report.Heading("Notebooks").Raw("<ul>" + string.Concat(notebooks.Select(kv => $"<li>notebooks/{kv.Key}: {(kv.Value ? "ran clean" : "FAILED")}</li>")) + "</ul>");
+            report.Heading("Notebooks")
+                  .Paragraph("Run in the real .NET Interactive kernel (dotnet-interactive " + KernelProcess.PinnedVersion + "); each link is the executed notebook as one page.")
+                  .Raw("<ul>" + string.Concat(notebooks.Select(kv =>
+                      $"<li><a href=\"notebooks/{System.Net.WebUtility.HtmlEncode(Path.ChangeExtension(kv.Key, ".html"))}\">notebooks/{System.Net.WebUtility.HtmlEncode(kv.Key)}</a>: {(kv.Value ? "ran clean" : "FAILED")}</li>")) + "</ul>");
         }
 
         Stage("writing the report");

@@ -114,3 +114,32 @@ public sealed class NotebookExportTests : IDisposable
         Assert.Contains("unknown parameter(s) steps", badOutput);
     }
 }
+
+/// <summary>Every project notebook, exported as a file-based app and run with <c>dotnet run</c> at the notebook tests' parameters.</summary>
+[Collection(ProcessStateCollection.Name)]
+public sealed class AppExecutionTests : IDisposable
+{
+    // Outside the repository on purpose: no Directory.Build.props applies, as for a user who exports elsewhere.
+    private readonly string _dir = TestPaths.NewTempDir("roentgen-apps");
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
+    }
+
+    [Theory]
+    [MemberData(nameof(RoentGen.Tests.Notebooks.NotebookExecutionTests.Notebooks), MemberType = typeof(RoentGen.Tests.Notebooks.NotebookExecutionTests))]
+    public void Notebook_runs_as_a_file_based_app_and_writes_its_page(string file, string parameters)
+    {
+        var notebook = Path.Combine(TestPaths.RepoRoot, "notebooks", file);
+        var project = Path.Combine(TestPaths.RepoRoot, "lib", "RoentGen.Interactive", "RoentGen.Interactive.csproj");
+        var app = NotebookExport.ExportFile(notebook, Path.Combine(_dir, Path.ChangeExtension(file, ".cs")), project);
+        var args = parameters.Split(';', StringSplitOptions.RemoveEmptyEntries).SelectMany(p => new[] { "-p", p }).ToArray();
+        var (code, output) = NotebookExportTests.RunApp(app, TimeSpan.FromMinutes(10), args);
+        Assert.True(code == 0, $"{file} as an app failed:\n{output}");
+        var page = File.ReadAllText(Path.ChangeExtension(app, ".html"));
+        Assert.DoesNotContain("<pre class=\"error\">", page);
+        Assert.Contains("<pre class=\"source\">", page);
+        Assert.Contains("data:image/png;base64,", page);
+    }
+}
