@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
 using RoentGen.Data;
-using SkiaSharp;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats.Jpeg;
+using SixLabors.ImageSharp.PixelFormats;
 
 namespace RoentGen.Tests.Data;
 
@@ -63,7 +65,7 @@ public class ImageIOTests
             }
             prev = line;
         }
-        var png = PngCodec.Assemble(w, h, 16, 0, raw);
+        var png = PngFixtures.Assemble(w, h, 16, 0, raw);
         var img = ImageIO.Decode(png, "filters.png");
         for (int i = 0; i < values.Length; i++) Assert.Equal(values[i] / 65535f, img.Pixels[i]);
     }
@@ -85,7 +87,7 @@ public class ImageIOTests
                 for (int c = 0; c < pw; c++) raw.Add(V(x0 + c * dx, y0 + r * dy));
             }
         }
-        var img = ImageIO.Decode(PngCodec.Assemble(w, h, 8, 0, raw.ToArray(), interlace: 1), "adam7.png");
+        var img = ImageIO.Decode(PngFixtures.Assemble(w, h, 8, 0, raw.ToArray(), interlace: 1), "adam7.png");
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++) Assert.Equal(V(x, y) / 255f, img[x, y]);
     }
@@ -95,25 +97,25 @@ public class ImageIOTests
     {
         // 2-bit palette, 5x1: indices 0 1 2 3 0, packed from the most significant bits.
         byte[] palette = [0, 0, 0, 255, 255, 255, 255, 0, 0, 10, 10, 10];
-        var pal = ImageIO.Decode(PngCodec.Assemble(5, 1, 2, 3, [0, 0b00_01_10_11, 0b00_000000], palette: palette), "palette.png");
+        var pal = ImageIO.Decode(PngFixtures.Assemble(5, 1, 2, 3, [0, 0b00_01_10_11, 0b00_000000], palette: palette), "palette.png");
         Assert.Equal(new[] { 0f, 1f, 0.299f * 255 / 255f, 10 / 255f, 0f }, pal.Pixels, new ToleranceComparer(1e-6f));
 
         // 4-bit gray, 3x1: 0, 7, 15.
-        var g4 = ImageIO.Decode(PngCodec.Assemble(3, 1, 4, 0, [0, 0x07, 0xF0]), "gray4.png");
+        var g4 = ImageIO.Decode(PngFixtures.Assemble(3, 1, 4, 0, [0, 0x07, 0xF0]), "gray4.png");
         Assert.Equal(new[] { 0f, 7 / 15f, 1f }, g4.Pixels);
 
         // 16-bit RGB, 2x1: a gray pixel (exact) and pure green.
-        var rgb16 = ImageIO.Decode(PngCodec.Assemble(2, 1, 16, 2, [0, 0x12, 0x34, 0x12, 0x34, 0x12, 0x34, 0, 0, 0xFF, 0xFF, 0, 0]), "rgb16.png");
+        var rgb16 = ImageIO.Decode(PngFixtures.Assemble(2, 1, 16, 2, [0, 0x12, 0x34, 0x12, 0x34, 0x12, 0x34, 0, 0, 0xFF, 0xFF, 0, 0]), "rgb16.png");
         Assert.Equal(0x1234 / 65535f, rgb16.Pixels[0]);
         Assert.Equal(0.587f, rgb16.Pixels[1], 1e-6f);
         Assert.Equal(16, rgb16.SourceBitDepth);
 
         // 8-bit gray + alpha, 2x1: alpha is ignored.
-        var ga = ImageIO.Decode(PngCodec.Assemble(2, 1, 8, 4, [0, 100, 0, 200, 255]), "ga.png");
+        var ga = ImageIO.Decode(PngFixtures.Assemble(2, 1, 8, 4, [0, 100, 0, 200, 255]), "ga.png");
         Assert.Equal(new[] { 100 / 255f, 200 / 255f }, ga.Pixels);
 
         // Invalid combinations are refused by name.
-        var e = Assert.Throws<InvalidDataException>(() => ImageIO.Decode(PngCodec.Assemble(2, 1, 4, 2, [0, 0]), "bad-depth.png"));
+        var e = Assert.Throws<InvalidDataException>(() => ImageIO.Decode(PngFixtures.Assemble(2, 1, 4, 2, [0, 0]), "bad-depth.png"));
         Assert.Contains("bad-depth.png", e.Message);
         Assert.Contains("colour type 2 with bit depth 4", e.Message);
     }
@@ -131,15 +133,16 @@ public class ImageIOTests
     }
 
     [Fact]
-    public void Rgb_png_from_skia_is_read_as_luma()
+    public void Rgba_png_from_imagesharp_is_read_as_luma()
     {
-        using var bmp = new SKBitmap(new SKImageInfo(4, 2, SKColorType.Rgba8888, SKAlphaType.Opaque));
-        bmp.SetPixel(0, 0, new SKColor(255, 0, 0));
-        bmp.SetPixel(1, 0, new SKColor(0, 255, 0));
-        bmp.SetPixel(2, 0, new SKColor(0, 0, 255));
-        bmp.SetPixel(3, 0, new SKColor(200, 200, 200));
-        using var data = bmp.Encode(SKEncodedImageFormat.Png, 100);
-        var img = ImageIO.Decode(data.ToArray(), "rgb.png");
+        using var rgba = new Image<Rgba32>(4, 2);
+        rgba[0, 0] = new Rgba32(255, 0, 0);
+        rgba[1, 0] = new Rgba32(0, 255, 0);
+        rgba[2, 0] = new Rgba32(0, 0, 255, 10); // alpha is ignored
+        rgba[3, 0] = new Rgba32(200, 200, 200);
+        using var ms = new MemoryStream();
+        rgba.SaveAsPng(ms);
+        var img = ImageIO.Decode(ms.ToArray(), "rgb.png");
         Assert.Equal(0.299f, img[0, 0], 3);
         Assert.Equal(0.587f, img[1, 0], 3);
         Assert.Equal(0.114f, img[2, 0], 3);
@@ -150,15 +153,15 @@ public class ImageIOTests
     public void Jpeg_is_read_close_to_what_was_written()
     {
         const int w = 32, h = 16;
-        using var bmp = new SKBitmap(new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        using var ramp = new Image<Rgb24>(w, h);
         for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++) { byte v = (byte)(x * 8); bmp.SetPixel(x, y, new SKColor(v, v, v)); }
-        using var data = bmp.Encode(SKEncodedImageFormat.Jpeg, 95);
+            for (int x = 0; x < w; x++) { byte v = (byte)(x * 8); ramp[x, y] = new Rgb24(v, v, v); }
         var dir = TestPaths.NewTempDir();
         var path = Path.Combine(dir, "ramp.jpg");
-        File.WriteAllBytes(path, data.ToArray());
+        ramp.SaveAsJpeg(path, new JpegEncoder { Quality = 95 });
         var img = ImageIO.Read(path);
         Assert.Equal((w, h), (img.Width, img.Height));
+        Assert.Equal(8, img.SourceBitDepth);
         double err = 0;
         for (int y = 0; y < h; y++) for (int x = 0; x < w; x++) err += Math.Abs(img[x, y] - x * 8 / 255f);
         Assert.True(err / (w * h) < 0.02, $"mean abs error {err / (w * h)}");
@@ -200,21 +203,26 @@ public class ImageIOTests
     }
 
     [SkippableFact]
-    public void Real_sample_pngs_8bit_and_1bit_masks_match_skia_decoding()
+    public void Real_sample_pngs_and_masks_decode_and_round_trip_exactly()
     {
         Skip.If(TestPaths.RealSample is null, "shared real-cxr-sample not present");
-        var image = Directory.EnumerateFiles(Path.Combine(TestPaths.RealSample!, "images"), "*.png", SearchOption.AllDirectories).OrderBy(f => f, StringComparer.Ordinal).First();
-        var mask = Directory.EnumerateFiles(Path.Combine(TestPaths.RealSample!, "masks"), "*.png", SearchOption.AllDirectories).OrderBy(f => f, StringComparer.Ordinal).First();
-        foreach (var file in new[] { image, mask })
+        var images = Directory.EnumerateFiles(Path.Combine(TestPaths.RealSample!, "images"), "*.png", SearchOption.AllDirectories).OrderBy(f => f, StringComparer.Ordinal).ToList();
+        var masks = Directory.EnumerateFiles(Path.Combine(TestPaths.RealSample!, "masks"), "*.png", SearchOption.AllDirectories).OrderBy(f => f, StringComparer.Ordinal).ToList();
+        Assert.NotEmpty(images);
+        Assert.NotEmpty(masks);
+        foreach (var file in images.Concat(masks))
         {
             var ours = ImageIO.Read(file);
-            using var skia = SKBitmap.Decode(file);
-            Assert.Equal((skia.Width, skia.Height), (ours.Width, ours.Height));
-            for (int y = 0; y < skia.Height; y += 3)
-                for (int x = 0; x < skia.Width; x += 2)
-                    Assert.Equal(skia.GetPixel(x, y).Red, (int)MathF.Round(ours[x, y] * 255f));
+            // Through another of ImageSharp's pixel formats (RGB, red channel), not the one ImageIO picks.
+            using var rgb = Image.Load<Rgb24>(file);
+            Assert.Equal((rgb.Width, rgb.Height), (ours.Width, ours.Height));
+            for (int y = 0; y < rgb.Height; y += 3)
+                for (int x = 0; x < rgb.Width; x += 2)
+                    Assert.Equal(rgb[x, y].R, (int)MathF.Round(ours[x, y] * 255f));
+            var back = ImageIO.Decode(ImageIO.EncodePng(ours, ours.SourceBitDepth), file);
+            Assert.Equal(ours.Pixels, back.Pixels);
         }
-        Assert.All(ImageIO.Read(mask).Pixels, p => Assert.True(p == 0f || p == 1f));
+        foreach (var mask in masks) Assert.All(ImageIO.Read(mask).Pixels, p => Assert.True(p == 0f || p == 1f));
     }
 
     [Fact]
@@ -222,7 +230,7 @@ public class ImageIOTests
     {
         var img = new GrayImage(3, 2, [0, 0.5f, 1, 1, 0.5f, 0]);
         var png = img.ToPng();
-        Assert.True(PngCodec.IsPng(png));
+        Assert.True(ImageFileChecks.IsPng(png));
         Assert.Equal(img.Pixels.Select(p => MathF.Round(p * 255f) / 255f), ImageIO.Decode(png).Pixels);
     }
 }
