@@ -196,6 +196,138 @@ public class ImageIOTests
         Directory.Delete(dir, true);
     }
 
+    private static byte[] GoodPng() =>
+        ImageIO.EncodePng(new GrayImage(64, 64, Enumerable.Range(0, 4096).Select(i => (i % 97) / 96f).ToArray()), 8);
+
+    [Fact]
+    public void Png_with_a_bad_crc_in_an_ancillary_chunk_is_refused()
+    {
+        // ImageSharp 2.1 checks the CRC of critical chunks only; ImageIO checks every chunk itself.
+        var png = PngFixtures.WithChunkAfterHeader(GoodPng(), "tEXt", "Comment\0hello"u8.ToArray(), breakCrc: true);
+        var e = Assert.Throws<InvalidDataException>(() => ImageIO.Decode(png, "text.png"));
+        Assert.Contains("text.png: not a valid PNG: CRC mismatch in chunk 'tEXt'", e.Message);
+        var intact = PngFixtures.WithChunkAfterHeader(GoodPng(), "tEXt", "Comment\0hello"u8.ToArray());
+        Assert.Equal(ImageIO.Decode(GoodPng()).Pixels, ImageIO.Decode(intact, "text.png").Pixels);
+    }
+
+    [Fact]
+    public void Png_with_a_bad_crc_inside_the_image_data_is_refused()
+    {
+        var png = GoodPng();
+        var idat = PngFixtures.Chunks(png).Single(c => c.Type == "IDAT");
+        png[idat.Offset + 8 + idat.Length / 2] ^= 0x01;
+        var e = Assert.Throws<InvalidDataException>(() => ImageIO.Decode(png, "bitflip.png"));
+        Assert.Contains("bitflip.png", e.Message);
+        Assert.Contains("CRC mismatch in chunk 'IDAT'", e.Message);
+    }
+
+    [Fact]
+    public void Png_cut_short_at_a_chunk_boundary_is_refused_as_truncated()
+    {
+        // Without IEND: ImageSharp 2.1 would decode it (and fill missing rows with black).
+        var png = GoodPng();
+        var iend = PngFixtures.Chunks(png).Single(c => c.Type == "IEND");
+        var e = Assert.Throws<InvalidDataException>(() => ImageIO.Decode(png[..iend.Offset], "no-iend.png"));
+        Assert.Contains("no-iend.png", e.Message);
+        Assert.Contains("truncated", e.Message);
+        Assert.Contains("without an IEND chunk", e.Message);
+    }
+
+    [Fact]
+    public void Png_declaring_a_huge_size_is_refused_before_its_pixels_are_allocated()
+    {
+        // 40000 x 40000 = 1.6 G pixels from a file of under 100 bytes.
+        var bomb = PngFixtures.Assemble(40000, 40000, 8, 0, new byte[40001]);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<InvalidDataException>(() => ImageIO.Decode(bomb, "bomb.png"));
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Contains("bomb.png", e.Message);
+        Assert.Contains("40000x40000", e.Message);
+        Assert.Contains($"above the limit of {ImageIO.MaxPixels}", e.Message);
+        Assert.True(allocated < 16 << 20, $"{allocated} bytes allocated while refusing");
+    }
+
+    // A 64 x 64 gray ramp JPEG whose frame header then declares another size.
+    private static byte[] JpegDeclaring(int width, int height)
+    {
+        using var ramp = new Image<L8>(64, 64);
+        for (int y = 0; y < 64; y++)
+            for (int x = 0; x < 64; x++) ramp[x, y] = new L8((byte)(4 * x));
+        using var ms = new MemoryStream();
+        ramp.SaveAsJpeg(ms, new JpegEncoder { Quality = 90 });
+        var jpeg = ms.ToArray();
+        // Walk the segments (all have lengths before the first scan) to the start-of-frame marker.
+        int pos = 2;
+        while (jpeg[pos + 1] is not (0xC0 or 0xC1 or 0xC2)) pos += 2 + BinaryPrimitives.ReadUInt16BigEndian(jpeg.AsSpan(pos + 2));
+        BinaryPrimitives.WriteUInt16BigEndian(jpeg.AsSpan(pos + 5), (ushort)height);
+        BinaryPrimitives.WriteUInt16BigEndian(jpeg.AsSpan(pos + 7), (ushort)width);
+        return jpeg;
+    }
+
+    [Fact]
+    public void Truncated_543_byte_jpeg_declaring_16000x16000_is_refused_without_decoding()
+    {
+        var jpeg = JpegDeclaring(16000, 16000);
+        Assert.True(jpeg.Length > 543, $"the fixture JPEG has only {jpeg.Length} bytes");
+        var cut = jpeg[..543];
+        Assert.Equal((16000, 16000), (Image.Identify(cut).Width, Image.Identify(cut).Height));
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<InvalidDataException>(() => ImageIO.Decode(cut, "bomb.jpg"));
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Contains("bomb.jpg", e.Message);
+        Assert.Contains("truncated", e.Message);
+        Assert.True(allocated < 16 << 20, $"{allocated} bytes allocated while refusing"); // its pixels as floats would be 1 GB
+    }
+
+    [Fact]
+    public void Complete_jpeg_declaring_more_than_the_pixel_limit_is_refused_before_decoding()
+    {
+        var jpeg = JpegDeclaring(20000, 20000); // 400 M pixels, structure intact
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<InvalidDataException>(() => ImageIO.Decode(jpeg, "huge.jpg"));
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Contains("huge.jpg", e.Message);
+        Assert.Contains("JPEG image declares 20000x20000 pixels", e.Message);
+        Assert.Contains($"above the limit of {ImageIO.MaxPixels}", e.Message);
+        Assert.True(allocated < 16 << 20, $"{allocated} bytes allocated while refusing");
+    }
+
+    [Fact]
+    public void Truncated_and_garbled_jpegs_are_refused_with_the_file_name()
+    {
+        var jpeg = JpegDeclaring(64, 64);
+        Assert.Equal(64, ImageIO.Decode(jpeg, "whole.jpg").Width);
+        var e1 = Assert.Throws<InvalidDataException>(() => ImageIO.Decode(jpeg[..(jpeg.Length * 3 / 4)], "cut.jpg"));
+        Assert.Contains("cut.jpg: not a valid JPEG: truncated", e1.Message);
+        Assert.Contains("inside the image data", e1.Message);
+        var e2 = Assert.Throws<InvalidDataException>(() => ImageIO.Decode(jpeg[..100], "header-only.jpg"));
+        Assert.Contains("header-only.jpg: not a valid JPEG: truncated", e2.Message);
+        var e3 = Assert.Throws<InvalidDataException>(() => ImageIO.Decode([0xFF, 0xD8, 0xFF, 0xD9], "empty.jpg"));
+        Assert.Contains("empty.jpg", e3.Message);
+    }
+
+    [Fact]
+    public void Non_image_bytes_are_refused_with_the_file_name()
+    {
+        var e1 = Assert.Throws<InvalidDataException>(() => ImageIO.Decode("%PDF-1.4 not an image"u8.ToArray(), "paper.pdf"));
+        Assert.Contains("paper.pdf: not a decodable image: no known image format", e1.Message);
+        var e2 = Assert.Throws<InvalidDataException>(() => ImageIO.Decode([], "empty.png"));
+        Assert.Contains("empty.png", e2.Message);
+        var sig = new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 1, 2, 3 };
+        var e3 = Assert.Throws<InvalidDataException>(() => ImageIO.Decode(sig, "signature-only.png"));
+        Assert.Contains("signature-only.png: not a valid PNG: truncated", e3.Message);
+    }
+
+    [Fact]
+    public void Crc32_matches_the_standard_check_value()
+    {
+        Assert.Equal(0xCBF43926u, Crc32.Compute("123456789"u8));
+        var data = Enumerable.Range(0, 1000).Select(i => (byte)(i * 31 + 7)).ToArray();
+        uint bytewise = Crc32.Initial;
+        foreach (var b in data) bytewise = Crc32.Update(bytewise, [b]);
+        Assert.Equal(bytewise ^ 0xFFFFFFFFu, Crc32.Compute(data));
+    }
+
     [Fact]
     public void Only_8_and_16_bit_are_written()
     {
