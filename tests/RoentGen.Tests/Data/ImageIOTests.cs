@@ -329,6 +329,28 @@ public class ImageIOTests
     }
 
     [Fact]
+    public void Rgb_png_round_trips_every_byte_and_checks_its_buffer()
+    {
+        const int w = 7, h = 3;
+        var rgb = Enumerable.Range(0, 3 * w * h).Select(i => (byte)(i * 37 + 11)).ToArray();
+        var png = ImageIO.EncodeRgbPng(rgb, w, h);
+        Assert.True(ImageFileChecks.IsPng(png));
+        using var back = Image.Load<Rgb24>(png);
+        Assert.Equal((w, h), (back.Width, back.Height));
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+            {
+                int o = 3 * (y * w + x);
+                Assert.Equal(new Rgb24(rgb[o], rgb[o + 1], rgb[o + 2]), back[x, y]);
+            }
+        var gray = ImageIO.Decode(png, "rgb.png"); // read back as luma
+        Assert.Equal((0.299f * rgb[0] + 0.587f * rgb[1] + 0.114f * rgb[2]) / 255f, gray[0, 0], 6);
+        var e = Assert.Throws<ArgumentException>(() => ImageIO.EncodeRgbPng(rgb[..^1], w, h));
+        Assert.Contains("expected 3 x 7 x 3 = 63", e.Message);
+        Assert.Throws<ArgumentException>(() => ImageIO.EncodeRgbPng([], 0, 3));
+    }
+
+    [Fact]
     public void Only_8_and_16_bit_are_written()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => ImageIO.EncodePng(new GrayImage(2, 2), 12));
