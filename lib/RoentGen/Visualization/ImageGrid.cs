@@ -1,5 +1,4 @@
 using RoentGen.Data;
-using SkiaSharp;
 using TorchSharp;
 
 namespace RoentGen.Visualization;
@@ -171,22 +170,8 @@ public sealed class ImageGrid : IPngDisplayable
         return rgb;
     }
 
-    /// <summary>Renders to an RGB PNG (via SkiaSharp).</summary>
-    public byte[] ToPng()
-    {
-        int width = PixelWidth, height = PixelHeight;
-        var rgb = RenderRgb();
-        var rgba = new byte[4 * width * height];
-        for (int i = 0, j = 0; i < rgb.Length; i += 3, j += 4)
-        {
-            rgba[j] = rgb[i]; rgba[j + 1] = rgb[i + 1]; rgba[j + 2] = rgb[i + 2]; rgba[j + 3] = 255;
-        }
-        using var bmp = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque));
-        System.Runtime.InteropServices.Marshal.Copy(rgba, 0, bmp.GetPixels(), rgba.Length);
-        using var data = bmp.Encode(SKEncodedImageFormat.Png, 100)
-            ?? throw new InvalidOperationException($"SkiaSharp could not encode a {width}x{height} PNG");
-        return data.ToArray();
-    }
+    /// <summary>Renders to an RGB PNG.</summary>
+    public byte[] ToPng() => ImageIO.EncodeRgbPng(RenderRgb(), PixelWidth, PixelHeight);
 
     /// <summary>"ImageGrid: 8 images, 4 columns, 'title'".</summary>
     public override string ToString() => $"ImageGrid: {_cells.Count} images, {Columns} columns{(Title is null ? "" : $", '{Title}'")}";

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Microsoft.FSharp.Core;
 using Plotly.NET;
-using SkiaSharp;
+using SixLabors.ImageSharp.PixelFormats;
 
 namespace RoentGen.Tests.Interactive;
 
@@ -91,15 +91,16 @@ public sealed class ChartRenderingTests : IDisposable
         }
         Assert.True(File.Exists(png), $"chromium wrote no screenshot (exit {p.ExitCode}):\n{stdout.Result}\n{stderr.Result}");
 
-        using var bitmap = SKBitmap.Decode(png);
-        Assert.NotNull(bitmap);
+        using var bitmap = SixLabors.ImageSharp.Image.Load<Rgb24>(png);
         Assert.Equal((900, 600), (bitmap.Width, bitmap.Height));
         long nonWhite = 0, red = 0;
-        foreach (var c in bitmap.Pixels)
-        {
-            if (c.Red < 235 || c.Green < 235 || c.Blue < 235) nonWhite++;
-            if (c.Red > 200 && c.Green < 80 && c.Blue < 80) red++;
-        }
+        for (int y = 0; y < bitmap.Height; y++)
+            for (int x = 0; x < bitmap.Width; x++)
+            {
+                var c = bitmap[x, y];
+                if (c.R < 235 || c.G < 235 || c.B < 235) nonWhite++;
+                if (c.R > 200 && c.G < 80 && c.B < 80) red++;
+            }
         var total = (double)bitmap.Width * bitmap.Height;
         // A page whose script failed is blank white; a drawn chart has axes, grid, labels and the red trace.
         Assert.True(nonWhite / total > 0.01, $"screenshot is nearly blank: {nonWhite} non-white pixels of {total}");

@@ -1,6 +1,7 @@
 using RoentGen.Data;
 using RoentGen.Interactive;
-using SkiaSharp;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
 using static TorchSharp.torch;
 
 namespace RoentGen.Tests.Interactive;
@@ -48,11 +49,11 @@ public class ImageGridTests
     {
         var grid = ImageGrid.FromImages([Flat(20, 10, 0f), Flat(20, 10, 1f), Flat(20, 10, 0.5f)], columns: 2, captions: ["a", "b", "c"]);
         var png = grid.ToPng();
-        using var bmp = SKBitmap.Decode(png);
+        using var bmp = Image.Load<Rgb24>(png);
         Assert.Equal((grid.PixelWidth, grid.PixelHeight), (bmp.Width, bmp.Height));
         var c0 = grid.CellRect(0); var c2 = grid.CellRect(2);
-        Assert.Equal(new SKColor(0, 0, 0), bmp.GetPixel(c0.X + 5, c0.Y + 5));
-        Assert.Equal(new SKColor(128, 128, 128), bmp.GetPixel(c2.X + 5, c2.Y + 5));
+        Assert.Equal(new Rgb24(0, 0, 0), bmp[c0.X + 5, c0.Y + 5]);
+        Assert.Equal(new Rgb24(128, 128, 128), bmp[c2.X + 5, c2.Y + 5]);
         Assert.True(c2.Y > c0.Y); // third image starts a second row
     }
 

@@ -1,4 +1,7 @@
 using RoentGen.Data;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats.Jpeg;
+using SixLabors.ImageSharp.PixelFormats;
 
 namespace RoentGen.Tests.Data.Datasets;
 
@@ -36,17 +39,16 @@ internal static class Fixtures
         return p;
     }
 
-    /// <summary>Writes a JPEG with SkiaSharp and returns its path.</summary>
+    /// <summary>Writes a grayscale JPEG with ImageSharp and returns its path.</summary>
     public static string Jpeg(string root, string relative, int w = 8, int h = 8)
     {
         var p = Path.Combine(root, relative);
         Directory.CreateDirectory(Path.GetDirectoryName(p)!);
-        using var bmp = new SkiaSharp.SKBitmap(new SkiaSharp.SKImageInfo(w, h, SkiaSharp.SKColorType.Gray8, SkiaSharp.SKAlphaType.Opaque));
+        using var bmp = new Image<L8>(w, h);
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++)
-                bmp.SetPixel(x, y, new SkiaSharp.SKColor((byte)(x * 20), (byte)(x * 20), (byte)(x * 20)));
-        using var data = bmp.Encode(SkiaSharp.SKEncodedImageFormat.Jpeg, 90);
-        File.WriteAllBytes(p, data.ToArray());
+                bmp[x, y] = new L8((byte)(x * 20));
+        bmp.Save(p, new JpegEncoder { Quality = 90 });
         return p;
     }
 
