@@ -2,7 +2,7 @@ namespace RoentGen.Visualization;
 
 /// <summary>
 /// A built-in 5x7 pixel font for printable ASCII (32 to 126), so captions render without any system font
-/// (ImageSharp's NoDependencies native build has no fontconfig, and its default typeface draws nothing).
+/// (no font package is served here that draws text into ImageSharp images, and machines may have no system fonts).
 /// Each glyph is 7 rows of 5 bits, the most significant of the 5 being the leftmost pixel. Other characters
 /// are drawn as '?'.
 /// </summary>
