@@ -83,4 +83,20 @@ public class FigureHtmlTests
         }
         finally { Directory.Delete(dir, true); }
     }
+
+    [Fact]
+    public void Report_with_three_charts_embeds_the_library_exactly_once()
+    {
+        var report = new HtmlReport("three charts").Paragraph("text").Chart(Small("one")).Add(Small("two")).Chart(Small("three"));
+        var html = report.ToHtml();
+        Assert.Equal(3, report.ChartCount);
+        Assert.Equal(1, LibraryCopies(html));
+        Assert.Equal(3, Regex.Matches(html, "class=\"roentgen-figure\"").Count);
+        Assert.True(html.IndexOf(FigureHtml.PlotlyJs[..400], StringComparison.Ordinal) < html.IndexOf("roentgen-figure", StringComparison.Ordinal),
+            "the library must come before the charts");
+        Assert.DoesNotMatch("<script[^>]+src=", html);
+
+        var noCharts = new HtmlReport("text only").Paragraph("no chart").ToHtml();
+        Assert.Equal(0, LibraryCopies(noCharts));
+    }
 }

@@ -309,7 +309,7 @@ public sealed class NotebookRunnerTests : IDisposable
     public async Task Nuget_directive_of_a_shipped_package_is_accepted_and_an_unknown_one_rejected()
     {
         var (result, nb, _) = await Run(new NotebookRunOptions { KeepGoing = true },
-            NotebookCell.Code("#r \"nuget: Plotly.NET, 6.0.0\"\n#r \"nuget: Microsoft.Data.Analysis\"\n1 + 1"),
+            NotebookCell.Code("#r \"nuget: MathNet.Numerics, 5.0.0\"\n#r \"nuget: Microsoft.Data.Analysis\"\n1 + 1"),
             NotebookCell.Code("// a comment\n#r \"nuget: No.Such.Package.Anywhere, 1.0.0\""),
             NotebookCell.Code("#r \"lib/Missing.Assembly.dll\""));
 
@@ -335,28 +335,27 @@ public sealed class NotebookRunnerTests : IDisposable
     }
 
     [Fact]
-    public async Task Plotly_chart_and_DataFrame_work_without_loading_FSharp_Core_twice()
+    public async Task Figure_chart_and_DataFrame_work_in_a_notebook()
     {
         var (result, nb, _) = await Run(
             NotebookCell.Code("""
-                #r "nuget: Plotly.NET, 6.0.0"
-                #r "nuget: Plotly.NET.CSharp, 0.14.0"
                 #r "nuget: Microsoft.Data.Analysis, 0.23.1"
                 using Microsoft.Data.Analysis;
+                using RoentGen.Visualization;
                 var df = new DataFrame(
                     new PrimitiveDataFrameColumn<double>("x", new[] { 1.0, 2.0, 3.0 }),
                     new PrimitiveDataFrameColumn<double>("y", new[] { 2.0, 4.0, 8.0 }));
-                var chart = Plotly.NET.CSharp.Chart.Point<double, double, string>(
-                    x: df.Columns["x"].Cast<double>().ToArray(), y: df.Columns["y"].Cast<double>().ToArray(), Name: "doubling");
-                var html = Plotly.NET.GenericChart.toChartHTML(chart);
+                var chart = new Figure("doubling", [new ScatterTrace { Name = "doubling", Mode = ScatterMode.Markers,
+                    X = df.Columns["x"].Cast<double>().ToArray(), Y = df.Columns["y"].Cast<double>().ToArray() }]);
                 """),
             NotebookCell.Code("""
-                var fsharpCores = AppDomain.CurrentDomain.GetAssemblies().Count(a => a.GetName().Name == "FSharp.Core");
-                $"{html.Contains("doubling")} {df.Rows.Count} {fsharpCores}"
-                """));
+                $"{chart.ToJson().Contains("doubling")} {df.Rows.Count}"
+                """),
+            NotebookCell.Code("chart"));
 
         Assert.False(result.AnyFailed, string.Join("\n", nb.Cells.SelectMany(c => c.Outputs).Select(o => o.EValue + string.Join("\n", o.Traceback))));
-        Assert.Equal("True 3 1", Single(nb.Cells[1], "execute_result").GetData("text/plain"));
+        Assert.Equal("True 3", Single(nb.Cells[1], "execute_result").GetData("text/plain"));
+        Assert.Contains("Plotly.newPlot", Single(nb.Cells[2], "execute_result").GetData("text/html"));
     }
 
     [Fact]
