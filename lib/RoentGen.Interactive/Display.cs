@@ -5,7 +5,6 @@ using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Html;
 using Microsoft.Data.Analysis;
 using Microsoft.DotNet.Interactive.Formatting;
-using Plotly.NET;
 using RoentGen.Data;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -37,7 +36,7 @@ public static class Display
             Formatter.Register<ImageGrid>(grid => ImageTag(grid.ToPng(), grid.ToString()), html);
             Formatter.Register(typeof(IPngDisplayable), (Action<object, TextWriter>)((o, w) => w.Write(ImageTag(((IPngDisplayable)o).ToPng(), o.ToString() ?? ""))), html);
             Formatter.Register<Tensor>(TensorHtml, html);
-            Formatter.Register<GenericChart>(Charts.ToOfflineHtml, html);
+            Formatter.Register<Figure>(FigureHtml.ToNotebookHtml, html);
             Formatter.Register<DataFrame>(DataFrameHtml, html);
             // Inside a kernel, progress becomes an HTML bar updated in place (the CLI installs its console bar instead).
             if (NotebookHost.IsNotebook) ProgressReporter.SinkFactory = () => ProgressSinks.Notebook();
@@ -174,7 +173,7 @@ public static class Display
         ImageGrid grid => ImageTag(grid.ToPng(), grid.ToString()),
         IPngDisplayable d => ImageTag(d.ToPng(), d.ToString() ?? ""),
         Tensor t => TensorHtml(t),
-        GenericChart c => Charts.ToOfflineHtml(c),
+        Figure f => FigureHtml.ToNotebookHtml(f),
         DataFrame df => DataFrameHtml(df),
         IHtmlContent h => HtmlContentString(h),
         _ => null,
@@ -192,7 +191,6 @@ public static class Display
         null => "null",
         Tensor t => TensorSummary(t),
         DataFrame df => $"DataFrame: {df.Rows.Count} rows x {df.Columns.Count} columns",
-        GenericChart => "Plotly.NET chart",
         IHtmlContent h => HtmlContentString(h),
         _ => value.ToString() ?? "",
     };

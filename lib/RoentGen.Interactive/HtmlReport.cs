@@ -1,18 +1,18 @@
 using System.Net;
 using System.Text;
-using Plotly.NET;
 using RoentGen.Platform;
 
 namespace RoentGen.Interactive;
 
 /// <summary>
-/// A self-contained HTML report (opens offline): headings, text, images, tables and Plotly charts, with plotly.js
-/// embedded once however many charts there are.
+/// A self-contained HTML report (opens offline): headings, text, images, tables and charts (<see cref="Figure"/>s),
+/// with plotly.js embedded once, in the page's head, however many charts there are (none when there is no chart); each
+/// chart is a <see cref="FigureHtml.ToFragment"/>.
 /// </summary>
 public sealed class HtmlReport
 {
     private readonly StringBuilder body = new();
-    private bool plotlyEmbedded;
+    private int charts;
 
     /// <summary>Starts a report.</summary>
     public HtmlReport(string title) => Title = title;
@@ -44,23 +44,27 @@ public sealed class HtmlReport
     /// <summary>Adds anything <see cref="Display.ToHtml"/> renders (images, grids, tables, tensors), charts included.</summary>
     public HtmlReport Add(object? value)
     {
-        if (value is GenericChart chart) return Chart(chart);
+        if (value is Figure figure) return Chart(figure);
         body.Append(Display.ToHtml(value)).Append('\n');
         return this;
     }
 
-    /// <summary>Adds a chart; the first one carries plotly.js.</summary>
-    public HtmlReport Chart(GenericChart chart)
+    /// <summary>Adds a chart (drawn by the page's one copy of plotly.js).</summary>
+    public HtmlReport Chart(Figure figure)
     {
-        body.Append(plotlyEmbedded ? Charts.ToFragmentWithoutLibrary(chart) : Charts.ToOfflineHtml(chart)).Append('\n');
-        plotlyEmbedded = true;
+        body.Append(FigureHtml.ToFragment(figure)).Append('\n');
+        charts++;
         return this;
     }
+
+    /// <summary>Charts added so far.</summary>
+    public int ChartCount => charts;
 
     /// <summary>The whole page.</summary>
     public string ToHtml() =>
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>" + WebUtility.HtmlEncode(Title) + "</title>" +
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}td,th{padding:2px 8px;text-align:left}.miss{color:#b00}.ok{color:#070}</style></head><body>" +
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}td,th{padding:2px 8px;text-align:left}.miss{color:#b00}.ok{color:#070}</style>" +
+        (charts > 0 ? FigureHtml.PlotlyScriptTag : "") + "</head><body>" +
         "<h1>" + WebUtility.HtmlEncode(Title) + "</h1>\n" + body + "</body></html>";
 
     /// <summary>Writes the page atomically.</summary>

@@ -54,7 +54,7 @@ internal static class TrainBaselineCommand
         var preset = new Option<string>("--preset") { Description = $"Starting config: {string.Join(", ", presets)}.", DefaultValueFactory = _ => "quick" };
         var config = new Option<string?>("--config") { Description = $"A {name} config JSON file (overrides --preset)." };
         var data = new Option<string>("--data") { Description = "'phantoms' (the only source with both labels and reports for every image).", DefaultValueFactory = _ => "phantoms" };
-        var output = new Option<string>("--out") { Description = "Run folder: checkpoints, config.json, metrics.json, loss.html, encoder/.", Required = true };
+        var output = new Option<string>("--out") { Description = "Run folder: checkpoints, config.json, metrics.json, loss.plotly.json, loss.html, encoder/.", Required = true };
         var steps = new Option<int?>("--steps") { Description = "Total optimizer steps (overrides the config)." };
         var phantoms = new Option<int?>("--phantoms") { Description = "Training phantoms (overrides the config)." };
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads." };
@@ -71,6 +71,7 @@ internal static class TrainBaselineCommand
                 if (!string.Equals(parse.GetValue(data), "phantoms", StringComparison.OrdinalIgnoreCase))
                     throw new ArgumentException($"--data '{parse.GetValue(data)}' is not supported: the {name} baseline trains on phantoms (labels and reports for every image)");
                 var r = run(parse.GetValue(preset)!, parse.GetValue(config), parse.GetValue(steps), parse.GetValue(phantoms), parse.GetValue(output)!);
+                LossPage.WriteFromFigureFile(r.Folder);
                 Console.WriteLine(r.TrainedNow
                     ? $"done: {r.Steps} steps in {r.Seconds:F0} s, final loss {r.FinalLoss:F4}; encoder in {r.EncoderFolder}"
                     : $"nothing to do: {r.EncoderFolder} already holds the {r.Steps}-step encoder");

@@ -19,7 +19,7 @@ internal static class TrainDinoCommand
         var preset = new Option<string>("--preset") { Description = $"Starting config: {string.Join(", ", DinoConfig.PresetNames)}.", DefaultValueFactory = _ => "quick" };
         var config = new Option<string?>("--config") { Description = "A DinoConfig JSON file (overrides --preset)." };
         var data = new Option<string>("--data") { Description = "'phantoms' (generated on the fly), or a folder with labels.csv in the generic layout or PNG/JPEG files.", Required = true };
-        var output = new Option<string>("--out") { Description = "Run folder: checkpoints, config.json, metrics.json, loss.html, teacher_backbone/.", Required = true };
+        var output = new Option<string>("--out") { Description = "Run folder: checkpoints, config.json, metrics.json, loss.plotly.json, loss.html, teacher_backbone/.", Required = true };
         var steps = new Option<int?>("--steps") { Description = "Total optimizer steps (overrides the config)." };
         var threads = new Option<int?>("--threads")
         {
@@ -79,7 +79,7 @@ internal static class TrainDinoCommand
         var history = training.Train(trainer, source);
         sw.Stop();
         int thisSession = history.Steps - startStep;
-        DinoRunReport.Save(history, outDir, thisSession, sw.Elapsed.TotalSeconds);
+        LossPage.Write(DinoRunReport.Save(history, outDir, thisSession, sw.Elapsed.TotalSeconds), outDir);
         Checkpoint.Save(Path.Combine(outDir, "teacher_backbone"), training.TeacherBackbone, training.TeacherBackbone.Config);
         Console.WriteLine($"done: {history.Steps} steps, final loss {history.Loss[^1]:F4}; {thisSession / Math.Max(sw.Elapsed.TotalSeconds, 1e-9):F2} steps/s; "
                           + $"wrote {DinoRunReport.MetricsFileName}, {DinoRunReport.ChartFileName}, teacher_backbone/ in {outDir}");

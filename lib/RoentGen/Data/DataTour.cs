@@ -1,11 +1,9 @@
 using Microsoft.Data.Analysis;
-using Plotly.NET;
 using RoentGen.Data.Datasets;
 using RoentGen.Data.Phantoms;
 using RoentGen.Data.Reports;
 using RoentGen.Platform;
 using RoentGen.Visualization;
-using CSharpChart = Plotly.NET.CSharp.Chart;
 
 namespace RoentGen.Data;
 
@@ -81,25 +79,47 @@ public static class DataTour
         return new DataFrame(id, report, extracted, truth, agree);
     }
 
-    /// <summary>Bar chart: how many cases are positive, uncertain and negative for each observation.</summary>
-    public static GenericChart LabelChart(IReadOnlyList<CxrLabels> labels, string title = "label distribution")
+    /// <summary>Bar chart: how many cases are positive, uncertain and negative for each observation (one trace each, grouped).</summary>
+    public static Figure LabelChart(IReadOnlyList<CxrLabels> labels, string title = "label distribution")
     {
         var names = Observations.Names.ToArray();
-        GenericChart Bars(Mention m, string name) => CSharpChart.Column<int, string, string>(
-            values: Observations.All.Select(o => labels.Count(l => l[o] == m)).ToArray(), Keys: names, Name: name);
-        var chart = CSharpChart.Combine([Bars(Mention.Positive, "positive (1)"), Bars(Mention.Uncertain, "uncertain (-1)"), Bars(Mention.Negative, "negative (0)")]);
-        return Chart.withTitle(title, null).Invoke(chart);
+        BarTrace Bars(Mention m, string name) => new()
+        {
+            Name = name, Categories = names, Values = Observations.All.Select(o => (double)labels.Count(l => l[o] == m)).ToArray(),
+        };
+        return new Figure(title, [Bars(Mention.Positive, "positive (1)"), Bars(Mention.Uncertain, "uncertain (-1)"), Bars(Mention.Negative, "negative (0)")],
+            new FigureLayout { BarMode = BarMode.Group, YAxis = new FigureAxis { Title = "cases" } });
     }
 
-    /// <summary>Histogram of age by sex, and counts of views, as one figure each.</summary>
-    public static (GenericChart Age, GenericChart Views) MetadataCharts(IReadOnlyList<(string? Sex, double? Age, string? View)> rows)
+    /// <summary>Bins of the age histogram of <see cref="MetadataCharts"/> (about this many, shared by both sexes).</summary>
+    public const int AgeBins = 15;
+
+    /// <summary>
+    /// Histogram of age by sex (female and male overlaid, the same bins for both, binned in C#: see
+    /// <see cref="Histogram"/>), and counts of views, as one figure each.
+    /// </summary>
+    public static (Figure Age, Figure Views) MetadataCharts(IReadOnlyList<(string? Sex, double? Age, string? View)> rows)
     {
-        GenericChart AgeOf(string sex, string name) => CSharpChart.Histogram<double, double, string>(
-            X: rows.Where(r => r.Sex == sex && r.Age is not null).Select(r => r.Age!.Value).ToArray(), Name: name, NBinsX: 15);
-        var age = Chart.withTitle("age by sex (never written in reports)", null).Invoke(CSharpChart.Combine([AgeOf("F", "female"), AgeOf("M", "male")]));
+        double[] AgesOf(string sex) => rows.Where(r => r.Sex == sex && r.Age is double a && double.IsFinite(a)).Select(r => r.Age!.Value).ToArray();
+        var (female, male) = (AgesOf("F"), AgesOf("M"));
+        var all = female.Concat(male).ToArray();
+        var ageTraces = new List<Trace>();
+        if (all.Length > 0)
+        {
+            var edges = Histogram.EvenEdges(all.Min(), all.Max(), AgeBins);
+            ageTraces.Add(Histogram.Bin(female, edges).ToBar("female") with { Opacity = 0.6 });
+            ageTraces.Add(Histogram.Bin(male, edges).ToBar("male") with { Opacity = 0.6 });
+        }
+        var age = new Figure("age by sex (never written in reports)", ageTraces, new FigureLayout
+        {
+            BarMode = BarMode.Overlay, BarGap = 0,
+            XAxis = new FigureAxis { Title = "age (years)" }, YAxis = new FigureAxis { Title = "cases" },
+        });
         var viewGroups = rows.GroupBy(r => r.View ?? "unknown").OrderBy(g => g.Key).ToList();
-        var views = CSharpChart.Column<int, string, string>(values: viewGroups.Select(g => g.Count()).ToArray(), Keys: viewGroups.Select(g => g.Key).ToArray(), Name: "views");
-        return (age, Chart.withTitle("views", null).Invoke(views));
+        var views = new Figure("views",
+            [new BarTrace { Name = "views", Categories = viewGroups.Select(g => g.Key).ToArray(), Values = viewGroups.Select(g => (double)g.Count()).ToArray() }],
+            new FigureLayout { YAxis = new FigureAxis { Title = "cases" } });
+        return (age, views);
     }
 
     /// <summary>Phantom cases as (sex, age, view) rows for <see cref="MetadataCharts"/>.</summary>

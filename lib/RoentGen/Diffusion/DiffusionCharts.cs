@@ -1,34 +1,26 @@
-using Plotly.NET;
-using CSharpChart = Plotly.NET.CSharp.Chart;
+using RoentGen.Visualization;
 
 namespace RoentGen.Diffusion;
 
 /// <summary>Charts that explain a diffusion model's noise schedule.</summary>
 public static class DiffusionCharts
 {
-    /// <summary>ᾱ_t (signal kept) over the training timesteps for each schedule.</summary>
-    public static GenericChart AlphaBar(IEnumerable<NoiseScheduleConfig>? configs = null)
-    {
-        var charts = (configs ?? DefaultSchedules()).Select(c =>
-        {
-            var s = new NoiseSchedule(c);
-            return CSharpChart.Line<double, double, string>(
-                x: Enumerable.Range(0, s.TrainTimesteps).Select(t => (double)t).ToArray(), y: s.AlphasCumprod, Name: c.Schedule.ToString());
-        });
-        return Chart.withTitle("ᾱ_t: fraction of signal variance kept at step t", null).Invoke(CSharpChart.Combine(charts));
-    }
+    /// <summary>ᾱ_t (signal kept) over the training timesteps for each schedule (one line each).</summary>
+    public static Figure AlphaBar(IEnumerable<NoiseScheduleConfig>? configs = null) =>
+        PerSchedule(configs, "ᾱ_t: fraction of signal variance kept at step t", "ᾱ_t", s => s.AlphasCumprod);
 
-    /// <summary>log-SNR, log(ᾱ/(1−ᾱ)), over the timesteps: where the schedule spends its steps.</summary>
-    public static GenericChart LogSnr(IEnumerable<NoiseScheduleConfig>? configs = null)
+    /// <summary>log-SNR, log(ᾱ/(1−ᾱ)), over the timesteps: where the schedule spends its steps (one line each).</summary>
+    public static Figure LogSnr(IEnumerable<NoiseScheduleConfig>? configs = null) =>
+        PerSchedule(configs, "log signal-to-noise ratio", "log SNR", s => s.AlphasCumprod.Select(a => Math.Log(a / (1 - a))).ToArray());
+
+    private static Figure PerSchedule(IEnumerable<NoiseScheduleConfig>? configs, string title, string yTitle, Func<NoiseSchedule, IReadOnlyList<double>> y)
     {
-        var charts = (configs ?? DefaultSchedules()).Select(c =>
+        var traces = (configs ?? DefaultSchedules()).Select(c =>
         {
             var s = new NoiseSchedule(c);
-            return CSharpChart.Line<double, double, string>(
-                x: Enumerable.Range(0, s.TrainTimesteps).Select(t => (double)t).ToArray(),
-                y: s.AlphasCumprod.Select(a => Math.Log(a / (1 - a))).ToArray(), Name: c.Schedule.ToString());
-        });
-        return Chart.withTitle("log signal-to-noise ratio", null).Invoke(CSharpChart.Combine(charts));
+            return new ScatterTrace { Name = c.Schedule.ToString(), X = Enumerable.Range(0, s.TrainTimesteps).Select(t => (double)t).ToArray(), Y = y(s) };
+        }).ToList();
+        return new Figure(title, traces, new FigureLayout { XAxis = new FigureAxis { Title = "timestep t" }, YAxis = new FigureAxis { Title = yTitle } });
     }
 
     private static IEnumerable<NoiseScheduleConfig> DefaultSchedules() =>

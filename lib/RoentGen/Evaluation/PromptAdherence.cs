@@ -1,9 +1,9 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Data.Analysis;
-using Plotly.NET;
 using RoentGen.Data;
 using RoentGen.Data.Reports;
+using RoentGen.Visualization;
 using static TorchSharp.torch;
 
 namespace RoentGen.Evaluation;
@@ -70,14 +70,13 @@ public sealed record PromptAdherenceResult(IReadOnlyList<FindingAdherence> Findi
         new DoubleDataFrameColumn("mean_p_not_named", Findings.Select(f => f.MeanProbabilityNotNamed)));
 
     /// <summary>A bar chart of the per-finding AUCs, with the mean in the title (chance is 0.5).</summary>
-    public GenericChart ToChart()
+    public Figure ToChart()
     {
         var names = Findings.Select(f => f.Finding.Name()).ToArray();
         var aucs = Findings.Select(f => double.IsFinite(f.Auc) ? f.Auc : 0).ToArray();
-        var chart = Plotly.NET.CSharp.Chart.Column<double, string, string>(values: aucs, Keys: names, Name: "AUC");
-        chart = Plotly.NET.CSharp.GenericChartExtensions.WithYAxisStyle<double, double, string>(chart, TitleText: "AUC (0.5 = chance)", MinMax: new Tuple<double, double>(0.0, 1.0));
-        // F# optional arguments are mandatory from C#: null is None.
-        return Chart.withTitle($"Prompt adherence: mean AUC {MeanAuc:F3} over {Findings.Count(f => double.IsFinite(f.Auc))} findings ({Images} images)", null).Invoke(chart);
+        var title = FormattableString.Invariant($"Prompt adherence: mean AUC {MeanAuc:F3} over {Findings.Count(f => double.IsFinite(f.Auc))} findings ({Images} images)");
+        return new Figure(title, [new BarTrace { Name = "AUC", Categories = names, Values = aucs }],
+            new FigureLayout { YAxis = new FigureAxis { Title = "AUC (0.5 = chance)", Range = new AxisRange(0, 1) } });
     }
 
     /// <summary>The result as indented JSON (NaN written as the string "NaN"), with mean_auc.</summary>

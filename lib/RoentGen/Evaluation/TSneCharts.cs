@@ -1,7 +1,5 @@
-using Plotly.NET;
-using Plotly.NET.TraceObjects;
 using RoentGen.Data;
-using CSharpChart = Plotly.NET.CSharp.Chart;
+using RoentGen.Visualization;
 
 namespace RoentGen.Evaluation;
 
@@ -49,15 +47,15 @@ public static class TSneCharts
     /// <param name="title">Chart title.</param>
     /// <param name="hover">Optional hover text per point (e.g. case ids).</param>
     /// <exception cref="ArgumentException">Sizes disagree.</exception>
-    public static GenericChart Scatter(float[,] embedding, IReadOnlyList<string> labels, string title, IReadOnlyList<string>? hover = null)
+    public static Figure Scatter(float[,] embedding, IReadOnlyList<string> labels, string title, IReadOnlyList<string>? hover = null)
     {
         if (hover is not null) Check(embedding, hover.Count, "hover");
-        var traces = Groups(embedding, labels).Select(g =>
-            hover is null
-                ? CSharpChart.Point<double, double, string>(x: g.X, y: g.Y, Name: $"{g.Name} ({g.Count})")
-                : CSharpChart.Point<double, double, string>(x: g.X, y: g.Y, Name: $"{g.Name} ({g.Count})", MultiText: g.Indices.Select(i => hover[i]).ToArray()))
-            .ToList();
-        return Style(CSharpChart.Combine(traces), title);
+        var traces = Groups(embedding, labels).Select(g => (Trace)new ScatterTrace
+        {
+            Name = $"{g.Name} ({g.Count})", Mode = ScatterMode.Markers, X = g.X, Y = g.Y,
+            Text = hover is null ? null : g.Indices.Select(i => hover[i]).ToArray(),
+        }).ToList();
+        return Style(traces, title);
     }
 
     /// <summary>
@@ -65,24 +63,24 @@ public static class TSneCharts
     /// with a colour bar titled <paramref name="colorTitle"/>.
     /// </summary>
     /// <exception cref="ArgumentException">Sizes disagree, or a value is not finite.</exception>
-    public static GenericChart ScatterContinuous(float[,] embedding, IReadOnlyList<double> values, string title, string colorTitle = "value")
+    public static Figure ScatterContinuous(float[,] embedding, IReadOnlyList<double> values, string title, string colorTitle = "value")
     {
         int n = Check(embedding, values.Count, "values");
         for (int i = 0; i < n; i++)
             if (!double.IsFinite(values[i])) throw new ArgumentException($"value of point {i} is {values[i]}, expected a finite number", nameof(values));
-        var marker = new Marker();
-        marker.SetProperty("color", values.ToArray());
-        marker.SetProperty("colorscale", "Viridis");
-        marker.SetProperty("showscale", true);
-        var colorBar = new ColorBar();
-        colorBar.SetProperty("title", new Dictionary<string, string> { ["text"] = colorTitle });
-        marker.SetProperty("colorbar", colorBar);
-        var x = Enumerable.Range(0, n).Select(i => (double)embedding[i, 0]).ToArray();
-        var y = Enumerable.Range(0, n).Select(i => (double)embedding[i, 1]).ToArray();
-        var chart = CSharpChart.Point<double, double, string>(x: x, y: y, Name: colorTitle, Marker: marker,
-            MultiText: values.Select(v => $"{colorTitle} {v:G4}").ToArray());
-        return Style(chart, title);
+        var trace = new ScatterTrace
+        {
+            Name = colorTitle, Mode = ScatterMode.Markers,
+            X = Enumerable.Range(0, n).Select(i => (double)embedding[i, 0]).ToArray(),
+            Y = Enumerable.Range(0, n).Select(i => (double)embedding[i, 1]).ToArray(),
+            Text = values.Select(v => FormattableString.Invariant($"{colorTitle} {v:G4}")).ToArray(),
+            Marker = new MarkerStyle { ColorValues = values, ColorScale = ContinuousColorScale, ShowScale = true, ColorBarTitle = colorTitle },
+        };
+        return Style([trace], title);
     }
+
+    /// <summary>The plotly colour scale of <see cref="ScatterContinuous"/>.</summary>
+    public const string ContinuousColorScale = "Viridis";
 
     /// <summary>
     /// A single category for a case's findings: "No Finding" when nothing but support devices is present, the
@@ -99,8 +97,8 @@ public static class TSneCharts
         };
     }
 
-    private static GenericChart Style(GenericChart chart, string title) =>
-        Chart.withTitle(title, null).Invoke(chart);
+    private static Figure Style(IReadOnlyList<Trace> traces, string title) =>
+        new(title, traces, new FigureLayout { XAxis = new FigureAxis { Title = "t-SNE 1" }, YAxis = new FigureAxis { Title = "t-SNE 2" } });
 
     private static int Check(float[,] embedding, int count, string what)
     {

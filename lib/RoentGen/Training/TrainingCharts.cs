@@ -1,24 +1,32 @@
-using Plotly.NET;
-using CSharpChart = Plotly.NET.CSharp.Chart;
+using RoentGen.Visualization;
 
 namespace RoentGen.Training;
 
 /// <summary>Charts of training runs.</summary>
 public static class TrainingCharts
 {
-    /// <summary>Loss per step (faint) with a moving average (bold), and any reported metrics as extra lines.</summary>
-    public static GenericChart LossCurve(TrainingHistory history, string title = "training loss", int window = 20, bool metrics = false)
+    /// <summary>Colour of the loss lines (plotly's first palette colour): the raw loss is its faint version.</summary>
+    private const string LossColor = "#1f77b4";
+
+    /// <summary>
+    /// Loss per step (faint) with a moving average (bold) in the same colour, and, with <paramref name="metrics"/>, each
+    /// reported metric's moving average as an extra line.
+    /// </summary>
+    public static Figure LossCurve(TrainingHistory history, string title = "training loss", int window = 20, bool metrics = false)
     {
         var steps = Enumerable.Range(1, history.Steps).Select(i => (double)i).ToArray();
-        var charts = new List<GenericChart>
+        var traces = new List<Trace>
         {
-            CSharpChart.Line<double, double, string>(x: steps, y: history.Loss.ToArray(), Name: "loss", Opacity: 0.35),
-            CSharpChart.Line<double, double, string>(x: steps, y: MovingAverage(history.Loss, window), Name: $"loss ({window}-step mean)"),
+            new ScatterTrace { Name = "loss", X = steps, Y = history.Loss, Opacity = 0.35, Line = new LineStyle { Color = LossColor, Width = 1 } },
+            new ScatterTrace { Name = $"loss ({window}-step mean)", X = steps, Y = MovingAverage(history.Loss, window), Line = new LineStyle { Color = LossColor } },
         };
         if (metrics)
             foreach (var (name, values) in history.Metrics)
-                charts.Add(CSharpChart.Line<double, double, string>(x: steps.Take(values.Count).ToArray(), y: MovingAverage(values, window), Name: name));
-        return Chart.withTitle(title, null).Invoke(CSharpChart.Combine(charts));
+            {
+                int n = Math.Min(values.Count, steps.Length);
+                traces.Add(new ScatterTrace { Name = name, X = steps[..n], Y = MovingAverage(values, window)[..n] });
+            }
+        return new Figure(title, traces, new FigureLayout { XAxis = new FigureAxis { Title = "step" }, YAxis = new FigureAxis { Title = "loss" } });
     }
 
     /// <summary>Trailing moving average (shorter at the start).</summary>

@@ -1,6 +1,5 @@
-using Plotly.NET;
 using RoentGen.Training;
-using CSharpChart = Plotly.NET.CSharp.Chart;
+using RoentGen.Visualization;
 
 namespace RoentGen.Vision;
 
@@ -17,30 +16,61 @@ public static class DinoCharts
     /// The weighted total and each reported loss term (DINO, iBOT, KoLeo, unweighted) per step, smoothed by a trailing
     /// mean of <paramref name="window"/> steps (1: raw). Terms whose weight was 0 are absent from the history and the chart.
     /// </summary>
-    public static GenericChart Losses(TrainingHistory history, string title = "DINOv2 losses", int window = 1)
+    public static Figure Losses(TrainingHistory history, string title = "DINOv2 losses", int window = 1)
     {
-        var steps = Enumerable.Range(1, history.Steps).Select(i => (double)i).ToArray();
-        var lines = new List<GenericChart> { Line(steps, history.Loss, "total", window) };
+        var steps = Steps(history);
+        var lines = new List<Trace> { Line(steps, history.Loss, "total", window) };
         foreach (var name in LossTerms)
             if (history.Metrics.TryGetValue(name, out var values) && values.Count == steps.Length)
                 lines.Add(Line(steps, values, name, window));
-        return Chart.withTitle(title, null).Invoke(CSharpChart.Combine(lines));
+        return new Figure(title, lines, new FigureLayout { XAxis = new FigureAxis { Title = "step" }, YAxis = new FigureAxis { Title = "loss" } });
     }
 
     /// <summary>
-    /// The teacher's mean per-image entropy and its effective number of prototypes (exp of the entropy of the
-    /// batch-mean distribution), per step: entropy near log(K) means uniform targets, few effective prototypes
-    /// means one dominant prototype; both are how DINO collapses.
+    /// The teacher's mean per-image entropy (left axis, nats) and its effective number of prototypes (right axis: exp of
+    /// the entropy of the batch-mean distribution), per step: entropy near log(K) means uniform targets, few effective
+    /// prototypes means one dominant prototype; both are how DINO collapses. The two have different scales (about 5.5
+    /// against up to K), hence two y axes.
     /// </summary>
-    public static GenericChart Collapse(TrainingHistory history, string title = "teacher targets (collapse monitors)")
+    /// <param name="history">The run's history.</param>
+    /// <param name="title">Chart title.</param>
+    /// <param name="prototypes">
+    /// K, the heads' prototype count (<see cref="DinoConfig.Prototypes"/>), when known: adds a dashed log K line (the
+    /// entropy of uniform targets) and fixes the axes at 0 to log K and 0 to K.
+    /// </param>
+    /// <exception cref="ArgumentException"><paramref name="prototypes"/> is below 2.</exception>
+    public static Figure Collapse(TrainingHistory history, string title = "teacher targets (collapse monitors)", int? prototypes = null)
     {
-        var steps = Enumerable.Range(1, history.Steps).Select(i => (double)i).ToArray();
-        var lines = CollapseMetrics.Where(n => history.Metrics.TryGetValue(n, out var v) && v.Count == steps.Length)
-            .Select(n => Line(steps, history.Metrics[n], n, 1)).ToList();
-        if (lines.Count == 0) lines.Add(Line([], [], "no collapse metrics reported", 1));
-        return Chart.withTitle(title, null).Invoke(CSharpChart.Combine(lines));
+        if (prototypes is < 2) throw new ArgumentException($"prototypes must be at least 2 (K of the DINO head), got {prototypes}", nameof(prototypes));
+        var steps = Steps(history);
+        bool Has(string name) => history.Metrics.TryGetValue(name, out var v) && v.Count == steps.Length;
+        bool entropy = Has(CollapseMetrics[0]), effective = Has(CollapseMetrics[1]);
+        var traces = new List<Trace>();
+        if (entropy) traces.Add(Line(steps, history.Metrics[CollapseMetrics[0]], CollapseMetrics[0], 1));
+        if (entropy && prototypes is int k)
+        {
+            double logK = Math.Log(k);
+            traces.Add(new ScatterTrace
+            {
+                Name = $"log K = {logK:F2} (uniform targets, K = {k})", X = [1, Math.Max(1, steps.Length)], Y = [logK, logK],
+                Line = new LineStyle { Color = "#7f7f7f", Dash = LineDash.Dash, Width = 1.5 },
+            });
+        }
+        if (effective) traces.Add(Line(steps, history.Metrics[CollapseMetrics[1]], CollapseMetrics[1], 1) with { SecondYAxis = true });
+        if (traces.Count == 0) traces.Add(new ScatterTrace { Name = "no collapse metrics reported" });
+        var layout = new FigureLayout
+        {
+            // The right side holds the prototype axis: the legend goes on top.
+            Legend = LegendPosition.Top,
+            XAxis = new FigureAxis { Title = "step" },
+            YAxis = new FigureAxis { Title = "teacher entropy (nats)", Range = prototypes is int k1 ? new AxisRange(0, Math.Log(k1) * 1.08) : null },
+            YAxis2 = effective ? new FigureAxis { Title = "effective prototypes", Range = prototypes is int k2 ? new AxisRange(0, k2 * 1.05) : null } : null,
+        };
+        return new Figure(title, traces, layout);
     }
 
-    private static GenericChart Line(double[] steps, IReadOnlyList<double> values, string name, int window) =>
-        CSharpChart.Line<double, double, string>(x: steps, y: window > 1 ? TrainingCharts.MovingAverage(values, window) : values.ToArray(), Name: name);
+    private static double[] Steps(TrainingHistory history) => Enumerable.Range(1, history.Steps).Select(i => (double)i).ToArray();
+
+    private static ScatterTrace Line(double[] steps, IReadOnlyList<double> values, string name, int window) =>
+        new() { Name = name, X = steps, Y = window > 1 ? TrainingCharts.MovingAverage(values, window) : values };
 }

@@ -5,12 +5,18 @@ using RoentGen.Training;
 
 namespace RoentGen.Vision;
 
-/// <summary>What a finished DINO run writes beside its checkpoints: metrics.json and an offline loss chart.</summary>
+/// <summary>
+/// What a finished DINO (or baseline) run writes beside its checkpoints: metrics.json and the loss chart as plotly
+/// figure JSON (<see cref="FigureFileName"/>). The core library draws nothing itself: <c>roentgen train</c> renders that
+/// figure to <see cref="ChartFileName"/>, an offline HTML page, through RoentGen.Interactive's <c>FigureHtml</c>.
+/// </summary>
 public static class DinoRunReport
 {
     /// <summary>Name of the metrics file.</summary>
     public const string MetricsFileName = "metrics.json";
-    /// <summary>Name of the chart file.</summary>
+    /// <summary>Name of the loss chart's figure JSON file (<see cref="Figure.ToJson"/>), written by <see cref="Save"/>.</summary>
+    public const string FigureFileName = "loss.plotly.json";
+    /// <summary>Name of the loss chart's HTML page, written from <see cref="FigureFileName"/> by the CLI's train verbs (not by <see cref="Save"/>).</summary>
     public const string ChartFileName = "loss.html";
 
     /// <summary>The curves drawn in the chart besides the total (those present in the history).</summary>
@@ -18,14 +24,16 @@ public static class DinoRunReport
 
     /// <summary>
     /// Writes <c>metrics.json</c> (per-step loss and metrics, their last values, throughput of this session) and
-    /// <c>loss.html</c> (total loss and each enabled loss per step) into <paramref name="outputDir"/>.
+    /// <c>loss.plotly.json</c> (the figure of the total loss and each enabled loss per step, <see cref="DinoCharts.Losses"/>)
+    /// into <paramref name="outputDir"/>, each atomically.
     /// </summary>
     /// <param name="history">The run's history (all steps, including those before a resume).</param>
     /// <param name="outputDir">The run folder.</param>
     /// <param name="stepsThisSession">Steps trained by this process (after a resume, fewer than the history).</param>
     /// <param name="seconds">Wall time of this process's training.</param>
     /// <param name="title">Title of the loss chart.</param>
-    public static void Save(TrainingHistory history, string outputDir, int stepsThisSession, double seconds, string title = "DINOv2 losses")
+    /// <returns>The loss figure written (to render it, e.g. as <see cref="ChartFileName"/>).</returns>
+    public static Figure Save(TrainingHistory history, string outputDir, int stepsThisSession, double seconds, string title = "DINOv2 losses")
     {
         Directory.CreateDirectory(outputDir);
         var last = history.Metrics.Where(kv => kv.Value.Count > 0).ToDictionary(kv => kv.Key, kv => kv.Value[^1]);
@@ -43,6 +51,8 @@ public static class DinoRunReport
         };
         AtomicFile.WriteAllText(Path.Combine(outputDir, MetricsFileName), JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
 
-        Charts.SaveHtml(DinoCharts.Losses(history, title), Path.Combine(outputDir, ChartFileName));
+        var figure = DinoCharts.Losses(history, title);
+        AtomicFile.WriteAllText(Path.Combine(outputDir, FigureFileName), figure.ToJson(indented: true));
+        return figure;
     }
 }

@@ -4,6 +4,7 @@ using Microsoft.Data.Analysis;
 using RoentGen.Evaluation.Probes;
 using RoentGen.Interop;
 using RoentGen.Platform;
+using RoentGen.Visualization;
 
 namespace RoentGen.Vision;
 
@@ -312,15 +313,8 @@ public sealed class EncoderComparisonResult
     public void Save(string path) => AtomicFile.WriteAllText(path, ToJson());
 
     /// <summary>Grouped bars of the headline metrics (<see cref="ProbeResults.HeadlineKeys"/>), one colour per encoder.</summary>
-    public Plotly.NET.GenericChart Chart(string title = "probes of the four encoders (held-out phantoms)")
-    {
-        var charts = Probes.Select(p =>
-        {
-            var keys = ProbeResults.HeadlineKeys.Where(k => double.IsFinite(p[k])).ToArray();
-            return Plotly.NET.CSharp.Chart.Column<double, string, string>(values: keys.Select(k => p[k]).ToArray(), Keys: keys, Name: p.Encoder);
-        }).ToList();
-        return Plotly.NET.Chart.withTitle(title, null).Invoke(Plotly.NET.CSharp.Chart.Combine(charts));
-    }
+    public Figure Chart(string title = "probes of the four encoders (held-out phantoms)") =>
+        GroupedBars.Of(title, Probes.Select(p => (p.Encoder, ProbeResults.HeadlineKeys, (Func<string, double>)(k => p[k]))), ProbeResults.HeadlineAxisTitle);
 
     /// <summary>
     /// The four encoders, named as in the tables: the trained ones loaded from their run folders (under

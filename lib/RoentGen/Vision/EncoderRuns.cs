@@ -10,7 +10,7 @@ namespace RoentGen.Vision;
 
 /// <summary>What training (or finding) one encoder did.</summary>
 /// <param name="Kind">dino, supervised or clip.</param>
-/// <param name="Folder">The run folder (checkpoints, config.json, metrics.json, loss.html).</param>
+/// <param name="Folder">The run folder (checkpoints, config.json, metrics.json, loss.plotly.json).</param>
 /// <param name="EncoderFolder">The ViT checkpoint folder inside it, readable by <c>VitEncoder.Load</c>.</param>
 /// <param name="TrainedNow">False when the folder already held the finished encoder and nothing was trained.</param>
 /// <param name="Steps">Optimizer steps of the run.</param>
@@ -21,7 +21,7 @@ public sealed record EncoderRun(string Kind, string Folder, string EncoderFolder
 /// <summary>
 /// Trains one encoder into a run folder, or finds it there finished. Layout of a run folder DIR: config.json (the
 /// run's config), checkpoints/ (the <see cref="Trainer"/>'s, from which an interrupted run resumes), metrics.json
-/// and loss.html, and the final ViT in DIR/teacher_backbone (DINO, as <c>roentgen train dino</c> writes it) or
+/// and loss.plotly.json (the loss chart as figure JSON; <c>roentgen train</c> also draws it to loss.html), and the final ViT in DIR/teacher_backbone (DINO, as <c>roentgen train dino</c> writes it) or
 /// DIR/encoder (supervised, CLIP): config.json + model.safetensors, the layout <c>VitEncoder.Load</c> reads. A folder
 /// whose encoder exists after the wanted number of steps is not trained again; asking for more steps than a finished
 /// run had continues it from its last checkpoint; a folder holding a run of another config (besides Steps) is an error.

@@ -1,4 +1,3 @@
-using Plotly.NET;
 using RoentGen.Data;
 using RoentGen.Data.Phantoms;
 using RoentGen.Evaluation;
@@ -111,9 +110,14 @@ public class PromptAdherenceTests
         Assert.Contains("\"Cardiomegaly\"", json);
         Assert.Contains("\"NaN\"", json);
 
-        var html = GenericChart.toChartHTML(result.ToChart());
-        Assert.Contains("Pneumothorax", html);
-        Assert.Contains("mean AUC 0.750", html);
+        var chart = result.ToChart();
+        Assert.Contains("mean AUC 0.750", chart.Title);
+        var bars = Assert.IsType<BarTrace>(Assert.Single(chart.Traces));
+        Assert.Equal("AUC", bars.Name);
+        Assert.Equal(result.Findings.Select(f => f.Finding.Name()), bars.Categories!);
+        Assert.Contains("Pneumothorax", bars.Categories!);
+        Assert.Equal(new AxisRange(0, 1), chart.Layout.YAxis!.Range);
+        Assert.All(bars.Values, v => Assert.True(double.IsFinite(v)));   // an undefined AUC is drawn as 0
     }
 
     [Fact]

@@ -1,5 +1,3 @@
-using System.Collections;
-using Plotly.NET;
 using RoentGen.Data;
 using RoentGen.Evaluation;
 
@@ -14,8 +12,6 @@ public class TSneChartsTests
         return e;
     }
 
-    private static int Count(object? values) => values is IEnumerable e ? e.Cast<object>().Count() : throw new InvalidOperationException($"not a sequence: {values}");
-
     [Fact]
     public void Categorical_scatter_has_one_trace_per_group_with_its_points()
     {
@@ -29,12 +25,16 @@ public class TSneChartsTests
         Assert.Equal(labels.Length, groups.Sum(g => g.Count));
 
         var chart = TSneCharts.Scatter(e, labels, "t-SNE by sex");
-        var traces = GenericChart.getTraces(chart).ToList();
+        var traces = chart.Traces.Select(t => Assert.IsType<ScatterTrace>(t)).ToList();
         Assert.Equal(3, traces.Count);
-        Assert.Equal(["M (3)", "F (2)", "other (1)"], traces.Select(t => (string)t.GetPropertyValue("name")));
-        Assert.Equal([3, 2, 1], traces.Select(t => Count(t.GetPropertyValue("x"))));
-        Assert.Equal([3, 2, 1], traces.Select(t => Count(t.GetPropertyValue("y"))));
-        Assert.Contains("t-SNE by sex", GenericChart.toChartHTML(chart));
+        Assert.Equal(["M (3)", "F (2)", "other (1)"], traces.Select(t => t.Name));
+        Assert.All(traces, t => Assert.Equal(ScatterMode.Markers, t.Mode));
+        Assert.Equal([3, 2, 1], traces.Select(t => t.X.Count));
+        Assert.Equal([3, 2, 1], traces.Select(t => t.Y.Count));
+        Assert.All(traces, t => Assert.Null(t.Text));
+        Assert.Equal("t-SNE by sex", chart.Title);
+        var hovered = TSneCharts.Scatter(e, labels, "with ids", labels.Select((_, i) => $"case {i}").ToArray());
+        Assert.Equal(["case 1", "case 2", "case 4"], ((ScatterTrace)hovered.Traces[0]).Text!);
 
         Assert.Throws<ArgumentException>(() => TSneCharts.Scatter(e, labels.Take(5).ToArray(), "short"));
         Assert.Throws<ArgumentException>(() => TSneCharts.Groups(new float[6, 3], labels));
@@ -46,13 +46,16 @@ public class TSneChartsTests
         var e = Embedding(5);
         double[] ages = [30, 45, 60, 75, 90];
         var chart = TSneCharts.ScatterContinuous(e, ages, "t-SNE by age", "age");
-        var traces = GenericChart.getTraces(chart).ToList();
-        Assert.Single(traces);
-        Assert.Equal(5, Count(traces[0].GetPropertyValue("x")));
-        var html = GenericChart.toChartHTML(chart);
-        Assert.Contains("Viridis", html);
-        Assert.Contains("\"showscale\":true", html);
-        Assert.Contains("[30.0,45.0,60.0,75.0,90.0]", html);
+        var trace = Assert.IsType<ScatterTrace>(Assert.Single(chart.Traces));
+        Assert.Equal(5, trace.X.Count);
+        Assert.Equal(ages, trace.Marker!.ColorValues!);
+        Assert.Equal("Viridis", trace.Marker.ColorScale);
+        Assert.True(trace.Marker.ShowScale);
+        Assert.Equal("age", trace.Marker.ColorBarTitle);
+        var json = chart.ToJson();
+        Assert.Contains("\"colorscale\":\"Viridis\"", json);
+        Assert.Contains("\"showscale\":true", json);
+        Assert.Contains("\"color\":[30,45,60,75,90]", json);
         Assert.Throws<ArgumentException>(() => TSneCharts.ScatterContinuous(e, [1, 2, double.NaN, 4, 5], "nan"));
     }
 

@@ -204,6 +204,30 @@ public sealed class NotebookRunnerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_figure_and_a_DataFrame_display_as_html_tables_and_plotly_charts_in_the_kernel()
+    {
+        var bin = Path.Combine(TestPaths.RepoRoot, "lib", "RoentGen.Interactive", "bin", "net10.0");
+        var (result, nb, _) = await Run(
+            NotebookCell.Code(LibraryReferences() + $"#r \"{Path.Combine(bin, "Microsoft.Data.Analysis.dll")}\"\n" +
+                "using Microsoft.Data.Analysis;\nusing RoentGen.Visualization;\nRoentGen.Interactive.Display.Register();\n" +
+                "var df = new DataFrame(new PrimitiveDataFrameColumn<double>(\"x\", new[] { 1.0, 2.0, 3.0 }), new PrimitiveDataFrameColumn<double>(\"y\", new[] { 2.0, 4.0, 8.0 }));\n" +
+                "var chart = new Figure(\"doubling\", [new ScatterTrace { Name = \"doubling\", Mode = ScatterMode.Markers, X = [1.0, 2.0, 3.0], Y = [2.0, 4.0, 8.0] }]);"),
+            NotebookCell.Code("df"),
+            NotebookCell.Code("chart"),
+            NotebookCell.Code("display(chart);"));
+
+        Assert.False(result.AnyFailed, string.Join("\n", nb.Cells.SelectMany(c => c.Outputs).Select(o => o.EValue)));
+        Assert.Contains("<table", nb.Cells[1].Outputs.Single().GetData("text/html"));
+        var first = nb.Cells[2].Outputs.Single().GetData("text/html")!;
+        var second = nb.Cells[3].Outputs.Single().GetData("text/html")!;
+        Assert.Contains("Plotly.newPlot", first);
+        Assert.Contains("doubling", first);
+        Assert.True(first.Length > 500_000, "the first chart of a kernel session carries plotly.js");
+        Assert.True(second.Length < 100_000, "later charts reuse the library already loaded");
+        Assert.DoesNotContain("cdn.plot.ly", first + second);
+    }
+
+    [Fact]
     public async Task A_missing_kernel_is_a_clear_error_that_says_how_to_install_it()
     {
         var options = new NotebookRunOptions { KernelCommand = [Path.Combine(_dir, "no-such-kernel")] };

@@ -1,4 +1,3 @@
-using Plotly.NET;
 using RoentGen.Data;
 using RoentGen.Data.Phantoms;
 using RoentGen.Training;
@@ -69,9 +68,12 @@ public class AttentionMapsTests
         history.Metrics["dino"] = [2, 1.5, 1.2];
         history.Metrics["koleo"] = [-0.5, -0.6, -0.7];
         history.Metrics["teacher_entropy"] = [4, 3.9, 3.8];
-        var traces = GenericChart.getTraces(DinoCharts.Losses(history)).ToList();
-        Assert.Equal(["total", "dino", "koleo"], traces.Select(t => (string)t.GetPropertyValue("name")));
-        var collapse = GenericChart.getTraces(DinoCharts.Collapse(history)).ToList();
-        Assert.Equal(["teacher_entropy"], collapse.Select(t => (string)t.GetPropertyValue("name")));
+        var losses = DinoCharts.Losses(history);
+        Assert.Equal("DINOv2 losses", losses.Title);
+        Assert.Equal(["total", "dino", "koleo"], losses.Traces.Select(t => t.Name));
+        Assert.All(losses.Traces, t => Assert.Equal(3, Assert.IsType<ScatterTrace>(t).Y.Count));
+        var collapse = DinoCharts.Collapse(history);
+        Assert.Equal(["teacher_entropy"], collapse.Traces.Select(t => t.Name));
+        Assert.Null(collapse.Layout.YAxis2);
     }
 }

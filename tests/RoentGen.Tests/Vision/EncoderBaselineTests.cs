@@ -31,6 +31,9 @@ public class EncoderBaselineTests
         var dir = TestPaths.NewTempDir("supervised-run");
         var run = EncoderRuns.Supervised(TinySupervised with { Steps = 2 }, pool, dir);
         Assert.True(run.TrainedNow);
+        // The core library writes the loss chart as figure JSON only (the CLI verbs draw loss.html from it).
+        Assert.Equal("total", Figure.FromJson(File.ReadAllText(Path.Combine(dir, DinoRunReport.FigureFileName))).Traces[0].Name);
+        Assert.False(File.Exists(Path.Combine(dir, DinoRunReport.ChartFileName)));
         var encoder = VitEncoder.Load(run.EncoderFolder);
         Assert.Equal(TinyVit, encoder.Model.Config);
         Assert.Equal(32, encoder.InputSize);

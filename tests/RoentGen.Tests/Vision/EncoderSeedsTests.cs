@@ -17,6 +17,18 @@ public class EncoderSeedsTests
     }
 
     [Fact]
+    public void Comparison_chart_has_grouped_bars_per_encoder()
+    {
+        var chart = Result(0, [0.95, 0.90, 0.80, 0.70], [10, 12, 14, 16]).Chart();
+        Assert.Equal("probes of the four encoders (held-out phantoms)", chart.Title);
+        Assert.Equal(EncoderComparisonResult.EncoderNames, chart.Traces.Select(t => t.Name));
+        var dino = Assert.IsType<BarTrace>(chart.Traces[0]);
+        Assert.Equal(["sex/auc"], dino.Categories!);   // the only headline metric these results have
+        Assert.Equal([0.95], dino.Values);
+        Assert.Equal(BarMode.Group, chart.Layout.BarMode);
+    }
+
+    [Fact]
     public void Summary_gives_mean_and_sample_sd_per_encoder_and_counts_the_seeds_a_claim_held_in()
     {
         var runs = new[]

@@ -30,6 +30,11 @@ public class TrainDinoCommandTests
         foreach (var f in new[] { "config.json", DinoRunReport.MetricsFileName, DinoRunReport.ChartFileName, Path.Combine("teacher_backbone", "model.safetensors") })
             Assert.True(File.Exists(Path.Combine(run, f)), $"missing {f}");
         Assert.Contains("<html", File.ReadAllText(Path.Combine(run, DinoRunReport.ChartFileName)), StringComparison.OrdinalIgnoreCase);
+        // The core library wrote the figure as JSON; the verb drew it to the page (plotly.js inline).
+        var figure = Figure.FromJson(File.ReadAllText(Path.Combine(run, DinoRunReport.FigureFileName)));
+        Assert.Equal("total", figure.Traces[0].Name);
+        Assert.Contains(figure.Traces, t => t.Name == "dino");
+        Assert.Contains("plotly.js (basic - minified)", File.ReadAllText(Path.Combine(run, DinoRunReport.ChartFileName)));
 
         // A second call continues the same run (no --config needed) to 3 steps.
         Assert.Equal(0, Invoke("--data", "phantoms", "--out", run, "--steps", "3"));

@@ -39,7 +39,7 @@ public class QuickstartTests
         Assert.Contains("Targets", html);
         Assert.Contains("adherence AUC", html);
         // plotly.js is embedded once however many charts the page has.
-        Assert.Equal(1, html.Split("plotly.js v").Length - 1);
+        Assert.Equal(1, html.Split("plotly.js (basic - minified) v").Length - 1);
         Assert.True(html.Split("Plotly.newPlot").Length - 1 >= 3, "expected the loss curves and the adherence chart");
         Assert.True(html.Length < 12_000_000, $"report is {html.Length} characters");
 

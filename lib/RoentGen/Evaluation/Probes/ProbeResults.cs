@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Data.Analysis;
-using Plotly.NET;
+using RoentGen.Visualization;
 
 namespace RoentGen.Evaluation.Probes;
 
@@ -132,22 +132,18 @@ public sealed class ProbeResults
     }
 
     /// <summary>A bar chart of the headline metrics (macro AUCs, sex AUC, age Pearson r, mean Dice, report macro F1).</summary>
-    public GenericChart ToChart() => CompareChart([this]);
+    public Figure ToChart() => CompareChart([this]);
 
     /// <summary>Headline metric keys shown in charts.</summary>
     public static IReadOnlyList<string> HeadlineKeys { get; } =
         ["linear/macro_auc", "knn/macro_auc", "sex/auc", "age/pearson", "segmentation/mean_dice", "report/macro_f1"];
 
     /// <summary>Grouped bars of the headline metrics of several encoders (one colour per encoder).</summary>
-    public static GenericChart CompareChart(IEnumerable<ProbeResults> results)
-    {
-        var charts = results.Select(r =>
-        {
-            var keys = HeadlineKeys.Where(k => double.IsFinite(r[k])).ToList();
-            return Plotly.NET.CSharp.Chart.Column<double, string, string>(values: keys.Select(k => r[k]).ToArray(), Keys: keys.ToArray(), Name: r.Encoder);
-        }).ToList();
-        return Plotly.NET.CSharp.Chart.Combine(charts);
-    }
+    public static Figure CompareChart(IEnumerable<ProbeResults> results) =>
+        GroupedBars.Of(null, results.Select(r => (r.Encoder, HeadlineKeys, (Func<string, double>)(k => r[k]))), HeadlineAxisTitle);
+
+    /// <summary>The y axis title of headline charts.</summary>
+    internal const string HeadlineAxisTitle = "score (AUC, Pearson r, Dice, F1)";
 
     /// <summary>
     /// Comparison table of several encoders: one row per metric key (first-seen order), one column per encoder

@@ -7,6 +7,7 @@ using RoentGen.Data;
 using RoentGen.Data.Datasets;
 using RoentGen.Interop;
 using RoentGen.Platform;
+using RoentGen.Visualization;
 using static TorchSharp.torch;
 
 namespace RoentGen.Evaluation.Probes;
@@ -467,16 +468,11 @@ public sealed class RealDataCheckResult
     }
 
     /// <summary>Grouped bars of the headline scores (k-NN AUC, mean Dice), one colour per encoder.</summary>
-    public Plotly.NET.GenericChart Chart(string? title = null)
+    public Figure Chart(string? title = null)
     {
         string[] headline = ["knn/auc:" + Options.PositiveLabel, "segmentation/mean_dice"];
-        var charts = Encoders.Select(e =>
-        {
-            var keys = headline.Where(k => double.IsFinite(e[k])).ToArray();
-            return Plotly.NET.CSharp.Chart.Column<double, string, string>(values: keys.Select(k => e[k]).ToArray(), Keys: keys, Name: e.Encoder);
-        }).ToList();
         title ??= $"real-data check: {Options.PositiveLabel} vs normal k-NN AUC and cross-validated Dice";
-        return Plotly.NET.Chart.withTitle(title, null).Invoke(Plotly.NET.CSharp.Chart.Combine(charts));
+        return GroupedBars.Of(title, Encoders.Select(e => (e.Encoder, (IReadOnlyList<string>)headline, (Func<string, double>)(k => e[k]))), "score (AUC, Dice)");
     }
 }
 

@@ -25,7 +25,10 @@ public class ProbeSuiteTests
         Assert.True(doc.RootElement.GetProperty("metrics").GetArrayLength() >= 6);
         var df = r.ToDataFrame();
         Assert.Equal(r.Metrics.Count + r.NotAvailable.Count, df.Rows.Count);
-        Assert.Contains("plotly", Plotly.NET.GenericChart.toChartHTML(r.ToChart()), StringComparison.OrdinalIgnoreCase);
+        var bars = Assert.IsType<BarTrace>(Assert.Single(r.ToChart().Traces));
+        Assert.Equal("random-vit", bars.Name);
+        Assert.Equal(ProbeResults.HeadlineKeys.Where(k => double.IsFinite(r[k])), bars.Categories!);
+        Assert.Equal(bars.Categories!.Select(k => r[k]), bars.Values);
     }
 
     [Fact]
@@ -41,6 +44,13 @@ public class ProbeSuiteTests
         Assert.Equal(0.6, (double)t.Columns["b"][0]!, 9);
         Assert.Null(t.Columns["b"][1]);
         Assert.Contains("not available", b.ToJson());
+
+        var chart = ProbeResults.CompareChart([a, b]);
+        Assert.Equal(["a", "b"], chart.Traces.Select(x => x.Name));
+        Assert.Equal(["sex/auc", "age/pearson"], Assert.IsType<BarTrace>(chart.Traces[0]).Categories!);
+        Assert.Equal(["sex/auc"], Assert.IsType<BarTrace>(chart.Traces[1]).Categories!);   // only finite headline metrics
+        Assert.Equal([0.6], ((BarTrace)chart.Traces[1]).Values);
+        Assert.Equal(BarMode.Group, chart.Layout.BarMode);
 
         static ClassificationProbeResult Sex(double auc) => new([new LabelScore("female", auc, 5, 10)], auc, 0.01, 0, auc, []);
     }

@@ -226,7 +226,10 @@ public class RealDataCheckTests(ITestOutputHelper output)
             Assert.Equal(enc.Knn!.Datasets, back[enc.Encoder].Knn!.Datasets);
         }
         Assert.Equal(transfer.Count, back.Transfer().Count);
-        Assert.NotNull(r.Chart());
+        var chart = r.Chart();
+        Assert.Contains("tuberculosis", chart.Title);
+        Assert.Equal(["pixels", "random"], chart.Traces.Select(t => t.Name));
+        Assert.All(chart.Traces, t => Assert.Equal(["knn/auc:tuberculosis", "segmentation/mean_dice"], Assert.IsType<BarTrace>(t).Categories!));
         File.WriteAllText(file, "{\"data\": 1}");
         Assert.Throws<InvalidDataException>(() => RealDataCheckResult.Load(file));
     }

@@ -1,0 +1,66 @@
+using RoentGen.Data;
+
+namespace RoentGen.Tests.Data;
+
+public class DataTourChartsTests
+{
+    [Fact]
+    public void Label_chart_has_a_bar_trace_per_mention_with_a_bar_per_observation()
+    {
+        var labels = new List<CxrLabels>
+        {
+            CxrLabels.FromPositives([Observation.Edema, Observation.Cardiomegaly]),
+            CxrLabels.FromPositives([Observation.Edema]),
+            new CxrLabels { [Observation.Edema] = Mention.Negative, [Observation.Pneumothorax] = Mention.Uncertain },
+        };
+        var chart = DataTour.LabelChart(labels);
+        Assert.Equal("label distribution", chart.Title);
+        var bars = chart.Traces.Select(t => Assert.IsType<BarTrace>(t)).ToList();
+        Assert.Equal(["positive (1)", "uncertain (-1)", "negative (0)"], bars.Select(b => b.Name));
+        Assert.All(bars, b => Assert.Equal(Observations.Names, b.Categories!));
+        Assert.Equal(2.0, bars[0].Values[(int)Observation.Edema]);
+        Assert.Equal(1.0, bars[1].Values[(int)Observation.Pneumothorax]);
+        Assert.Equal(1.0, bars[2].Values[(int)Observation.Edema]);
+        Assert.Equal(3.0, bars[0].Values.Sum());
+        Assert.Equal(BarMode.Group, chart.Layout.BarMode);
+    }
+
+    [Fact]
+    public void Age_histogram_is_binned_into_overlaid_bars_sharing_bins_and_views_are_counted()
+    {
+        var rng = new Random(1);
+        var rows = Enumerable.Range(0, 101).Select(i => (
+            Sex: (string?)(i % 3 == 0 ? "F" : i % 3 == 1 ? "M" : null),
+            Age: (double?)(i == 7 ? null : 18 + rng.NextDouble() * 70),
+            View: (string?)(i % 4 == 0 ? "AP" : i % 4 == 1 ? "PA" : i % 4 == 2 ? "lateral" : null))).ToList();
+        var (age, views) = DataTour.MetadataCharts(rows);
+
+        Assert.Equal("age by sex (never written in reports)", age.Title);
+        var bars = age.Traces.Select(t => Assert.IsType<BarTrace>(t)).ToList();
+        Assert.Equal(["female", "male"], bars.Select(b => b.Name));
+        int females = rows.Count(r => r.Sex == "F" && r.Age is not null), males = rows.Count(r => r.Sex == "M" && r.Age is not null);
+        Assert.Equal(females, bars[0].Values.Sum());
+        Assert.Equal(males, bars[1].Values.Sum());
+        Assert.Equal(bars[0].Positions!, bars[1].Positions!);          // the same bins for both sexes
+        Assert.InRange(bars[0].Positions!.Count, 5, DataTour.AgeBins + 1);
+        Assert.All(bars, b => Assert.Equal(b.Positions![1] - b.Positions[0], b.Width!.Value, 9));
+        Assert.Equal(BarMode.Overlay, age.Layout.BarMode);
+        Assert.Equal(0, age.Layout.BarGap);
+        Assert.Equal("age (years)", age.Layout.XAxis!.Title);
+        Assert.DoesNotContain("histogram", age.ToJson());                // the basic plotly.js bundle has no histogram trace
+
+        Assert.Equal("views", views.Title);
+        var v = Assert.IsType<BarTrace>(Assert.Single(views.Traces));
+        Assert.Equal(["AP", "lateral", "PA", "unknown"], v.Categories!);
+        Assert.Equal(rows.Count, v.Values.Sum());
+    }
+
+    [Fact]
+    public void Metadata_without_ages_gives_an_empty_age_chart()
+    {
+        var (age, views) = DataTour.MetadataCharts([("F", null, "PA")]);
+        Assert.Empty(age.Traces);
+        Assert.Single(views.Traces);
+        Assert.NotEmpty(age.ToJson());
+    }
+}
