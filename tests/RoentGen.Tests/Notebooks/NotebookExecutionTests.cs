@@ -48,7 +48,9 @@ public class NotebookExecutionTests
     private static bool ShowsSomething(string source)
     {
         if (source.Contains("display(", StringComparison.Ordinal)) return true;
-        var last = source.Split('\n').Select(l => l.Trim()).LastOrDefault(l => l.Length > 0 && !l.StartsWith("//", StringComparison.Ordinal));
+        // Last code line, without a trailing // comment (a "//" inside a string literal is not expected on such a line).
+        static string Code(string line) => (line.IndexOf("//", StringComparison.Ordinal) is var c and >= 0 && !line[..c].Contains('"') ? line[..c] : line).Trim();
+        var last = source.Split('\n').Select(Code).LastOrDefault(l => l.Length > 0);
         return last is not null && !last.EndsWith(';') && !last.EndsWith('}') && !last.EndsWith('{') && !last.StartsWith('#');
     }
 
