@@ -129,6 +129,7 @@ public sealed class NotebookRunner
         private readonly Dictionary<string, NotebookOutput> _byValueId = new(StringComparer.Ordinal);
         private readonly object _gate = new();
         private readonly HashSet<string> _errors = new(StringComparer.Ordinal);
+        private readonly HashSet<NotebookOutput> _claimed = new(ReferenceEqualityComparer.Instance);
 
         public void Add(KernelEvent e)
         {
@@ -153,8 +154,19 @@ public sealed class NotebookRunner
                     case "DisplayedValueUpdated":
                     {
                         // As in VS Code: the update replaces what the display showed.
+                        // dotnet-interactive 1.0.712001 gives updates their own valueId, stable across the updates of one
+                        // displayed value but not the one its DisplayedValueProduced carried: an unknown id claims the most
+                        // recent display of this cell that no update has claimed yet.
                         var data = Bundle(e.Event);
-                        if (e.Event["valueId"]?.GetValue<string>() is { Length: > 0 } id && _byValueId.TryGetValue(id, out var shown)) shown.Data = data;
+                        var id = e.Event["valueId"]?.GetValue<string>() ?? "";
+                        if (!_byValueId.TryGetValue(id, out var shown)
+                            && cell.Outputs.LastOrDefault(o => o.OutputType == "display_data" && !_claimed.Contains(o)) is { } unclaimed)
+                        {
+                            shown = unclaimed;
+                            _claimed.Add(unclaimed);
+                            if (id.Length > 0) _byValueId[id] = unclaimed;
+                        }
+                        if (shown is not null) shown.Data = data;
                         else if (data.Count > 0) cell.Outputs.Add(new NotebookOutput { OutputType = "display_data", Data = data });
                         break;
                     }

@@ -35,7 +35,6 @@ public sealed class NotebookExportTests : IDisposable
         var code = NotebookExport.ToFileBasedApp(Sample(), "sample", "../lib/RoentGen.Interactive/RoentGen.Interactive.csproj", "..");
         Assert.StartsWith("#!/usr/bin/env -S dotnet run\n", code);
         Assert.Contains("#:project ../lib/RoentGen.Interactive/RoentGen.Interactive.csproj\n", code);
-        Assert.Contains("// (kernel directive) #r", code);   // the #:project line brings the library
         var usingAt = code.IndexOf("using System.Text;", StringComparison.Ordinal);
         var startAt = code.IndexOf("FileApp.Start(", StringComparison.Ordinal);
         Assert.True(usingAt > 0 && usingAt < startAt, "using directives come before the statements");
@@ -140,6 +139,7 @@ public sealed class AppExecutionTests : IDisposable
         var page = File.ReadAllText(Path.ChangeExtension(app, ".html"));
         Assert.DoesNotContain("<pre class=\"error\">", page);
         Assert.Contains("<pre class=\"source\">", page);
-        Assert.Contains("data:image/png;base64,", page);
+        Assert.True(page.Contains("data:image/png;base64,", StringComparison.Ordinal) || page.Contains("Plotly.newPlot", StringComparison.Ordinal),
+            $"{file}: the page shows no image and no chart");
     }
 }

@@ -48,8 +48,14 @@ public class NotebookExecutionTests
     private static bool ShowsSomething(string source)
     {
         if (source.Contains("display(", StringComparison.Ordinal)) return true;
-        // Last code line, without a trailing // comment (a "//" inside a string literal is not expected on such a line).
-        static string Code(string line) => (line.IndexOf("//", StringComparison.Ordinal) is var c and >= 0 && !line[..c].Contains('"') ? line[..c] : line).Trim();
+        // Last code line, without a trailing // comment.
+        static string Code(string line)
+        {
+            // The first "//" outside a string literal (an even number of quotes before it) starts a comment.
+            for (int c = line.IndexOf("//", StringComparison.Ordinal); c >= 0; c = line.IndexOf("//", c + 2, StringComparison.Ordinal))
+                if (line[..c].Count(ch => ch == '"') % 2 == 0) return line[..c].Trim();
+            return line.Trim();
+        }
         var last = source.Split('\n').Select(Code).LastOrDefault(l => l.Length > 0);
         return last is not null && !last.EndsWith(';') && !last.EndsWith('}') && !last.EndsWith('{') && !last.StartsWith('#');
     }
