@@ -36,7 +36,7 @@ public static class DinoCharts
     /// <param name="title">Chart title.</param>
     /// <param name="prototypes">
     /// K, the heads' prototype count (<see cref="DinoConfig.Prototypes"/>), when known: adds a dashed log K line (the
-    /// entropy of uniform targets) and fixes the axes at 0 to log K and 0 to K.
+    /// entropy of uniform targets) and fixes the axes at 0 to log K and 0 to K (without it, both axes still start at 0).
     /// </param>
     /// <exception cref="ArgumentException"><paramref name="prototypes"/> is below 2.</exception>
     public static Figure Collapse(TrainingHistory history, string title = "teacher targets (collapse monitors)", int? prototypes = null)
@@ -63,8 +63,9 @@ public static class DinoCharts
             // The right side holds the prototype axis: the legend goes on top.
             Legend = LegendPosition.Top,
             XAxis = new FigureAxis { Title = "step" },
-            YAxis = new FigureAxis { Title = "teacher entropy (nats)", Range = prototypes is int k1 ? new AxisRange(0, Math.Log(k1) * 1.08) : null },
-            YAxis2 = effective ? new FigureAxis { Title = "effective prototypes", Range = prototypes is int k2 ? new AxisRange(0, k2 * 1.05) : null } : null,
+            // Both axes start at 0, so that a flat run does not look like a large change.
+            YAxis = new FigureAxis { Title = "teacher entropy (nats)", Range = prototypes is int k1 ? new AxisRange(0, Math.Log(k1) * 1.08) : null, FromZero = true },
+            YAxis2 = effective ? new FigureAxis { Title = "effective prototypes", Range = prototypes is int k2 ? new AxisRange(0, k2 * 1.05) : null, FromZero = true } : null,
         };
         return new Figure(title, traces, layout);
     }

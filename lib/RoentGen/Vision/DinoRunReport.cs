@@ -24,7 +24,7 @@ public static class DinoRunReport
 
     /// <summary>
     /// Writes <c>metrics.json</c> (per-step loss and metrics, their last values, throughput of this session) and
-    /// <c>loss.plotly.json</c> (the figure of the total loss and each enabled loss per step, <see cref="DinoCharts.Losses"/>)
+    /// <c>loss.plotly.json</c> (the figure of the total loss and each enabled loss per step, <see cref="DinoCharts.Losses"/>; compact JSON)
     /// into <paramref name="outputDir"/>, each atomically.
     /// </summary>
     /// <param name="history">The run's history (all steps, including those before a resume).</param>
@@ -52,7 +52,7 @@ public static class DinoRunReport
         AtomicFile.WriteAllText(Path.Combine(outputDir, MetricsFileName), JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
 
         var figure = DinoCharts.Losses(history, title);
-        AtomicFile.WriteAllText(Path.Combine(outputDir, FigureFileName), figure.ToJson(indented: true));
+        AtomicFile.WriteAllText(Path.Combine(outputDir, FigureFileName), figure.ToJson());
         return figure;
     }
 }

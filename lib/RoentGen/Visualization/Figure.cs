@@ -252,6 +252,9 @@ public sealed record FigureAxis
 
     /// <summary>Logarithmic axis (values must be positive).</summary>
     public bool Log { get; init; }
+
+    /// <summary>When fitting the data (no <see cref="Range"/>), include 0 (plotly's <c>rangemode: "tozero"</c>), so small changes do not look large.</summary>
+    public bool FromZero { get; init; }
 }
 
 /// <summary>A figure's layout: axes, size, legend, bar placement.</summary>

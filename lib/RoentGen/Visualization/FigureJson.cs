@@ -146,6 +146,7 @@ internal static class FigureJson
         w.WriteStartObject(name);
         if (a.Title is not null) Title(w, a.Title);
         if (a.Log) w.WriteString("type", "log");
+        if (a.FromZero) w.WriteString("rangemode", "tozero");
         // Room for long tick labels (finding names) and a right-hand axis's title, instead of clipping them.
         w.WriteBoolean("automargin", true);
         if (a.Range is AxisRange r)
@@ -351,7 +352,9 @@ internal static class FigureJson
             if (v.Length != 2) throw new InvalidDataException($"figure JSON: {where}.range has {v.Length} values, expected 2");
             range = log ? new AxisRange(Math.Pow(10, v[0]), Math.Pow(10, v[1])) : new AxisRange(v[0], v[1]);
         }
-        return new FigureAxis { Title = TitleOf(a, where), Range = range, Log = log };
+        var rangeMode = StringOf(a, "rangemode", where);
+        if (rangeMode is not null and not "normal" and not "tozero") throw new InvalidDataException($"figure JSON: {where}.rangemode \"{rangeMode}\" is not supported (normal, tozero)");
+        return new FigureAxis { Title = TitleOf(a, where), Range = range, Log = log, FromZero = rangeMode == "tozero" };
     }
 
     // plotly's title is {"text": ...} (plotly.js 3); a bare string (older figures) is accepted too.

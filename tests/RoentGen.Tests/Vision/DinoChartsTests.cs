@@ -36,6 +36,7 @@ public class DinoChartsTests
         var unknownK = DinoCharts.Collapse(History());
         Assert.Equal(["teacher_entropy", "effective_prototypes"], unknownK.Traces.Select(t => t.Name));
         Assert.Null(unknownK.Layout.YAxis!.Range);
+        Assert.True(unknownK.Layout.YAxis.FromZero && unknownK.Layout.YAxis2!.FromZero);
         Assert.Throws<ArgumentException>(() => DinoCharts.Collapse(History(), prototypes: 1));
     }
 

@@ -24,7 +24,7 @@ public class FigureTests
         {
             XAxis = new FigureAxis { Title = "step", Range = new AxisRange(1, 1000), Log = true },
             YAxis = new FigureAxis { Title = "loss", Range = new AxisRange(0, 1) },
-            YAxis2 = new FigureAxis { Title = "prototypes" },
+            YAxis2 = new FigureAxis { Title = "prototypes", FromZero = true },
             Width = 800, Height = 400, ShowLegend = true, LegendTitle = "series", Legend = LegendPosition.Top, BarMode = BarMode.Overlay, BarGap = 0,
         });
 
@@ -48,6 +48,7 @@ public class FigureTests
         Assert.Equal("log", layout.GetProperty("xaxis").GetProperty("type").GetString());
         Assert.Equal([0.0, 3.0], layout.GetProperty("xaxis").GetProperty("range").EnumerateArray().Select(v => v.GetDouble()));  // log10 for log axes
         Assert.Equal("right", layout.GetProperty("yaxis2").GetProperty("side").GetString());
+        Assert.Equal("tozero", layout.GetProperty("yaxis2").GetProperty("rangemode").GetString());
         Assert.Equal("y", layout.GetProperty("yaxis2").GetProperty("overlaying").GetString());
         Assert.Equal("overlay", layout.GetProperty("barmode").GetString());
         Assert.Equal("h", layout.GetProperty("legend").GetProperty("orientation").GetString());
@@ -62,6 +63,7 @@ public class FigureTests
         Assert.Null(bar.Positions);
         Assert.Equal([22.5, 27.5], Assert.IsType<BarTrace>(back.Traces[3]).Positions!);
         Assert.Equal(LegendPosition.Top, back.Layout.Legend);
+        Assert.True(back.Layout.YAxis2!.FromZero);
     }
 
     [Fact]
