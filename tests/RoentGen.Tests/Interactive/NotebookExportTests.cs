@@ -41,7 +41,7 @@ public sealed class NotebookExportTests : IDisposable
         Assert.Contains("n = app.Parameter(nameof(n), n);", code);
         Assert.Contains("who = app.Parameter(nameof(who), who);", code);
         Assert.Contains("display(new Box(n * 2));", code);
-        Assert.True(code.IndexOf("record Box(int Size);", StringComparison.Ordinal) > code.IndexOf("app.Finish();", StringComparison.Ordinal), "types follow the top-level statements");
+        Assert.True(code.LastIndexOf("record Box(int Size);", StringComparison.Ordinal) > code.IndexOf("app.Finish();", StringComparison.Ordinal), "types follow the top-level statements");
         Assert.Contains("app.Html(", code);
         Assert.Contains("app.Markdown(", code);
     }
