@@ -76,19 +76,24 @@ public sealed class KernelProcess : IAsyncDisposable, IDisposable
                 throw new KernelUnavailableException($"{KernelPathVariable} names {configured}, which does not exist");
             return configured.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) ? [DotnetHost(), configured] : [configured];
         }
-        var packages = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } p
-            ? p : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-        var tools = Path.Combine(packages, "microsoft.dotnet-interactive", PinnedVersion, "tools");
-        if (Directory.Exists(tools)
-            && Directory.EnumerateFiles(tools, "Microsoft.DotNet.Interactive.App.dll", SearchOption.AllDirectories).FirstOrDefault() is { } app)
-            return [DotnetHost(), app];
+        // `dotnet tool restore` puts local tools in a NuGet packages folder: NUGET_PACKAGES when it was set then, else
+        // ~/.nuget/packages (it keeps using the first place it restored to), so look in both.
+        var roots = new[] { Environment.GetEnvironmentVariable("NUGET_PACKAGES"), Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages") }
+            .Where(r => !string.IsNullOrEmpty(r)).Distinct().ToList();
+        foreach (var root in roots)
+        {
+            var tools = Path.Combine(root!, "microsoft.dotnet-interactive", PinnedVersion, "tools");
+            if (Directory.Exists(tools)
+                && Directory.EnumerateFiles(tools, "Microsoft.DotNet.Interactive.App.dll", SearchOption.AllDirectories).FirstOrDefault() is { } app)
+                return [DotnetHost(), app];
+        }
         foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
         {
             var candidate = Path.Combine(dir, OperatingSystem.IsWindows() ? "dotnet-interactive.exe" : "dotnet-interactive");
             if (File.Exists(candidate)) return [candidate];
         }
         throw new KernelUnavailableException(
-            $"the .NET Interactive kernel (dotnet-interactive {PinnedVersion}) was not found under {tools} or on the PATH. " +
+            $"the .NET Interactive kernel (dotnet-interactive {PinnedVersion}) was not found under {string.Join(" or ", roots.Select(r => Path.Combine(r!, "microsoft.dotnet-interactive", PinnedVersion)))} or on the PATH. " +
             "Run `dotnet build` (or `dotnet tool restore`) at the repository root, which installs the pinned tool, " +
             $"or set {KernelPathVariable} to a Microsoft.DotNet.Interactive.App.dll.");
     }
