@@ -28,7 +28,24 @@ public sealed record SampleRequest
     public Tensor? InitImages { get; init; }
     /// <summary>img2img: how much noise to add (1 = start from pure noise, 0 = return the input).</summary>
     public double Strength { get; init; } = 0.6;
+    /// <summary>
+    /// Starting noise (N, C, h, w) in the latent space, one per prompt, used instead of the noise drawn from
+    /// <see cref="Seed"/> (and, like it, scaled by the scheduler's initial sigma; for img2img it is the noise added to
+    /// the encoded images). Null draws it as <see cref="TextToImagePipeline.DrawNoise"/> does. Rows may repeat, so
+    /// that several prompts share one starting latent (prompt-to-prompt).
+    /// </summary>
+    public Tensor? Latents { get; init; }
 }
+
+/// <summary>What a step callback of <see cref="TextToImagePipeline.Sample(SampleRequest, Action{SamplingStepState})"/> is given.</summary>
+/// <remarks>
+/// <see cref="Latents"/> is a view of the pipeline's own tensor, valid only during the call: it is disposed when the
+/// callback returns. Do not modify it in place; to keep it, take <c>Latents.clone().DetachFromDisposeScope()</c>
+/// (tensors the callback makes are disposed with the call's dispose scope otherwise).
+/// </remarks>
+/// <param name="Step">The step, its timestep and the batch's prompts and guidance layout.</param>
+/// <param name="Latents">The latents (n, C, h, w) this step starts from (x_t, before the UNet call), n = <see cref="SamplingStep.BatchCount"/>.</param>
+public sealed record SamplingStepState(SamplingStep Step, Tensor Latents);
 
 /// <summary>
 /// Text-to-image sampling for latent diffusion, in the few numbered steps of diffusers' pipeline: encode the
@@ -78,13 +95,52 @@ public sealed class TextToImagePipeline
         return Sample(request, (_, _) => progress.Advance());
     }
 
-    /// <summary>Generates images (B, 1, H, W) in [−1, 1], one per prompt.</summary>
-    public Tensor Sample(SampleRequest request, Action<int, int>? onStep = null)
+    /// <summary>The shape (count, C, h, w) of <paramref name="count"/> starting latents.</summary>
+    public long[] LatentShape(int count) => [count, Vae.Config.LatentChannels, LatentSize, LatentSize];
+
+    /// <summary>
+    /// The starting noise (count, C, h, w) that <see cref="Sample(SampleRequest, Action{int, int}?)"/> draws when
+    /// <see cref="SampleRequest.Latents"/> is null: image i from its own generator seeded with seed + i, so an image
+    /// does not depend on its batch. Unscaled (the pipeline multiplies by the scheduler's initial sigma).
+    /// </summary>
+    public Tensor DrawNoise(int count, long seed)
+    {
+        if (count <= 0) throw new ArgumentOutOfRangeException(nameof(count), count, "noise count must be positive");
+        var shape = LatentShape(1);
+        var rows = Enumerable.Range(0, count).Select(i =>
+        {
+            using var g = new Generator(seed: (ulong)(seed + i));
+            return randn(shape, generator: g);                      // (1, C, h, w)
+        }).ToList();
+        var noise = cat(rows, 0);                                   // (count, C, h, w)
+        foreach (var row in rows) row.Dispose();
+        return noise;
+    }
+
+    /// <summary>Generates images (B, 1, H, W) in [−1, 1], one per prompt; <paramref name="onStep"/> gets (steps done, steps) after each step.</summary>
+    public Tensor Sample(SampleRequest request, Action<int, int>? onStep = null) => Run(request, onStep, null);
+
+    /// <summary>
+    /// Generates images (B, 1, H, W) in [−1, 1], one per prompt; <paramref name="onStep"/> is called once per denoising
+    /// step of each batch, before the UNet call, with the latents the step starts from (see <see cref="SamplingStepState"/>
+    /// for how long they live).
+    /// </summary>
+    public Tensor Sample(SampleRequest request, Action<SamplingStepState> onStep)
+    {
+        ArgumentNullException.ThrowIfNull(onStep);
+        return Run(request, null, onStep);
+    }
+
+    private Tensor Run(SampleRequest request, Action<int, int>? onStepDone, Action<SamplingStepState>? onStep)
     {
         if (request.Prompts.Count == 0) throw new ArgumentException("no prompts given");
         if (request.GuidanceScale < 0) throw new ArgumentException($"guidance scale must be >= 0, got {request.GuidanceScale}");
         if (request.InitImages is { } init && init.shape[0] != request.Prompts.Count)
             throw new ArgumentException($"{init.shape[0]} init images for {request.Prompts.Count} prompts");
+        if (request.Latents is { } given && !given.shape.SequenceEqual(LatentShape(request.Prompts.Count)))
+            throw new ArgumentException(
+                $"starting latents have shape [{string.Join(", ", given.shape)}]; expected [{string.Join(", ", LatentShape(request.Prompts.Count))}] " +
+                $"(one per prompt for {request.Prompts.Count} prompts, latent channels and side of this pipeline)", nameof(request));
         using var _ = no_grad();
         Unet.eval(); TextEncoder.eval(); Vae.eval();
         var outputs = new List<Tensor>();
@@ -93,7 +149,7 @@ public sealed class TextToImagePipeline
             int n = Math.Min(request.BatchSize, request.Prompts.Count - start);
             using var scope = NewDisposeScope();
             var prompts = request.Prompts.Skip(start).Take(n).ToList();
-            var images = SampleBatch(request, prompts, start, onStep);
+            var images = SampleBatch(request, prompts, start, onStepDone, onStep);
             outputs.Add(images.MoveToOuterDisposeScope());
         }
         var all = cat(outputs, 0);
@@ -101,7 +157,7 @@ public sealed class TextToImagePipeline
         return all;
     }
 
-    private Tensor SampleBatch(SampleRequest r, List<string> prompts, int offset, Action<int, int>? onStep)
+    private Tensor SampleBatch(SampleRequest r, List<string> prompts, int offset, Action<int, int>? onStepDone, Action<SamplingStepState>? onStep)
     {
         int n = prompts.Count;
         // 1. Text: conditional and unconditional (negative prompt) contexts, stacked for one UNet pass.
@@ -112,12 +168,7 @@ public sealed class TextToImagePipeline
         // 2. Sampler and initial latents: per-image generators so results do not depend on the batching.
         var scheduler = NoiseScheduler.Create(r.Scheduler, Schedule, r.DdimEta);
         scheduler.SetTimesteps(r.Steps);
-        int c = Vae.Config.LatentChannels;
-        var noise = cat(Enumerable.Range(0, n).Select(i =>
-        {
-            using var g = new Generator(seed: (ulong)(r.Seed + offset + i));
-            return randn([1, c, LatentSize, LatentSize], generator: g);
-        }).ToList(), 0);
+        var noise = r.Latents is { } given ? given.narrow(0, offset, n) : DrawNoise(n, r.Seed + offset);   // (n, C, h, w)
         int first = 0;
         Tensor latents;
         if (r.InitImages is { } init)
@@ -137,17 +188,24 @@ public sealed class TextToImagePipeline
         // 3. Denoising loop with classifier-free guidance.
         for (int i = first; i < scheduler.Timesteps.Count; i++)
         {
+            var step = new SamplingStep(i, scheduler.Timesteps.Count, scheduler.Timesteps[i], offset, n, guided);
+            if (onStep is not null)
+            {
+                using var callbackScope = NewDisposeScope();
+                onStep(new SamplingStepState(step, latents.alias()));
+            }
             using var stepScope = NewDisposeScope();
             var input = scheduler.ScaleModelInput(latents, i);
-            var ts = full(guided ? 2 * n : n, scheduler.Timesteps[i], dtype: ScalarType.Int64);
-            var output = Unet.call(guided ? cat([input, input], 0) : input, ts, context);
+            var ts = full(step.Rows, step.Timestep, dtype: ScalarType.Int64);
+            Tensor output;
+            using (step.Enter()) output = Unet.call(guided ? cat([input, input], 0) : input, ts, context);   // (rows, C, h, w)
             if (guided)
             {
                 var parts = output.chunk(2, 0);
                 output = parts[0] + r.GuidanceScale * (parts[1] - parts[0]);
             }
             latents = scheduler.Step(output, i, latents).MoveToOuterDisposeScope();
-            onStep?.Invoke(i + 1, scheduler.Timesteps.Count);
+            onStepDone?.Invoke(i + 1, scheduler.Timesteps.Count);
         }
 
         // 4. Decode, a few images at a time: the decoder works at full resolution, so decoding the whole batch at once
