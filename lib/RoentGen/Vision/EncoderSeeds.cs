@@ -88,13 +88,11 @@ public sealed class EncoderSeedSummary
         ?? throw new KeyNotFoundException($"no metric '{metric}' for encoder '{encoder}' in the seed summary");
 
     /// <summary>Mean and sample standard deviation of the finite values (NaN when none; the deviation needs two).</summary>
+    /// <remarks>The mean and deviation of <see cref="Evaluation.Statistics.Summary.OfFinite"/>.</remarks>
     public static (double Mean, double StandardDeviation) MeanSd(IEnumerable<double> values)
     {
-        var v = values.Where(double.IsFinite).ToList();
-        if (v.Count == 0) return (double.NaN, double.NaN);
-        double mean = v.Average();
-        double sd = v.Count < 2 ? double.NaN : Math.Sqrt(v.Sum(x => (x - mean) * (x - mean)) / (v.Count - 1));
-        return (mean, sd);
+        var s = Evaluation.Statistics.Summary.OfFinite(values);
+        return (s.Mean, s.StandardDeviation);
     }
 
     /// <summary>One row per metric: each encoder's mean and standard deviation over the seeds.</summary>

@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Data.Analysis;
 using RoentGen.Data;
 using RoentGen.Data.Datasets;
+using RoentGen.Evaluation.Statistics;
 using RoentGen.Interop;
 using RoentGen.Platform;
 using RoentGen.Visualization;
@@ -650,17 +651,8 @@ public static class RealDataCheck
             AucStandardError(auc, y.Count(v => v), y.Count(v => !v)), m - idx.Count, datasets);
     }
 
-    /// <summary>
-    /// Hanley and McNeil (1982), eq. 2: SE² = [A(1 − A) + (n₊ − 1)(Q₁ − A²) + (n₋ − 1)(Q₂ − A²)] / (n₊ n₋), with
-    /// Q₁ = A / (2 − A) and Q₂ = 2A² / (1 + A). NaN when the AUC is undefined.
-    /// </summary>
-    public static double AucStandardError(double auc, int positives, int negatives)
-    {
-        if (!double.IsFinite(auc) || positives < 1 || negatives < 1) return double.NaN;
-        double q1 = auc / (2 - auc), q2 = 2 * auc * auc / (1 + auc);
-        double v = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)) / ((double)positives * negatives);
-        return Math.Sqrt(Math.Max(0, v));
-    }
+    /// <summary>Hanley and McNeil (1982) standard error of an AUC: see <see cref="HanleyMcNeil.StandardError"/>. NaN when the AUC is undefined.</summary>
+    public static double AucStandardError(double auc, int positives, int negatives) => HanleyMcNeil.StandardError(auc, positives, negatives);
 
     // Patients (dataset/patient keys) of the masked rows, ordered by a seeded hash, dealt round-robin into folds.
     private static SegmentationCheckResult CrossValidatedSegmentation(EncodedFeatures features, IReadOnlyDictionary<string, ProbeMask> masks,
