@@ -1,3 +1,4 @@
+using RoentGen.Data.Phantoms;
 using System.CommandLine;
 using RoentGen.Diffusion;
 using RoentGen.Evaluation;
@@ -30,10 +31,10 @@ internal static class EvaluateCommand
             var cfg = LatentDiffusionTraining.LoadConfig(dir);
             var proxyDir = parse.GetValue(classifier)?.FullName ?? DefaultClassifierDir(dir);
             Console.WriteLine($"proxy classifier: {proxyDir}");
-            var proxy = ProxyFindingClassifier.LoadOrTrain(proxyDir, cfg.ImageSize, seed: cfg.DataSeed + 1000);
+            var proxy = ProxyFindingClassifier.LoadOrTrain(proxyDir, cfg.ImageSize, seed: WorldSeeds.Judge(cfg.DataSeed));
             int n = parse.GetValue(heldOut);
             if (n < 2) throw new ArgumentException("--held-out must be at least 2");
-            var (real, _) = ProxyFindingClassifier.PhantomData(cfg.ImageSize, 0, n, cfg.DataSeed + 2000);
+            var (real, _) = ProxyFindingClassifier.PhantomData(cfg.ImageSize, 0, n, WorldSeeds.HeldOut(cfg.DataSeed));
             var options = new DiffusionEvaluationOptions
             {
                 ImagesPerPrompt = parse.GetValue(perPrompt), GuidanceScale = parse.GetValue(guidance), Steps = parse.GetValue(steps),

@@ -40,13 +40,13 @@ public sealed record QuickstartOptions
     public bool Diffusion { get; init; } = true;
     /// <summary>The latent diffusion experiment (VAE, text encoder, UNet and their training).</summary>
     public LdmExperimentConfig Ldm { get; init; } = LdmExperimentConfig.Quick;
-    /// <summary>Phantoms the proxy finding classifier trains on (a world of its own, seed + 1000).</summary>
+    /// <summary>Phantoms the proxy finding classifier trains on (a world of its own: <see cref="RoentGen.Data.Phantoms.WorldSeeds.Judge"/>).</summary>
     public int ProxyImages { get; init; } = 4000;
     /// <summary>Proxy classifier training steps.</summary>
     public int ProxySteps { get; init; } = 600;
     /// <summary>Shape of the proxy classifier (null: default, at the experiment's image size).</summary>
     public ProxyClassifierConfig? Proxy { get; init; }
-    /// <summary>Real held-out phantoms (world seed + 2000): the FID reference and the proxy classifier's test set.</summary>
+    /// <summary>Real held-out phantoms (<see cref="RoentGen.Data.Phantoms.WorldSeeds.HeldOut"/>): the FID reference and the proxy classifier's test set.</summary>
     public int HeldOutImages { get; init; } = 1000;
     /// <summary>Seeds (columns) of the prompt grid.</summary>
     public int GridSeeds { get; init; } = 4;
@@ -254,8 +254,8 @@ public static class Quickstart
         using var scope = NewDisposeScope();
 
         stage("training the proxy finding classifier (the judge)");
-        var (heldOut, heldOutLabels) = ProxyFindingClassifier.PhantomData(cfg.ImageSize, 0, o.HeldOutImages, o.Seed + 2000);
-        var proxy = ProxyFindingClassifier.LoadOrTrain(proxyDir, cfg.ImageSize, o.ProxyImages, o.ProxySteps, o.Seed + 1000, o.Proxy);
+        var (heldOut, heldOutLabels) = ProxyFindingClassifier.PhantomData(cfg.ImageSize, 0, o.HeldOutImages, WorldSeeds.HeldOut(o.Seed));
+        var proxy = ProxyFindingClassifier.LoadOrTrain(proxyDir, cfg.ImageSize, o.ProxyImages, o.ProxySteps, WorldSeeds.Judge(o.Seed), o.Proxy);
         var proxyAuc = proxy.Evaluate(heldOut, heldOutLabels);
         log.WriteLine($"   proxy classifier held-out mean AUC {proxyAuc.Where(a => double.IsFinite(a.Auc)).Average(a => a.Auc):F3}");
 
@@ -338,8 +338,8 @@ public static class Quickstart
               .Raw("<ol>" + string.Concat(GridPrompts.Select(p => $"<li><b>{System.Net.WebUtility.HtmlEncode(p.Label)}</b>: {System.Net.WebUtility.HtmlEncode(p.Prompt)}</li>")) + "</ol>");
 
         report.Heading("Evaluation", 3)
-              .Paragraph($"The judge is a proxy CNN trained on {o.ProxyImages} phantoms of another world (seed {o.Seed + 1000}); its features give FID and KID, its probabilities give prompt adherence. " +
-                         $"Real reference: {o.HeldOutImages} held-out phantoms (seed {o.Seed + 2000}). Generated: {eval.ImagePrompts.Count} images ({eval.Options.ImagesPerPrompt} per prompt), " +
+              .Paragraph($"The judge is a proxy CNN trained on {o.ProxyImages} phantoms of another world (seed {WorldSeeds.Judge(o.Seed)}); its features give FID and KID, its probabilities give prompt adherence. " +
+                         $"Real reference: {o.HeldOutImages} held-out phantoms (seed {WorldSeeds.HeldOut(o.Seed)}). Generated: {eval.ImagePrompts.Count} images ({eval.Options.ImagesPerPrompt} per prompt), " +
                          $"{NoiseScheduler.KindName(eval.Options.Scheduler)} {eval.Options.Steps} steps, guidance {eval.Options.GuidanceScale}.")
               .Add(eval.Summary());
         var verdicts = new List<string>();

@@ -221,3 +221,24 @@ internal static class EvaluationJson
         Converters = { new JsonStringEnumConverter() },
     };
 }
+
+/// <summary>Image measurements that check what a prompt asked for beyond the judge's findings.</summary>
+public static class PromptChecks
+{
+    /// <summary>
+    /// Per image of a batch (B, 1, H, W): the mean brightness of the lower third's image-right half minus its image-left
+    /// half. A left or right effusion (dense, bright at the base) should move it the prompt's way; note that the patient's
+    /// left is the image's right on a frontal radiograph.
+    /// </summary>
+    public static float[] LowerZoneAsymmetry(TorchSharp.torch.Tensor images)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        if (images.dim() != 4) throw new ArgumentException($"expected images (B, C, H, W), got shape [{string.Join(", ", images.shape)}]", nameof(images));
+        using var scope = NewDisposeScope();
+        long h = images.shape[2], w = images.shape[3];
+        var lower = images.narrow(2, h * 2 / 3, h / 3);                     // (B, C, H/3, W)
+        var right = lower.narrow(3, w / 2, w / 2).mean([1, 2, 3]);           // (B,)
+        var left = lower.narrow(3, 0, w / 2).mean([1, 2, 3]);                // (B,)
+        return (right - left).to(TorchSharp.torch.ScalarType.Float32).data<float>().ToArray();
+    }
+}

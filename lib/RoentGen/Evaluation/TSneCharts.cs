@@ -1,4 +1,6 @@
 using RoentGen.Data;
+using RoentGen.Data.Phantoms;
+using RoentGen.Evaluation.Probes;
 using RoentGen.Visualization;
 
 namespace RoentGen.Evaluation;
@@ -37,6 +39,31 @@ public static class TSneCharts
                 var idx = g.OrderBy(i => i).ToArray();
                 return new ScatterGroup(g.Key, idx, idx.Select(i => (double)embedding[i, 0]).ToArray(), idx.Select(i => (double)embedding[i, 1]).ToArray());
             }).ToList();
+    }
+
+    /// <summary>
+    /// The t-SNE view notebooks 04 and 05 show for an encoder: its CLS features of <paramref name="cases"/> embedded in two
+    /// dimensions and drawn three times, coloured by finding, by sex and by age (what reports say, and what they never say).
+    /// </summary>
+    /// <param name="encoder">A frozen image encoder.</param>
+    /// <param name="cases">The phantoms to embed (their images at the encoder's size).</param>
+    /// <param name="name">The name in the titles (default: the encoder's).</param>
+    /// <param name="seed">The t-SNE seed.</param>
+    public static TSneFeatureMaps FeatureMaps(IImageEncoder encoder, IReadOnlyList<PhantomCase> cases, string? name = null, int seed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(encoder);
+        if (cases.Count < 4) throw new ArgumentException($"t-SNE needs at least 4 cases, got {cases.Count}", nameof(cases));
+        name ??= encoder.Name;
+        using var images = ImageTensors.Stack(cases.Select(c => c.Image));
+        var features = EncodedFeatures.Extract(encoder, images);
+        var tsne = TSne.Fit(TSne.Rows(features.Cls), new TSneOptions { Perplexity = TSne.PerplexityFor(cases.Count), Seed = seed });
+        var ids = cases.Select(c => c.Id).ToList();
+        return new TSneFeatureMaps(
+            tsne, cases.Count, (int)features.Cls.shape[1],
+            Scatter(tsne.Embedding, cases.Select(c => FindingGroup(c.Present)).ToList(), $"{name}: CLS features by finding", ids),
+            Scatter(tsne.Embedding, cases.Select(c => c.Sex).ToList(), $"{name}: by sex", ids),
+            ScatterContinuous(tsne.Embedding, cases.Select(c => (double)c.Age).ToList(), $"{name}: by age", "age"),
+            name);
     }
 
     /// <summary>
@@ -107,4 +134,18 @@ public static class TSneCharts
         if (count != n) throw new ArgumentException($"{what} has {count} entries for {n} points", what);
         return n;
     }
+}
+
+/// <summary>An encoder's t-SNE maps (<see cref="TSneCharts.FeatureMaps"/>).</summary>
+/// <param name="Tsne">The embedding and its KL history.</param>
+/// <param name="Points">How many cases were embedded.</param>
+/// <param name="Features">The width of the CLS features.</param>
+/// <param name="ByFinding">Coloured by finding group.</param>
+/// <param name="BySex">Coloured by sex.</param>
+/// <param name="ByAge">Coloured by age (a colour scale).</param>
+/// <param name="Name">The encoder's name in the titles.</param>
+public sealed record TSneFeatureMaps(TSneResult Tsne, int Points, int Features, Figure ByFinding, Figure BySex, Figure ByAge, string Name)
+{
+    /// <summary>One line: what was embedded and how well t-SNE fit it.</summary>
+    public string Summary => $"{Name}: t-SNE of {Points} x {Features} CLS features, KL {Tsne.FinalKl:F3} in {Tsne.Seconds:F1} s";
 }

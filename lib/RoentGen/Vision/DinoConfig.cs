@@ -137,6 +137,18 @@ public sealed record DinoConfig
         _ => throw new ArgumentException($"unknown DINO preset '{name}'; known presets: {string.Join(", ", PresetNames)}"),
     };
 
+    /// <summary>
+    /// This recipe for a run of <paramref name="steps"/> steps of <paramref name="batchSize"/> images, with the learning-rate and
+    /// teacher-temperature warm-ups kept inside short runs (at most a tenth and a third of the steps): the rule the
+    /// encoder comparison and notebook 04 share.
+    /// </summary>
+    public DinoConfig ForRun(int steps, int batchSize) => this with
+    {
+        Steps = steps, BatchSize = batchSize,
+        WarmupSteps = Math.Min(WarmupSteps, Math.Max(1, steps / 10)),
+        TeacherTemperatureWarmupSteps = Math.Min(TeacherTemperatureWarmupSteps, Math.Max(1, steps / 3)),
+    };
+
     /// <summary>Checks the run is consistent.</summary>
     /// <exception cref="ArgumentException">A field is out of range; the message names it.</exception>
     public void Validate()

@@ -73,12 +73,7 @@ public sealed record EncoderComparisonConfig
         : ProbeSuiteOptions.Quick with { Report = ReportProbeOptions.Quick with { Steps = 1500 } };
 
     /// <summary>The DINO run of the comparison: the recipe with the budget's steps, batch and seed (warm-ups kept inside short runs).</summary>
-    public DinoConfig DinoRun() => Dino with
-    {
-        Steps = Steps, BatchSize = BatchSize, Seed = Seed,
-        WarmupSteps = Math.Min(Dino.WarmupSteps, Math.Max(1, Steps / 10)),
-        TeacherTemperatureWarmupSteps = Math.Min(Dino.TeacherTemperatureWarmupSteps, Math.Max(1, Steps / 3)),
-    };
+    public DinoConfig DinoRun() => Dino.ForRun(Steps, BatchSize) with { Seed = Seed };
 
     /// <summary>The supervised run: the DINO run's ViT and schedule on the same phantoms.</summary>
     public SupervisedConfig SupervisedRun() => SupervisedConfig.Matching(DinoRun(), Phantoms, WorldSeed);
