@@ -40,8 +40,6 @@ public enum CellRunStatus
     Failed,
     /// <summary>The cell ran past the per-cell timeout; the run stopped.</summary>
     TimedOut,
-    /// <summary>A cell of another kernel (F#, PowerShell, ...): not run.</summary>
-    Skipped,
     /// <summary>Not reached: an earlier cell failed or timed out.</summary>
     NotRun,
 }

@@ -219,7 +219,7 @@ public static class Quickstart
                 var executed = Path.Combine(nbOut, Path.GetFileName(path));
                 var result = await runner.RunFileAsync(path, executed);
                 // The executed notebook as a page a reader opens without a kernel (plotly.js once per page).
-                NotebookHtml.Write(executed, Path.ChangeExtension(executed, ".html"));
+                AtomicFile.WriteAllText(Path.ChangeExtension(executed, ".html"), NotebookHtml.ToPage(result.Notebook));
                 notebooks[Path.GetFileName(path)] = !result.AnyFailed;
                 log.WriteLine($"   {Path.GetFileName(path)}: {(result.AnyFailed ? "FAILED" : "ok")}");
             }

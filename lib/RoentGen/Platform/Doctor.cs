@@ -135,6 +135,7 @@ public static class Doctor
             string hint = needed == true && applied != true
                 ? $" The system libstdc++ lacks {GlibcxxCompat.NeededVersion} and libLibTorchSharp.so is not patched: rebuild with `dotnet build` so environment/LibTorchCompat.targets patches it."
                 : "";
+            if (TorchNative.Note is { } note) hint += $" (preloading next to TorchSharp.dll: {note})";
             report = report with { LibTorchLoaded = false, LoadError = ex.GetBaseException().Message + hint };
         }
         return report;

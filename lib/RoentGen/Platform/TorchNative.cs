@@ -70,7 +70,4 @@ public static class TorchNative
         }
         yield return Path.Combine(dir, GlibcxxCompat.LibraryFileName);   // RID-specific publish
     }
-
-    /// <summary>The assembly-qualified location of TorchSharp, for diagnostics.</summary>
-    public static string TorchSharpLocation => typeof(TorchSharp.torch).Assembly.Location;
 }
