@@ -137,7 +137,8 @@ namespace RoentGen.Platform
 
         /// <summary>
         /// Marks the <see cref="NeededVersion"/> requirement of one file weak. Idempotent; keeps the file's
-        /// timestamp so that incremental copies do not overwrite it again.
+        /// timestamp so that incremental copies do not overwrite it again. The patched bytes go into a copy that
+        /// then replaces the file, so a build output hard-linked to the NuGet package cache never changes the cache.
         /// </summary>
         /// <returns>"patched", "already-weak" or "not-required".</returns>
         public static string MakeNeededVersionWeak(string path)
@@ -145,20 +146,38 @@ namespace RoentGen.Platform
             var needs = ReadVersionNeeds(path);
             string outcome = "not-required";
             var stamp = System.IO.File.GetLastWriteTimeUtc(path);
-            foreach (var need in needs)
+            string? copy = null;
+            try
             {
-                if (need.Version != NeededVersion) continue;
-                if (need.IsWeak) { if (outcome == "not-required") outcome = "already-weak"; continue; }
-                using (var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite))
+                foreach (var need in needs)
                 {
-                    fs.Position = need.FlagsOffset;
-                    ushort flags = (ushort)(need.Flags | VerFlagWeak);
-                    fs.WriteByte((byte)(flags & 0xff));
-                    fs.WriteByte((byte)(flags >> 8));
+                    if (need.Version != NeededVersion) continue;
+                    if (need.IsWeak) { if (outcome == "not-required") outcome = "already-weak"; continue; }
+                    if (copy == null)
+                    {
+                        copy = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
+                        System.IO.File.Copy(path, copy);   // keeps the file's permissions
+                    }
+                    using (var fs = new FileStream(copy, FileMode.Open, FileAccess.ReadWrite))
+                    {
+                        fs.Position = need.FlagsOffset;
+                        ushort flags = (ushort)(need.Flags | VerFlagWeak);
+                        fs.WriteByte((byte)(flags & 0xff));
+                        fs.WriteByte((byte)(flags >> 8));
+                    }
+                    outcome = "patched";
                 }
-                outcome = "patched";
+                if (copy != null)
+                {
+                    System.IO.File.SetLastWriteTimeUtc(copy, stamp);
+                    System.IO.File.Replace(copy, path, null);   // a rename: the old inode (and any link to it) is left as it was
+                    copy = null;
+                }
             }
-            if (outcome == "patched") System.IO.File.SetLastWriteTimeUtc(path, stamp);
+            finally
+            {
+                if (copy != null && System.IO.File.Exists(copy)) System.IO.File.Delete(copy);
+            }
             return outcome;
         }
 

@@ -27,6 +27,14 @@ public static class TestPaths
         return d;
     }
 
+    /// <summary>Deletes a folder and everything in it; a folder that cannot be deleted is left, never an error.</summary>
+    public static void DeleteQuietly(string dir)
+    {
+        try { if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+    }
+
     private static string FindRepoRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);

@@ -103,7 +103,10 @@ public sealed class KernelProcess : IAsyncDisposable, IDisposable
 
     /// <summary>Starts a fresh kernel whose working directory (relative paths in cells) is <paramref name="workingDirectory"/>.</summary>
     /// <exception cref="KernelUnavailableException">The kernel could not be found or started.</exception>
-    public static KernelProcess Start(string workingDirectory, IReadOnlyList<string>? command = null)
+    /// <param name="workingDirectory">The kernel's current directory.</param>
+    /// <param name="command">The kernel program and its leading arguments; null finds the pinned tool.</param>
+    /// <param name="environment">Variables set (or overridden) in the kernel's environment.</param>
+    public static KernelProcess Start(string workingDirectory, IReadOnlyList<string>? command = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         if (!Directory.Exists(workingDirectory)) throw new DirectoryNotFoundException($"working directory for the kernel not found: {workingDirectory}");
         command ??= FindKernelCommand();
@@ -124,6 +127,7 @@ public sealed class KernelProcess : IAsyncDisposable, IDisposable
         info.Environment["DOTNET_INTERACTIVE_SKIP_FIRST_TIME_EXPERIENCE"] = "1";
         info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         info.Environment["DOTNET_NOLOGO"] = "1";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) info.Environment[name] = value;
         try
         {
             var process = Process.Start(info) ?? throw new KernelUnavailableException($"could not start the kernel: {string.Join(" ", command)}");

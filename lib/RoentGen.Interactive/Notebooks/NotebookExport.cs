@@ -95,7 +95,9 @@ public static class NotebookExport
         sb.Append($"// Run: dotnet run {name}.cs [-- -p name=value ...] [-- --html PAGE.html]; it writes {name}.html beside this file.\n");
         sb.Append($"#:project {projectReference.Replace('\\', '/')}\n");
         // Notebook code compiles as the kernel compiles it: no nullable analysis, warnings stay warnings, no AOT.
-        sb.Append("#:property Nullable=disable\n#:property TreatWarningsAsErrors=false\n#:property GenerateDocumentationFile=false\n#:property PublishAot=false\n\n");
+        sb.Append("#:property Nullable=disable\n#:property TreatWarningsAsErrors=false\n#:property GenerateDocumentationFile=false\n#:property PublishAot=false\n");
+        // libtorch is about 0.5 GB: link it from the package cache rather than copy it into every app's build output.
+        sb.Append("#:property CreateHardLinksForCopyLocalIfPossible=true\n\n");
         foreach (var u in new[] { "using System;", "using System.Collections.Generic;", "using System.IO;", "using System.Linq;", "using System.Threading.Tasks;" }
                      .Concat(usings).Distinct())
             sb.Append(u).Append('\n');

@@ -27,6 +27,12 @@ public sealed record NotebookRunOptions
 
     /// <summary>The kernel program and its leading arguments; null finds the pinned dotnet-interactive (<see cref="KernelProcess.FindKernelCommand"/>).</summary>
     public IReadOnlyList<string>? KernelCommand { get; init; }
+
+    /// <summary>
+    /// Extra environment variables for the kernel process (e.g. <c>TMPDIR</c>, so that a notebook's scratch folders
+    /// land where the caller deletes them); null or empty inherits this process's environment unchanged.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? Environment { get; init; }
 }
 
 /// <summary>What happened to one cell.</summary>

@@ -60,7 +60,7 @@ public sealed class NotebookRunner
             c.ExecutionCount = null;
         }
 
-        await using var kernel = KernelProcess.Start(folder, Options.KernelCommand);
+        await using var kernel = KernelProcess.Start(folder, Options.KernelCommand, Options.Environment);
         var results = new List<CellRunResult>();
         var executionCount = 0;
         string? stopReason = null;

@@ -212,10 +212,14 @@ public static class Quickstart
         {
             var nbOut = Path.Combine(o.OutputDir, "notebooks");
             Directory.CreateDirectory(nbOut);
+            // What the notebooks write to their temp folders (trained models, datasets) stays inside this run's folder.
+            var scratch = Path.Combine(nbOut, "scratch");
+            Directory.CreateDirectory(scratch);
+            var environment = new Dictionary<string, string> { ["TMPDIR"] = scratch };
             foreach (var path in o.Notebooks.Select(n => Path.Combine(o.NotebookDir, n)))
             {
                 if (!File.Exists(path)) throw new FileNotFoundException($"notebook not found: {path}", path);
-                var runner = new NotebookRunner(new NotebookRunOptions { WorkingDirectory = o.NotebookDir });
+                var runner = new NotebookRunner(new NotebookRunOptions { WorkingDirectory = o.NotebookDir, Environment = environment });
                 var executed = Path.Combine(nbOut, Path.GetFileName(path));
                 var result = await runner.RunFileAsync(path, executed);
                 // The executed notebook as a page a reader opens without a kernel (plotly.js once per page).

@@ -78,8 +78,14 @@ public sealed class NotebookExportTests : IDisposable
     internal static (int Code, string Output) RunApp(string app, TimeSpan limit, params string[] args)
     {
         var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
-        var psi = new ProcessStartInfo(dotnet) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Path.GetDirectoryName(app)! };
-        foreach (var a in new[] { "run", "-c", "Release", app, "--" }.Concat(args)) psi.ArgumentList.Add(a);
+        var folder = Path.GetDirectoryName(app)!;
+        var psi = new ProcessStartInfo(dotnet) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = folder };
+        // The build output (about 0.5 GB of libtorch where hard links are impossible) and the notebook's scratch
+        // folders go beside the app, which the test deletes, not into the per-user runfile cache and /tmp.
+        var scratch = Directory.CreateDirectory(Path.Combine(folder, "scratch")).FullName;
+        psi.Environment["TMPDIR"] = scratch;
+        foreach (var a in new[] { "run", "-c", "Release", "--artifacts-path", Path.Combine(folder, "artifacts"), app, "--" }.Concat(args))
+            psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var err = p.StandardError.ReadToEndAsync();
         var output = p.StandardOutput.ReadToEndAsync();

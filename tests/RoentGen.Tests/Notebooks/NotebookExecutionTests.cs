@@ -32,8 +32,18 @@ public class NotebookExecutionTests
     {
         var values = parameters.Split(';', StringSplitOptions.RemoveEmptyEntries)
             .Select(p => p.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
-        var runner = new NotebookRunner(new NotebookRunOptions { Parameters = values, WorkingDirectory = NotebookDir });
-        var result = await runner.RunAsync(Notebook.Load(Path.Combine(NotebookDir, file)), Path.Combine(NotebookDir, file));
+        // The notebooks' scratch folders (Path.GetTempPath) go into a folder this test deletes.
+        var scratch = TestPaths.NewTempDir("roentgen-nb");
+        NotebookRunResult result;
+        try
+        {
+            var runner = new NotebookRunner(new NotebookRunOptions
+            {
+                Parameters = values, WorkingDirectory = NotebookDir, Environment = new Dictionary<string, string> { ["TMPDIR"] = scratch },
+            });
+            result = await runner.RunAsync(Notebook.Load(Path.Combine(NotebookDir, file)), Path.Combine(NotebookDir, file));
+        }
+        finally { TestPaths.DeleteQuietly(scratch); }
         var errors = result.Notebook.Cells.SelectMany(c => c.Outputs).Where(o => o.OutputType == "error")
             .Select(o => $"{o.EName}: {o.EValue}").ToList();
         Assert.True(errors.Count == 0, $"{file} produced error outputs:\n{string.Join("\n", errors)}");
@@ -68,7 +78,14 @@ public class NotebookExecutionTests
         // No parameters, no injected cell, no references added: what a user opening the file in VS Code runs.
         var path = Path.Combine(NotebookDir, "00-getting-started.ipynb");
         var committed = File.ReadAllText(path);
-        var result = await new NotebookRunner().RunAsync(Notebook.Load(path), path);
+        var scratch = TestPaths.NewTempDir("roentgen-nb");
+        NotebookRunResult result;
+        try
+        {
+            result = await new NotebookRunner(new NotebookRunOptions { Environment = new Dictionary<string, string> { ["TMPDIR"] = scratch } })
+                .RunAsync(Notebook.Load(path), path);
+        }
+        finally { TestPaths.DeleteQuietly(scratch); }
         Assert.DoesNotContain(result.Notebook.Cells, c => c.Tags.Contains(NotebookParameters.InjectedTag));
         Assert.Equal(Notebook.Parse(committed).Cells.Select(c => c.Source), result.Notebook.Cells.Select(c => c.Source));
         var errors = result.Notebook.Cells.SelectMany(c => c.Outputs).Where(o => o.OutputType == "error").Select(o => $"{o.EName}: {o.EValue}");
