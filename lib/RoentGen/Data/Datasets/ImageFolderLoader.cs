@@ -62,7 +62,7 @@ public static class ImageFolderLoader
     /// <exception cref="DatasetFormatException">The labels.csv has a bad row.</exception>
     public static CxrDataset LoadFolder(string folder, LoadOptions? options = null)
     {
-        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"data folder not found: {folder}");
+        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"image folder not found: {folder}");
         return File.Exists(Path.Combine(folder, GenericCsvLoader.DefaultFileName)) ? GenericCsvLoader.Load(folder, options) : Load(folder, options);
     }
 }
