@@ -14,7 +14,7 @@ namespace RoentGen.Vision;
 
 /// <summary>
 /// A language-supervised (CLIP-style, Radford et al. 2021) baseline run: the ViT and a small
-/// <see cref="ClipTextModel"/> trained with the symmetric InfoNCE loss on (phantom image, report) pairs, with linear
+/// <see cref="ClipTextModel"/> trained with the symmetric InfoNCE loss on (image, report) pairs of phantoms or other reported records, with linear
 /// projection heads and a learnable temperature. Round-trips through JSON.
 /// </summary>
 public sealed record ClipConfig : EncoderTrainingBudget

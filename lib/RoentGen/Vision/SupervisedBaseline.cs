@@ -10,7 +10,7 @@ using static TorchSharp.torch;
 namespace RoentGen.Vision;
 
 /// <summary>
-/// A supervised baseline run: the ViT trained on the 14 CheXpert labels of phantoms (multi-label binary
+/// A supervised baseline run: the ViT trained on the 14 CheXpert labels of phantoms or other labelled records (multi-label binary
 /// cross-entropy on a linear head over the CLS token), with light augmentation (a random resized crop from the
 /// shared augmentation code; no flips, no jitter). Round-trips through JSON.
 /// </summary>
@@ -67,7 +67,7 @@ public sealed record SupervisedConfig : EncoderTrainingBudget
 
 /// <summary>
 /// The supervised baseline: a <see cref="VisionTransformer"/> ("backbone") and a linear head on its CLS token
-/// ("head", 14 logits), trained with multi-label binary cross-entropy on phantom labels through the shared
+/// ("head", 14 logits), trained with multi-label binary cross-entropy on the records' labels (<see cref="TrainingRecords"/>) through the shared
 /// <see cref="Trainer"/> (warm-up + cosine learning rate, clipping, atomic checkpoints, resume).
 /// </summary>
 public sealed class SupervisedTraining : IDisposable
