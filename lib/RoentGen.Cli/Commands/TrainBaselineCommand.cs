@@ -1,5 +1,6 @@
 using System.CommandLine;
 using RoentGen.Data.Datasets;
+using RoentGen.Data.Phantoms;
 using RoentGen.Interop;
 using RoentGen.Training;
 using RoentGen.Vision;
@@ -7,35 +8,48 @@ using RoentGen.Vision;
 namespace RoentGen.Cli.Commands;
 
 /// <summary>
-/// <c>roentgen train supervised|clip --preset tiny|quick [--config FILE] --data phantoms --out DIR [--steps N] [--phantoms N]</c>:
+/// <c>roentgen train supervised|clip --preset tiny|quick [--config FILE] --data phantoms|FOLDER --out DIR [--steps N] [--phantoms N]</c>:
 /// the baselines of the encoder comparison (the DINO preset's ViT trained on the labels, or CLIP-style against the
-/// reports). Resumes when DIR holds a checkpoint; the ViT ends up in DIR/encoder (readable by <c>roentgen probe --encoder</c>).
+/// reports), on phantoms or on the records of a labels.csv folder (an image folder has neither labels nor reports, and
+/// is refused with a message naming it). Resumes when DIR holds a checkpoint; the ViT ends up in DIR/encoder (readable
+/// by <c>roentgen probe --encoder</c>).
 /// </summary>
 internal static class TrainBaselineCommand
 {
     public static Command BuildSupervised() => Build("supervised",
-        "Supervised baseline: the DINO preset's ViT trained on the 14 CheXpert labels of phantoms (BCE on a linear CLS head); resumes from --out.",
-        SupervisedConfig.PresetNames, (preset, config, steps, phantoms, dir) =>
+        "Supervised baseline: the DINO preset's ViT trained on the 14 CheXpert labels of phantoms or of a labels.csv folder (BCE on a linear CLS head); resumes from --out.",
+        SupervisedConfig.PresetNames, (preset, config, steps, phantoms, data, dir) =>
         {
             var cfg = Resolve(dir, config, () => SupervisedConfig.FromPreset(preset), p => SupervisedConfig.Load(p));
             cfg = cfg with { Steps = steps ?? cfg.Steps, Phantoms = phantoms ?? cfg.Phantoms };
             cfg.Validate();
-            var pool = new PhantomTrainingPool(cfg.Phantoms, cfg.SourceSize, cfg.WorldSeed);
+            var pool = Records(data, cfg, SupervisedTraining.RequireLabels);
             Console.WriteLine($"supervised: ViT {cfg.Vit.Layers}x{cfg.Vit.HiddenSize} at {cfg.Vit.ImageSize} px, batch {cfg.BatchSize}, {cfg.Steps} steps; data: {pool.Description}");
             return EncoderRuns.Supervised(cfg, pool, dir);
         });
 
     public static Command BuildClip() => Build("clip",
-        "Language-supervised baseline: the DINO preset's ViT and a small text encoder trained CLIP-style (symmetric InfoNCE) on phantom images and reports; resumes from --out.",
-        ClipConfig.PresetNames, (preset, config, steps, phantoms, dir) =>
+        "Language-supervised baseline: the DINO preset's ViT and a small text encoder trained CLIP-style (symmetric InfoNCE) on the images and reports of phantoms or of a labels.csv folder; resumes from --out.",
+        ClipConfig.PresetNames, (preset, config, steps, phantoms, data, dir) =>
         {
             var cfg = Resolve(dir, config, () => ClipConfig.FromPreset(preset), p => ClipConfig.Load(p));
             cfg = cfg with { Steps = steps ?? cfg.Steps, Phantoms = phantoms ?? cfg.Phantoms };
             cfg.Validate();
-            var pool = new PhantomTrainingPool(cfg.Phantoms, cfg.SourceSize, cfg.WorldSeed);
+            var pool = Records(data, cfg, ClipTraining.WithReports);
             Console.WriteLine($"CLIP: ViT {cfg.Vit.Layers}x{cfg.Vit.HiddenSize} at {cfg.Vit.ImageSize} px + text {cfg.Text.Layers}x{cfg.Text.HiddenSize}, batch {cfg.BatchSize}, {cfg.Steps} steps; data: {pool.Description}");
             return EncoderRuns.Clip(cfg, pool, dir);
         });
+
+    // Phantoms of the config's world, or the records of a folder that pass the baseline's check (labels, reports).
+    private static TrainingRecords Records(string data, EncoderTrainingBudget cfg, Func<CxrDataset, CxrDataset> usable)
+    {
+        if (data.Equals("phantoms", StringComparison.OrdinalIgnoreCase))
+            return TrainingRecords.Phantoms(new PhantomOptions { Size = cfg.SourceSize, Seed = cfg.WorldSeed }, cfg.Phantoms);
+        var all = ImageFolderLoader.LoadFolder(data);
+        var kept = usable(all);
+        if (kept.Count < all.Count) Console.WriteLine($"using {kept.Count} of the {all.Count} records of {data} (the others lack what this baseline trains on)");
+        return new TrainingRecords(kept, cfg.SourceSize);
+    }
 
     // A run folder with a config keeps it (so its checkpoints fit); else --config, else the preset.
     private static T Resolve<T>(string dir, string? configPath, Func<T> preset, Func<string, T> load)
@@ -49,14 +63,18 @@ internal static class TrainBaselineCommand
         return configPath is not null ? load(configPath) : preset();
     }
 
-    private static Command Build(string name, string description, IReadOnlyList<string> presets, Func<string, string?, int?, int?, string, EncoderRun> run)
+    private static Command Build(string name, string description, IReadOnlyList<string> presets, Func<string, string?, int?, int?, string, string, EncoderRun> run)
     {
         var preset = new Option<string>("--preset") { Description = $"Starting config: {string.Join(", ", presets)}.", DefaultValueFactory = _ => "quick" };
         var config = new Option<string?>("--config") { Description = $"A {name} config JSON file (overrides --preset)." };
-        var data = new Option<string>("--data") { Description = "'phantoms' (the only source with both labels and reports for every image).", DefaultValueFactory = _ => "phantoms" };
+        var data = new Option<string>("--data")
+        {
+            Description = "'phantoms' (the config's world and count), or a folder with labels.csv in the generic layout (records without labels or reports are refused).",
+            DefaultValueFactory = _ => "phantoms",
+        };
         var output = new Option<string>("--out") { Description = "Run folder: checkpoints, config.json, metrics.json, loss.plotly.json, loss.html, encoder/.", Required = true };
         var steps = new Option<int?>("--steps") { Description = "Total optimizer steps (overrides the config)." };
-        var phantoms = new Option<int?>("--phantoms") { Description = "Training phantoms (overrides the config)." };
+        var phantoms = new Option<int?>("--phantoms") { Description = "Training phantoms (overrides the config; with --data phantoms)." };
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads." };
         var cmd = new Command(name, description) { preset, config, data, output, steps, phantoms, threads };
         cmd.SetAction(parse =>
@@ -68,9 +86,7 @@ internal static class TrainBaselineCommand
                     if (t < 1) throw new ArgumentException($"--threads must be at least 1, got {t}");
                     TorchSharp.torch.set_num_threads(t);
                 }
-                if (!string.Equals(parse.GetValue(data), "phantoms", StringComparison.OrdinalIgnoreCase))
-                    throw new ArgumentException($"--data '{parse.GetValue(data)}' is not supported: the {name} baseline trains on phantoms (labels and reports for every image)");
-                var r = run(parse.GetValue(preset)!, parse.GetValue(config), parse.GetValue(steps), parse.GetValue(phantoms), parse.GetValue(output)!);
+                var r = run(parse.GetValue(preset)!, parse.GetValue(config), parse.GetValue(steps), parse.GetValue(phantoms), parse.GetValue(data)!, parse.GetValue(output)!);
                 LossPage.WriteFromFigureFile(r.Folder);
                 Console.WriteLine(r.TrainedNow
                     ? $"done: {r.Steps} steps in {r.Seconds:F0} s, final loss {r.FinalLoss:F4}; encoder in {r.EncoderFolder}"

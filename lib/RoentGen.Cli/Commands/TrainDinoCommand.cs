@@ -65,9 +65,9 @@ internal static class TrainDinoCommand
         if (steps is int n) cfg = cfg with { Steps = n };
         cfg.Validate();
 
-        IDinoImageSource source = data.Equals("phantoms", StringComparison.OrdinalIgnoreCase)
-            ? new PhantomImageSource(new PhantomOptions { Size = Math.Clamp(cfg.SourceSize, 64, 512), Seed = cfg.Seed })
-            : new FolderImageSource(data, cfg.SourceSize);
+        var source = data.Equals("phantoms", StringComparison.OrdinalIgnoreCase)
+            ? TrainingRecords.FreshPhantoms(new PhantomOptions { Size = Math.Clamp(cfg.SourceSize, 64, 512), Seed = cfg.Seed })
+            : new TrainingRecords(ImageFolderLoader.LoadFolder(data), cfg.SourceSize);
         Directory.CreateDirectory(outDir);
         File.WriteAllText(Path.Combine(outDir, "config.json"), cfg.ToJson());
         Console.WriteLine($"DINO: ViT {cfg.Vit.Layers}x{cfg.Vit.HiddenSize}, {cfg.Crops.GlobalSize}/{cfg.Crops.LocalSize} px crops, batch {cfg.BatchSize}, {cfg.Steps} steps; data: {source.Description}");

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using RoentGen.Data;
+using RoentGen.Data.Datasets;
 using RoentGen.Data.Phantoms;
 using RoentGen.Interop;
 using RoentGen.Nn;
@@ -313,15 +314,26 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
     }
 
     /// <summary>
-    /// Phantom images (N, 1, size, size) in [−1, 1] and their training targets (N, 14), cases start..start+count of the
-    /// world <paramref name="seed"/>. Sizes under the phantoms' 64 px minimum are drawn at 64 px and area-downsampled.
+    /// Images (N, 1, size, size) in [−1, 1] and training targets (N, 14) of records (phantoms, a labels.csv folder or any
+    /// loader's): images made square at <paramref name="size"/> by <see cref="CxrDataset.LoadImage"/>, targets from the
+    /// records' CheXpert labels by <see cref="LabelTensor"/>.
     /// </summary>
-    public static (Tensor Images, Tensor Labels) PhantomData(int size, int start, int count, long seed, UncertainLabels uncertain = UncertainLabels.Positive)
+    /// <exception cref="ArgumentException">No records.</exception>
+    /// <exception cref="DatasetFormatException">An image could not be loaded.</exception>
+    public static (Tensor Images, Tensor Labels) RecordData(CxrDataset records, int size, UncertainLabels uncertain = UncertainLabels.Positive)
     {
-        var cases = new PhantomGenerator(new PhantomOptions { Size = Math.Max(64, size), Seed = seed }).Generate(start, count);
-        var images = ImageTensors.Stack(cases.Select(c => size < 64 ? Data.Datasets.ImageResize.Resize(c.Image, size, size) : c.Image));
-        return (images, LabelTensor(cases.Select(c => c.Labels), uncertain));
+        ArgumentNullException.ThrowIfNull(records);
+        if (records.Count == 0) throw new ArgumentException($"{records.Name} holds no records", nameof(records));
+        var images = ImageTensors.Stack(records.Select(r => records.LoadImage(r, size)));
+        return (images, LabelTensor(records.Select(r => r.Labels), uncertain));
     }
+
+    /// <summary>
+    /// <see cref="RecordData"/> of phantom cases start..start+count of the world <paramref name="seed"/>. Sizes under the
+    /// phantoms' 64 px minimum are drawn at 64 px and area-downsampled.
+    /// </summary>
+    public static (Tensor Images, Tensor Labels) PhantomData(int size, int start, int count, long seed, UncertainLabels uncertain = UncertainLabels.Positive) =>
+        RecordData(PhantomRecords.Create(new PhantomOptions { Size = Math.Max(64, size), Seed = seed }, count, start, masks: false).Prefetch(), size, uncertain);
 
     /// <summary>
     /// The classifier saved in <paramref name="folder"/>, or, when there is none, a new one trained on
@@ -348,11 +360,26 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
         CancellationToken cancellation = default)
     {
         if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "train on at least one phantom");
+        var records = PhantomRecords.Create(new PhantomOptions { Size = Math.Max(64, size), Seed = seed }, count, masks: false);
+        return TrainOnRecords(records, size, steps, config, options, progress, cancellation);
+    }
+
+    /// <summary>
+    /// Trains a new classifier on <paramref name="records"/> (their images at <paramref name="size"/> pixels and CheXpert
+    /// labels, see <see cref="RecordData"/>) for <paramref name="steps"/> steps and returns it in evaluation mode.
+    /// </summary>
+    /// <exception cref="ArgumentException">No records.</exception>
+    public static ProxyFindingClassifier TrainOnRecords(CxrDataset records, int size = 64, int steps = 600,
+        ProxyClassifierConfig? config = null, ProxyTrainingOptions? options = null, IProgress<ProxyTrainingProgress>? progress = null,
+        CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(records);
+        if (records.Count == 0) throw new ArgumentException($"{records.Name} holds no records to train on", nameof(records));
         var o = (options ?? new ProxyTrainingOptions()) with { Steps = steps };
         torch.random.manual_seed(o.Seed);
         var model = new ProxyFindingClassifier((config ?? new ProxyClassifierConfig()) with { InputSize = config?.InputSize ?? size });
         using var scope = NewDisposeScope();
-        var (images, labels) = PhantomData(size, 0, count, seed);
+        var (images, labels) = RecordData(records.Prefetch(), size);
         model.Train(images, labels, o, progress, cancellation);
         model.eval();
         return model;

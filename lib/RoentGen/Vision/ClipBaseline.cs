@@ -14,7 +14,7 @@ namespace RoentGen.Vision;
 
 /// <summary>
 /// A language-supervised (CLIP-style, Radford et al. 2021) baseline run: the ViT and a small
-/// <see cref="ClipTextModel"/> trained with the symmetric InfoNCE loss on (phantom image, report) pairs, with linear
+/// <see cref="ClipTextModel"/> trained with the symmetric InfoNCE loss on (image, report) pairs of phantoms or other reported records, with linear
 /// projection heads and a learnable temperature. Round-trips through JSON.
 /// </summary>
 public sealed record ClipConfig : EncoderTrainingBudget
@@ -229,26 +229,37 @@ public sealed class ClipTraining : IDisposable
         ["backbone"] = Backbone, ["text_encoder"] = TextEncoder, ["heads"] = Heads,
     };
 
-    /// <summary>A BPE tokenizer trained on the first <see cref="ClipConfig.TokenizerReports"/> reports of the pool.</summary>
-    public static BpeTokenizer TrainTokenizer(ClipConfig config, PhantomTrainingPool pool) =>
-        BpeTokenizer.Train(pool.Reports(config.TokenizerReports), config.TokenizerVocab);
+    /// <summary>A BPE tokenizer trained on the reports (<see cref="CxrReport.FullText"/>) of the first <see cref="ClipConfig.TokenizerReports"/> records.</summary>
+    /// <exception cref="InvalidOperationException">A stream of records (the tokenizer needs a fixed set).</exception>
+    public static BpeTokenizer TrainTokenizer(ClipConfig config, TrainingRecords records) =>
+        BpeTokenizer.Train(records.Reports(config.TokenizerReports), config.TokenizerVocab);
 
     /// <summary>
     /// The tokenizer of a run folder (DIR/tokenizer/vocab.json + merges.txt) when there is one, else one trained on the
-    /// pool and saved there, so that a resumed run keeps its vocabulary.
+    /// records' reports and saved there, so that a resumed run keeps its vocabulary.
     /// </summary>
-    public static BpeTokenizer LoadOrTrainTokenizer(ClipConfig config, PhantomTrainingPool pool, string? outputDir)
+    public static BpeTokenizer LoadOrTrainTokenizer(ClipConfig config, TrainingRecords records, string? outputDir)
     {
         if (outputDir is not null)
         {
             var dir = Path.Combine(outputDir, "tokenizer");
             string vocab = Path.Combine(dir, "vocab.json"), merges = Path.Combine(dir, "merges.txt");
             if (File.Exists(vocab) && File.Exists(merges)) return BpeTokenizer.Load(vocab, merges);
-            var trained = TrainTokenizer(config, pool);
+            var trained = TrainTokenizer(config, records);
             trained.Save(dir);
             return trained;
         }
-        return TrainTokenizer(config, pool);
+        return TrainTokenizer(config, records);
+    }
+
+    /// <summary>The records of <paramref name="records"/> that have a report (all of them for phantoms).</summary>
+    /// <exception cref="ArgumentException">None has a report; the message names the dataset and its folder.</exception>
+    public static CxrDataset WithReports(CxrDataset records)
+    {
+        var kept = records.Where(r => !r.Report.IsEmpty);
+        if (kept.Count > 0) return kept.Count == records.Count ? records : kept;
+        throw new ArgumentException($"{records.Name}{(records.Root.Length > 0 ? $" ({records.Root})" : "")}: none of its {records.Count} records has a report; "
+            + "the CLIP baseline trains on (image, report) pairs (a labels.csv needs a 'report' column, or 'findings' and 'impression')");
     }
 
     /// <summary>Embeddings of a batch in the shared space: images (B, 1, S, S) in [-1, 1] and their reports.</summary>
@@ -266,17 +277,20 @@ public sealed class ClipTraining : IDisposable
         ImageTensors.Stack(images.Select(img => _crop.Apply(CxrSample.Of(img), rng).Image));
 
     /// <summary>
-    /// The loss of a batch of cases (augmented with <paramref name="rng"/>): symmetric InfoNCE with identical reports
-    /// treated as shared positives. Also returns the in-batch image → report top-1 accuracy (a matching report counts).
+    /// The loss of a batch (augmented with <paramref name="rng"/>) against its records' reports
+    /// (<see cref="CxrReport.FullText"/>): symmetric InfoNCE with identical reports treated as shared positives. Also
+    /// returns the in-batch image → report top-1 accuracy (a matching report counts).
     /// </summary>
-    /// <exception cref="ArgumentException">Fewer than two cases.</exception>
-    public (Tensor Loss, double Accuracy) Loss(IReadOnlyList<PoolCase> cases, Random rng)
+    /// <exception cref="ArgumentException">Fewer than two examples, or a record without a report (the message names it).</exception>
+    public (Tensor Loss, double Accuracy) Loss(TrainingBatch batch, Random rng)
     {
-        if (cases.Count < 2) throw new ArgumentException($"the CLIP loss needs at least two cases, got {cases.Count}", nameof(cases));
+        if (batch.Count < 2) throw new ArgumentException($"the CLIP loss needs at least two examples, got {batch.Count}", nameof(batch));
+        if (batch.Records.FirstOrDefault(r => r.Report.IsEmpty) is CxrRecord bare)
+            throw new ArgumentException($"{bare.Origin}: record '{bare.Id}' of {bare.Dataset} has no report; CLIP trains on (image, report) pairs (see ClipTraining.WithReports)", nameof(batch));
         using var scope = NewDisposeScope();
-        var reports = cases.Select(c => c.Report).ToList();
+        var reports = batch.ReportTexts();
         var groups = ClipLoss.Groups(reports);
-        var (img, txt) = Embed(Augment(cases.Select(c => c.Image).ToList(), rng), reports);
+        var (img, txt) = Embed(Augment(batch.Images, rng), reports);
         var loss = ClipLoss.Symmetric(img, txt, Heads.LogitScale(), groups);
         double accuracy;
         using (no_grad())
@@ -296,14 +310,14 @@ public sealed class ClipTraining : IDisposable
         }, outputDir, Config);
 
     /// <summary>
-    /// Trains to <see cref="EncoderTrainingBudget.Steps"/> (resuming from the trainer's latest checkpoint) on pairs drawn from
-    /// <paramref name="pool"/>. Reports "infonce", "temperature" and "retrieval_top1" (in-batch).
+    /// Trains to <see cref="EncoderTrainingBudget.Steps"/> (resuming from the trainer's latest checkpoint) on (image, report)
+    /// pairs drawn from <paramref name="records"/>. Reports "infonce", "temperature" and "retrieval_top1" (in-batch).
     /// </summary>
-    public TrainingHistory Train(Trainer trainer, PhantomTrainingPool pool, CancellationToken cancellation = default) =>
+    public TrainingHistory Train(Trainer trainer, TrainingRecords records, CancellationToken cancellation = default) =>
         trainer.Run(ctx =>
         {
-            var cases = pool.Cases(pool.SampleIndices(Config.BatchSize, ctx.Random));
-            var (loss, accuracy) = Loss(cases, ctx.Random);
+            var batch = records.Batch(ctx.Step, Config.BatchSize, ctx.Random);
+            var (loss, accuracy) = Loss(batch, ctx.Random);
             trainer.Report("infonce", loss.item<float>());
             using (no_grad()) trainer.Report("temperature", 1.0 / Heads.LogitScale().item<float>());
             trainer.Report("retrieval_top1", accuracy);

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Data.Analysis;
 using RoentGen.Evaluation.Probes;
 using RoentGen.Platform;
+using RoentGen.Training;
 
 namespace RoentGen.Vision;
 
@@ -140,7 +141,7 @@ public static class DinoAblation
         }
         Directory.CreateDirectory(outDir);
         var data = EncoderComparison.ProbeDataFor(config);
-        var pools = new Dictionary<int, PhantomTrainingPool>();
+        var pools = new Dictionary<int, TrainingRecords>();
         var rows = new List<DinoAblationRow>();
         foreach (var v in variants)
         {

@@ -310,22 +310,23 @@ public sealed class DinoTraining : IDisposable
 
     /// <summary>
     /// Trains to <see cref="DinoConfig.Steps"/> (resuming from the trainer's latest checkpoint): per step, the
-    /// weight decay of the schedule, a batch from <paramref name="source"/>, <see cref="Step"/>, backward and the
-    /// optimizer step (by the trainer), then <see cref="UpdateTeacher"/>. Metrics go to the trainer's history.
+    /// weight decay of the schedule, the step's images from <paramref name="source"/> (labels and reports unused),
+    /// <see cref="Step"/>, backward and the optimizer step (by the trainer), then <see cref="UpdateTeacher"/>. Metrics go
+    /// to the trainer's history.
     /// </summary>
-    public TrainingHistory Train(Trainer trainer, IDinoImageSource source, CancellationToken cancellation = default) =>
+    public TrainingHistory Train(Trainer trainer, TrainingRecords source, CancellationToken cancellation = default) =>
         trainer.Run(ctx =>
         {
             ApplyWeightDecay(ctx.Step);
             FreezePrototypes(ctx.Step);
-            var images = source.Batch(ctx.Step, Config.BatchSize, ctx.Random);
+            var images = source.Images(ctx.Step, Config.BatchSize, ctx.Random);
             var result = Step(images, ctx.Step, ctx.Random);
             foreach (var (k, v) in result.Metrics) trainer.Report(k, v);
             return result.Total;
         }, cancellation, UpdateTeacher);
 
-    /// <summary>Trains with a new trainer (see <see cref="Train(Trainer, IDinoImageSource, CancellationToken)"/>).</summary>
-    public TrainingHistory Train(IDinoImageSource source, string? outputDir = null, CancellationToken cancellation = default) =>
+    /// <summary>Trains with a new trainer (see <see cref="Train(Trainer, TrainingRecords, CancellationToken)"/>).</summary>
+    public TrainingHistory Train(TrainingRecords source, string? outputDir = null, CancellationToken cancellation = default) =>
         Train(CreateTrainer(outputDir), source, cancellation);
 
     /// <inheritdoc />

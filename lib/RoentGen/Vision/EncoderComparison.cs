@@ -1,9 +1,11 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Data.Analysis;
+using RoentGen.Data.Phantoms;
 using RoentGen.Evaluation.Probes;
 using RoentGen.Interop;
 using RoentGen.Platform;
+using RoentGen.Training;
 using RoentGen.Visualization;
 
 namespace RoentGen.Vision;
@@ -84,8 +86,9 @@ public sealed record EncoderComparisonConfig
     /// <summary>The ViT every encoder shares (at the global crop size).</summary>
     public VitConfig Vit() => Dino.Vit with { ImageSize = Dino.Crops.GlobalSize };
 
-    /// <summary>The training pool (the side the DINO recipe loads sources at, 64 to 512 px).</summary>
-    public PhantomTrainingPool CreatePool(int? phantoms = null) => new(phantoms ?? Phantoms, Math.Clamp(Dino.SourceSize, 64, 512), WorldSeed);
+    /// <summary>The training phantoms as records (the side the DINO recipe loads sources at, 64 to 512 px), drawn on first use.</summary>
+    public TrainingRecords CreatePool(int? phantoms = null) =>
+        TrainingRecords.Phantoms(new PhantomOptions { Size = Math.Clamp(Dino.SourceSize, 64, 512), Seed = WorldSeed }, phantoms ?? Phantoms);
 
     /// <summary>Checks the setup.</summary>
     /// <exception cref="ArgumentException">A field is out of range, or probe and training phantoms share a world.</exception>

@@ -35,9 +35,9 @@ public static class EncoderRuns
     /// <summary>The config file of a run folder.</summary>
     public const string ConfigFile = "config.json";
 
-    /// <summary>Trains (or resumes, or finds finished) a DINO run on <paramref name="source"/> into <paramref name="dir"/>.</summary>
+    /// <summary>Trains (or resumes, or finds finished) a DINO run on the images of <paramref name="source"/> into <paramref name="dir"/>.</summary>
     /// <exception cref="InvalidOperationException">The folder holds a run of another config.</exception>
-    public static EncoderRun Dino(DinoConfig config, IDinoImageSource source, string dir, CancellationToken cancellation = default)
+    public static EncoderRun Dino(DinoConfig config, TrainingRecords source, string dir, CancellationToken cancellation = default)
     {
         config.Validate();
         return Run("dino", config.ToJson(), Canonical<DinoConfig>(c => c.ToJson()), config.Steps, dir, DinoEncoderFolder, () =>
@@ -50,9 +50,9 @@ public static class EncoderRuns
         });
     }
 
-    /// <summary>Trains (or resumes, or finds finished) a supervised run on <paramref name="pool"/> into <paramref name="dir"/>.</summary>
+    /// <summary>Trains (or resumes, or finds finished) a supervised run on the labelled records of <paramref name="pool"/> into <paramref name="dir"/>.</summary>
     /// <exception cref="InvalidOperationException">The folder holds a run of another config.</exception>
-    public static EncoderRun Supervised(SupervisedConfig config, PhantomTrainingPool pool, string dir, CancellationToken cancellation = default)
+    public static EncoderRun Supervised(SupervisedConfig config, TrainingRecords pool, string dir, CancellationToken cancellation = default)
     {
         config.Validate();
         return Run("supervised", config.ToJson(), Canonical<SupervisedConfig>(c => c.ToJson()), config.Steps, dir, EncoderFolder, () =>
@@ -66,11 +66,11 @@ public static class EncoderRuns
     }
 
     /// <summary>
-    /// Trains (or resumes, or finds finished) a CLIP-style run on <paramref name="pool"/> into <paramref name="dir"/>;
-    /// the tokenizer is kept in DIR/tokenizer and the text tower in DIR/text_encoder.
+    /// Trains (or resumes, or finds finished) a CLIP-style run on the (image, report) records of <paramref name="pool"/> into
+    /// <paramref name="dir"/>; the tokenizer is kept in DIR/tokenizer and the text tower in DIR/text_encoder.
     /// </summary>
     /// <exception cref="InvalidOperationException">The folder holds a run of another config.</exception>
-    public static EncoderRun Clip(ClipConfig config, PhantomTrainingPool pool, string dir, CancellationToken cancellation = default)
+    public static EncoderRun Clip(ClipConfig config, TrainingRecords pool, string dir, CancellationToken cancellation = default)
     {
         config.Validate();
         return Run("clip", config.ToJson(), Canonical<ClipConfig>(c => c.ToJson()), config.Steps, dir, EncoderFolder, () =>

@@ -6,11 +6,11 @@ namespace RoentGen.Vision;
 /// </summary>
 public abstract record EncoderTrainingBudget
 {
-    /// <summary>Training phantoms P (cases 0 … P − 1 of the world <see cref="WorldSeed"/>).</summary>
+    /// <summary>Training phantoms P (cases 0 … P − 1 of the world <see cref="WorldSeed"/>) when the records are phantoms.</summary>
     public int Phantoms { get; init; } = 4000;
     /// <summary>Seed of the training phantoms' world.</summary>
     public long WorldSeed { get; init; } = 1;
-    /// <summary>Side at which phantoms are rendered before cropping.</summary>
+    /// <summary>Side at which phantoms are rendered, and other records' images made square, before cropping.</summary>
     public int SourceSize { get; init; } = 128;
     /// <summary>Smallest area fraction of the random resized crop.</summary>
     public double CropScaleMin { get; init; } = 0.5;

@@ -10,7 +10,7 @@ using static TorchSharp.torch;
 namespace RoentGen.Vision;
 
 /// <summary>
-/// A supervised baseline run: the ViT trained on the 14 CheXpert labels of phantoms (multi-label binary
+/// A supervised baseline run: the ViT trained on the 14 CheXpert labels of phantoms or other labelled records (multi-label binary
 /// cross-entropy on a linear head over the CLS token), with light augmentation (a random resized crop from the
 /// shared augmentation code; no flips, no jitter). Round-trips through JSON.
 /// </summary>
@@ -67,7 +67,7 @@ public sealed record SupervisedConfig : EncoderTrainingBudget
 
 /// <summary>
 /// The supervised baseline: a <see cref="VisionTransformer"/> ("backbone") and a linear head on its CLS token
-/// ("head", 14 logits), trained with multi-label binary cross-entropy on phantom labels through the shared
+/// ("head", 14 logits), trained with multi-label binary cross-entropy on the records' labels (<see cref="TrainingRecords"/>) through the shared
 /// <see cref="Trainer"/> (warm-up + cosine learning rate, clipping, atomic checkpoints, resume).
 /// </summary>
 public sealed class SupervisedTraining : IDisposable
@@ -115,15 +115,27 @@ public sealed class SupervisedTraining : IDisposable
     /// <summary>14 logits per image: the linear head on the CLS token of (B, 1, S, S) pixels.</summary>
     public Tensor Logits(Tensor pixels) => _head.call(Backbone.call(pixels));
 
-    /// <summary>Mean binary cross-entropy of a batch of cases (augmented with <paramref name="rng"/>).</summary>
-    /// <exception cref="ArgumentException">No cases.</exception>
-    public Tensor Loss(IReadOnlyList<PoolCase> cases, Random rng)
+    /// <summary>Mean binary cross-entropy of a batch (augmented with <paramref name="rng"/>) against its records' positive labels.</summary>
+    /// <exception cref="ArgumentException">An empty batch.</exception>
+    public Tensor Loss(TrainingBatch batch, Random rng)
     {
-        if (cases.Count == 0) throw new ArgumentException("the supervised loss needs at least one case", nameof(cases));
+        if (batch.Count == 0) throw new ArgumentException("the supervised loss needs at least one example", nameof(batch));
         using var scope = NewDisposeScope();
-        var x = Augment(cases.Select(c => c.Image).ToList(), rng);
-        var y = tensor(cases.SelectMany(c => c.Labels).ToArray(), [cases.Count, Observations.All.Count]);
+        var x = Augment(batch.Images, rng);
+        var y = tensor(batch.PositiveLabels(), [batch.Count, Observations.All.Count]);
         return nn.functional.binary_cross_entropy_with_logits(Logits(x), y).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// <paramref name="records"/> when at least one of them has a CheXpert label (a record whose 14 observations are all
+    /// unmentioned trains as all-negative).
+    /// </summary>
+    /// <exception cref="ArgumentException">No record has a label; the message names the dataset and its folder.</exception>
+    public static CxrDataset RequireLabels(CxrDataset records)
+    {
+        if (records.Any(r => Observations.All.Any(o => r.Labels[o] != Mention.NotMentioned))) return records;
+        throw new ArgumentException($"{records.Name}{(records.Root.Length > 0 ? $" ({records.Root})" : "")}: none of its {records.Count} records has a CheXpert label; "
+            + "the supervised baseline trains on the 14 observations (a labels.csv needs a 'labels' column or the 14 CheXpert columns)");
     }
 
     /// <summary>A trainer over <see cref="Modules"/> with this run's schedule, checkpointing under <paramref name="outputDir"/>.</summary>
@@ -136,15 +148,15 @@ public sealed class SupervisedTraining : IDisposable
 
     /// <summary>
     /// Trains to <see cref="EncoderTrainingBudget.Steps"/> (resuming from the trainer's latest checkpoint): per step, a batch of
-    /// cases drawn from <paramref name="pool"/>, the BCE loss; the trainer does backward, clipping and the AdamW step.
-    /// Reports "bce" and "accuracy" (thresholded at 0.5, over all 14 labels).
+    /// records from <paramref name="records"/>, the BCE loss against their positive labels; the trainer does backward,
+    /// clipping and the AdamW step. Reports "bce" and "accuracy" (thresholded at 0.5, over all 14 labels).
     /// </summary>
-    public TrainingHistory Train(Trainer trainer, PhantomTrainingPool pool, CancellationToken cancellation = default) =>
+    public TrainingHistory Train(Trainer trainer, TrainingRecords records, CancellationToken cancellation = default) =>
         trainer.Run(ctx =>
         {
-            var cases = pool.Cases(pool.SampleIndices(Config.BatchSize, ctx.Random));
-            var x = Augment(cases.Select(c => c.Image).ToList(), ctx.Random);
-            var y = tensor(cases.SelectMany(c => c.Labels).ToArray(), [cases.Count, Observations.All.Count]);
+            var batch = records.Batch(ctx.Step, Config.BatchSize, ctx.Random);
+            var x = Augment(batch.Images, ctx.Random);
+            var y = tensor(batch.PositiveLabels(), [batch.Count, Observations.All.Count]);
             var logits = Logits(x);
             var loss = nn.functional.binary_cross_entropy_with_logits(logits, y);
             using (no_grad())

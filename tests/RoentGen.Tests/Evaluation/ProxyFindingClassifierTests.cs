@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using RoentGen.Data;
+using RoentGen.Data.Phantoms;
 using RoentGen.Evaluation;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
@@ -86,6 +87,37 @@ public class ProxyFindingClassifierTests(ITestOutputHelper output)
         foreach (var l in lines) output.WriteLine(l);
         File.WriteAllLines(Path.Combine(Path.GetTempPath(), "roentgen-proxy-auc.txt"), lines);
         Assert.True(aucs.Where(a => double.IsFinite(a.Auc)).Average(a => a.Auc) > 0.6);
+    }
+
+    [Fact]
+    public void The_judges_data_is_a_function_of_records_with_the_generator_paths_numbers()
+    {
+        using var scope = NewDisposeScope();
+        // Sums that main at 0eb3c78 gave for PhantomData(32, 3, 20, 7) and PhantomData(64, 0, 20, 7, Ignore) (scratch test).
+        var (images, labels) = ProxyFindingClassifier.PhantomData(32, 3, 20, 7);
+        Assert.Equal(new long[] { 20, 1, 32, 32 }, images.shape);
+        Assert.Equal(-3324.0537944436073, images.to(ScalarType.Float64).sum().item<double>());
+        Assert.Equal(37f, labels.sum().item<float>());
+        var (images2, labels2) = ProxyFindingClassifier.PhantomData(64, 0, 20, 7, UncertainLabels.Ignore);
+        Assert.Equal(-13599.342161178589, images2.to(ScalarType.Float64).sum().item<double>());
+        Assert.Equal(28f, labels2.sum().item<float>());
+
+        var records = PhantomRecords.Create(new PhantomOptions { Size = 64, Seed = 7 }, 20, start: 3);
+        var (fromRecords, recordLabels) = ProxyFindingClassifier.RecordData(records, 32);
+        Assert.True(fromRecords.eq(images).all().item<bool>());
+        Assert.True(recordLabels.eq(labels).all().item<bool>());
+        Assert.Throws<ArgumentException>(() => ProxyFindingClassifier.RecordData(records.Derive("none", []), 32));
+    }
+
+    [Fact]
+    public void Training_on_phantoms_is_training_on_their_records()
+    {
+        var options = new ProxyTrainingOptions { BatchSize = 8 };
+        using var a = ProxyFindingClassifier.TrainOnPhantoms(64, 16, seed: 4, steps: 2, config: Tiny, options: options);
+        using var b = ProxyFindingClassifier.TrainOnRecords(PhantomRecords.Create(new PhantomOptions { Size = 64, Seed = 4 }, 16), 64, steps: 2, config: Tiny, options: options);
+        using var scope = NewDisposeScope();
+        var (images, _) = ProxyFindingClassifier.PhantomData(64, 100, 4, seed: 4);
+        Assert.True(a.Predict(images).eq(b.Predict(images)).all().item<bool>(), "the same records and seed must give the same classifier");
     }
 
     private sealed class SyncProgress(List<ProxyTrainingProgress> sink) : IProgress<ProxyTrainingProgress>

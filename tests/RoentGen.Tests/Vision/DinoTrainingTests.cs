@@ -139,7 +139,7 @@ public class DinoTrainingTests
         // Sinkhorn-Knopp targets (DINOv2) and LayerScale 1 make 20 steps enough to see learning at this size; with
         // centring, the 20-step run first drifts to uniform targets (DINO loss -> ln K) as in early DINO training.
         using var training = new DinoTraining(Tiny with { SinkhornKnopp = true, Vit = Tiny.Vit with { LayerScaleInit = 1.0 } });
-        var history = training.Train(new PhantomImageSource(new PhantomOptions { Size = 64, Seed = 1 }, poolSize: 24));
+        var history = training.Train(TrainingRecords.Phantoms(new PhantomOptions { Size = 64, Seed = 1 }, 24));
         Assert.Equal(20, history.Steps);
         double first = history.Loss.Take(4).Average(), last = history.Loss.Skip(16).Average();
         Assert.True(last < first, $"loss did not go down: first steps {first:F4}, last steps {last:F4}");
@@ -156,14 +156,14 @@ public class DinoTrainingTests
     public void A_killed_run_resumes_with_identical_losses_and_teacher()
     {
         var config = Tiny with { Steps = 6, CheckpointEvery = 2, BatchSize = 4 };
-        var source = new PhantomImageSource(new PhantomOptions { Size = 64, Seed = 2 });
+        var source = TrainingRecords.FreshPhantoms(new PhantomOptions { Size = 64, Seed = 2 });
         var dirA = TestPaths.NewTempDir("dino-a");
         using var a = new DinoTraining(config);
         var historyA = a.Train(source, dirA);
 
         var dirB = TestPaths.NewTempDir("dino-b");
         using (var killed = new DinoTraining(config))
-            Assert.Throws<OperationCanceledException>(() => killed.Train(new Killing(source, 3), dirB));
+            Assert.Throws<OperationCanceledException>(() => killed.Train(Killing(new PhantomOptions { Size = 64, Seed = 2 }, 3), dirB));
         Assert.EndsWith("step-000002", Trainer.LatestCheckpoint(dirB));
 
         using var c = new DinoTraining(config);
@@ -181,12 +181,10 @@ public class DinoTrainingTests
         Directory.Delete(dirB, true);
     }
 
-    private sealed class Killing(IDinoImageSource inner, int killAt) : IDinoImageSource
-    {
-        public string Description => inner.Description;
-        public IReadOnlyList<GrayImage> Batch(int step, int batchSize, Random rng) =>
-            step == killAt ? throw new OperationCanceledException("killed") : inner.Batch(step, batchSize, rng);
-    }
+    // Fresh phantoms (as TrainingRecords.FreshPhantoms draws them) until step killAt, where the process "dies".
+    private static TrainingRecords Killing(PhantomOptions options, int killAt) =>
+        TrainingRecords.Stream("killed phantoms", options.Size, (step, batch) =>
+            step == killAt ? throw new OperationCanceledException("killed") : PhantomRecords.Create(options, batch, step * batch, masks: false));
 
     [Fact]
     public void Prototype_layers_stay_frozen_for_the_configured_steps_and_learn_after()
@@ -196,7 +194,7 @@ public class DinoTrainingTests
         var before = training.Student.DinoHead.Prototypes.detach().clone();
         var beforeIBot = training.Student.IBotHead.Prototypes.detach().clone();
         var trainer = training.CreateTrainer();
-        training.Train(trainer, new PhantomImageSource(new PhantomOptions { Size = 64, Seed = 2 }, poolSize: 8));
+        training.Train(trainer, TrainingRecords.Phantoms(new PhantomOptions { Size = 64, Seed = 2 }, 8));
         Assert.False(training.PrototypesLearnAt(1));
         Assert.True(training.PrototypesLearnAt(2));
         // Steps 2 and 3 moved them; a run frozen throughout would not have.
@@ -206,7 +204,7 @@ public class DinoTrainingTests
         using var frozen = new DinoTraining(Tiny with { Steps = 3, FreezePrototypesSteps = 3 });
         var start = frozen.Student.DinoHead.Prototypes.detach().clone();
         var backboneStart = frozen.Student.Backbone.parameters().First().detach().clone();
-        frozen.Train(frozen.CreateTrainer(), new PhantomImageSource(new PhantomOptions { Size = 64, Seed = 2 }, poolSize: 8));
+        frozen.Train(frozen.CreateTrainer(), TrainingRecords.Phantoms(new PhantomOptions { Size = 64, Seed = 2 }, 8));
         Assert.True(frozen.Student.DinoHead.Prototypes.detach().eq(start).all().item<bool>(), "prototypes moved while frozen");
         Assert.False(frozen.Student.Backbone.parameters().First().detach().eq(backboneStart).all().item<bool>(), "the backbone should still learn");
         Assert.Throws<ArgumentException>(() => (Tiny with { FreezePrototypesSteps = -1 }).Validate());

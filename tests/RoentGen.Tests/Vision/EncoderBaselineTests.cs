@@ -1,3 +1,4 @@
+using RoentGen.Data.Phantoms;
 using RoentGen.Evaluation.Probes;
 using RoentGen.Training;
 using RoentGen.Vision;
@@ -19,7 +20,7 @@ public class EncoderBaselineTests
     [Fact]
     public void Supervised_loss_falls_on_a_tiny_run_and_the_encoder_loads_as_a_vit()
     {
-        var pool = new PhantomTrainingPool(8, 64, worldSeed: 3);
+        var pool = TrainingRecords.Phantoms(new PhantomOptions { Size = 64, Seed = 3 }, 8);
         using var training = new SupervisedTraining(TinySupervised);
         var history = training.Train(training.CreateTrainer(), pool);
         Assert.Equal(40, history.Steps);
@@ -95,12 +96,12 @@ public class EncoderBaselineTests
     public void Clip_training_steps_reach_the_temperature_and_save_the_image_tower()
     {
         var cfg = ClipConfig.Matching(DinoConfig.Tiny with { Steps = 3, BatchSize = 4 }, 12, 2) with { TokenizerReports = 12, CheckpointEvery = 2 };
-        var pool = new PhantomTrainingPool(cfg.Phantoms, cfg.SourceSize, cfg.WorldSeed);
+        var pool = TrainingRecords.Phantoms(new PhantomOptions { Size = cfg.SourceSize, Seed = cfg.WorldSeed }, cfg.Phantoms);
         var tokenizer = ClipTraining.TrainTokenizer(cfg, pool);
         using (var training = new ClipTraining(cfg, tokenizer))
         {
             using var scope = NewDisposeScope();
-            var (loss, accuracy) = training.Loss(pool.Cases([0, 1, 2, 3]), new Random(0));
+            var (loss, accuracy) = training.Loss(pool.Examples([0, 1, 2, 3]), new Random(0));
             Assert.True(float.IsFinite(loss.item<float>()));
             Assert.InRange(accuracy, 0, 1);
             loss.backward();

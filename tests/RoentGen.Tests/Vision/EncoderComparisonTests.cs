@@ -108,7 +108,7 @@ public class EncoderComparisonTests
         finally { Console.SetError(old); }
         var text = errors.ToString();
         Assert.Contains("unknown supervised preset 'huge'", text);
-        Assert.Contains("trains on phantoms", text);
+        Assert.Contains("image folder not found: /no/such", text);
         Assert.Contains("ProbePhantoms must be at least 6", text);
         Assert.Contains("unknown ablation variant(s) no-such", text);
         Directory.Delete(dir, true);

@@ -1,5 +1,7 @@
 using RoentGen.Data;
+using RoentGen.Data.Datasets;
 using RoentGen.Data.Phantoms;
+using RoentGen.Training;
 using RoentGen.Vision;
 using static TorchSharp.torch;
 
@@ -91,15 +93,15 @@ public class MultiCropTests
     public void Real_images_from_a_labelled_folder_crop_into_batches()
     {
         Skip.If(TestPaths.RealSample is null, "the shared real-CXR sample is not beside this checkout");
-        var source = new FolderImageSource(TestPaths.RealSample!, 64);
+        var source = new TrainingRecords(ImageFolderLoader.LoadFolder(TestPaths.RealSample!), 64);
         Assert.Equal(60, source.Count);
-        var images = source.Batch(0, 3, new Random(1));
+        var images = source.Images(0, 3, new Random(1));
         Assert.All(images, i => Assert.Equal((64, 64), (i.Width, i.Height)));
         using var scope = NewDisposeScope();
         var crops = new MultiCrop(Tiny).Apply(images, new Random(2));
         Assert.Equal(new long[] { 3, 1, 16, 16 }, crops.Locals[2].shape);
         Assert.True(crops.Globals[0].std().item<float>() > 0.05f, "real X-ray crops should have contrast");
-        Assert.Throws<DirectoryNotFoundException>(() => new FolderImageSource(Path.Combine(TestPaths.RealSample!, "nope"), 64));
+        Assert.Throws<DirectoryNotFoundException>(() => ImageFolderLoader.LoadFolder(Path.Combine(TestPaths.RealSample!, "nope")));
     }
 
     [Fact]

@@ -24,6 +24,25 @@ public sealed class CxrDataset : IReadOnlyList<CxrRecord>
         Skipped = skipped?.ToList() ?? [];
     }
 
+    // Wraps a list without copying it (a lazily generated source stays lazy).
+    private CxrDataset(string name, string root, IReadOnlyList<CxrRecord> records, IReadOnlyList<SkippedRow> skipped)
+    {
+        Name = name;
+        Root = root;
+        _records = records;
+        Skipped = skipped;
+    }
+
+    /// <summary>
+    /// A dataset that reads its records through <paramref name="records"/> when they are asked for, without copying
+    /// the list: for sources that make each record on first use (e.g. <c>PhantomRecords</c>). Enumerating, filtering
+    /// or splitting such a dataset makes every record.
+    /// </summary>
+    /// <param name="name">Dataset name.</param>
+    /// <param name="root">The root folder (or "" for in-memory sets).</param>
+    /// <param name="records">The list; it must return the same record for an index every time.</param>
+    public static CxrDataset OnDemand(string name, string root, IReadOnlyList<CxrRecord> records) => new(name, root, records, Array.Empty<SkippedRow>());
+
     /// <summary>Dataset name.</summary>
     public string Name { get; }
 
@@ -98,6 +117,22 @@ public sealed class CxrDataset : IReadOnlyList<CxrRecord>
             throw new DatasetFormatException(record.SourceFile ?? Name, record.SourceLine, null,
                 $"mask '{name}' of record '{record.Id}' could not be loaded from {src.Description}: {ex.Message}", ex);
         }
+    }
+
+    /// <summary>The underlying list (lazily made for <see cref="OnDemand"/> datasets).</summary>
+    internal IReadOnlyList<CxrRecord> Source => _records;
+
+    /// <summary>
+    /// Asks for the records at <paramref name="indices"/> (all when null) in parallel, so that a lazily made source
+    /// (<see cref="OnDemand"/>) makes them on every core instead of one by one on first enumeration. Costs nothing for
+    /// records that already exist.
+    /// </summary>
+    /// <returns>This dataset.</returns>
+    public CxrDataset Prefetch(IEnumerable<int>? indices = null)
+    {
+        var idx = (indices ?? Enumerable.Range(0, Count)).Distinct().ToArray();
+        Parallel.ForEach(idx, i => _ = _records[i]);
+        return this;
     }
 
     /// <inheritdoc />

@@ -68,6 +68,12 @@ public sealed record CxrReport(string? Findings, string? Impression, string? Ful
         Findings is null && Impression is null ? Full ?? ""
         : string.Join(" ", new[] { Findings, Impression }.Where(s => !string.IsNullOrWhiteSpace(s)));
 
+    /// <summary>
+    /// The whole report as given (e.g. a phantom's "FINDINGS: ...\nIMPRESSION: ..."), else <see cref="Text"/>: what the
+    /// language-supervised baseline and the report probe train on.
+    /// </summary>
+    public string FullText => Full ?? Text;
+
     /// <summary>A report of plain text whose sections are parsed when it has FINDINGS:/IMPRESSION: headers.</summary>
     public static CxrReport FromText(string? text) => ReportSections.Parse(text);
 }

@@ -73,4 +73,31 @@ public static class PatientSplit
             dataset.Derive(dataset.Name + "/validation", parts[SplitPart.Validation]),
             dataset.Derive(dataset.Name + "/test", parts[SplitPart.Test]));
     }
+
+    /// <summary>
+    /// Splits a dataset by patient with exact part sizes, for small sets that must fill every part (probes): patients
+    /// are ordered by <see cref="Uniform"/>(dataset/patient, seed) and cut at the fractions, every part getting at least
+    /// one patient (with too few patients for the fractions, validation takes what train and test leave). Each part
+    /// keeps the dataset's record order.
+    /// </summary>
+    /// <param name="dataset">The records.</param>
+    /// <param name="seed">Seed of the patient order.</param>
+    /// <param name="fractions">Patient fractions (default 0.6 / 0.2 / 0.2).</param>
+    /// <exception cref="ArgumentException">Fewer than 3 patients, or invalid fractions.</exception>
+    public static DatasetSplits SplitByPatientExactly(this CxrDataset dataset, int seed = 0, SplitFractions? fractions = null)
+    {
+        var f = fractions ?? new SplitFractions(0.6, 0.2, 0.2);
+        f.Validate();
+        var keys = dataset.Select(r => r.SplitKey).ToList();
+        var patients = keys.Distinct(StringComparer.Ordinal).OrderBy(k => Uniform(k, seed)).ThenBy(k => k, StringComparer.Ordinal).ToList();
+        int p = patients.Count;
+        if (p < 3) throw new ArgumentException($"{dataset.Name}: a patient-level train/validation/test split needs at least 3 patients (one per part), got {p}");
+        int nVal = Math.Max(1, (int)Math.Round(p * f.Validation)), nTest = Math.Max(1, (int)Math.Round(p * f.Test));
+        int nTrain = p - nVal - nTest;
+        if (nTrain < 1) { nTrain = 1; nVal = Math.Max(1, p - 2); nTest = p - nTrain - nVal; }
+        var part = new Dictionary<string, SplitPart>(StringComparer.Ordinal);
+        for (int i = 0; i < p; i++) part[patients[i]] = i < nTrain ? SplitPart.Train : i < nTrain + nVal ? SplitPart.Validation : SplitPart.Test;
+        CxrDataset Pick(SplitPart k, string suffix) => dataset.Derive(dataset.Name + suffix, Enumerable.Range(0, keys.Count).Where(i => part[keys[i]] == k).Select(i => dataset[i]));
+        return new DatasetSplits(Pick(SplitPart.Train, "/train"), Pick(SplitPart.Validation, "/validation"), Pick(SplitPart.Test, "/test"));
+    }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using RoentGen.Data.Datasets;
 using RoentGen.Platform;
 using RoentGen.Visualization;
 
@@ -32,7 +33,7 @@ public static class PhantomDataset
         ArgumentNullException.ThrowIfNull(options);
         if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), count, "count must be 0 or more");
         if (start < 0) throw new ArgumentOutOfRangeException(nameof(start), start, "start must be 0 or more");
-        var gen = new PhantomGenerator(options);
+        options.Validate();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         string full = Path.GetFullPath(dir);
         Directory.CreateDirectory(Path.Combine(full, "images"));
@@ -46,10 +47,10 @@ public static class PhantomDataset
         for (int b = 0; b < count; b += batch)
         {
             int n = Math.Min(batch, count - b);
-            var cases = gen.Generate(start + b, n);
+            var records = PhantomRecords.Create(options, n, start + b);   // one batch at a time: memory stays flat
             Parallel.For(0, n, i =>
             {
-                rows[b + i] = WriteCase(full, cases[i], header.Count);
+                rows[b + i] = WriteRecord(full, records[i], header.Count);
                 progress.Advance();
             });
             progress.SetMetric("images/s", progress.Snapshot().Rate);
@@ -59,25 +60,25 @@ public static class PhantomDataset
         return new PhantomDatasetSummary(full, csv, count, clock.Elapsed);
     }
 
-    private static string[] WriteCase(string dir, PhantomCase c, int columns)
+    // One row of labels.csv from a phantom record (see PhantomRecords for what each field holds), writing its image and masks.
+    private static string[] WriteRecord(string dir, CxrRecord r, int columns)
     {
-        string image = $"images/{c.Id}.png";
-        File.WriteAllBytes(Path.Combine(dir, image), ImageIO.EncodePng(c.Image));
+        string image = $"images/{r.Id}.png";
+        File.WriteAllBytes(Path.Combine(dir, image), ImageIO.EncodePng(r.Image.Load()));
         var maskPaths = new List<string>();
-        foreach (var (name, mask) in c.Masks.OrderBy(kv => kv.Key == "lungs" ? 0 : kv.Key == "heart" ? 1 : 2).ThenBy(kv => kv.Key, StringComparer.Ordinal))
+        foreach (var (name, mask) in r.Masks.OrderBy(kv => kv.Key == "lungs" ? 0 : kv.Key == "heart" ? 1 : 2).ThenBy(kv => kv.Key, StringComparer.Ordinal))
         {
-            string rel = $"masks/{c.Id}_{name}.png";
-            File.WriteAllBytes(Path.Combine(dir, rel), ImageIO.EncodePng(mask));
+            string rel = $"masks/{r.Id}_{name}.png";
+            File.WriteAllBytes(Path.Combine(dir, rel), ImageIO.EncodePng(mask.Load()));
             maskPaths.Add($"{name}={rel}");
         }
-        var positives = c.Labels.Positives.Select(o => o.Name()).ToList();
         var row = new List<string>
         {
-            image, "phantom", string.Join("|", positives), c.Sex, c.Age.ToString(CultureInfo.InvariantCulture), c.View, c.Report,
-            $"masks/{c.Id}_lungs.png", c.PatientId, string.Join("|", maskPaths),
+            image, r.Dataset, string.Join("|", r.SourceLabels), r.Sex ?? "", r.Age?.ToString(CultureInfo.InvariantCulture) ?? "", r.View ?? "",
+            r.Report.Full ?? "", $"masks/{r.Id}_lungs.png", r.PatientId, string.Join("|", maskPaths),
         };
-        row.AddRange(Observations.All.Select(o => c.Labels[o].Code()));
-        row.AddRange(PhantomGenerator.AttributeKeys.Select(k => c.Attributes.TryGetValue(k, out var v) ? v : ""));
+        row.AddRange(Observations.All.Select(o => r.Labels[o].Code()));
+        row.AddRange(PhantomGenerator.AttributeKeys.Select(k => r.Attributes.TryGetValue(k, out var v) ? v : ""));
         if (row.Count != columns) throw new InvalidOperationException($"internal: row has {row.Count} fields, header {columns}");
         return row.ToArray();
     }

@@ -11,14 +11,14 @@ namespace RoentGen.Evaluation.Probes;
 public sealed record ProbeMask(Tensor Masks, bool[] Present);
 
 /// <summary>
-/// One part (train, validation or test) of a probe data set: images, the 14 CheXpert observations as binary
-/// positives, sex, age, masks and reports. Missing values are null.
+/// One part (train, validation or test) of a probe data set as tensors and arrays, the probes' batch form: images, the
+/// 14 CheXpert observations as binary positives, sex, age, masks and reports. Missing values are null. Made from records
+/// only (<see cref="FromRecords"/>).
 /// </summary>
 public sealed class ProbeSplit
 {
-    /// <summary>Creates a split; all per-image arrays must have the length of <paramref name="ids"/>.</summary>
-    /// <exception cref="ArgumentException">Lengths or shapes disagree (the message names which).</exception>
-    public ProbeSplit(IReadOnlyList<string> ids, IReadOnlyList<string> patientIds, Tensor images, float[,] labels,
+    // All per-image arrays must have the length of ids.
+    private ProbeSplit(IReadOnlyList<string> ids, IReadOnlyList<string> patientIds, Tensor images, float[,] labels,
         IReadOnlyList<string?> sex, IReadOnlyList<double?> age, IReadOnlyDictionary<string, ProbeMask> masks,
         IReadOnlyList<string?> reports, IReadOnlyList<IReadOnlyList<string>>? sourceLabels = null)
     {
@@ -55,11 +55,43 @@ public sealed class ProbeSplit
 
     /// <summary>(N, 14) labels as a tensor.</summary>
     public Tensor LabelTensor() => tensor(Labels);
+
+    /// <summary>
+    /// The records as a split: images and masks square at <paramref name="size"/> (<see cref="CxrDataset.LoadImage"/>,
+    /// <see cref="CxrDataset.LoadMask"/>), labels as binary positives, sex, age, reports (<see cref="CxrReport.FullText"/>,
+    /// null when empty) and source labels, in record order.
+    /// </summary>
+    /// <param name="records">The records of this part.</param>
+    /// <param name="size">Image and mask side.</param>
+    /// <param name="maskNames">Segmentation targets.</param>
+    /// <param name="missingMaskIsEmpty">True when a record without a mask of a name has an empty one (phantoms); false marks it absent.</param>
+    /// <exception cref="DatasetFormatException">An image or mask could not be loaded.</exception>
+    public static ProbeSplit FromRecords(CxrDataset records, int size, IReadOnlyList<string> maskNames, bool missingMaskIsEmpty = false)
+    {
+        var images = ImageTensors.Stack(records.Select(r => records.LoadImage(r, size)));
+        var masks = new Dictionary<string, ProbeMask>();
+        foreach (var m in maskNames)
+            masks[m] = new ProbeMask(ProbeData.StackMasks(records.Select(r => r.Masks.ContainsKey(m) ? records.LoadMask(r, m, size) : null).ToList(), size),
+                records.Select(r => missingMaskIsEmpty || r.Masks.ContainsKey(m)).ToArray());
+        return new ProbeSplit(records.Select(r => r.Id).ToList(), records.Select(r => r.PatientId).ToList(), images, LabelMatrix(records.Select(r => r.Labels).ToList()),
+            records.Select(r => r.Sex).ToList(), records.Select(r => r.Age).ToList(), masks,
+            records.Select(r => r.Report.IsEmpty ? null : r.Report.FullText).ToList(), records.Select(r => r.SourceLabels).ToList());
+    }
+
+    private static float[,] LabelMatrix(IReadOnlyList<CxrLabels> labels)
+    {
+        var m = new float[labels.Count, Observations.All.Count];
+        for (int i = 0; i < labels.Count; i++)
+            foreach (var o in Observations.All) m[i, (int)o] = labels[i].Has(o) ? 1f : 0f;
+        return m;
+    }
 }
 
 /// <summary>
-/// What the probes evaluate on: images with every target, split by patient into train / validation / test.
-/// Build it from phantoms (<see cref="FromPhantoms"/>) or from a generic labels.csv (<see cref="FromCsv"/>).
+/// What the probes evaluate on: images with every target, split by patient into train / validation / test. Built from
+/// records (<see cref="FromRecords"/>: phantoms, a labels.csv folder or any loader's <see cref="CxrDataset"/>), split once
+/// by <see cref="PatientSplit.SplitByPatientExactly"/>; <see cref="FromPhantoms"/> and <see cref="FromCsv"/> are
+/// shorthands for the two usual sources.
 /// </summary>
 /// <param name="Name">Where the data came from.</param>
 /// <param name="ImageSize">Image (and mask) side.</param>
@@ -75,26 +107,15 @@ public sealed record ProbeData(string Name, int ImageSize, ProbeSplit Train, Pro
     public IEnumerable<(string Name, ProbeSplit Split)> Parts => [("train", Train), ("validation", Validation), ("test", Test)];
 
     /// <summary>
-    /// <paramref name="count"/> phantom cases (one per patient) at <paramref name="size"/>, split 60/20/20 by patient.
-    /// Masks: lungs, heart, pleural_effusion (empty where the case has no effusion).
+    /// <paramref name="count"/> phantom records (one per patient; <see cref="PhantomRecords"/>) at <paramref name="size"/>,
+    /// split 60/20/20 by patient. Masks: lungs, heart, pleural_effusion (empty where the case has no effusion).
     /// </summary>
     public static ProbeData FromPhantoms(int count, int size = 64, long seed = 0, SplitFractions? fractions = null)
     {
         if (count < 6) throw new ArgumentOutOfRangeException(nameof(count), count, "need at least 6 phantom cases to fill train, validation and test");
-        var cases = new PhantomGenerator(new PhantomOptions { Size = Math.Max(64, size), Seed = seed }).Generate(0, count);
-        var parts = SplitIndices(cases.Select(c => "phantom/" + c.PatientId).ToList(), (int)(seed & 0x7FFFFFFF), fractions);
-        ProbeSplit Make(int[] idx)
-        {
-            var sel = idx.Select(i => cases[i]).ToList();
-            var images = ImageTensors.Stack(sel.Select(c => Resize(c.Image, size, false)));
-            var masks = new Dictionary<string, ProbeMask>();
-            foreach (var s in PhantomStructures)
-                masks[s] = new ProbeMask(StackMasks(sel.Select(c => c.Masks.TryGetValue(s, out var m) ? Resize(m, size, true) : null).ToList(), size),
-                    sel.Select(_ => true).ToArray());
-            return new ProbeSplit(sel.Select(c => c.Id).ToList(), sel.Select(c => c.PatientId).ToList(), images, LabelMatrix(sel.Select(c => c.Labels).ToList()),
-                sel.Select(c => (string?)c.Sex).ToList(), sel.Select(c => (double?)c.Age).ToList(), masks, sel.Select(c => (string?)c.Report).ToList());
-        }
-        return new ProbeData($"phantoms(n={count}, size={size}, seed={seed})", size, Make(parts.Train), Make(parts.Validation), Make(parts.Test));
+        var records = PhantomRecords.Create(new PhantomOptions { Size = Math.Max(64, size), Seed = seed }, count).Prefetch();
+        return FromRecords(records, size, (int)(seed & 0x7FFFFFFF), fractions, PhantomStructures, missingMaskIsEmpty: true,
+            name: $"phantoms(n={count}, size={size}, seed={seed})");
     }
 
     /// <summary>
@@ -106,53 +127,35 @@ public sealed record ProbeData(string Name, int ImageSize, ProbeSplit Train, Pro
     {
         var ds = GenericCsvLoader.Load(GenericCsvLoader.FindCsv(labelsCsv), new LoadOptions { Limit = limit });
         if (ds.Count < 6) throw new ArgumentException($"{labelsCsv}: {ds.Count} records; probes need at least 6 to fill train, validation and test");
-        var parts = SplitIndices(ds.Select(r => r.SplitKey).ToList(), seed, fractions);
-        var maskNames = ds.SelectMany(r => r.Masks.Keys).Distinct(StringComparer.Ordinal).OrderBy(k => k, StringComparer.Ordinal).ToList();
-        ProbeSplit Make(int[] idx)
-        {
-            var sel = idx.Select(i => ds[i]).ToList();
-            var images = ImageTensors.Stack(sel.Select(r => ds.LoadImage(r, size)));
-            var masks = new Dictionary<string, ProbeMask>();
-            foreach (var name in maskNames)
-                masks[name] = new ProbeMask(StackMasks(sel.Select(r => r.Masks.ContainsKey(name) ? ds.LoadMask(r, name, size) : null).ToList(), size),
-                    sel.Select(r => r.Masks.ContainsKey(name)).ToArray());
-            return new ProbeSplit(sel.Select(r => r.Id).ToList(), sel.Select(r => r.PatientId).ToList(), images, LabelMatrix(sel.Select(r => r.Labels).ToList()),
-                sel.Select(r => r.Sex).ToList(), sel.Select(r => r.Age).ToList(), masks,
-                sel.Select(r => r.Report.IsEmpty ? null : r.Report.Full ?? r.Report.Text).ToList(), sel.Select(r => r.SourceLabels).ToList());
-        }
-        return new ProbeData($"{ds.Name}(n={ds.Count}, size={size})", size, Make(parts.Train), Make(parts.Validation), Make(parts.Test));
+        return FromRecords(ds, size, seed, fractions, name: $"{ds.Name}(n={ds.Count}, size={size})");
     }
 
     /// <summary>
-    /// Patient-level split with exact part sizes: patients are ordered by a seeded hash of their key and cut at
-    /// the fractions (each part gets at least one patient), so tiny data sets still fill every part.
+    /// Probe data from records, split once by patient with <see cref="PatientSplit.SplitByPatientExactly"/>, each part
+    /// made by <see cref="ProbeSplit.FromRecords"/>.
     /// </summary>
-    internal static (int[] Train, int[] Validation, int[] Test) SplitIndices(IReadOnlyList<string> patientKeys, int seed, SplitFractions? fractions)
+    /// <param name="records">The records (at least 6, of at least 3 patients).</param>
+    /// <param name="size">Image and mask side.</param>
+    /// <param name="seed">Seed of the patient split.</param>
+    /// <param name="fractions">Patient fractions (default 0.6 / 0.2 / 0.2).</param>
+    /// <param name="maskNames">Segmentation targets (default: every mask name of the records, in ordinal order).</param>
+    /// <param name="missingMaskIsEmpty">
+    /// True when a record without a mask of that name has an empty one (phantoms, whose finding masks exist only where
+    /// the finding is drawn); false (default) marks it absent in <see cref="ProbeMask.Present"/>.
+    /// </param>
+    /// <param name="name">Name of the data (default: the dataset's name, count and size).</param>
+    /// <exception cref="ArgumentException">Fewer than 6 records, or fewer than 3 patients.</exception>
+    /// <exception cref="DatasetFormatException">An image or mask could not be loaded.</exception>
+    public static ProbeData FromRecords(CxrDataset records, int size = 64, int seed = 0, SplitFractions? fractions = null,
+        IReadOnlyList<string>? maskNames = null, bool missingMaskIsEmpty = false, string? name = null)
     {
-        var f = fractions ?? new SplitFractions(0.6, 0.2, 0.2);
-        f.Validate();
-        var patients = patientKeys.Distinct(StringComparer.Ordinal).OrderBy(k => PatientSplit.Uniform(k, seed)).ThenBy(k => k, StringComparer.Ordinal).ToList();
-        int p = patients.Count;
-        if (p < 3) throw new ArgumentException($"probes need at least 3 patients (one per split), got {p}");
-        int nVal = Math.Max(1, (int)Math.Round(p * f.Validation)), nTest = Math.Max(1, (int)Math.Round(p * f.Test));
-        int nTrain = p - nVal - nTest;
-        if (nTrain < 1) { nTrain = 1; nVal = Math.Max(1, p - 2); nTest = p - nTrain - nVal; }
-        var part = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (int i = 0; i < p; i++) part[patients[i]] = i < nTrain ? 0 : i < nTrain + nVal ? 1 : 2;
-        int[] Pick(int k) => Enumerable.Range(0, patientKeys.Count).Where(i => part[patientKeys[i]] == k).ToArray();
-        return (Pick(0), Pick(1), Pick(2));
+        ArgumentNullException.ThrowIfNull(records);
+        if (records.Count < 6) throw new ArgumentException($"{records.Name}: {records.Count} records; probes need at least 6 to fill train, validation and test");
+        var parts = records.SplitByPatientExactly(seed, fractions);
+        var masksToUse = maskNames ?? records.SelectMany(r => r.Masks.Keys).Distinct(StringComparer.Ordinal).OrderBy(k => k, StringComparer.Ordinal).ToList();
+        ProbeSplit Make(CxrDataset part) => ProbeSplit.FromRecords(part, size, masksToUse, missingMaskIsEmpty);
+        return new ProbeData(name ?? $"{records.Name}(n={records.Count}, size={size})", size, Make(parts.Train), Make(parts.Validation), Make(parts.Test));
     }
-
-    private static float[,] LabelMatrix(IReadOnlyList<CxrLabels> labels)
-    {
-        var m = new float[labels.Count, Observations.All.Count];
-        for (int i = 0; i < labels.Count; i++)
-            foreach (var o in Observations.All) m[i, (int)o] = labels[i].Has(o) ? 1f : 0f;
-        return m;
-    }
-
-    private static GrayImage Resize(GrayImage image, int size, bool isMask) =>
-        image.Width == size && image.Height == size ? image : ImageResize.ToSquare(image, size, SquareMode.Pad, isMask);
 
     internal static Tensor StackMasks(IReadOnlyList<GrayImage?> masks, int size)
     {
