@@ -22,15 +22,24 @@ public class TrainingRecordsTests
     private static readonly double[] SupervisedLosses = [0.7359822392463684, 0.5924025177955627, 0.4623431861400604];
     private static readonly double[] ClipLosses = [2.5024619102478027, 1.6515518426895142, 1.3932803869247437];
 
+    // The same data in the same order gives the same losses; the tolerance only allows libtorch's threaded sums to
+    // round differently on another machine (a different batch moves a loss by far more than 1e-5).
+    private static void AssertSameLosses(double[] expected, IReadOnlyList<double> actual)
+    {
+        Assert.Equal(expected.Length, actual.Count);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5 * Math.Abs(expected[i]), $"step {i}: loss {actual[i]:R}, expected {expected[i]:R}");
+    }
+
     private static DinoConfig TinyDino => Vision.DinoTrainingTests.Tiny with { Steps = 4, BatchSize = 4, CheckpointEvery = 0 };
 
     [Fact]
     public void A_tiny_dino_run_on_phantom_records_reproduces_the_losses_of_the_old_phantom_sources()
     {
         using (var pool = new DinoTraining(TinyDino))
-            Assert.Equal(DinoPoolLosses, pool.Train(TrainingRecords.Phantoms(new PhantomOptions { Size = 64, Seed = 1 }, 24)).Loss);
+            AssertSameLosses(DinoPoolLosses, pool.Train(TrainingRecords.Phantoms(new PhantomOptions { Size = 64, Seed = 1 }, 24)).Loss);
         using (var fresh = new DinoTraining(TinyDino))
-            Assert.Equal(DinoFreshLosses, fresh.Train(TrainingRecords.FreshPhantoms(new PhantomOptions { Size = 64, Seed = 2 })).Loss);
+            AssertSameLosses(DinoFreshLosses, fresh.Train(TrainingRecords.FreshPhantoms(new PhantomOptions { Size = 64, Seed = 2 })).Loss);
     }
 
     [SkippableFact]
@@ -38,7 +47,7 @@ public class TrainingRecordsTests
     {
         Skip.If(TestPaths.RealSample is null, "the shared real-CXR sample is not beside this checkout");
         using var training = new DinoTraining(TinyDino);
-        Assert.Equal(DinoRealFolderLosses, training.Train(new TrainingRecords(ImageFolderLoader.LoadFolder(TestPaths.RealSample!), 64)).Loss);
+        AssertSameLosses(DinoRealFolderLosses, training.Train(new TrainingRecords(ImageFolderLoader.LoadFolder(TestPaths.RealSample!), 64)).Loss);
     }
 
     [Fact]
@@ -50,11 +59,11 @@ public class TrainingRecordsTests
             Steps = 3, BatchSize = 8, WarmupSteps = 2, LearningRate = 3e-3, CheckpointEvery = 0, Seed = 5,
         };
         using (var t = new SupervisedTraining(sup))
-            Assert.Equal(SupervisedLosses, t.Train(t.CreateTrainer(), TrainingRecords.Phantoms(new PhantomOptions { Size = 64, Seed = 3 }, 8)).Loss);
+            AssertSameLosses(SupervisedLosses, t.Train(t.CreateTrainer(), TrainingRecords.Phantoms(new PhantomOptions { Size = 64, Seed = 3 }, 8)).Loss);
         var clip = ClipConfig.Matching(DinoConfig.Tiny with { Steps = 3, BatchSize = 4 }, 12, 2) with { TokenizerReports = 12, CheckpointEvery = 0 };
         var pool = TrainingRecords.Phantoms(new PhantomOptions { Size = clip.SourceSize, Seed = clip.WorldSeed }, clip.Phantoms);
         using (var t = new ClipTraining(clip, ClipTraining.TrainTokenizer(clip, pool)))
-            Assert.Equal(ClipLosses, t.Train(t.CreateTrainer(), pool).Loss);
+            AssertSameLosses(ClipLosses, t.Train(t.CreateTrainer(), pool).Loss);
     }
 
     [Fact]
