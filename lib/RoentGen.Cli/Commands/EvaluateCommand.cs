@@ -31,7 +31,10 @@ internal static class EvaluateCommand
             var cfg = LatentDiffusionTraining.LoadConfig(dir);
             var proxyDir = parse.GetValue(classifier)?.FullName ?? DefaultClassifierDir(dir);
             Console.WriteLine($"proxy classifier: {proxyDir}");
-            var proxy = ProxyFindingClassifier.LoadOrTrain(proxyDir, cfg.ImageSize, seed: WorldSeeds.Judge(cfg.DataSeed));
+            // A judge already in that folder (e.g. the quickstart's) is used as it is; else the default one is trained there.
+            var proxy = ProxyFindingClassifier.IsSaved(proxyDir)
+                ? ProxyFindingClassifier.Load(proxyDir)
+                : ProxyFindingClassifier.LoadOrTrain(proxyDir, cfg.ImageSize, seed: WorldSeeds.Judge(cfg.DataSeed));
             int n = parse.GetValue(heldOut);
             if (n < 2) throw new ArgumentException("--held-out must be at least 2");
             var (real, _) = ProxyFindingClassifier.PhantomData(cfg.ImageSize, 0, n, WorldSeeds.HeldOut(cfg.DataSeed));

@@ -51,14 +51,13 @@ internal static class TrainBaselineCommand
         return new TrainingRecords(kept, cfg.SourceSize);
     }
 
-    // A run folder with a config keeps it (so its checkpoints fit); else --config, else the preset.
-    private static T Resolve<T>(string dir, string? configPath, Func<T> preset, Func<string, T> load)
+    // A run folder that pins a config keeps it (so its checkpoints fit); else --config, else the preset.
+    internal static T Resolve<T>(string dir, string? configPath, Func<T> preset, Func<string, T> load) where T : class
     {
-        var saved = Path.Combine(dir, EncoderRuns.ConfigFile);
-        if (File.Exists(saved))
+        if (RunFolder.ReadPinned<T>(dir) is { } pinned)
         {
-            Console.WriteLine($"continuing the run in {dir}");
-            return load(saved);
+            Console.WriteLine($"continuing the run in {dir} with the config pinned there");
+            return pinned;
         }
         return configPath is not null ? load(configPath) : preset();
     }

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
 using RoentGen.Data.Datasets;
 using RoentGen.Data.Phantoms;
 using RoentGen.Interop;
@@ -52,40 +51,18 @@ internal static class TrainDinoCommand
 
     private static int Run(string presetName, string? configPath, string data, string outDir, int? steps)
     {
-        // A run folder with a checkpoint keeps the config it was started with (so the weights fit).
-        var latest = Trainer.LatestCheckpoint(outDir);
-        var saved = latest is null ? null : Path.Combine(latest, "config.json");
-        DinoConfig cfg;
-        if (saved is not null && File.Exists(saved))
-        {
-            cfg = DinoConfig.Load(saved);
-            Console.WriteLine($"resuming {outDir} from {Path.GetFileName(latest)}");
-        }
-        else cfg = configPath is not null ? DinoConfig.Load(configPath) : DinoConfig.FromPreset(presetName);
+        var cfg = TrainBaselineCommand.Resolve(outDir, configPath, () => DinoConfig.FromPreset(presetName), DinoConfig.Load);
         if (steps is int n) cfg = cfg with { Steps = n };
         cfg.Validate();
-
         var source = data.Equals("phantoms", StringComparison.OrdinalIgnoreCase)
             ? TrainingRecords.FreshPhantoms(new PhantomOptions { Size = Math.Clamp(cfg.SourceSize, 64, 512), Seed = cfg.Seed })
             : new TrainingRecords(ImageFolderLoader.LoadFolder(data), cfg.SourceSize);
-        Directory.CreateDirectory(outDir);
-        File.WriteAllText(Path.Combine(outDir, "config.json"), cfg.ToJson());
         Console.WriteLine($"DINO: ViT {cfg.Vit.Layers}x{cfg.Vit.HiddenSize}, {cfg.Crops.GlobalSize}/{cfg.Crops.LocalSize} px crops, batch {cfg.BatchSize}, {cfg.Steps} steps; data: {source.Description}");
-
-        using var training = new DinoTraining(cfg);
-        var trainer = training.CreateTrainer(outDir);
-        int startStep = StepsAtStart(latest);
-        var sw = Stopwatch.StartNew();
-        var history = training.Train(trainer, source);
-        sw.Stop();
-        int thisSession = history.Steps - startStep;
-        LossPage.Write(DinoRunReport.Save(history, outDir, thisSession, sw.Elapsed.TotalSeconds), outDir);
-        Checkpoint.Save(Path.Combine(outDir, "teacher_backbone"), training.TeacherBackbone, training.TeacherBackbone.Config);
-        Console.WriteLine($"done: {history.Steps} steps, final loss {history.Loss[^1]:F4}; {thisSession / Math.Max(sw.Elapsed.TotalSeconds, 1e-9):F2} steps/s; "
-                          + $"wrote {DinoRunReport.MetricsFileName}, {DinoRunReport.ChartFileName}, teacher_backbone/ in {outDir}");
+        var run = EncoderRuns.Dino(cfg, source, outDir);
+        LossPage.WriteFromFigureFile(run.Folder);
+        Console.WriteLine(run.TrainedNow
+            ? $"done: {run.Steps} steps in {run.Seconds:F0} s, final loss {run.FinalLoss:F4}; wrote {DinoRunReport.MetricsFileName}, {DinoRunReport.ChartFileName}, {EncoderRuns.DinoEncoderFolder}/ in {outDir}"
+            : $"nothing to do: {run.EncoderFolder} already holds the {run.Steps}-step encoder");
         return 0;
     }
-
-    private static int StepsAtStart(string? checkpoint) =>
-        checkpoint is null ? 0 : int.Parse(Path.GetFileName(checkpoint).Replace("step-", ""), System.Globalization.CultureInfo.InvariantCulture);
 }

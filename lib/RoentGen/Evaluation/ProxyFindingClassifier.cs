@@ -336,19 +336,34 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
         RecordData(PhantomRecords.Create(new PhantomOptions { Size = Math.Max(64, size), Seed = seed }, count, start, masks: false).Prefetch(), size, uncertain);
 
     /// <summary>
-    /// The classifier saved in <paramref name="folder"/>, or, when there is none, a new one trained on
-    /// <paramref name="count"/> phantoms of the world <paramref name="seed"/> at <paramref name="size"/> px (checkpointing
-    /// under folder/run, so an interrupted run resumes) and saved there.
+    /// The judge trained in <paramref name="folder"/> on <paramref name="count"/> phantoms of the world
+    /// <paramref name="seed"/> at <paramref name="size"/> px for <paramref name="steps"/> steps: loaded when that run
+    /// finished there, else trained (or resumed) and saved there. The run follows <see cref="RunFolder"/>'s rules in
+    /// folder/run (its config pinned, checkpoints, run.json last), so a folder holding a judge of another config is an
+    /// error rather than a silent reuse.
     /// </summary>
+    /// <exception cref="InvalidOperationException">The folder holds a judge trained with another config.</exception>
     public static ProxyFindingClassifier LoadOrTrain(string folder, int size, int count = 4000, int steps = 600, long seed = 1001,
         ProxyClassifierConfig? config = null)
     {
-        if (File.Exists(Path.Combine(folder, Checkpoint.WeightsFileName))) return Load(folder);
-        var model = TrainOnPhantoms(size, count, seed, steps, (config ?? new ProxyClassifierConfig()) with { InputSize = size },
-            new ProxyTrainingOptions { Seed = seed, OutputDir = Path.Combine(folder, "run"), CheckpointEvery = 200 });
+        var modelConfig = (config ?? new ProxyClassifierConfig()) with { InputSize = size };
+        var run = RunFolder.Open(Path.Combine(folder, "run"), "judge", new JudgeRun(size, count, steps, seed, modelConfig));
+        if (run.IsFinishedAt(steps) && IsSaved(folder)) return Load(folder);
+        run.Start();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var model = TrainOnPhantoms(size, count, seed, steps, modelConfig,
+            new ProxyTrainingOptions { Seed = seed, OutputDir = run.Path, CheckpointEvery = 200 });
         model.Save(folder);
+        run.Finish(steps, clock.Elapsed.TotalSeconds);
         return model;
     }
+
+    /// <summary>True when <paramref name="folder"/> holds a saved classifier (weights and config).</summary>
+    public static bool IsSaved(string folder) =>
+        File.Exists(Path.Combine(folder, Checkpoint.WeightsFileName)) && File.Exists(Path.Combine(folder, Checkpoint.ConfigFileName));
+
+    /// <summary>What a judge run in a <see cref="RunFolder"/> pins: its data, steps, seed and model config.</summary>
+    public sealed record JudgeRun(int Size, int Count, int Steps, long Seed, ProxyClassifierConfig Model);
 
     /// <summary>
     /// Generates <paramref name="count"/> phantoms of the world <paramref name="seed"/> (at <paramref name="size"/>

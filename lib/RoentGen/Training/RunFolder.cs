@@ -170,6 +170,31 @@ public sealed class RunFolder
             $"{Path} holds a {Kind} run with another config ({FirstDifference(existing, wanted, "")}); use another output folder or delete this one");
     }
 
+    /// <summary>
+    /// The config pinned in a run folder, read as <typeparamref name="TConfig"/>, or null when no job was started there:
+    /// a verb continuing a run without being given a config takes this one, so the checkpoints fit.
+    /// </summary>
+    /// <exception cref="InvalidDataException">config.json is not a readable <typeparamref name="TConfig"/>.</exception>
+    public static TConfig? ReadPinned<TConfig>(string path) where TConfig : class
+    {
+        var file = System.IO.Path.Combine(path, ConfigFile);
+        return File.Exists(file) ? ReadConfig<TConfig>(file, "pinned") : null;
+    }
+
+    /// <summary>Reads a config JSON file of type <typeparamref name="TConfig"/>; <paramref name="what"/> names it in messages.</summary>
+    /// <exception cref="FileNotFoundException">No such file.</exception>
+    /// <exception cref="InvalidDataException">The file is not a <typeparamref name="TConfig"/>.</exception>
+    public static TConfig ReadConfig<TConfig>(string file, string what)
+    {
+        if (!File.Exists(file)) throw new FileNotFoundException($"{what} config file not found: {file}", file);
+        try
+        {
+            return JsonSerializer.Deserialize<TConfig>(File.ReadAllText(file), SafeTensors.ConfigJsonOptions)
+                   ?? throw new InvalidDataException($"{file}: the {what} config is null");
+        }
+        catch (JsonException e) { throw new InvalidDataException($"{file}: not a valid {what} config ({typeof(TConfig).Name}): {e.Message}", e); }
+    }
+
     /// <summary>The path and both values of the first place two JSON trees differ, for messages.</summary>
     public static string FirstDifference(JsonNode? a, JsonNode? b, string path)
     {

@@ -94,7 +94,7 @@ public sealed record ClipConfig : EncoderTrainingBudget
     /// <summary>Reads a config file.</summary>
     /// <exception cref="FileNotFoundException">No such file.</exception>
     /// <exception cref="InvalidDataException">Not a ClipConfig.</exception>
-    public static ClipConfig Load(string path) => EncoderRuns.LoadConfig<ClipConfig>(path, "CLIP");
+    public static ClipConfig Load(string path) => RunFolder.ReadConfig<ClipConfig>(path, "CLIP");
 }
 
 /// <summary>The symmetric InfoNCE loss of CLIP (Radford et al. 2021).</summary>

@@ -107,7 +107,7 @@ public sealed record EncoderComparisonConfig
     /// <summary>Reads a config file.</summary>
     /// <exception cref="FileNotFoundException">No such file.</exception>
     /// <exception cref="InvalidDataException">Not an EncoderComparisonConfig.</exception>
-    public static EncoderComparisonConfig Load(string path) => EncoderRuns.LoadConfig<EncoderComparisonConfig>(path, "encoder comparison");
+    public static EncoderComparisonConfig Load(string path) => RunFolder.ReadConfig<EncoderComparisonConfig>(path, "encoder comparison");
 }
 
 /// <summary>What the probes measured for one encoder (read back from JSON as well as made from a <see cref="ProbeResults"/>).</summary>

@@ -62,7 +62,7 @@ public sealed record SupervisedConfig : EncoderTrainingBudget
     /// <summary>Reads a config file.</summary>
     /// <exception cref="FileNotFoundException">No such file.</exception>
     /// <exception cref="InvalidDataException">Not a SupervisedConfig.</exception>
-    public static SupervisedConfig Load(string path) => EncoderRuns.LoadConfig<SupervisedConfig>(path, "supervised");
+    public static SupervisedConfig Load(string path) => RunFolder.ReadConfig<SupervisedConfig>(path, "supervised");
 }
 
 /// <summary>
