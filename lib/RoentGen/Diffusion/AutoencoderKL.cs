@@ -87,6 +87,7 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
         quant_conv = nn.Conv2d(2 * config.LatentChannels, 2 * config.LatentChannels, 1);
         post_quant_conv = nn.Conv2d(config.LatentChannels, config.LatentChannels, 1);
         RegisterComponents();
+        MultiHeadAttention.AssignPaths(this);   // processors see "encoder.mid_block.attentions.0", ...
     }
 
     /// <summary>Images (B, C, H, W) in [−1, 1] → the latent distribution.</summary>

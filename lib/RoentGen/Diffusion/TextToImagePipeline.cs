@@ -1,3 +1,4 @@
+using RoentGen.Nn;
 using RoentGen.Platform;
 using RoentGen.Text;
 using TorchSharp;

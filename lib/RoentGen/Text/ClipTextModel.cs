@@ -56,6 +56,7 @@ public sealed class ClipTextModel : nn.Module<Tensor, Tensor>
         Config = config;
         text_model = new ClipTextTransformer(config);
         RegisterComponents();
+        MultiHeadAttention.AssignPaths(this);
         using var _ = no_grad();
         foreach (var (name, p) in named_parameters())
         {
@@ -63,6 +64,15 @@ public sealed class ClipTextModel : nn.Module<Tensor, Tensor>
             else if (p.dim() >= 2) p.normal_(0, 0.02);
             else if (name.EndsWith("bias")) p.zero_();
         }
+    }
+
+    /// <summary>Every attention module with its path (e.g. "text_model.encoder.layers.0.self_attn"), first layer first.</summary>
+    public IEnumerable<MultiHeadAttention> AttentionModules => modules().OfType<MultiHeadAttention>();
+
+    /// <summary>Installs a processor on every attention module, chosen per module (as the UNet's).</summary>
+    public void SetAttentionProcessor(Func<MultiHeadAttention, IAttentionProcessor> choose)
+    {
+        foreach (var a in AttentionModules) a.Processor = choose(a);
     }
 
     /// <summary>Token ids (B, L) → last hidden state (B, L, D).</summary>
@@ -103,27 +113,22 @@ internal sealed class ClipTextEmbeddings : nn.Module<Tensor, Tensor>
     }
 }
 
-internal sealed class ClipAttention : nn.Module<Tensor, Tensor>
+// HF CLIPAttention: names the projections (q_proj, k_proj, v_proj, out_proj); the causal attention is MultiHeadAttention's.
+internal sealed class ClipAttention : MultiHeadAttention
 {
     private readonly Linear q_proj, k_proj, v_proj, out_proj;
-    private readonly int _heads;
-    public ClipAttention(ClipTextConfig c) : base("self_attn")
+    public ClipAttention(ClipTextConfig c) : base("self_attn", c.Heads, isCausal: true)
     {
-        _heads = c.Heads;
         q_proj = nn.Linear(c.HiddenSize, c.HiddenSize);
         k_proj = nn.Linear(c.HiddenSize, c.HiddenSize);
         v_proj = nn.Linear(c.HiddenSize, c.HiddenSize);
         out_proj = nn.Linear(c.HiddenSize, c.HiddenSize);
         RegisterComponents();
     }
-    public override Tensor forward(Tensor x)
-    {
-        using var scope = NewDisposeScope();
-        long b = x.shape[0], t = x.shape[1], d = x.shape[2];
-        Tensor Split(Tensor y) => y.view(b, t, _heads, d / _heads).transpose(1, 2);      // (B, heads, L, d_h)
-        var a = nn.functional.scaled_dot_product_attention(Split(q_proj.call(x)), Split(k_proj.call(x)), Split(v_proj.call(x)), is_casual: true);
-        return out_proj.call(a.transpose(1, 2).reshape(b, t, d)).MoveToOuterDisposeScope();
-    }
+    protected override Tensor ProjectQuery(Tensor x) => q_proj.call(x);
+    protected override Tensor ProjectKey(Tensor context) => k_proj.call(context);
+    protected override Tensor ProjectValue(Tensor context) => v_proj.call(context);
+    protected override Tensor ProjectOutput(Tensor merged) => out_proj.call(merged);
 }
 
 internal sealed class ClipMlp : nn.Module<Tensor, Tensor>
@@ -160,7 +165,7 @@ internal sealed class ClipEncoderLayer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        x = x + self_attn.call(layer_norm1.call(x));
+        x = x + self_attn.call(layer_norm1.call(x), null);
         x = x + mlp.call(layer_norm2.call(x));
         return x.MoveToOuterDisposeScope();
     }

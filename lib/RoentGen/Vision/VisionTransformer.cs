@@ -74,6 +74,16 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
         layernorm = Layers.LayerNorm(config.HiddenSize, config.LayerNormEps);
         RegisterComponents();
         InitWeights();
+        MultiHeadAttention.AssignPaths(this);
+    }
+
+    /// <summary>Every attention module with its path (e.g. "encoder.layer.3.attention"), first layer first.</summary>
+    public IEnumerable<MultiHeadAttention> AttentionModules => modules().OfType<MultiHeadAttention>();
+
+    /// <summary>Installs a processor on every attention module, chosen per module (as the UNet's).</summary>
+    public void SetAttentionProcessor(Func<MultiHeadAttention, IAttentionProcessor> choose)
+    {
+        foreach (var a in AttentionModules) a.Processor = choose(a);
     }
 
     /// <summary>Token width.</summary>
@@ -103,7 +113,10 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
         return new VitOutput(cls.MoveToOuterDisposeScope(), patches.MoveToOuterDisposeScope(), x.MoveToOuterDisposeScope());
     }
 
-    /// <summary>Attention maps of the last layer: (B, heads, T, T), for showing where the CLS token looks.</summary>
+    /// <summary>
+    /// Attention maps of the last layer: (B, heads, T, T), for showing where the CLS token looks. The weights are
+    /// <see cref="MultiHeadAttention.Weights"/>' softmax(QKᵀ/√d) (the default processor's, whatever processor is set).
+    /// </summary>
     public Tensor LastAttention(Tensor pixels)
     {
         using var scope = NewDisposeScope();
@@ -205,9 +218,10 @@ internal sealed class Dinov2Embeddings : nn.Module
     }
 }
 
+// The query, key and value projections under HF's attention.attention.{query,key,value}.
 internal sealed class Dinov2SelfAttention : nn.Module
 {
-    private readonly Linear query, key, value;
+    internal readonly Linear query, key, value;
     public Dinov2SelfAttention(VitConfig c) : base("attention")
     {
         query = nn.Linear(c.HiddenSize, c.HiddenSize);
@@ -215,14 +229,9 @@ internal sealed class Dinov2SelfAttention : nn.Module
         value = nn.Linear(c.HiddenSize, c.HiddenSize);
         RegisterComponents();
     }
-    public (Tensor Q, Tensor K, Tensor V) Project(Tensor x, int heads)
-    {
-        long b = x.shape[0], t = x.shape[1], d = x.shape[2];
-        Tensor Split(Tensor y) => y.view(b, t, heads, d / heads).transpose(1, 2); // (B, heads, T, d_h)
-        return (Split(query.call(x)), Split(key.call(x)), Split(value.call(x)));
-    }
 }
 
+// The output projection under HF's attention.output.dense.
 internal sealed class Dinov2SelfOutput : nn.Module<Tensor, Tensor>
 {
     private readonly Linear dense;
@@ -230,33 +239,21 @@ internal sealed class Dinov2SelfOutput : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x) => dense.forward(x);
 }
 
-internal sealed class Dinov2Attention : nn.Module<Tensor, Tensor>
+// HF Dinov2Attention: names the projections; the attention is MultiHeadAttention's.
+internal sealed class Dinov2Attention : MultiHeadAttention
 {
     private readonly Dinov2SelfAttention attention;
     private readonly Dinov2SelfOutput output;
-    private readonly int _heads;
-    public Dinov2Attention(VitConfig c) : base("attention")
+    public Dinov2Attention(VitConfig c) : base("attention", c.Heads)
     {
-        _heads = c.Heads;
         attention = new Dinov2SelfAttention(c);
         output = new Dinov2SelfOutput(c);
         RegisterComponents();
     }
-    public override Tensor forward(Tensor x)
-    {
-        using var scope = NewDisposeScope();
-        var (q, k, v) = attention.Project(x, _heads);
-        var y = nn.functional.scaled_dot_product_attention(q, k, v);   // (B, heads, T, d_h)
-        y = y.transpose(1, 2).reshape(x.shape[0], x.shape[1], x.shape[2]);
-        return output.call(y).MoveToOuterDisposeScope();
-    }
-    public Tensor Weights(Tensor x)
-    {
-        using var scope = NewDisposeScope();
-        var (q, k, _) = attention.Project(x, _heads);
-        var w = matmul(q, k.transpose(-2, -1)).div(Math.Sqrt(q.shape[3])).softmax(-1);
-        return w.MoveToOuterDisposeScope();
-    }
+    protected override Tensor ProjectQuery(Tensor x) => attention.query.call(x);
+    protected override Tensor ProjectKey(Tensor context) => attention.key.call(context);
+    protected override Tensor ProjectValue(Tensor context) => attention.value.call(context);
+    protected override Tensor ProjectOutput(Tensor merged) => output.call(merged);
 }
 
 internal sealed class Dinov2LayerScale : nn.Module<Tensor, Tensor>
@@ -310,7 +307,7 @@ internal sealed class Dinov2Layer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        x = x + DropPath(layer_scale1.call(attention.call(norm1.call(x))));
+        x = x + DropPath(layer_scale1.call(attention.call(norm1.call(x), null)));
         x = x + DropPath(layer_scale2.call(mlp.call(norm2.call(x))));
         return x.MoveToOuterDisposeScope();
     }

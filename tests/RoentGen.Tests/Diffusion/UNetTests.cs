@@ -1,4 +1,5 @@
 using RoentGen.Diffusion;
+using RoentGen.Nn;
 using TorchSharp;
 using static TorchSharp.torch;
 
