@@ -227,18 +227,20 @@ internal sealed class DecoderBlock : nn.Module<Tensor, Tensor, Tensor>
         RegisterComponents();
     }
 
-    private Tensor Heads(Tensor y) => y.view(y.shape[0], y.shape[1], _heads, -1).transpose(1, 2); // (B, heads, T, d)
+    private Tensor Heads(Tensor y) => MultiHeadAttention.SplitHeads(y, _heads);   // (B, heads, T, d)
 
-    private static Tensor Merge(Tensor y) => y.transpose(1, 2).reshape(y.shape[0], y.shape[2], -1);  // (B, T, W)
+    // The library's one attention math (RoentGen.Nn), over this block's fused projections; (B, heads, T, d) → (B, T, W).
+    private Tensor Attend(Tensor q, Tensor k, Tensor v, bool causal, string name) =>
+        MultiHeadAttention.MergeHeads(ScaledDotProductProcessor.Instance.Attend(Heads(q), Heads(k), Heads(v), new AttentionCall(name, !causal, _heads, IsCausal: causal)));
 
     // x (B, T, W), memory (B, M, W)
     public override Tensor forward(Tensor x, Tensor memory)
     {
         using var scope = NewDisposeScope();
         var qkv = self_qkv.call(ln1.call(x)).chunk(3, -1);
-        x = x + self_out.call(Merge(nn.functional.scaled_dot_product_attention(Heads(qkv[0]), Heads(qkv[1]), Heads(qkv[2]), is_casual: true)));
+        x = x + self_out.call(Attend(qkv[0], qkv[1], qkv[2], causal: true, "self"));
         var kv = cross_kv.call(memory).chunk(2, -1);
-        x = x + cross_out.call(Merge(nn.functional.scaled_dot_product_attention(Heads(cross_q.call(ln2.call(x))), Heads(kv[0]), Heads(kv[1]))));
+        x = x + cross_out.call(Attend(cross_q.call(ln2.call(x)), kv[0], kv[1], causal: false, "cross"));
         x = x + fc2.call(nn.functional.gelu(fc1.call(ln3.call(x))));
         return x.MoveToOuterDisposeScope();
     }
