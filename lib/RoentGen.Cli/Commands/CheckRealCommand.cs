@@ -4,6 +4,7 @@ using RoentGen.Data.Datasets;
 using RoentGen.Evaluation.Probes;
 using RoentGen.Interop;
 using RoentGen.Vision;
+using RoentGen.Experiments;
 
 namespace RoentGen.Cli.Commands;
 

@@ -3,7 +3,7 @@ using RoentGen.Data.Datasets;
 using RoentGen.Evaluation.Probes;
 using RoentGen.Interop;
 using RoentGen.Platform;
-using RoentGen.Vision;
+using RoentGen.Experiments;
 
 namespace RoentGen.Cli.Commands;
 

@@ -1,18 +1,18 @@
+using RoentGen.Reporting;
 using RoentGen.Interactive;
-using RoentGen.Vision;
 
 namespace RoentGen.Cli.Commands;
 
 /// <summary>
-/// The loss chart page of a run folder: the core library writes the figure as JSON (<see cref="DinoRunReport.FigureFileName"/>),
-/// the train verbs draw it to <see cref="DinoRunReport.ChartFileName"/>, an offline HTML page.
+/// The loss chart page of a run folder: the core library writes the figure as JSON (<see cref="RunReport.FigureFileName"/>),
+/// the train verbs draw it to <see cref="RunReport.ChartFileName"/>, an offline HTML page.
 /// </summary>
 internal static class LossPage
 {
     /// <summary>Writes the page of a figure into a run folder; returns its path.</summary>
     public static string Write(Figure figure, string runFolder)
     {
-        var path = Path.Combine(runFolder, DinoRunReport.ChartFileName);
+        var path = Path.Combine(runFolder, RunReport.ChartFileName);
         FigureHtml.SavePage(figure, path);
         return path;
     }
@@ -21,7 +21,7 @@ internal static class LossPage
     /// <exception cref="InvalidDataException">The figure file is not a figure.</exception>
     public static string? WriteFromFigureFile(string runFolder)
     {
-        var json = Path.Combine(runFolder, DinoRunReport.FigureFileName);
+        var json = Path.Combine(runFolder, RunReport.FigureFileName);
         if (!File.Exists(json)) return null;
         Figure figure;
         try { figure = Figure.FromJson(File.ReadAllText(json)); }

@@ -3,7 +3,7 @@ using RoentGen.Data.Datasets;
 using RoentGen.Data.Phantoms;
 using RoentGen.Interop;
 using RoentGen.Training;
-using RoentGen.Vision;
+using RoentGen.Methods;
 
 namespace RoentGen.Cli.Commands;
 

@@ -1,9 +1,10 @@
+using RoentGen.Reporting;
 using System.CommandLine;
 using RoentGen.Data.Datasets;
 using RoentGen.Data.Phantoms;
 using RoentGen.Interop;
 using RoentGen.Training;
-using RoentGen.Vision;
+using RoentGen.Methods;
 
 namespace RoentGen.Cli.Commands;
 
@@ -61,7 +62,7 @@ internal static class TrainDinoCommand
         var run = EncoderRuns.Dino(cfg, source, outDir);
         LossPage.WriteFromFigureFile(run.Folder);
         Console.WriteLine(run.TrainedNow
-            ? $"done: {run.Steps} steps in {run.Seconds:F0} s, final loss {run.FinalLoss:F4}; wrote {DinoRunReport.MetricsFileName}, {DinoRunReport.ChartFileName}, {EncoderRuns.DinoEncoderFolder}/ in {outDir}"
+            ? $"done: {run.Steps} steps in {run.Seconds:F0} s, final loss {run.FinalLoss:F4}; wrote {RunReport.MetricsFileName}, {RunReport.ChartFileName}, {EncoderRuns.DinoEncoderFolder}/ in {outDir}"
             : $"nothing to do: {run.EncoderFolder} already holds the {run.Steps}-step encoder");
         return 0;
     }

@@ -4,6 +4,8 @@ using RoentGen.Evaluation;
 using RoentGen.Evaluation.Probes;
 using RoentGen.Vision;
 using static TorchSharp.torch;
+using RoentGen.Methods;
+using RoentGen.Experiments;
 
 namespace RoentGen.Tests.Evaluation;
 

@@ -4,9 +4,9 @@ using RoentGen.Data;
 using RoentGen.Evaluation;
 using RoentGen.Interactive;
 using RoentGen.Training;
-using RoentGen.Vision;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
+using RoentGen.Methods;
 
 namespace RoentGen.Tests.Interactive;
 

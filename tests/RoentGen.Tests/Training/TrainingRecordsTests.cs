@@ -6,6 +6,7 @@ using RoentGen.Data.Phantoms;
 using RoentGen.Interactive;
 using RoentGen.Training;
 using RoentGen.Vision;
+using RoentGen.Methods;
 
 namespace RoentGen.Tests.Training;
 
@@ -31,7 +32,7 @@ public class TrainingRecordsTests
             Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5 * Math.Abs(expected[i]), $"step {i}: loss {actual[i]:R}, expected {expected[i]:R}");
     }
 
-    private static DinoConfig TinyDino => Vision.DinoTrainingTests.Tiny with { Steps = 4, BatchSize = 4, CheckpointEvery = 0 };
+    private static DinoConfig TinyDino => Methods.DinoTrainingTests.Tiny with { Steps = 4, BatchSize = 4, CheckpointEvery = 0 };
 
     [Fact]
     public void A_tiny_dino_run_on_phantom_records_reproduces_the_losses_of_the_old_phantom_sources()

@@ -4,6 +4,7 @@ using RoentGen.Training;
 using RoentGen.Vision;
 using TorchSharp;
 using static TorchSharp.torch;
+using RoentGen.Methods;
 
 namespace RoentGen.Tests.Vision;
 

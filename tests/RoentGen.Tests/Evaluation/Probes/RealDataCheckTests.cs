@@ -7,6 +7,8 @@ using RoentGen.Training;
 using RoentGen.Vision;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
+using RoentGen.Methods;
+using RoentGen.Experiments;
 
 namespace RoentGen.Tests.Evaluation.Probes;
 

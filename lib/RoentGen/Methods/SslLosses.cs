@@ -2,7 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace RoentGen.Vision;
+namespace RoentGen.Methods;
 
 #pragma warning disable IDE1006 // snake_case parameter fields keep PyTorch-style state-dict keys
 

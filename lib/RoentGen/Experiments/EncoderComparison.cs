@@ -7,8 +7,10 @@ using RoentGen.Interop;
 using RoentGen.Platform;
 using RoentGen.Training;
 using RoentGen.Visualization;
+using RoentGen.Methods;
+using RoentGen.Vision;
 
-namespace RoentGen.Vision;
+namespace RoentGen.Experiments;
 
 /// <summary>
 /// The shared budget and setup of an encoder comparison: the DINO recipe whose ViT every encoder shares, the training

@@ -1,10 +1,11 @@
+using RoentGen.Reporting;
 using System.CommandLine;
 using System.Text.Json;
 using RoentGen.Cli.Commands;
 using RoentGen.Training;
 using RoentGen.Vision;
 
-namespace RoentGen.Tests.Vision;
+namespace RoentGen.Tests.Methods;
 
 [Collection(ProcessStateCollection.Name)]
 public class TrainDinoCommandTests
@@ -27,18 +28,18 @@ public class TrainDinoCommandTests
 
         Assert.Equal(0, Invoke("--config", configPath, "--data", "phantoms", "--out", run, "--steps", "2"));
         Assert.EndsWith("step-000002", Trainer.LatestCheckpoint(run));
-        foreach (var f in new[] { "config.json", DinoRunReport.MetricsFileName, DinoRunReport.ChartFileName, Path.Combine("teacher_backbone", "model.safetensors") })
+        foreach (var f in new[] { "config.json", RunReport.MetricsFileName, RunReport.ChartFileName, Path.Combine("teacher_backbone", "model.safetensors") })
             Assert.True(File.Exists(Path.Combine(run, f)), $"missing {f}");
-        Assert.Contains("<html", File.ReadAllText(Path.Combine(run, DinoRunReport.ChartFileName)), StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("<html", File.ReadAllText(Path.Combine(run, RunReport.ChartFileName)), StringComparison.OrdinalIgnoreCase);
         // The core library wrote the figure as JSON; the verb drew it to the page (plotly.js inline).
-        var figure = Figure.FromJson(File.ReadAllText(Path.Combine(run, DinoRunReport.FigureFileName)));
+        var figure = Figure.FromJson(File.ReadAllText(Path.Combine(run, RunReport.FigureFileName)));
         Assert.Equal("total", figure.Traces[0].Name);
         Assert.Contains(figure.Traces, t => t.Name == "dino");
-        Assert.Contains("plotly.js (basic - minified)", File.ReadAllText(Path.Combine(run, DinoRunReport.ChartFileName)));
+        Assert.Contains("plotly.js (basic - minified)", File.ReadAllText(Path.Combine(run, RunReport.ChartFileName)));
 
         // A second call continues the same run (no --config needed) to 3 steps.
         Assert.Equal(0, Invoke("--data", "phantoms", "--out", run, "--steps", "3"));
-        using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, DinoRunReport.MetricsFileName)));
+        using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, RunReport.MetricsFileName)));
         Assert.Equal(3, metrics.RootElement.GetProperty("steps").GetInt32());
         Assert.Equal(1, metrics.RootElement.GetProperty("steps_this_session").GetInt32());
         Assert.Equal(3, metrics.RootElement.GetProperty("loss").GetArrayLength());

@@ -7,8 +7,9 @@ using RoentGen.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using RoentGen.Vision;
 
-namespace RoentGen.Vision;
+namespace RoentGen.Methods;
 
 #pragma warning disable IDE1006 // snake_case parameter fields keep CLIP-style state-dict keys
 

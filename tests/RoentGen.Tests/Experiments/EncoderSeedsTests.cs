@@ -1,7 +1,7 @@
 using RoentGen.Evaluation.Probes;
-using RoentGen.Vision;
+using RoentGen.Experiments;
 
-namespace RoentGen.Tests.Vision;
+namespace RoentGen.Tests.Experiments;
 
 [Collection(ProcessStateCollection.Name)]
 public class EncoderSeedsTests

@@ -2,10 +2,10 @@ using RoentGen.Data;
 using RoentGen.Data.Datasets;
 using RoentGen.Data.Phantoms;
 using RoentGen.Training;
-using RoentGen.Vision;
 using static TorchSharp.torch;
+using RoentGen.Methods;
 
-namespace RoentGen.Tests.Vision;
+namespace RoentGen.Tests.Methods;
 
 public class MultiCropTests
 {

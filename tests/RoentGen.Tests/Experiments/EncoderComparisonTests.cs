@@ -2,9 +2,10 @@ using RoentGen.Training;
 using System.CommandLine;
 using RoentGen.Cli.Commands;
 using RoentGen.Evaluation.Probes;
-using RoentGen.Vision;
+using RoentGen.Methods;
+using RoentGen.Experiments;
 
-namespace RoentGen.Tests.Vision;
+namespace RoentGen.Tests.Experiments;
 
 [Collection(ProcessStateCollection.Name)]
 public class EncoderComparisonTests

@@ -2,7 +2,7 @@ using RoentGen.Data;
 using RoentGen.Data.Datasets;
 using static TorchSharp.torch;
 
-namespace RoentGen.Vision;
+namespace RoentGen.Methods;
 
 /// <summary>
 /// Multi-crop settings (Caron et al. 2021; Oquab et al. 2023) adapted to chest X-rays as in RAD-DINO

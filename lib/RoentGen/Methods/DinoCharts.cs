@@ -1,7 +1,7 @@
 using RoentGen.Training;
 using RoentGen.Visualization;
 
-namespace RoentGen.Vision;
+namespace RoentGen.Methods;
 
 /// <summary>Charts of a DINO run's history: the loss terms, and the signs of collapse.</summary>
 public static class DinoCharts

@@ -1,7 +1,8 @@
+using RoentGen.Reporting;
 using System.Diagnostics;
 using RoentGen.Training;
 
-namespace RoentGen.Vision;
+namespace RoentGen.Methods;
 
 /// <summary>What training (or finding) one encoder did.</summary>
 /// <param name="Kind">dino, supervised or clip.</param>
@@ -98,7 +99,7 @@ public static class EncoderRuns
         var sw = Stopwatch.StartNew();
         var (history, title) = train();
         sw.Stop();
-        DinoRunReport.Save(history, dir, history.Steps - start, sw.Elapsed.TotalSeconds, title);
+        RunReport.Save(history, dir, history.Steps - start, sw.Elapsed.TotalSeconds, title);
         double loss = history.Steps > 0 ? history.Loss[^1] : double.NaN;
         run.Finish(history.Steps, sw.Elapsed.TotalSeconds, loss);
         return new EncoderRun(kind, run.Path, encoder, true, history.Steps, sw.Elapsed.TotalSeconds, loss);

@@ -5,7 +5,7 @@ using Microsoft.Data.Analysis;
 using RoentGen.Evaluation.Probes;
 using RoentGen.Platform;
 
-namespace RoentGen.Vision;
+namespace RoentGen.Experiments;
 
 /// <summary>One metric of one encoder over the seeds of a comparison.</summary>
 /// <param name="Metric">Metric key ("linear/macro_auc").</param>

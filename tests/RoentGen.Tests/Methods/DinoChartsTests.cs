@@ -1,7 +1,7 @@
 using RoentGen.Training;
-using RoentGen.Vision;
+using RoentGen.Methods;
 
-namespace RoentGen.Tests.Vision;
+namespace RoentGen.Tests.Methods;
 
 public class DinoChartsTests
 {

@@ -6,8 +6,9 @@ using RoentGen.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using RoentGen.Vision;
 
-namespace RoentGen.Vision;
+namespace RoentGen.Methods;
 
 /// <summary>
 /// A supervised baseline run: the ViT trained on the 14 CheXpert labels of phantoms or other labelled records (multi-label binary

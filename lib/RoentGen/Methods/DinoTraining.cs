@@ -3,8 +3,9 @@ using RoentGen.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using RoentGen.Vision;
 
-namespace RoentGen.Vision;
+namespace RoentGen.Methods;
 
 /// <summary>
 /// The loss centres of a DINO run as module buffers (<c>dino_center</c>, <c>ibot_center</c>), so that the

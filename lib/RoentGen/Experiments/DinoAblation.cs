@@ -4,8 +4,9 @@ using Microsoft.Data.Analysis;
 using RoentGen.Evaluation.Probes;
 using RoentGen.Platform;
 using RoentGen.Training;
+using RoentGen.Methods;
 
-namespace RoentGen.Vision;
+namespace RoentGen.Experiments;
 
 /// <summary>One DINO variant of an ablation.</summary>
 /// <param name="Name">Short name (also its folder and the CLI's --variant value).</param>

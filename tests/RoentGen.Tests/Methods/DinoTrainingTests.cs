@@ -4,8 +4,9 @@ using RoentGen.Training;
 using RoentGen.Vision;
 using TorchSharp;
 using static TorchSharp.torch;
+using RoentGen.Methods;
 
-namespace RoentGen.Tests.Vision;
+namespace RoentGen.Tests.Methods;
 
 [Collection(ProcessStateCollection.Name)]
 public class DinoTrainingTests

@@ -1,4 +1,4 @@
-namespace RoentGen.Vision;
+namespace RoentGen.Methods;
 
 /// <summary>
 /// The data and optimisation budget shared by the baseline encoders (supervised, language-supervised), so that each is

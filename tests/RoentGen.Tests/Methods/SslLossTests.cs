@@ -1,8 +1,8 @@
-using RoentGen.Vision;
 using TorchSharp;
 using static TorchSharp.torch;
+using RoentGen.Methods;
 
-namespace RoentGen.Tests.Vision;
+namespace RoentGen.Tests.Methods;
 
 public class SslLossTests
 {

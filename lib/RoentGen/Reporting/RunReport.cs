@@ -2,15 +2,16 @@ using System.Text.Json;
 using RoentGen.Platform;
 using RoentGen.Visualization;
 using RoentGen.Training;
+using RoentGen.Methods;
 
-namespace RoentGen.Vision;
+namespace RoentGen.Reporting;
 
 /// <summary>
 /// What a finished DINO (or baseline) run writes beside its checkpoints: metrics.json and the loss chart as plotly
 /// figure JSON (<see cref="FigureFileName"/>). The core library draws nothing itself: <c>roentgen train</c> renders that
 /// figure to <see cref="ChartFileName"/>, an offline HTML page, through RoentGen.Interactive's <c>FigureHtml</c>.
 /// </summary>
-public static class DinoRunReport
+public static class RunReport
 {
     /// <summary>Name of the metrics file.</summary>
     public const string MetricsFileName = "metrics.json";

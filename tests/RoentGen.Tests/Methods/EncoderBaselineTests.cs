@@ -1,10 +1,12 @@
+using RoentGen.Reporting;
 using RoentGen.Data.Phantoms;
 using RoentGen.Evaluation.Probes;
 using RoentGen.Training;
 using RoentGen.Vision;
 using static TorchSharp.torch;
+using RoentGen.Methods;
 
-namespace RoentGen.Tests.Vision;
+namespace RoentGen.Tests.Methods;
 
 [Collection(ProcessStateCollection.Name)]
 public class EncoderBaselineTests
@@ -33,8 +35,8 @@ public class EncoderBaselineTests
         var run = EncoderRuns.Supervised(TinySupervised with { Steps = 2 }, pool, dir);
         Assert.True(run.TrainedNow);
         // The core library writes the loss chart as figure JSON only (the CLI verbs draw loss.html from it).
-        Assert.Equal("total", Figure.FromJson(File.ReadAllText(Path.Combine(dir, DinoRunReport.FigureFileName))).Traces[0].Name);
-        Assert.False(File.Exists(Path.Combine(dir, DinoRunReport.ChartFileName)));
+        Assert.Equal("total", Figure.FromJson(File.ReadAllText(Path.Combine(dir, RunReport.FigureFileName))).Traces[0].Name);
+        Assert.False(File.Exists(Path.Combine(dir, RunReport.ChartFileName)));
         var encoder = VitEncoder.Load(run.EncoderFolder);
         Assert.Equal(TinyVit, encoder.Model.Config);
         Assert.Equal(32, encoder.InputSize);

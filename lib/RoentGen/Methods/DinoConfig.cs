@@ -1,7 +1,8 @@
 using System.Text.Json;
 using RoentGen.Interop;
+using RoentGen.Vision;
 
-namespace RoentGen.Vision;
+namespace RoentGen.Methods;
 
 /// <summary>
 /// One DINOv2-style self-supervised run (Oquab et al. 2023; RAD-DINO, Pérez-García et al. 2025): the ViT,
