@@ -21,8 +21,8 @@ public sealed record DinoConfig
     public int HeadBottleneck { get; init; } = 128;
     /// <summary>
     /// Batch normalisation after the heads' hidden layers (DINO's use_bn_in_head; off in DINOv2 and in every preset).
-    /// It removes what the batch shares before the prototypes, which makes the teacher's first targets sharper; at the
-    /// quick budget it did not keep the DINO term off log K (notebook 05's reading notes).
+    /// It removes what the batch shares before the prototypes, which makes the teacher's first targets sharper (what it
+    /// did at the quick budget is in notebook 05's reading notes).
     /// </summary>
     public bool HeadBatchNorm { get; init; }
 
@@ -74,8 +74,8 @@ public sealed record DinoConfig
     public double WeightDecayEnd { get; init; } = 0.2;
     /// <summary>
     /// Steps at the start during which the heads' prototype layers get no gradient (DINO's freeze_last_layer, one epoch
-    /// there; 0 here). A free prototype layer is one way the student can make its outputs uniform; at the quick budget,
-    /// 100 frozen steps did not keep the DINO term off log K.
+    /// there; 0 here). A free prototype layer is one way the student can make its outputs uniform (what freezing did at the
+    /// quick budget is in notebook 05's reading notes).
     /// </summary>
     public int FreezePrototypesSteps { get; init; }
     /// <summary>Global gradient-norm clip (DINOv2: 3.0).</summary>
