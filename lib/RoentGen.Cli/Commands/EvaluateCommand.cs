@@ -27,8 +27,8 @@ internal static class EvaluateCommand
         cmd.SetAction(parse => Cli.Run(() =>
         {
             var dir = parse.GetValue(checkpoint)!.FullName;
-            var pipeline = LatentDiffusionTraining.LoadPipeline(dir);
-            var cfg = LatentDiffusionTraining.LoadConfig(dir);
+            var pipeline = LatentDiffusionRuns.LoadPipeline(dir);
+            var cfg = LatentDiffusionRuns.LoadConfig(dir);
             var proxyDir = parse.GetValue(classifier)?.FullName ?? DefaultClassifierDir(dir);
             Console.WriteLine($"proxy classifier: {proxyDir}");
             var proxy = ProxyFindingClassifier.LoadOrTrain(proxyDir, cfg.ImageSize, seed: WorldSeeds.Judge(cfg.DataSeed));
