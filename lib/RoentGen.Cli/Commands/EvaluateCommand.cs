@@ -27,8 +27,8 @@ internal static class EvaluateCommand
         cmd.SetAction(parse => Cli.Run(() =>
         {
             var dir = parse.GetValue(checkpoint)!.FullName;
-            var pipeline = LatentDiffusionTraining.LoadPipeline(dir);
-            var cfg = LatentDiffusionTraining.LoadConfig(dir);
+            var pipeline = LatentDiffusionRuns.LoadPipeline(dir);
+            var cfg = LatentDiffusionRuns.LoadConfig(dir);
             var proxyDir = parse.GetValue(classifier)?.FullName ?? DefaultClassifierDir(dir);
             Console.WriteLine($"proxy classifier: {proxyDir}");
             // A judge already in that folder (e.g. the quickstart's) is used as it is; else the default one is trained there.

@@ -21,7 +21,7 @@ internal static class SampleCommand
         var cmd = new Command("sample", "Generate chest X-rays from text with a trained latent diffusion model.") { checkpoint, prompt, negative, guidance, steps, scheduler, seed, n, output };
         cmd.SetAction(parse => Cli.Run(() =>
         {
-            var pipe = LatentDiffusionTraining.LoadPipeline(parse.GetValue(checkpoint)!.FullName);
+            var pipe = LatentDiffusionRuns.LoadPipeline(parse.GetValue(checkpoint)!.FullName);
             int perPrompt = parse.GetValue(n);
             if (perPrompt < 1) throw new ArgumentException("--n must be at least 1");
             var prompts = parse.GetValue(prompt)!.SelectMany(p => Enumerable.Repeat(p, perPrompt)).ToList();

@@ -1,8 +1,5 @@
 using System.CommandLine;
-using System.Text.Json;
 using RoentGen.Diffusion;
-using RoentGen.Interop;
-using RoentGen.Training;
 
 namespace RoentGen.Cli.Commands;
 
@@ -18,10 +15,11 @@ internal static class TrainCommand
         return cmd;
     }
 
-    private static (Option<string> Preset, Option<FileInfo?> Config, Option<DirectoryInfo> Out) CommonOptions() => (
+    private static (Option<string> Preset, Option<FileInfo?> Config, Option<DirectoryInfo> Out, Option<string> Data) CommonOptions() => (
         new Option<string>("--preset") { Description = "quick (CPU minutes) or tiny (seconds, for checks).", DefaultValueFactory = _ => "quick" },
         new Option<FileInfo?>("--config") { Description = "An experiment.json to use instead of a preset." },
-        new Option<DirectoryInfo>("--out") { Description = "Experiment folder (checkpoints; resumes when it has one).", Required = true });
+        new Option<DirectoryInfo>("--out") { Description = "Experiment folder (a finished stage is skipped, an interrupted one resumes).", Required = true },
+        new Option<string>("--data") { Description = "phantoms (the config's phantom world), or a labels.csv folder (every record; see data/README.md).", DefaultValueFactory = _ => LdmTrainingData.Phantoms });
 
     private static LdmExperimentConfig Resolve(string preset, FileInfo? config)
     {
@@ -36,40 +34,30 @@ internal static class TrainCommand
 
     private static Command BuildVae()
     {
-        var (preset, config, output) = CommonOptions();
-        var cmd = new Command("vae", "Train the autoencoder on phantoms and measure its latent scaling factor.") { preset, config, output };
+        var (preset, config, output, data) = CommonOptions();
+        var cmd = new Command("vae", "Train the autoencoder and measure its latent scaling factor.") { preset, config, output, data };
         cmd.SetAction(parse => Cli.Run(() =>
         {
             var cfg = Resolve(parse.GetValue(preset)!, parse.GetValue(config));
             var dir = parse.GetValue(output)!.FullName;
-            var data = LdmTrainingData.FromPhantoms(cfg);
-            var (vae, history) = LatentDiffusionTraining.TrainVae(cfg, data, dir);
-            Console.WriteLine($"VAE: final loss {history.Loss[^1]:F4}, latent scaling factor {vae.Config.ScalingFactor:F4}; saved to {dir}/vae");
+            var result = LatentDiffusionRuns.TrainVae(cfg, LdmTrainingData.From(parse.GetValue(data)!, cfg), dir);
+            Console.WriteLine($"VAE{(result.Skipped ? " (already trained)" : "")}: final loss {result.History.Loss[^1]:F4}, latent scaling factor {result.Vae.Config.ScalingFactor:F4}; saved to {dir}/vae");
         }));
         return cmd;
     }
 
     private static Command BuildLdm()
     {
-        var (preset, config, output) = CommonOptions();
+        var (preset, config, output, data) = CommonOptions();
         var frozen = new Option<bool>("--freeze-text-encoder") { Description = "Train the UNet only (RoentGen's ablation baseline)." };
-        var cmd = new Command("ldm", "Train the text-conditioned latent diffusion model (trains the VAE first when the folder has none).") { preset, config, output, frozen };
+        var cmd = new Command("ldm", "Train the text-conditioned latent diffusion model (and its VAE first when the experiment trains one and has not yet).") { preset, config, output, data, frozen };
         cmd.SetAction(parse => Cli.Run(() =>
         {
             var cfg = Resolve(parse.GetValue(preset)!, parse.GetValue(config));
             if (parse.GetValue(frozen)) cfg = cfg with { TrainTextEncoder = false };
             var dir = parse.GetValue(output)!.FullName;
-            var data = LdmTrainingData.FromPhantoms(cfg);
-            AutoencoderKL vae;
-            var vaeDir = Path.Combine(dir, LatentDiffusionTraining.VaeDir);
-            if (File.Exists(Path.Combine(vaeDir, Checkpoint.WeightsFileName)))
-            {
-                vae = new AutoencoderKL(Checkpoint.ReadConfig<VaeConfig>(vaeDir));
-                Checkpoint.Load(vaeDir, vae);
-            }
-            else vae = LatentDiffusionTraining.TrainVae(cfg, data, dir).Vae;
-            var (_, _, _, history) = LatentDiffusionTraining.TrainLdm(cfg, data, vae, dir);
-            Console.WriteLine($"LDM: final loss {history.Loss[^1]:F4} after {history.Steps} steps; saved to {dir}");
+            var result = LatentDiffusionRuns.EnsureTrained(cfg, LdmTrainingData.From(parse.GetValue(data)!, cfg), dir);
+            Console.WriteLine($"LDM{(result.Skipped ? " (already trained)" : "")}: final loss {result.History.Loss[^1]:F4} after {result.History.Steps} steps; saved to {dir}");
         }));
         return cmd;
     }

@@ -265,7 +265,7 @@ public static class Quickstart
 
         stage("training the autoencoder (VAE)");
         var data = LdmTrainingData.FromPhantoms(cfg);
-        var (vae, vaeHistory) = LatentDiffusionTraining.TrainVae(cfg, data, expDir);
+        var (vae, vaeHistory) = LatentDiffusionRuns.TrainVae(cfg, data, expDir);
         Tensor recon;
         using (no_grad())
         {
@@ -276,9 +276,10 @@ public static class Quickstart
 
         stage("training the text-conditioned latent diffusion model");
         var ldmClock = Stopwatch.StartNew();
-        var (unet, text, tokenizer, ldmHistory) = LatentDiffusionTraining.TrainLdm(cfg, data, vae, expDir);
+        var ldm = LatentDiffusionRuns.TrainLdm(cfg, data, expDir);
+        var ldmHistory = ldm.History;
         double ldmSeconds = ldmClock.Elapsed.TotalSeconds;
-        var pipeline = new TextToImagePipeline(vae, unet, text, tokenizer, new NoiseSchedule(cfg.Schedule), cfg.LatentSize, cfg.MaxTokens);
+        var pipeline = ldm.Model.ToPipeline();
 
         stage("sampling the prompt grid");
         var gridPrompts = GridPrompts.SelectMany(p => Enumerable.Repeat(p.Prompt, o.GridSeeds)).ToList();
@@ -301,7 +302,7 @@ public static class Quickstart
             VaeFinalLoss = TailMean(vaeHistory.Loss, 20),
             LatentScalingFactor = vae.Config.ScalingFactor,
             LdmFinalLoss = TailMean(ldmHistory.Loss, 50),
-            LdmTrainImagesPerSecond = ldmSeconds > 0 ? ldmHistory.Steps * (double)cfg.LdmBatch / ldmSeconds : double.NaN,
+            LdmTrainImagesPerSecond = ldmSeconds > 0 && ldm.StepsTrained > 0 ? ldm.StepsTrained * (double)cfg.LdmBatch / ldmSeconds : double.NaN,
             Evaluation = JsonDocument.Parse(eval.ToJson()).RootElement.Clone(),
         };
         DiffusionSection(report, o, result, eval, proxyAuc, reconGrid, grid, vaeHistory, ldmHistory);

@@ -124,7 +124,7 @@ public static class DiffusionBenchmark
         double sampleSeconds = sw.Elapsed.TotalSeconds;
         log($"sampling: {o.SampleImages / sampleSeconds:F2} images/s; adds {samplingExtra:F0} MiB (weights {weightsMb:F1} MiB, one UNet call adds {oneCall:F1} MiB)");
 
-        // Denoiser training: UNet + text encoder, as LatentDiffusionTraining trains them.
+        // Denoiser training: UNet + text encoder, as LatentDiffusionRuns trains them.
         unet.train(); text.train();
         var ldmOpt = optim.AdamW([new AdamW.ParamGroup(unet.parameters(), cfg.UnetLr, 0.9, 0.999, 1e-8, 0.01), new AdamW.ParamGroup(text.parameters(), cfg.TextLr, 0.9, 0.999, 1e-8, 0.01)]);
         var ids = tokenizer.EncodeBatch(prompts.Take(1).ToList(), cfg.MaxTokens).Ids.expand(cfg.LdmBatch, -1).contiguous();

@@ -62,6 +62,12 @@ public sealed class TextToImagePipeline
         LatentSize = latentSize; MaxTokens = maxTokens;
     }
 
+    /// <summary>Creates a pipeline over a model's parts (shared, not copied).</summary>
+    public TextToImagePipeline(LatentDiffusionModel model)
+        : this(model.Vae, model.Unet, model.TextEncoder, model.Tokenizer, new NoiseSchedule(model.Scheduler), model.LatentSize, model.MaxTokens)
+    {
+    }
+
     /// <summary>The autoencoder.</summary>
     public AutoencoderKL Vae { get; }
     /// <summary>The denoiser.</summary>

@@ -58,7 +58,8 @@ public sealed class RunFolder
     /// <param name="path">The folder (need not exist).</param>
     /// <param name="kind">The job's kind, for messages.</param>
     /// <param name="config">The job's config record.</param>
-    /// <param name="extendable">Top-level config fields that may differ from the pinned ones (e.g. "Steps": a run continues to more steps).</param>
+    /// <param name="extendable">Config fields that may differ from the pinned ones (e.g. "Steps": a run continues to more steps); a
+    /// field of a nested record is named by its dotted path (e.g. "Experiment.LdmSteps").</param>
     /// <exception cref="ArgumentException">The path is empty.</exception>
     /// <exception cref="InvalidOperationException">The folder holds a job of another config (the message names the first differing field), or a file of that name.</exception>
     /// <exception cref="InvalidDataException">The pinned config.json is not a readable <typeparamref name="TConfig"/>.</exception>
@@ -163,8 +164,7 @@ public sealed class RunFolder
         var existing = JsonNode.Parse(_canonical(File.ReadAllText(file)));
         var wanted = JsonNode.Parse(_configJson);
         foreach (var node in new[] { existing, wanted })
-            if (node is JsonObject o)
-                foreach (var key in _extendable) o.Remove(key);
+            foreach (var key in _extendable) RemovePath(node, key);
         if (JsonNode.DeepEquals(existing, wanted)) return;
         throw new InvalidOperationException(
             $"{Path} holds a {Kind} run with another config ({FirstDifference(existing, wanted, "")}); use another output folder or delete this one");
@@ -193,6 +193,14 @@ public sealed class RunFolder
                    ?? throw new InvalidDataException($"{file}: the {what} config is null");
         }
         catch (JsonException e) { throw new InvalidDataException($"{file}: not a valid {what} config ({typeof(TConfig).Name}): {e.Message}", e); }
+    }
+
+    // Removes a field given as "Name" or a dotted path into nested objects ("Experiment.LdmSteps").
+    private static void RemovePath(JsonNode? node, string path)
+    {
+        var names = path.Split('.');
+        for (int i = 0; i < names.Length - 1 && node is JsonObject o; i++) o.TryGetPropertyValue(names[i], out node);
+        if (node is JsonObject last) last.Remove(names[^1]);
     }
 
     /// <summary>The path and both values of the first place two JSON trees differ, for messages.</summary>

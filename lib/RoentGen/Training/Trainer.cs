@@ -22,7 +22,8 @@ public sealed record TrainerOptions
     /// <summary>Micro-batches whose gradients are summed (averaged) per optimizer step.</summary>
     public int GradAccumulation { get; init; } = 1;
     /// <summary>
-    /// EMA decay of the weights (null: no EMA). It is warmed up as min(decay, (1 + step) / (10 + step)), as diffusers'
+    /// EMA decay of the weights (null: no EMA): one average per trained module (a module with at least one parameter
+    /// that requires a gradient; frozen modules get none). It is warmed up as min(decay, (1 + step) / (10 + step)), as diffusers'
     /// EMA does: with a fixed 0.999 a 1,500-step run would keep 0.999^1500 = 22% of the random initial weights in its
     /// average, and samples from such weights come out as noise.
     /// </summary>
@@ -74,7 +75,7 @@ public sealed class Trainer
     private readonly string? _outputDir;
     private readonly object? _config;
     private readonly Dictionary<string, double> _stepMetrics = new();
-    private Ema? _ema;
+    private Dictionary<string, Ema>? _emas;
 
     /// <summary>Creates a loop over named modules (e.g. "unet", "text_encoder") and their optimizer.</summary>
     /// <param name="modules">Trained modules by name; each is checkpointed as NAME.safetensors.</param>
@@ -96,8 +97,20 @@ public sealed class Trainer
     /// <summary>The history so far (restored on resume).</summary>
     public TrainingHistory History { get; private set; } = new();
 
-    /// <summary>The EMA of the first module's weights, when enabled.</summary>
-    public Ema? Ema => _ema;
+    /// <summary>
+    /// The EMA of each trained module by its name, when <see cref="TrainerOptions.EmaDecay"/> is set (empty before
+    /// <see cref="Run"/> and without EMA). Frozen modules (no parameter requires a gradient) have none.
+    /// </summary>
+    public IReadOnlyDictionary<string, Ema> Emas => (IReadOnlyDictionary<string, Ema>?)_emas ?? new Dictionary<string, Ema>();
+
+    /// <summary>Copies every module's EMA into the module (for sampling or evaluation with the averaged weights).</summary>
+    public void ApplyEma()
+    {
+        foreach (var (name, ema) in Emas) ema.CopyTo(_modules[name]);
+    }
+
+    /// <summary>True when a module has a parameter that requires a gradient (it is trained, so it gets an EMA).</summary>
+    public static bool IsTrained(nn.Module module) => module.parameters().Any(p => p.requires_grad);
 
     /// <summary>Records a metric for the current step (averaged over its micro-steps).</summary>
     public void Report(string name, double value) =>
@@ -116,7 +129,8 @@ public sealed class Trainer
     /// </summary>
     public TrainingHistory Run(Func<TrainStepContext, Tensor> loss, CancellationToken cancellation = default, Action<int>? afterStep = null)
     {
-        if (_options.EmaDecay is not null) _ema ??= new Ema(_modules.Values.First());
+        if (_options.EmaDecay is not null)
+            _emas ??= _modules.Where(kv => IsTrained(kv.Value)).ToDictionary(kv => kv.Key, kv => new Ema(kv.Value));
         int start = TryResume();
         var groups = _optimizer.ParamGroups.ToList();
         var initialLrs = groups.Select(g => g.InitialLearningRate).ToArray();
@@ -147,7 +161,8 @@ public sealed class Trainer
             }
             if (_options.GradClipNorm > 0) nn.utils.clip_grad_norm_(parameters, _options.GradClipNorm);
             _optimizer.step();
-            if (_ema is not null) _ema.Update(_modules.Values.First(), TrainerOptions.WarmedUpEmaDecay(_options.EmaDecay!.Value, step));
+            if (_emas is not null)
+                foreach (var (name, ema) in _emas) ema.Update(_modules[name], TrainerOptions.WarmedUpEmaDecay(_options.EmaDecay!.Value, step));
             if (afterStep is not null)
             {
                 using var scope = NewDisposeScope();
@@ -180,7 +195,8 @@ public sealed class Trainer
         return (long)(h & 0x7FFFFFFFFFFFFFFFUL);
     }
 
-    // Layout: checkpoints/step-000100/{NAME.safetensors, ema.safetensors, optimizer.bin, history.json, config.json}
+    // Layout: checkpoints/step-000100/{NAME.safetensors, ema-NAME.safetensors (trained modules, with EMA), optimizer.bin,
+    // history.json, config.json}
     // and checkpoints/latest naming the newest complete one. A folder is written under a temporary name and
     // renamed when complete, so a run killed mid-write leaves the previous checkpoint intact.
     private void SaveCheckpoint(int step)
@@ -192,7 +208,8 @@ public sealed class Trainer
         Directory.CreateDirectory(tmp);
         foreach (var (key, module) in _modules)
             SafeTensors.Save(Path.Combine(tmp, key + ".safetensors"), module.state_dict());
-        if (_ema is not null) SafeTensors.Save(Path.Combine(tmp, "ema.safetensors"), _ema.State);
+        if (_emas is not null)
+            foreach (var (key, ema) in _emas) SafeTensors.Save(Path.Combine(tmp, EmaFileName(key)), ema.State);
         using (var ms = new MemoryStream())
         {
             using (var w = new BinaryWriter(ms, System.Text.Encoding.UTF8, leaveOpen: true)) _optimizer.save_state_dict(w);
@@ -207,6 +224,19 @@ public sealed class Trainer
         foreach (var old in Directory.GetDirectories(root, "step-*").OrderByDescending(d => d, StringComparer.Ordinal).Skip(Math.Max(1, _options.KeepCheckpoints)))
             Directory.Delete(old, true);
         foreach (var stale in Directory.GetDirectories(root, ".tmp-*")) Directory.Delete(stale, true);
+    }
+
+    /// <summary>The file of a module's EMA inside a checkpoint folder.</summary>
+    public static string EmaFileName(string module) => $"ema-{module}.safetensors";
+
+    /// <summary>The loss history saved with the newest checkpoint under an output folder (empty when there is none).</summary>
+    /// <exception cref="InvalidDataException">history.json is missing or unreadable.</exception>
+    public static TrainingHistory ReadHistory(string outputDir)
+    {
+        if (LatestCheckpoint(outputDir) is not { } dir) return new TrainingHistory();
+        var file = Path.Combine(dir, "history.json");
+        if (!File.Exists(file)) throw new InvalidDataException($"{dir}: checkpoint has no history.json");
+        return JsonSerializer.Deserialize<TrainingHistory>(File.ReadAllText(file)) ?? throw new InvalidDataException($"{file} is empty");
     }
 
     /// <summary>The newest complete checkpoint folder under an output folder, or null.</summary>
@@ -229,12 +259,19 @@ public sealed class Trainer
             using var file = SafeTensors.Load(Path.Combine(dir, key + ".safetensors"));
             StateDict.Load(module, file.Tensors, strict: true, sourceName: Path.Combine(dir, key + ".safetensors"));
         }
-        if (_ema is not null)
+        if (_emas is not null)
         {
-            var emaPath = Path.Combine(dir, "ema.safetensors");
-            if (!File.Exists(emaPath)) throw new InvalidDataException($"{dir}: the run uses EMA but the checkpoint has no ema.safetensors");
-            using var file = SafeTensors.Load(emaPath);
-            _ema.Load(file.Tensors);
+            foreach (var (name, ema) in _emas)
+            {
+                var emaPath = Path.Combine(dir, EmaFileName(name));
+                // Checkpoints written before EMA covered every trained module hold the first module's as ema.safetensors.
+                var legacy = Path.Combine(dir, "ema.safetensors");
+                if (!File.Exists(emaPath) && name == _modules.Keys.First() && File.Exists(legacy)) emaPath = legacy;
+                if (!File.Exists(emaPath))
+                    throw new InvalidDataException($"{dir}: the run keeps an EMA of the trained module '{name}' but the checkpoint has no {EmaFileName(name)}");
+                using var file = SafeTensors.Load(emaPath);
+                ema.Load(file.Tensors);
+            }
         }
         using (var r = new BinaryReader(File.OpenRead(Path.Combine(dir, "optimizer.bin")))) _optimizer.load_state_dict(r);
         History = JsonSerializer.Deserialize<TrainingHistory>(File.ReadAllText(Path.Combine(dir, "history.json")))

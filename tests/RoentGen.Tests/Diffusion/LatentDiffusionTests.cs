@@ -29,15 +29,15 @@ public class LatentDiffusionTests
         var cfg = LdmExperimentConfig.Tiny;
         var data = LdmTrainingData.FromPhantoms(cfg.TrainImages, cfg.ImageSize, cfg.DataSeed);
         Assert.Equal([48L, 1, 32, 32], data.Images.shape);
-        var (vae, vaeHistory) = LatentDiffusionTraining.TrainVae(cfg, data, dir);
+        var (vae, vaeHistory) = LatentDiffusionRuns.TrainVae(cfg, data, dir);
         Assert.Equal(cfg.VaeSteps, vaeHistory.Steps);
         Assert.NotEqual(1.0, vae.Config.ScalingFactor);
 
-        var (unet, text, tokenizer, history) = LatentDiffusionTraining.TrainLdm(cfg, data, vae, dir);
+        var history = LatentDiffusionRuns.TrainLdm(cfg, data, dir).History;
         Assert.Equal(cfg.LdmSteps, history.Steps);
         Assert.All(history.Loss, l => Assert.True(double.IsFinite(l)));
 
-        var pipe = LatentDiffusionTraining.LoadPipeline(dir);
+        var pipe = LatentDiffusionRuns.LoadPipeline(dir);
         Assert.Equal(vae.Config.ScalingFactor, pipe.Vae.Config.ScalingFactor, 6);
         var request = new SampleRequest { Prompts = ["small left pleural effusion", "no acute cardiopulmonary process"], Steps = 3, Seed = 5, GuidanceScale = 3 };
         var a = pipe.Sample(request);
@@ -62,12 +62,12 @@ public class LatentDiffusionTests
         var dir = TestPaths.NewTempDir();
         var cfg = LdmExperimentConfig.Tiny with { TrainTextEncoder = false, LdmSteps = 3, VaeSteps = 2 };
         var data = LdmTrainingData.FromPhantoms(cfg.TrainImages, cfg.ImageSize, cfg.DataSeed);
-        var (vae, _) = LatentDiffusionTraining.TrainVae(cfg, data, dir);
-        // Both runs start from the same initial weights (same seed); only the trained one may move them.
-        var (_, text, _, _) = LatentDiffusionTraining.TrainLdm(cfg, data, vae, dir);
+        LatentDiffusionRuns.TrainVae(cfg, data, dir);
+        // Both runs start from the same initial weights (same seed, same VAE); only the trained one may move them.
+        var text = LatentDiffusionRuns.TrainLdm(cfg, data, dir).Model.TextEncoder;
         Assert.All(text.parameters(), p => Assert.False(p.requires_grad));
         var trainedDir = TestPaths.NewTempDir();
-        var (_, text2, _, _) = LatentDiffusionTraining.TrainLdm(cfg with { TrainTextEncoder = true, TextLr = 1e-2 }, data, vae, trainedDir);
+        var text2 = LatentDiffusionRuns.EnsureTrained(cfg with { TrainTextEncoder = true, TextLr = 1e-2 }, data, trainedDir).Model.TextEncoder;
         var frozen = text.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         Assert.Contains(text2.named_parameters(), p => !p.parameter.allclose(frozen[p.name]));
         Directory.Delete(dir, true);

@@ -85,13 +85,65 @@ public class TrainerTests
         trainer.Run(ctx => Loss(m, ctx));
         // With warm-up the EMA moved most of the way from the start towards the trained weights (fixed 0.999 would move 2%).
         double moved = 0, total = 0;
-        var ema = trainer.Ema!.State;
+        var ema = trainer.Emas["model"].State;
         foreach (var ((name, p), s0) in m.named_parameters().Zip(start))
         {
             total += (p - s0).norm().item<float>();
             moved += (ema[name] - s0).norm().item<float>();
         }
         Assert.True(moved > 0.3 * total, $"EMA moved {moved:F4} of {total:F4}");
+    }
+
+    [Fact]
+    public void Ema_covers_every_trained_module_and_no_frozen_one_and_resumes_exactly()
+    {
+        // Two trained modules and a frozen one, as in an LDM with a frozen part.
+        static (Dictionary<string, nn.Module> Modules, OptimizerHelper Opt) BuildThree(int seed)
+        {
+            manual_seed(seed);
+            var a = nn.Linear(8, 16);
+            var b = nn.Linear(16, 1);
+            var frozen = nn.Linear(8, 8);
+            foreach (var p in frozen.parameters()) p.requires_grad = false;
+            var opt = optim.AdamW([new AdamW.ParamGroup(a.parameters(), 1e-2, 0.9, 0.999, 1e-8, 0.01), new AdamW.ParamGroup(b.parameters(), 3e-3, 0.9, 0.999, 1e-8, 0.01)]);
+            return (new Dictionary<string, nn.Module> { ["a"] = a, ["frozen"] = frozen, ["b"] = b }, opt);
+        }
+        static Tensor ThreeLoss(Dictionary<string, nn.Module> m, TrainStepContext ctx)
+        {
+            var x = randn(16, 8, generator: ctx.Generator);
+            var h = ((nn.Module<Tensor, Tensor>)m["frozen"]).call(x);
+            var y = ((nn.Module<Tensor, Tensor>)m["b"]).call(nn.functional.gelu(((nn.Module<Tensor, Tensor>)m["a"]).call(h)));
+            return nn.functional.mse_loss(y, x.sum(1, keepdim: true).sin());
+        }
+        var options = Options with { EmaDecay = 0.99 };
+        var dirA = TestPaths.NewTempDir();
+        var (mA, oA) = BuildThree(5);
+        var frozenStart = mA["frozen"].parameters().Select(p => p.detach().clone()).ToList();
+        var trainerA = new Trainer(mA, oA, options, dirA);
+        var historyA = trainerA.Run(ctx => ThreeLoss(mA, ctx));
+        Assert.Equal(["a", "b"], trainerA.Emas.Keys.Order());
+        var last = Trainer.LatestCheckpoint(dirA)!;
+        Assert.True(File.Exists(Path.Combine(last, Trainer.EmaFileName("a"))));
+        Assert.True(File.Exists(Path.Combine(last, Trainer.EmaFileName("b"))));
+        Assert.False(File.Exists(Path.Combine(last, Trainer.EmaFileName("frozen"))));
+        foreach (var (p, p0) in mA["frozen"].parameters().Zip(frozenStart)) Assert.True(p.eq(p0).all().item<bool>(), "a frozen module changed");
+        // Each average differs from its module's raw weights (it is an average) and ApplyEma copies it in.
+        Assert.False(trainerA.Emas["b"].State["weight"].eq(((Linear)mA["b"]).weight!).all().item<bool>());
+
+        var dirB = TestPaths.NewTempDir();
+        var (mB, oB) = BuildThree(5);
+        Assert.Throws<OperationCanceledException>(() => new Trainer(mB, oB, options, dirB).Run(ctx => ctx.Step == 12 ? throw new OperationCanceledException("killed") : ThreeLoss(mB, ctx)));
+        var (mC, oC) = BuildThree(77);          // other initial weights, overwritten by the checkpoint (the frozen one too)
+        var trainerC = new Trainer(mC, oC, options, dirB);
+        var historyC = trainerC.Run(ctx => ThreeLoss(mC, ctx));
+        Assert.Equal(historyA.Loss, historyC.Loss);
+        foreach (var name in new[] { "a", "b" })
+            foreach (var (key, t) in trainerA.Emas[name].State)
+                Assert.True(t.eq(trainerC.Emas[name].State[key]).all().item<bool>(), $"EMA {name}.{key} differs after resume");
+        trainerA.ApplyEma();
+        Assert.True(trainerA.Emas["b"].State["weight"].eq(((Linear)mA["b"]).weight!).all().item<bool>());
+        TestPaths.DeleteQuietly(dirA);
+        TestPaths.DeleteQuietly(dirB);
     }
 
     [Fact]

@@ -21,7 +21,7 @@ public class QuickstartTests
         Assert.Equal(40, r.LabelerReports);
         foreach (var f in new[] { "report.html", "metrics.json", "evaluation.json", "prompt-grid.png", "doctor.json", "gallery.png" })
             Assert.True(File.Exists(Path.Combine(dir, f)), $"{f} missing");
-        Assert.True(File.Exists(Path.Combine(dir, "experiment", LatentDiffusionTraining.ConfigFile)));
+        Assert.True(File.Exists(Path.Combine(dir, "experiment", LatentDiffusionRuns.ConfigFile)));
         Assert.True(File.Exists(Path.Combine(dir, "proxy", RoentGen.Training.Checkpoint.WeightsFileName)), "the judge was not saved");
 
         // Every stage is timed; the evaluation covers the nine default findings, an untrained baseline and two samplers.

@@ -1,0 +1,267 @@
+using System.Diagnostics;
+using System.Text.Json;
+using RoentGen.Interop;
+using RoentGen.Platform;
+using RoentGen.Training;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace RoentGen.Diffusion;
+
+/// <summary>What the VAE stage's run folder pins: every setting the trained autoencoder depends on.</summary>
+public sealed record VaeStageConfig
+{
+    /// <summary>The training data (<see cref="LdmTrainingData.Source"/>).</summary>
+    public string Data { get; init; } = "";
+    /// <summary>Image side in pixels.</summary>
+    public int ImageSize { get; init; }
+    /// <summary>The autoencoder.</summary>
+    public VaeConfig Vae { get; init; } = new();
+    /// <summary>Where its start weights come from and that it is trained.</summary>
+    public LdmPartConfig Part { get; init; } = new();
+    /// <summary>Training steps (may grow: the run continues).</summary>
+    public int VaeSteps { get; init; }
+    /// <summary>Batch size.</summary>
+    public int VaeBatch { get; init; }
+    /// <summary>Learning rate.</summary>
+    public double VaeLr { get; init; }
+    /// <summary>Loss weights.</summary>
+    public VaeLossConfig VaeLoss { get; init; } = new();
+    /// <summary>Seed.</summary>
+    public long Seed { get; init; }
+
+    /// <summary>The VAE stage of an experiment on some data.</summary>
+    public static VaeStageConfig Of(LdmExperimentConfig cfg, string data) => new()
+    {
+        Data = data, ImageSize = cfg.ImageSize, Vae = cfg.Vae, Part = cfg.Parts.Vae, VaeSteps = cfg.VaeSteps, VaeBatch = cfg.VaeBatch,
+        VaeLr = cfg.VaeLr, VaeLoss = cfg.VaeLoss, Seed = cfg.Seed,
+    };
+}
+
+/// <summary>What the denoising stage's run folder pins: the whole experiment (its LdmSteps may grow) and the data.</summary>
+public sealed record LdmStageConfig
+{
+    /// <summary>The training data (<see cref="LdmTrainingData.Source"/>).</summary>
+    public string Data { get; init; } = "";
+    /// <summary>The experiment.</summary>
+    public LdmExperimentConfig Experiment { get; init; } = new();
+}
+
+/// <summary>Settings of a stage call that do not change its results.</summary>
+public sealed record LdmRunOptions
+{
+    /// <summary>Checkpoint every this many steps (null: the stage's default, 100 for the VAE and 200 for the denoiser).</summary>
+    public int? CheckpointEvery { get; init; }
+    /// <summary>Stops the run between steps (it resumes from its last checkpoint when called again).</summary>
+    public CancellationToken Cancellation { get; init; }
+    /// <summary>Called after each optimizer step with the stage ("vae" or "ldm") and the step (0-based), e.g. for a live chart.</summary>
+    public Action<string, int>? AfterStep { get; init; }
+}
+
+/// <summary>What the VAE stage gives.</summary>
+/// <param name="Vae">The trained autoencoder with its measured scaling factor.</param>
+/// <param name="History">Its loss history (read back from the last checkpoint when the stage was already finished).</param>
+public sealed record VaeRunResult(AutoencoderKL Vae, TrainingHistory History)
+{
+    /// <summary>True when the stage had finished before this call, which trained nothing.</summary>
+    public bool Skipped { get; init; }
+    /// <summary>Optimizer steps this call ran.</summary>
+    public int StepsTrained { get; init; }
+}
+
+/// <summary>What the denoising stage (or a whole experiment) gives.</summary>
+/// <param name="Model">The trained model (EMA weights of every trained part).</param>
+/// <param name="History">The denoiser's loss history (read back from the last checkpoint when the stage was already finished).</param>
+public sealed record LdmRunResult(LatentDiffusionModel Model, TrainingHistory History)
+{
+    /// <summary>The experiment folder.</summary>
+    public string Dir { get; init; } = "";
+    /// <summary>The experiment's config.</summary>
+    public LdmExperimentConfig Config { get; init; } = new();
+    /// <summary>True when the stage had finished before this call, which trained nothing.</summary>
+    public bool Skipped { get; init; }
+    /// <summary>Optimizer steps this call ran.</summary>
+    public int StepsTrained { get; init; }
+    /// <summary>The VAE stage's history, when <see cref="LatentDiffusionRuns.EnsureTrained"/> ran or skipped it.</summary>
+    public TrainingHistory? VaeHistory { get; init; }
+}
+
+/// <summary>
+/// The run lifecycle of a latent diffusion experiment, in the order of Rombach et al. (2022): the autoencoder stage
+/// (then its latent scaling factor), then the denoising stage, which trains the text-conditioned UNet (and, when
+/// configured, the text encoder) on cached latents with <see cref="DenoisingObjective"/>. Each stage runs in a
+/// <see cref="RunFolder"/> under the experiment folder (runs/vae, runs/ldm): its config is pinned and compared, an
+/// interrupted stage resumes from its checkpoints, and a finished one is skipped. The trained model is saved in the
+/// experiment folder as <see cref="LatentDiffusionModel.Save"/> lays it out, with experiment.json beside it. CLI verbs,
+/// the quickstart and the notebooks call these and hold no lifecycle logic of their own.
+/// </summary>
+public static class LatentDiffusionRuns
+{
+    /// <summary>The experiment config's file name in an experiment folder.</summary>
+    public const string ConfigFile = "experiment.json";
+    /// <summary>The folder of the stages' run folders.</summary>
+    public const string RunsFolder = "runs";
+
+    /// <summary>The VAE stage's run folder of an experiment folder.</summary>
+    public static string VaeRunPath(string dir) => Path.Combine(dir, RunsFolder, "vae");
+    /// <summary>The denoising stage's run folder of an experiment folder.</summary>
+    public static string LdmRunPath(string dir) => Path.Combine(dir, RunsFolder, "ldm");
+
+    /// <summary>
+    /// Trains (or resumes, or skips when finished) the autoencoder stage; the VAE, with its measured scaling factor, is
+    /// saved in DIR/vae.
+    /// </summary>
+    /// <exception cref="ArgumentException">Parts.Vae is frozen (there is no VAE stage).</exception>
+    /// <exception cref="InvalidOperationException">The stage's folder holds a run of another config or data.</exception>
+    public static VaeRunResult TrainVae(LdmExperimentConfig cfg, LdmTrainingData data, string dir, LdmRunOptions? options = null)
+    {
+        options ??= new LdmRunOptions();
+        cfg.ValidateParts();
+        if (!cfg.Trains(LdmPart.Vae))
+            throw new ArgumentException($"Parts.Vae.Train is false: the VAE is taken from Parts.Vae.From ({cfg.Parts.Vae.From}), so there is no VAE stage to run");
+        var run = RunFolder.Open(VaeRunPath(dir), "vae", VaeStageConfig.Of(cfg, data.Source), nameof(VaeStageConfig.VaeSteps));
+        var vaeDir = Path.Combine(dir, LatentDiffusionModel.VaeFolder);
+        if (run.IsFinishedAt(cfg.VaeSteps) && File.Exists(Path.Combine(vaeDir, Checkpoint.WeightsFileName)))
+            return new VaeRunResult(LatentDiffusionModel.LoadVae(vaeDir, cfg.Vae, "the VAE stage's output"), Trainer.ReadHistory(run.Path)) { Skipped = true };
+
+        run.Start();
+        var clock = Stopwatch.StartNew();
+        int before = run.StepsDone;
+        manual_seed(cfg.Seed);
+        var vae = cfg.Parts.Vae.From is { } from
+            ? LatentDiffusionModel.LoadVae(LatentDiffusionModel.ResolvePartFolder(from, LdmPart.Vae), cfg.Vae, "Parts.Vae.From")
+            : new AutoencoderKL(cfg.Vae);
+        var opt = optim.AdamW(vae.parameters(), lr: cfg.VaeLr, weight_decay: 0);
+        var trainer = new Trainer(new Dictionary<string, nn.Module> { ["vae"] = vae }, opt,
+            new TrainerOptions { TotalSteps = cfg.VaeSteps, WarmupSteps = Math.Min(50, cfg.VaeSteps / 10), CheckpointEvery = options.CheckpointEvery ?? 100, Seed = cfg.Seed, Title = "VAE" },
+            run.Path, cfg);
+        long n = data.Images.shape[0];
+        var history = trainer.Run(ctx =>
+        {
+            var idx = tensor(Enumerable.Range(0, cfg.VaeBatch).Select(_ => (long)ctx.Random.Next((int)n)).ToArray());
+            var x = data.Images.index_select(0, idx);
+            var posterior = vae.Encode(x);
+            var terms = VaeLoss.Compute(x, vae.Decode(posterior.Sample(ctx.Generator)), posterior, cfg.VaeLoss);
+            trainer.Report("l1", terms.L1);
+            trainer.Report("ssim", terms.Ssim);
+            return terms.Total;
+        }, options.Cancellation, AfterStep(options, "vae"));
+        vae.MeasureScalingFactor(data.Images);
+        Checkpoint.Save(vaeDir, vae, vae.Config);
+        run.Finish(cfg.VaeSteps, clock.Elapsed.TotalSeconds, history.Loss.Count > 0 ? history.Loss[^1] : double.NaN);
+        return new VaeRunResult(vae, history) { StepsTrained = history.Steps - before };
+    }
+
+    /// <summary>
+    /// Trains (or resumes, or skips when finished) the denoising stage: builds the model (<see cref="LatentDiffusionModel.Build"/>:
+    /// this experiment's VAE from DIR/vae, or the frozen one of Parts.Vae.From; parts initialised from their From folders),
+    /// caches the latents and token ids, and trains the trainable parts with <see cref="DenoisingObjective"/>, keeping an
+    /// EMA of each. The model is saved with the EMA weights of every trained part, then experiment.json, then the stage's run.json.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The VAE stage has not finished, or a stage folder holds a run of another config or data.</exception>
+    /// <exception cref="InvalidDataException">A part loaded from a folder does not fit (see <see cref="LatentDiffusionModel.Build"/>).</exception>
+    public static LdmRunResult TrainLdm(LdmExperimentConfig cfg, LdmTrainingData data, string dir, LdmRunOptions? options = null)
+    {
+        options ??= new LdmRunOptions();
+        cfg.ValidateParts();
+        dir = Path.GetFullPath(dir);
+        var run = RunFolder.Open(LdmRunPath(dir), "ldm", new LdmStageConfig { Data = data.Source, Experiment = cfg }, "Experiment.LdmSteps");
+        string? trainedVae = null;
+        if (cfg.Trains(LdmPart.Vae))
+        {
+            var vaeRun = RunFolder.Open(VaeRunPath(dir), "vae", VaeStageConfig.Of(cfg, data.Source), nameof(VaeStageConfig.VaeSteps));
+            if (!vaeRun.IsFinishedAt(cfg.VaeSteps))
+                throw new InvalidOperationException($"{dir}: the VAE stage ({vaeRun.Path}) has not finished at {cfg.VaeSteps} steps; train it first (TrainVae, or EnsureTrained for both stages)");
+            trainedVae = Path.Combine(dir, LatentDiffusionModel.VaeFolder);
+        }
+        if (run.IsFinishedAt(cfg.LdmSteps) && LatentDiffusionModel.Exists(dir))
+            return new LdmRunResult(LatentDiffusionModel.Load(dir), Trainer.ReadHistory(run.Path)) { Dir = dir, Config = cfg, Skipped = true };
+
+        run.Start();
+        var clock = Stopwatch.StartNew();
+        int before = run.StepsDone;
+        var model = LatentDiffusionModel.Build(cfg, data.Prompts, trainedVae);
+        var objective = DenoisingObjective.For(cfg);
+        Tensor latents, ids;
+        using (no_grad())
+        {
+            model.Vae.eval();
+            var parts = new List<Tensor>();
+            for (long i = 0; i < data.Images.shape[0]; i += 64)
+                parts.Add(model.Vae.EncodeScaled(data.Images.narrow(0, i, Math.Min(64, data.Images.shape[0] - i))));
+            latents = cat(parts, 0);                                                  // (N, C, h, w)
+            ids = model.Tokenizer.EncodeBatch(data.Prompts, cfg.MaxTokens).Ids;       // (N, L)
+        }
+        var groups = new List<AdamW.ParamGroup>();
+        if (cfg.Trains(LdmPart.Unet)) groups.Add(new AdamW.ParamGroup(model.Unet.parameters(), cfg.UnetLr, 0.9, 0.999, 1e-8, 0.01));
+        if (cfg.Trains(LdmPart.TextEncoder)) groups.Add(new AdamW.ParamGroup(model.TextEncoder.parameters(), cfg.TextLr, 0.9, 0.999, 1e-8, 0.01));
+        var opt = optim.AdamW(groups);
+        // Frozen parts are checkpointed too (a resumed run checks they are the same); only trained ones get an EMA.
+        var modules = new Dictionary<string, nn.Module> { [LatentDiffusionModel.UnetFolder] = model.Unet, [LatentDiffusionModel.TextEncoderFolder] = model.TextEncoder };
+        var trainer = new Trainer(modules, opt,
+            new TrainerOptions
+            {
+                TotalSteps = cfg.LdmSteps, WarmupSteps = Math.Min(100, cfg.LdmSteps / 10), CheckpointEvery = options.CheckpointEvery ?? 200,
+                EmaDecay = cfg.EmaDecay, Seed = cfg.Seed + 1, Title = "LDM",
+            },
+            run.Path, cfg);
+        long n = latents.shape[0];
+        var history = trainer.Run(ctx =>
+        {
+            var idx = tensor(Enumerable.Range(0, cfg.LdmBatch).Select(_ => (long)ctx.Random.Next((int)n)).ToArray());
+            return objective.Loss(model, new DenoisingBatch(latents.index_select(0, idx), ids.index_select(0, idx)), ctx.Generator);
+        }, options.Cancellation, AfterStep(options, "ldm"));
+        trainer.ApplyEma();   // sample with the EMA weights of every trained part
+        model.Save(dir);
+        AtomicFile.WriteAllText(Path.Combine(dir, ConfigFile), JsonSerializer.Serialize(cfg, SafeTensors.ConfigJsonOptions));
+        run.Finish(cfg.LdmSteps, clock.Elapsed.TotalSeconds, history.Loss.Count > 0 ? history.Loss[^1] : double.NaN);
+        return new LdmRunResult(model, history) { Dir = dir, Config = cfg, StepsTrained = history.Steps - before };
+    }
+
+    /// <summary>
+    /// Runs what an experiment folder still lacks: the VAE stage (when the VAE is trained here) and the denoising stage,
+    /// each skipped when finished and resumed when interrupted.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A stage folder holds a run of another config or data.</exception>
+    public static LdmRunResult EnsureTrained(LdmExperimentConfig cfg, LdmTrainingData data, string dir, LdmRunOptions? options = null)
+    {
+        cfg.ValidateParts();
+        var vae = cfg.Trains(LdmPart.Vae) ? TrainVae(cfg, data, dir, options) : null;
+        return TrainLdm(cfg, data, dir, options) with { VaeHistory = vae?.History };
+    }
+
+    /// <summary>A trained experiment folder: its model (every part frozen), config and denoiser history.</summary>
+    /// <exception cref="FileNotFoundException">The folder holds no trained model or no experiment.json.</exception>
+    public static LdmRunResult Open(string dir)
+    {
+        dir = Path.GetFullPath(dir);
+        var model = LatentDiffusionModel.Load(dir);
+        var history = Trainer.LatestCheckpoint(LdmRunPath(dir)) is not null ? Trainer.ReadHistory(LdmRunPath(dir)) : new TrainingHistory();
+        return new LdmRunResult(model, history) { Dir = dir, Config = LoadConfig(dir), Skipped = true };
+    }
+
+    /// <summary>
+    /// The trained experiment in <paramref name="dir"/> when there is one; otherwise <paramref name="fallback"/> trained on
+    /// its phantoms into <paramref name="fallbackDir"/> (<see cref="EnsureTrained"/>): e.g. the quickstart's model, or a
+    /// small one where the quickstart has not run.
+    /// </summary>
+    public static LdmRunResult OpenOrTrain(string dir, LdmExperimentConfig fallback, string fallbackDir, LdmRunOptions? options = null) =>
+        LatentDiffusionModel.Exists(dir) ? Open(dir) : EnsureTrained(fallback, LdmTrainingData.FromPhantoms(fallback), fallbackDir, options);
+
+    /// <summary>The experiment config saved in a trained experiment folder.</summary>
+    /// <exception cref="FileNotFoundException">The folder has no experiment.json.</exception>
+    public static LdmExperimentConfig LoadConfig(string dir)
+    {
+        var cfgPath = Path.Combine(dir, ConfigFile);
+        if (!File.Exists(cfgPath)) throw new FileNotFoundException($"{dir} is not a trained latent-diffusion folder: no {ConfigFile}", cfgPath);
+        return LdmExperimentConfig.Load(cfgPath);
+    }
+
+    /// <summary>Loads a trained experiment folder as a sampling pipeline.</summary>
+    /// <exception cref="FileNotFoundException">A part is missing; the message names it.</exception>
+    public static TextToImagePipeline LoadPipeline(string dir) => LatentDiffusionModel.Load(dir).ToPipeline();
+
+    private static Action<int>? AfterStep(LdmRunOptions options, string stage) =>
+        options.AfterStep is { } f ? step => f(stage, step) : null;
+}

@@ -1,0 +1,103 @@
+using RoentGen.Data;
+using RoentGen.Data.Datasets;
+using RoentGen.Data.Phantoms;
+using static TorchSharp.torch;
+
+namespace RoentGen.Diffusion;
+
+/// <summary>Which part of a report becomes the training prompt.</summary>
+public enum PromptSource
+{
+    /// <summary>The impression followed by the whole findings section (cut at the token limit).</summary>
+    ImpressionAndFindings,
+    /// <summary>The impression only, as RoentGen (Chambon et al. 2022) conditioned on MIMIC-CXR impressions.</summary>
+    Impression,
+    /// <summary>
+    /// The impression followed by the findings sentences that mention something as present or possible (read by the
+    /// report labeler): the negated boilerplate ("No pneumothorax.") that names every finding in nearly every report is
+    /// left out, so a finding's words in a prompt mean the finding is there.
+    /// </summary>
+    ImpressionAndPositiveFindings,
+}
+
+/// <summary>The training data of an experiment: images and the report text used as prompts.</summary>
+/// <param name="Images">(N, 1, S, S) in [−1, 1].</param>
+/// <param name="Prompts">One prompt per image.</param>
+public sealed record LdmTrainingData(Tensor Images, IReadOnlyList<string> Prompts)
+{
+    /// <summary>What the data is, in words (pinned with a run's config, so a run folder refuses other data).</summary>
+    public string Source { get; init; } = "unnamed";
+
+    /// <summary>The word that names the built-in phantom world in <see cref="From"/> (and <c>--data</c>).</summary>
+    public const string Phantoms = "phantoms";
+
+    /// <summary>
+    /// The data an experiment trains on: <see cref="Phantoms"/> (the config's phantoms, <see cref="FromPhantoms(LdmExperimentConfig)"/>)
+    /// or a labels.csv, or a folder holding one (every record, <see cref="FromRecords"/> at the config's image size and prompt source).
+    /// </summary>
+    /// <exception cref="FileNotFoundException">Neither "phantoms" nor a labels.csv or a folder holding one.</exception>
+    /// <exception cref="DatasetFormatException">The CSV or an image is malformed.</exception>
+    public static LdmTrainingData From(string source, LdmExperimentConfig cfg) =>
+        string.Equals(source, Phantoms, StringComparison.OrdinalIgnoreCase)
+            ? FromPhantoms(cfg)
+            : FromRecords(GenericCsvLoader.Load(source), cfg.ImageSize, cfg.Prompt);
+
+    /// <summary>The training phantoms of an experiment (its image count, size, world seed and prompt source).</summary>
+    public static LdmTrainingData FromPhantoms(LdmExperimentConfig cfg) => FromPhantoms(cfg.TrainImages, cfg.ImageSize, cfg.DataSeed, 0, cfg.Prompt);
+
+    /// <summary>
+    /// Phantoms with their reports as prompts (see <see cref="PromptSource"/>); the tokenizer's length limit keeps the
+    /// start of a long prompt.
+    /// </summary>
+    public static LdmTrainingData FromPhantoms(int count, int size, long seed, int start = 0, PromptSource source = PromptSource.ImpressionAndFindings)
+    {
+        // Phantoms are drawn at 64 px or more; smaller training sizes (tests) are area-downsampled.
+        var cases = new PhantomGenerator(new PhantomOptions { Size = Math.Max(size, 64), Seed = seed }).Generate(start, count);
+        var images = ImageTensors.Stack(cases.Select(c => size < 64 ? ImageResize.Resize(c.Image, size, size) : c.Image), -1f, 1f);
+        return new LdmTrainingData(images, cases.Select(c => PromptOf(c.Impression, c.Findings, source)).ToList())
+        {
+            Source = $"{Phantoms}: {count} from index {start} of world {seed}, {size} px, prompts {source}",
+        };
+    }
+
+    /// <summary>
+    /// Every record of a dataset (any loader, e.g. <see cref="GenericCsvLoader.Load"/> of a labels.csv folder) as training
+    /// data: each image through <see cref="CxrDataset.LoadImage"/> at size x size, stacked in [−1, 1]; each prompt from the
+    /// record's report sections as <see cref="PromptOf(CxrReport, PromptSource)"/> makes it (a report without sections gives its full text; no
+    /// report, the empty prompt, which trains the unconditional model).
+    /// </summary>
+    /// <exception cref="ArgumentException">The dataset is empty or the size is not positive.</exception>
+    /// <exception cref="DatasetFormatException">An image cannot be loaded; the message names its file and row.</exception>
+    public static LdmTrainingData FromRecords(CxrDataset records, int size, PromptSource source = PromptSource.ImpressionAndFindings)
+    {
+        ArgumentNullException.ThrowIfNull(records);
+        if (size < 1) throw new ArgumentException($"image size must be positive, got {size}", nameof(size));
+        if (records.Count == 0) throw new ArgumentException($"dataset '{records.Name}' ({records.Root}) has no records to train on", nameof(records));
+        var images = ImageTensors.Stack(records.Select(r => records.LoadImage(r, size)), -1f, 1f);
+        var prompts = records.Select(r => PromptOf(r.Report, source)).ToList();
+        return new LdmTrainingData(images, prompts) { Source = $"{records.Name} ({records.Root}): {records.Count} records, {size} px, prompts {source}" };
+    }
+
+    /// <summary>The training prompt of one report.</summary>
+    public static string PromptOf(string impression, string findings, PromptSource source) => source switch
+    {
+        PromptSource.ImpressionAndFindings => $"{impression} {findings}",
+        PromptSource.Impression => impression,
+        PromptSource.ImpressionAndPositiveFindings => string.Join(" ", new[] { impression }.Concat(PositiveSentences(findings))),
+        _ => throw new ArgumentOutOfRangeException(nameof(source), source, "unknown prompt source"),
+    };
+
+    /// <summary>The training prompt of a dataset record's report (its full text when it has no sections).</summary>
+    public static string PromptOf(CxrReport report, PromptSource source)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        if (report.Findings is null && report.Impression is null) return (report.Full ?? "").Trim();
+        return PromptOf(report.Impression?.Trim() ?? "", report.Findings?.Trim() ?? "", source).Trim();
+    }
+
+    private static readonly Data.Reports.ReportLabeler SentenceLabeler = new();
+
+    private static IEnumerable<string> PositiveSentences(string text) =>
+        System.Text.RegularExpressions.Regex.Split(text.Trim(), @"(?<=\.)\s+")
+            .Where(s => s.Length > 0 && Observations.All.Any(o => o != Observation.NoFinding && SentenceLabeler.Label(s)[o] is Mention.Positive or Mention.Uncertain));
+}
