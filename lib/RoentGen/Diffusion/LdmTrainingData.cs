@@ -51,13 +51,10 @@ public sealed record LdmTrainingData(Tensor Images, IReadOnlyList<string> Prompt
     /// </summary>
     public static LdmTrainingData FromPhantoms(int count, int size, long seed, int start = 0, PromptSource source = PromptSource.ImpressionAndFindings)
     {
-        // Phantoms are drawn at 64 px or more; smaller training sizes (tests) are area-downsampled.
-        var cases = new PhantomGenerator(new PhantomOptions { Size = Math.Max(size, 64), Seed = seed }).Generate(start, count);
-        var images = ImageTensors.Stack(cases.Select(c => size < 64 ? ImageResize.Resize(c.Image, size, size) : c.Image), -1f, 1f);
-        return new LdmTrainingData(images, cases.Select(c => PromptOf(c.Impression, c.Findings, source)).ToList())
-        {
-            Source = $"{Phantoms}: {count} from index {start} of world {seed}, {size} px, prompts {source}",
-        };
+        // Phantom records (one source for every trainer), drawn at 64 px or more; smaller training sizes (tests) are
+        // area-downsampled by the dataset's loader.
+        var records = PhantomRecords.Create(new PhantomOptions { Size = Math.Max(size, 64), Seed = seed }, count, start, masks: false).Prefetch();
+        return FromRecords(records, size, source) with { Source = $"{Phantoms}: {count} from index {start} of world {seed}, {size} px, prompts {source}" };
     }
 
     /// <summary>
