@@ -1,5 +1,5 @@
 using System.CommandLine;
-using RoentGen.Workflows;
+using RoentGen.Experiments;
 
 namespace RoentGen.Cli.Commands;
 

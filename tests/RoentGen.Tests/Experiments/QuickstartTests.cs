@@ -1,9 +1,9 @@
 using System.Text.Json;
 using RoentGen.Diffusion;
 using RoentGen.Evaluation;
-using RoentGen.Workflows;
+using RoentGen.Experiments;
 
-namespace RoentGen.Tests.Workflows;
+namespace RoentGen.Tests.Experiments;
 
 [Collection(ProcessStateCollection.Name)]
 public class QuickstartTests

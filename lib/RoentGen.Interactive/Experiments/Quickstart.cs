@@ -12,7 +12,7 @@ using RoentGen.Platform;
 using RoentGen.Training;
 using static TorchSharp.torch;
 
-namespace RoentGen.Workflows;
+namespace RoentGen.Experiments;
 
 /// <summary>Settings of the main job.</summary>
 public sealed record QuickstartOptions
