@@ -36,9 +36,9 @@ internal static class CliCases
     /// <summary>SHA-256 of a file's bytes.</summary>
     public static string Hash(string path) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path)));
 
-    /// <summary>Every file under a folder (relative path to hash), to compare a folder before and after.</summary>
+    /// <summary>Every file under a folder (relative path to hash; symbolic links are not followed), to compare a folder before and after.</summary>
     public static SortedDictionary<string, string> HashTree(string dir) =>
-        new(Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories)
+        new(Directory.EnumerateFiles(dir, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint })
             .ToDictionary(f => Path.GetRelativePath(dir, f), Hash), StringComparer.Ordinal);
 
     /// <summary>Asserts the policy's one line on standard error: starts with <paramref name="prefix"/>, no trace, no raw control characters.</summary>
