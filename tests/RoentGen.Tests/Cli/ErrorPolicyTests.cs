@@ -56,6 +56,7 @@ public sealed class ErrorPolicyTests : IDisposable
     {
         var missing = Path.Combine(_dir, "no-such");
         var truncated = Write("trunc.json", "{\"Name\": \"x\", \"Vit\": {");
+        var notAFolder = Write("run-is-a-file", "x");
         var before = CliCases.HashTree(_dir);
         (string[] Args, string Names)[] cases =
         [
@@ -67,6 +68,8 @@ public sealed class ErrorPolicyTests : IDisposable
             (["train", "clip", "--config", truncated, "--out", Path.Combine(_dir, "run-clip")], truncated),
             (["compare-encoders", "--config", truncated, "--out", Path.Combine(_dir, "run-cmp")], truncated),
             (["check-real", "--data", missing, "--random", "--threads", "100000"], "--threads"),
+            // An InvalidOperationException of the run-folder checks (UserStateThrowers) is a user error too.
+            (["train", "dino", "--preset", "tiny", "--data", "phantoms", "--steps", "1", "--out", notAFolder], $"{notAFolder} is a file"),
         ];
         foreach (var (args, names) in cases)
         {
