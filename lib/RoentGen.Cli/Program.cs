@@ -7,6 +7,7 @@ using RoentGen.Interactive;
 ProgressReporter.SinkFactory = ProgressSinks.SpectreConsole;
 
 var root = new RootCommand("RoentGen.Notebooks: chest X-ray generative and representation learning, on CPU.");
+root.Options.Add(Cli.Verbose);
 root.Subcommands.Add(DoctorCommand.Build());
 root.Subcommands.Add(BenchCommand.Build());
 root.Subcommands.Add(NotebookCommand.Build());
@@ -23,9 +24,8 @@ root.Subcommands.Add(CompareEncodersCommand.BuildAblate());
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
 {
-    // Bad arguments exit 2 (as the verbs' own argument checks do), with System.CommandLine's messages.
-    foreach (var error in parsed.Errors) Console.Error.WriteLine($"error: {error.Message}");
-    Console.Error.WriteLine("Run 'roentgen --help' (or 'roentgen VERB --help') for usage.");
-    return 2;
+    // Bad arguments are user errors like any other (Cli's policy): one line, exit 2.
+    return Cli.Fail(string.Join("; ", parsed.Errors.Select(e => e.Message)) + " (run 'roentgen VERB --help' for usage)");
 }
+// Every verb's action runs under Cli.Run, so an exception never reaches System.CommandLine's own handler (a raw trace).
 return parsed.Invoke();

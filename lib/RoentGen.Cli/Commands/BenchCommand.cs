@@ -13,28 +13,20 @@ internal static class BenchCommand
         var only = new Option<string?>("--only") { Description = $"Comma-separated groups to run: {string.Join(", ", Benchmarks.Groups)} (default: all)." };
         var config = new Option<FileInfo?>("--config") { Description = "An experiment.json whose models the ldm group measures (default: the quick preset the quickstart trains)." };
         var cmd = new Command("bench", "Speed and memory benchmarks of the library on this machine.") { json, only, config };
-        cmd.SetAction(parse =>
+        cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var groups = parse.GetValue(only)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            BenchReport report;
-            try
-            {
-                var ldm = parse.GetValue(config) is { } configFile ? RoentGen.Diffusion.LdmExperimentConfig.Load(configFile.FullName) : null;
-                report = Benchmarks.Run(groups, f => AnsiConsole.MarkupLine($"[bold]{Markup.Escape(f.Name)}[/]: {f.Value:G4} {Markup.Escape(f.Unit)} [grey]({Markup.Escape(f.Detail)})[/]"), ldm);
-            }
-            catch (Exception ex) when (ex is ArgumentException or IOException or System.Text.Json.JsonException)
-            {
-                Console.Error.WriteLine($"error: {ex.Message}");
-                return 2;
-            }
+            var file = parse.GetValue(json);
+            if (file is not null) AtomicFile.EnsureWritable(file.FullName, "--json");
+            var ldm = parse.GetValue(config) is { } configFile ? RoentGen.Diffusion.LdmExperimentConfig.Load(configFile.FullName) : null;
+            var report = Benchmarks.Run(groups, f => AnsiConsole.MarkupLine($"[bold]{Markup.Escape(f.Name)}[/]: {f.Value:G4} {Markup.Escape(f.Unit)} [grey]({Markup.Escape(Cli.Escape(f.Detail))})[/]"), ldm);
             AnsiConsole.MarkupLine($"peak RSS: {report.PeakRssMb:F0} MiB");
-            if (parse.GetValue(json) is { } file)
+            if (file is not null)
             {
                 AtomicFile.WriteAllText(file.FullName, report.ToJson());
-                Console.WriteLine($"wrote {file.FullName}");
+                Console.WriteLine($"wrote {Cli.Escape(file.FullName)}");
             }
-            return 0;
-        });
+        }));
         return cmd;
     }
 }

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using RoentGen.Data.Datasets;
 using RoentGen.Evaluation.Probes;
 using RoentGen.Interop;
+using RoentGen.Platform;
 using RoentGen.Vision;
 using RoentGen.Experiments;
 
@@ -41,46 +42,35 @@ internal static class CheckRealCommand
         {
             data, comparison, encoders, random, json, positive, allNegatives, k, folds, epochs, seed, threads,
         };
-        cmd.SetAction(parse =>
+        cmd.SetAction(parse => Cli.Run(parse, () =>
         {
-            try
+            Cli.SetThreads(parse.GetValue(threads));
+            var options = new RealDataCheckOptions
             {
-                if (parse.GetValue(threads) is int t)
-                {
-                    if (t < 1) throw new ArgumentException($"--threads must be at least 1, got {t}");
-                    TorchSharp.torch.set_num_threads(t);
-                }
-                var options = new RealDataCheckOptions
-                {
-                    PositiveLabel = parse.GetValue(positive)!, NegativesFromAllDatasets = parse.GetValue(allNegatives), K = parse.GetValue(k),
-                    Folds = parse.GetValue(folds), SegmentationEpochs = parse.GetValue(epochs), Seed = parse.GetValue(seed),
-                };
-                options.Validate();
-                var list = OpenEncoders(parse.GetValue(comparison), parse.GetValue(encoders) ?? [], parse.GetValue(random), options.Seed);
-                var watch = Stopwatch.StartNew();
-                var result = RealDataCheck.Run(list, parse.GetValue(data)!, options, Console.WriteLine);
-                Cli.Print(result.ToDataFrame(transfer: false));
-                if (result.Random is not null && result.Encoders.Count > 1)
-                {
-                    Console.WriteLine("transfer over random init (encoder minus random):");
-                    Cli.Print(result.TransferTable());
-                }
-                Console.WriteLine(result.Summary());
-                Console.WriteLine($"{watch.Elapsed.TotalSeconds:0.#} s");
-                if (parse.GetValue(json) is { } file)
-                {
-                    result.Save(file.FullName);
-                    Console.WriteLine($"wrote {file.FullName}");
-                }
-                return 0;
-            }
-            catch (Exception ex) when (ex is ArgumentException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or DatasetFormatException
-                                       or StateDictMismatchException or InvalidOperationException or KeyNotFoundException or IOException or UnauthorizedAccessException)
+                PositiveLabel = parse.GetValue(positive)!, NegativesFromAllDatasets = parse.GetValue(allNegatives), K = parse.GetValue(k),
+                Folds = parse.GetValue(folds), SegmentationEpochs = parse.GetValue(epochs), Seed = parse.GetValue(seed),
+            };
+            options.Validate();
+            var jsonFile = parse.GetValue(json);
+            if (jsonFile is not null) AtomicFile.EnsureWritable(jsonFile.FullName, "--json");
+            var list = OpenEncoders(parse.GetValue(comparison), parse.GetValue(encoders) ?? [], parse.GetValue(random), options.Seed);
+            var watch = Stopwatch.StartNew();
+            var result = RealDataCheck.Run(list, parse.GetValue(data)!, options, line => Console.WriteLine(Cli.Escape(line)));
+            Cli.Print(result.ToDataFrame(transfer: false));
+            if (result.Random is not null && result.Encoders.Count > 1)
             {
-                Console.Error.WriteLine($"error: {ex.Message}");
-                return 1;
+                Console.WriteLine("transfer over random init (encoder minus random):");
+                Cli.Print(result.TransferTable());
             }
-        });
+            Console.WriteLine(result.Summary());
+            Console.WriteLine($"{watch.Elapsed.TotalSeconds:0.#} s");
+            if (jsonFile is not null)
+            {
+                result.Save(jsonFile.FullName);
+                Console.WriteLine($"wrote {Cli.Escape(jsonFile.FullName)}");
+            }
+            return 0;
+        }));
         return cmd;
     }
 

@@ -1,39 +1,213 @@
+using System.CommandLine;
 using System.Globalization;
+using System.Text;
+using System.Text.Json;
 using Microsoft.Data.Analysis;
+using RoentGen.Data.Datasets;
+using RoentGen.Interactive.Notebooks;
 using RoentGen.Interop;
 using Spectre.Console;
 
 namespace RoentGen.Cli.Commands;
 
-/// <summary>Shared handling of expected errors in verbs: a clear message and exit code 2.</summary>
+/// <summary>
+/// The one error policy of every <c>roentgen</c> verb. Each verb's action runs through <see cref="Run(ParseResult, Func{int})"/>
+/// (or its overloads), which turns an exception into one line on standard error and an exit code:
+/// <list type="bullet">
+/// <item><b>2, a user error</b>: something the user can fix by changing an argument, a file or a folder.
+/// <see cref="ArgumentException"/> (bad argument or value), <see cref="FileNotFoundException"/>,
+/// <see cref="DirectoryNotFoundException"/>, <see cref="IOException"/> and <see cref="UnauthorizedAccessException"/>
+/// (a user path that cannot be read or written), <see cref="InvalidDataException"/>, <see cref="DatasetFormatException"/>,
+/// <see cref="StateDictMismatchException"/> and <see cref="JsonException"/> (a malformed or mismatched user file), the
+/// notebook errors (<see cref="NotebookFormatException"/>, <see cref="NotebookParameterException"/>,
+/// <see cref="NotebookExportException"/>, <see cref="KernelUnavailableException"/>); a <see cref="KeyNotFoundException"/> that the
+/// RoentGen library threw itself (a missing column, mask or name that the user asked for); and an
+/// <see cref="InvalidOperationException"/> thrown by the library's run-state checks (<see cref="UserStateThrowers"/>:
+/// a run folder of another config or more steps, an unfinished stage, a check with nothing to check, a diverged loss).</item>
+/// <item><b>1, an internal fault</b>: anything else (a bug, a native libtorch failure, out of memory). One line names
+/// the exception and says to run with <c>--verbose</c>; the stack trace is printed only under <c>--verbose</c>.</item>
+/// <item><b>130</b>: the run was cancelled (Ctrl+C).</item>
+/// </list>
+/// A user error never prints a trace. Every message goes through <see cref="Escape"/>, so control characters from file
+/// names, CSV headers or dataset names never reach the terminal raw.
+/// </summary>
 internal static class Cli
 {
-    public static int Run(Action action)
+    /// <summary>Exit code of a user error.</summary>
+    public const int UserError = 2;
+
+    /// <summary>Exit code of an internal fault.</summary>
+    public const int InternalError = 1;
+
+    /// <summary>Exit code of a cancelled run.</summary>
+    public const int Cancelled = 130;
+
+    /// <summary>The global <c>--verbose</c> option (recursive: valid after any verb): prints the trace of an internal fault.</summary>
+    public static readonly Option<bool> Verbose = new("--verbose")
+    {
+        Description = "On an internal error, print the full stack trace.",
+        Recursive = true,
+    };
+
+    /// <summary>
+    /// Types of the RoentGen library whose <see cref="InvalidOperationException"/> reports a state the user caused (and can
+    /// fix by choosing another folder, config or data), not a bug.
+    /// </summary>
+    public static readonly IReadOnlySet<string> UserStateThrowers = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "RoentGen.Training.RunFolder",
+        "RoentGen.Training.Trainer",
+        "RoentGen.Diffusion.LatentDiffusionRuns",
+        "RoentGen.Evaluation.Probes.RealDataCheck",
+        "RoentGen.Evaluation.Probes.RealDataCheckResult",
+    };
+
+    /// <summary>Runs a verb's action under the error policy; the action returns its exit code.</summary>
+    public static int Run(ParseResult parse, Func<int> action)
     {
         try
         {
-            action();
-            return 0;
+            return action();
         }
-        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException or IOException or UnauthorizedAccessException or StateDictMismatchException)
+        catch (Exception e)
         {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 2;
+            return Report(e, IsVerbose(parse), Console.Error);
         }
+    }
+
+    /// <summary>Runs a verb's action under the error policy; exit 0 when it returns.</summary>
+    public static int Run(ParseResult parse, Action action) => Run(parse, () =>
+    {
+        action();
+        return 0;
+    });
+
+    /// <summary>Runs an asynchronous verb's action under the error policy.</summary>
+    public static async Task<int> RunAsync(ParseResult parse, Func<Task<int>> action)
+    {
+        try
+        {
+            return await action().ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            return Report(e, IsVerbose(parse), Console.Error);
+        }
+    }
+
+    /// <summary>A user error raised by a verb itself: one line, exit 2 (for checks that need no exception).</summary>
+    public static int Fail(string message)
+    {
+        Console.Error.WriteLine($"error: {Escape(message)}");
+        return UserError;
+    }
+
+    /// <summary>The most libtorch intra-op threads a verb accepts (far more spin and wait on each other; 100000 hangs).</summary>
+    public static int MaxThreads => Math.Max(256, 4 * Environment.ProcessorCount);
+
+    /// <summary>Applies a <c>--threads</c> value (null: libtorch's default), after checking it is between 1 and <see cref="MaxThreads"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is out of range.</exception>
+    public static void SetThreads(int? threads)
+    {
+        if (threads is not int t) return;
+        if (t < 1 || t > MaxThreads)
+            throw new ArgumentOutOfRangeException("--threads", t, $"--threads must be between 1 and {MaxThreads}, got {t}");
+        TorchSharp.torch.set_num_threads(t);
+    }
+
+    private static bool IsVerbose(ParseResult parse) => parse.GetResult(Verbose) is not null && parse.GetValue(Verbose);
+
+    /// <summary>Prints the one line for an exception (and its trace for an internal fault under verbose); returns the exit code.</summary>
+    public static int Report(Exception e, bool verbose, TextWriter error)
+    {
+        if (e is AggregateException { InnerExceptions.Count: 1 } agg) e = agg.InnerExceptions[0];
+        if (e is OperationCanceledException)
+        {
+            error.WriteLine("error: cancelled");
+            return Cancelled;
+        }
+        if (IsUserError(e))
+        {
+            error.WriteLine($"error: {Escape(UserMessage(e))}");
+            return UserError;
+        }
+        error.WriteLine($"internal error ({e.GetType().FullName}): {Escape(e.Message)}; "
+                        + (verbose ? "trace follows" : "run with --verbose for the trace"));
+        if (verbose) error.WriteLine(e.ToString());
+        return InternalError;
+    }
+
+    // The message without .NET's "(Parameter 'x')" and "Actual value was y." suffixes (the messages name both already).
+    private static string UserMessage(Exception e)
+    {
+        if (e is not ArgumentException { ParamName: { } name } a) return e.Message;
+        var cut = a.Message.IndexOf($" (Parameter '{name}')", StringComparison.Ordinal);
+        return cut > 0 ? a.Message[..cut] : a.Message;
+    }
+
+    /// <summary>Whether an exception is a user error (exit 2) under the policy above, rather than an internal fault (exit 1).</summary>
+    public static bool IsUserError(Exception e) => e switch
+    {
+        ArgumentException or FileNotFoundException or DirectoryNotFoundException or IOException or UnauthorizedAccessException => true,
+        InvalidDataException or DatasetFormatException or StateDictMismatchException or JsonException => true,
+        NotebookFormatException or NotebookParameterException or NotebookExportException or KernelUnavailableException => true,
+        KeyNotFoundException => ThrownBy(e) is { } t && t.StartsWith("RoentGen.", StringComparison.Ordinal),
+        InvalidOperationException => ThrownBy(e) is { } t && UserStateThrowers.Contains(t),
+        _ => false,
+    };
+
+    // The full name of the type whose code threw e (the type that declares a lambda or local function, not its closure).
+    private static string? ThrownBy(Exception e)
+    {
+        var type = new System.Diagnostics.StackTrace(e, fNeedFileInfo: false).GetFrame(0)?.GetMethod()?.DeclaringType ?? e.TargetSite?.DeclaringType;
+        while (type is { DeclaringType: not null } && type.Name.StartsWith('<')) type = type.DeclaringType;
+        return type?.FullName;
+    }
+
+    /// <summary>
+    /// The text as one printable line: control characters (C0, DEL, C1) and Unicode bidirectional overrides become
+    /// escapes (<c>\n</c>, <c>\t</c>, <c>\r</c>, <c>\x1b</c>, <c>\u202e</c>), so nothing echoed from a file name, CSV header
+    /// or dataset name can move the cursor, recolour the terminal or split a message over lines.
+    /// </summary>
+    public static string Escape(string? text)
+    {
+        if (string.IsNullOrEmpty(text)) return "";
+        StringBuilder? sb = null;
+        for (var i = 0; i < text.Length; i++)
+        {
+            var c = text[i];
+            string? esc = c switch
+            {
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                _ when c < 0x20 || (c >= 0x7f && c <= 0x9f) => $"\\x{(int)c:x2}",
+                _ when c is >= '\u202a' and <= '\u202e' or >= '\u2066' and <= '\u2069' or '\u200e' or '\u200f' => $"\\u{(int)c:x4}",
+                _ => null,
+            };
+            if (esc is null)
+            {
+                sb?.Append(c);
+                continue;
+            }
+            sb ??= new StringBuilder(text, 0, i, text.Length + 16);
+            sb.Append(esc);
+        }
+        return sb?.ToString() ?? text;
     }
 
     /// <summary>Prints a data frame as a console table (numbers to 4 significant digits).</summary>
     public static void Print(DataFrame frame)
     {
         var table = new Table();
-        foreach (var c in frame.Columns) table.AddColumn(Markup.Escape(c.Name));
+        foreach (var c in frame.Columns) table.AddColumn(Markup.Escape(Escape(c.Name)));
         for (long r = 0; r < frame.Rows.Count; r++)
-            table.AddRow(frame.Columns.Select(c => Markup.Escape(c[r] switch
+            table.AddRow(frame.Columns.Select(c => Markup.Escape(Escape(c[r] switch
             {
                 double d => d.ToString("G4", CultureInfo.InvariantCulture),
                 float f => f.ToString("G4", CultureInfo.InvariantCulture),
                 var v => Convert.ToString(v, CultureInfo.InvariantCulture) ?? "",
-            })).ToArray());
+            }))).ToArray());
         AnsiConsole.Write(table);
     }
 }

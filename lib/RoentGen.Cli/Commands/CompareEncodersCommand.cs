@@ -33,13 +33,14 @@ internal static class CompareEncodersCommand
             cmd.Options.Add(Phantoms); cmd.Options.Add(ProbePhantoms); cmd.Options.Add(Threads);
         }
 
+        public void CheckJsonWritable(ParseResult parse)
+        {
+            if (parse.GetValue(Json) is { } file) AtomicFile.EnsureWritable(file.FullName, "--json");
+        }
+
         public (EncoderComparisonConfig Config, ProbeSuiteOptions Probes) Resolve(ParseResult parse)
         {
-            if (parse.GetValue(Threads) is int t)
-            {
-                if (t < 1) throw new ArgumentException($"--threads must be at least 1, got {t}");
-                TorchSharp.torch.set_num_threads(t);
-            }
+            Cli.SetThreads(parse.GetValue(Threads));
             var preset = parse.GetValue(Preset)!;
             var cfg = parse.GetValue(Config) is string path ? EncoderComparisonConfig.Load(path) : EncoderComparisonConfig.FromPreset(preset);
             cfg = cfg with
@@ -64,9 +65,10 @@ internal static class CompareEncodersCommand
             Description = "Comma-separated seeds (e.g. 0,1,2): one comparison per seed in OUT/seed-S, then each metric's mean and spread and in how many seeds each claim held (OUT/seeds.json).",
         };
         cmd.Options.Add(seeds);
-        cmd.SetAction(parse => Guard(() =>
+        cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var (cfg, probes) = c.Resolve(parse);
+            c.CheckJsonWritable(parse);
             if (parse.GetValue(seeds) is string list)
             {
                 var summary = EncoderComparisonSeeds.Run(cfg, EncoderComparisonSeeds.ParseSeeds(list, "--seeds"), parse.GetValue(c.Out)!, probes);
@@ -109,9 +111,10 @@ internal static class CompareEncodersCommand
             "DINO ablations at the comparison's budget: data quantity, iBOT off, KoLeo off, crop settings; one row per variant; resumes from --out (the baseline reuses a comparison's dino/ there).");
         c.AddTo(cmd);
         cmd.Options.Add(variant);
-        cmd.SetAction(parse => Guard(() =>
+        cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var (cfg, probes) = c.Resolve(parse);
+            c.CheckJsonWritable(parse);
             var only = parse.GetValue(variant)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             var result = DinoAblation.Run(cfg, parse.GetValue(c.Out)!, probes, only);
             Cli.Print(result.ToDataFrame());
@@ -123,20 +126,5 @@ internal static class CompareEncodersCommand
             }
         }));
         return cmd;
-    }
-
-    private static int Guard(Action action)
-    {
-        try
-        {
-            action();
-            return 0;
-        }
-        catch (Exception ex) when (ex is ArgumentException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException
-                                   or DatasetFormatException or StateDictMismatchException or InvalidOperationException or IOException)
-        {
-            Console.Error.WriteLine($"error: {ex.Message}");
-            return 1;
-        }
     }
 }

@@ -30,19 +30,28 @@ internal static class DataCommand
         var n = new Option<int>("--n") { Description = "Number of cases.", DefaultValueFactory = _ => 100 };
         var size = new Option<int>("--size") { Description = "Image side in pixels (64..512).", DefaultValueFactory = _ => 128 };
         var seed = new Option<long>("--seed") { Description = "World seed.", DefaultValueFactory = _ => 0 };
-        var output = new Option<DirectoryInfo>("--out") { Description = "Output folder (images/, masks/, labels.csv).", Required = true };
-        var cmd = new Command("phantoms", "Write phantom chest X-rays, masks, reports and labels.csv (generic layout) to a folder.") { n, size, seed, output };
-        cmd.SetAction(parse => Cli.Run(() =>
+        var output = new Option<DirectoryInfo>("--out") { Description = "Output folder (images/, masks/, labels.csv); must be empty or new unless --overwrite.", Required = true };
+        var overwrite = new Option<bool>("--overwrite")
+        {
+            Description = "Write into a non-empty --out: first deletes what this verb writes there (images/, masks/, labels.csv), never other files.",
+        };
+        var cmd = new Command("phantoms", "Write phantom chest X-rays, masks, reports and labels.csv (generic layout) to a folder.") { n, size, seed, output, overwrite };
+        cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var options = new PhantomOptions { Size = parse.GetValue(size), Seed = parse.GetValue(seed) };
             options.Validate();
             int count = parse.GetValue(n);
             if (count < 1) throw new ArgumentOutOfRangeException("--n", count, "--n must be at least 1");
-            var summary = PhantomDataset.WriteFolder(parse.GetValue(output)!.FullName, options, count, sink: ProgressReporter.SinkFactory?.Invoke());
-            Console.WriteLine($"wrote {summary.Count} cases to {summary.Directory} in {summary.Elapsed.TotalSeconds:F1} s ({summary.Count / Math.Max(1e-9, summary.Elapsed.TotalSeconds):F0} images/s); labels: {summary.LabelsCsv}");
+            var dir = parse.GetValue(output)!.FullName;
+            OutputPaths.PrepareOwnedFolder(dir, PhantomOutputs, parse.GetValue(overwrite), "--out");
+            var summary = PhantomDataset.WriteFolder(dir, options, count, sink: ProgressReporter.SinkFactory?.Invoke());
+            Console.WriteLine($"wrote {summary.Count} cases to {Cli.Escape(summary.Directory)} in {summary.Elapsed.TotalSeconds:F1} s ({summary.Count / Math.Max(1e-9, summary.Elapsed.TotalSeconds):F0} images/s); labels: {Cli.Escape(summary.LabelsCsv)}");
         }));
         return cmd;
     }
+
+    // What `data phantoms` writes into its folder, and so what --overwrite may delete there.
+    private static readonly string[] PhantomOutputs = ["images/", "masks/", "labels.csv"];
 
     /// <summary><c>roentgen data label-reports --in CSV --text-columns findings,impression --out CSV</c>.</summary>
     private static Command BuildLabelReports()
@@ -52,10 +61,13 @@ internal static class DataCommand
         var output = new Option<FileInfo>("--out") { Description = "Output CSV: the input plus one column per CheXpert observation (1, 0, -1, empty).", Required = true };
         var prefix = new Option<string>("--prefix") { Description = "Prefix of the added column names (needed when the input already has CheXpert columns).", DefaultValueFactory = _ => "" };
         var cmd = new Command("label-reports", "Label report text with the rule-based CheXpert-style labeler.") { input, columns, output, prefix };
-        cmd.SetAction(parse => Cli.Run(() =>
+        cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var inFile = parse.GetValue(input)!;
-            var table = Csv.ReadFile(inFile.FullName);
+            var outFile = parse.GetValue(output)!;
+            OutputPaths.RefuseSame(inFile.FullName, "--in", outFile.FullName, "--out");
+            var table = Csv.Parse(OutputPaths.ReadStrictUtf8(inFile.FullName), inFile.FullName);
+            AtomicFile.EnsureWritable(outFile.FullName, "--out");
             var textColumns = parse.GetValue(columns)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             if (textColumns.Length == 0) throw new ArgumentException("--text-columns names no column");
             table.RequireColumns(textColumns);
@@ -77,9 +89,8 @@ internal static class DataCommand
                     progress.Advance();
                 }
             }
-            var outFile = parse.GetValue(output)!;
             Csv.WriteFile(outFile.FullName, header, rows);
-            Console.WriteLine($"labelled {rows.Count} rows of {inFile.FullName} (text: {string.Join(", ", textColumns)}); wrote {outFile.FullName}");
+            Console.WriteLine(Cli.Escape($"labelled {rows.Count} rows of {inFile.FullName} (text: {string.Join(", ", textColumns)}); wrote {outFile.FullName}"));
         }));
         return cmd;
     }

@@ -12,29 +12,19 @@ internal static class DataInspectCommand
         var path = new Argument<string>("path") { Description = "A labels.csv in the generic layout, or a folder holding one." };
         var json = new Option<bool>("--json") { Description = "Print the summary as JSON to standard output instead of tables." };
         var cmd = new Command("inspect", "Count records, labels, sexes, ages, views, masks and missing images of a dataset.") { path, json };
-        cmd.SetAction(parse =>
+        cmd.SetAction(parse => Cli.Run(parse, () =>
         {
-            DatasetSummary s;
-            try
-            {
-                s = DatasetInspection.InspectCsv(parse.GetValue(path)!);
-            }
-            catch (Exception ex) when (ex is DatasetFormatException or FileNotFoundException)
-            {
-                Console.Error.WriteLine($"error: {ex.Message}");
-                return 1;
-            }
+            var s = DatasetInspection.InspectCsv(parse.GetValue(path)!);
             if (parse.GetValue(json)) Console.WriteLine(s.ToJson());
             else Print(s);
-            return 0;
-        });
+        }));
         return cmd;
     }
 
     private static void Print(DatasetSummary s)
     {
         var head = new Table().AddColumn("dataset").AddColumn("value");
-        void Row(string k, string v) => head.AddRow(Markup.Escape(k), Markup.Escape(v));
+        void Row(string k, string v) => head.AddRow(Markup.Escape(Cli.Escape(k)), Markup.Escape(Cli.Escape(v)));
         Row("source", s.Source);
         Row("records / patients", $"{s.Records} / {s.Patients}");
         Row("datasets", Join(s.Datasets));
@@ -51,13 +41,13 @@ internal static class DataInspectCommand
         var obs = new Table().AddColumn("observation").AddColumn("positive", c => c.RightAligned())
             .AddColumn("negative", c => c.RightAligned()).AddColumn("uncertain", c => c.RightAligned()).AddColumn("not mentioned", c => c.RightAligned());
         foreach (var o in s.Observations)
-            obs.AddRow(Markup.Escape(o.Observation), o.Positive.ToString(), o.Negative.ToString(), o.Uncertain.ToString(), o.NotMentioned.ToString());
+            obs.AddRow(Markup.Escape(Cli.Escape(o.Observation)), o.Positive.ToString(), o.Negative.ToString(), o.Uncertain.ToString(), o.NotMentioned.ToString());
         AnsiConsole.Write(obs);
 
         if (s.SourceLabels.Count > 0)
         {
             var src = new Table().AddColumn("source label").AddColumn("records", c => c.RightAligned());
-            foreach (var (k, v) in s.SourceLabels.OrderByDescending(kv => kv.Value)) src.AddRow(Markup.Escape(k), v.ToString());
+            foreach (var (k, v) in s.SourceLabels.OrderByDescending(kv => kv.Value)) src.AddRow(Markup.Escape(Cli.Escape(k)), v.ToString());
             AnsiConsole.Write(src);
         }
     }

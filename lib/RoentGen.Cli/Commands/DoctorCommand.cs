@@ -12,30 +12,28 @@ internal static class DoctorCommand
         var json = new Option<FileInfo?>("--json") { Description = "Also write the report as JSON to this file ('-' for standard output only)." };
         var noMeasure = new Option<bool>("--no-measure") { Description = "Skip the matmul timing." };
         var cmd = new Command("doctor", "Check that libtorch loads, report versions, threads, CPU features and matmul GFLOP/s.") { json, noMeasure };
-        cmd.SetAction(parse =>
+        cmd.SetAction(parse => Cli.Run(parse, () =>
         {
-            var report = Doctor.Run(measure: !parse.GetValue(noMeasure));
             var file = parse.GetValue(json);
-            if (file is not null && file.Name == "-")
+            var toFile = file is not null && file.Name != "-";
+            if (toFile) AtomicFile.EnsureWritable(file!.FullName, "--json");
+            var report = Doctor.Run(measure: !parse.GetValue(noMeasure));
+            if (file is not null && !toFile)
             {
                 Console.WriteLine(report.ToJson());
             }
             else
             {
                 Print(report);
-                if (file is not null)
+                if (toFile)
                 {
-                    AtomicFile.WriteAllText(file.FullName, report.ToJson());
-                    Console.WriteLine($"wrote {file.FullName}");
+                    AtomicFile.WriteAllText(file!.FullName, report.ToJson());
+                    Console.WriteLine($"wrote {Cli.Escape(file.FullName)}");
                 }
             }
-            if (!report.LibTorchLoaded)
-            {
-                Console.Error.WriteLine($"error: libtorch could not be loaded: {report.LoadError}");
-                return 2;
-            }
+            if (!report.LibTorchLoaded) return Cli.Fail($"libtorch could not be loaded: {report.LoadError}");
             return 0;
-        });
+        }));
         return cmd;
     }
 

@@ -24,9 +24,11 @@ internal static class EvaluateCommand
         var noBaseline = new Option<bool>("--no-baseline") { Description = "Skip the untrained-UNet baseline." };
         var cmd = new Command("evaluate", "Evaluate a trained text-to-CXR model: prompt adherence per finding, FID/KID against held-out phantoms, MS-SSIM diversity, an untrained baseline and a DDPM reference.")
             { checkpoint, classifier, json, perPrompt, guidance, steps, scheduler, compare, ddpmSteps, heldOut, noBaseline };
-        cmd.SetAction(parse => Cli.Run(() =>
+        cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var dir = parse.GetValue(checkpoint)!.FullName;
+            var jsonFile = parse.GetValue(json);
+            if (jsonFile is not null) AtomicFile.EnsureWritable(jsonFile.FullName, "--json");
             var pipeline = LatentDiffusionRuns.LoadPipeline(dir);
             var cfg = LatentDiffusionRuns.LoadConfig(dir);
             var proxyDir = parse.GetValue(classifier)?.FullName ?? DefaultClassifierDir(dir);
@@ -47,10 +49,10 @@ internal static class EvaluateCommand
             var result = DiffusionEvaluation.Run(pipeline, proxy, real, options, Console.WriteLine);
             Cli.Print(result.Summary());
             if (result.Trained.Adherence is { } a) Cli.Print(a.ToDataFrame());
-            if (parse.GetValue(json) is { } file)
+            if (jsonFile is not null)
             {
-                AtomicFile.WriteAllText(file.FullName, result.ToJson());
-                Console.WriteLine($"wrote {file.FullName}");
+                AtomicFile.WriteAllText(jsonFile.FullName, result.ToJson());
+                Console.WriteLine($"wrote {Cli.Escape(jsonFile.FullName)}");
             }
         }));
         return cmd;

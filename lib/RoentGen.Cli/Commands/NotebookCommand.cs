@@ -30,7 +30,7 @@ internal static class NotebookCommand
             input, output, parameters, keepGoing, timeout,
         };
         cmd.TreatUnmatchedTokensAsErrors = false;
-        cmd.SetAction(async (parse, ct) =>
+        cmd.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
         {
             if (parse.UnmatchedTokens.Count > 0) return Fail($"unexpected argument(s): {string.Join(" ", parse.UnmatchedTokens)} (see roentgen notebook run --help)");
             if (parse.GetValue(input) is not { } file) return Fail("which notebook? usage: roentgen notebook run IN.ipynb [--out OUT.ipynb] [-p name=value ...]");
@@ -45,6 +45,8 @@ internal static class NotebookCommand
             }
 
             var outPath = parse.GetValue(output)?.FullName ?? NotebookRunner.DefaultOutputPath(file.FullName);
+            OutputPaths.RefuseSame(file.FullName, "notebook", outPath, "--out");
+            AtomicFile.EnsureWritable(outPath, "--out");
             var log = Console.Out; // cells' console output is captured into the notebook; progress goes here
             var options = new NotebookRunOptions
             {
@@ -57,23 +59,15 @@ internal static class NotebookCommand
                 CellFinished = r => PrintCell(log, r),
             };
 
-            NotebookRunResult result;
-            try
-            {
-                log.WriteLine($"running {file.FullName}");
-                result = await new NotebookRunner(options).RunFileAsync(file.FullName, outPath, ct);
-            }
-            catch (Exception e) when (e is NotebookFormatException or NotebookParameterException or FileNotFoundException or KernelUnavailableException or DirectoryNotFoundException)
-            {
-                return Fail(e.Message);
-            }
+            log.WriteLine($"running {Cli.Escape(file.FullName)}");
+            var result = await new NotebookRunner(options).RunFileAsync(file.FullName, outPath, ct);
 
             var failed = result.Cells.Count(c => c.IsFailure);
             var ran = result.Cells.Count(c => c.Status is CellRunStatus.Succeeded or CellRunStatus.Failed or CellRunStatus.TimedOut);
-            log.WriteLine($"{ran} code cells run, {failed} failed; wrote {outPath}");
+            log.WriteLine($"{ran} code cells run, {failed} failed; wrote {Cli.Escape(outPath)}");
             if (failed > 0 && !options.KeepGoing) return 1;
             return 0;
-        });
+        }));
         return cmd;
     }
 
@@ -84,32 +78,25 @@ internal static class NotebookCommand
         var output = new Option<FileInfo?>("--out", "-o") { Description = "Where to write (default: apps/NAME.cs beside the notebook; NAME.html beside it for html)." };
         var project = new Option<FileInfo?>("--project") { Description = "RoentGen.Interactive.csproj for the app's #:project line (default: found above the notebook)." };
         var cmd = new Command("export", "Write a notebook as a C# file-based app, or an executed notebook as an HTML page.") { input, to, output, project };
-        cmd.SetAction(parse =>
+        cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             if (parse.GetValue(input) is not { } file) return Fail("which notebook? usage: roentgen notebook export NB.ipynb --to cs|html [--out FILE]");
             if (!file.Exists) return Fail($"notebook not found: {file.FullName}");
-            try
+            var kind = parse.GetValue(to);
+            string written;
+            if (kind == "cs")
             {
-                var kind = parse.GetValue(to);
-                string written;
-                if (kind == "cs")
-                {
-                    written = NotebookExport.ExportFile(file.FullName, parse.GetValue(output)?.FullName, parse.GetValue(project)?.FullName);
-                    Console.WriteLine($"wrote {written}; run it with: dotnet run {Path.GetRelativePath(Environment.CurrentDirectory, written)}");
-                }
-                else if (kind == "html")
-                {
-                    written = NotebookHtml.Write(file.FullName, parse.GetValue(output)?.FullName);
-                    Console.WriteLine($"wrote {written}");
-                }
-                else return Fail($"--to must be cs or html (got '{kind}')");
-                return 0;
+                written = NotebookExport.ExportFile(file.FullName, parse.GetValue(output)?.FullName, parse.GetValue(project)?.FullName);
+                Console.WriteLine(Cli.Escape($"wrote {written}; run it with: dotnet run {Path.GetRelativePath(Environment.CurrentDirectory, written)}"));
             }
-            catch (Exception e) when (e is NotebookFormatException or NotebookExportException or IOException)
+            else if (kind == "html")
             {
-                return Fail(e.Message);
+                written = NotebookHtml.Write(file.FullName, parse.GetValue(output)?.FullName);
+                Console.WriteLine($"wrote {Cli.Escape(written)}");
             }
-        });
+            else return Fail($"--to must be cs or html (got '{kind}')");
+            return 0;
+        }));
         return cmd;
     }
 
@@ -125,10 +112,10 @@ internal static class NotebookCommand
                 break;
             case CellRunStatus.Failed:
             case CellRunStatus.TimedOut:
-                log.WriteLine($"{(r.Status == CellRunStatus.Failed ? "FAILED" : "TIMED OUT")} ({time} s): {r.Message}");
+                log.WriteLine($"{(r.Status == CellRunStatus.Failed ? "FAILED" : "TIMED OUT")} ({time} s): {Cli.Escape(r.Message)}");
                 break;
             default:
-                log.WriteLine($"cell {r.Index + 1} {r.Status.ToString().ToLowerInvariant()}: {r.Message}");
+                log.WriteLine($"cell {r.Index + 1} {r.Status.ToString().ToLowerInvariant()}: {Cli.Escape(r.Message)}");
                 break;
         }
     }
@@ -155,9 +142,5 @@ internal static class NotebookCommand
         return true;
     }
 
-    private static int Fail(string message)
-    {
-        Console.Error.WriteLine($"error: {message}");
-        return 2;
-    }
+    private static int Fail(string message) => Cli.Fail(message);
 }

@@ -31,48 +31,32 @@ internal static class ProbeCommand
         var size = new Option<int?>("--size") { Description = "Image and mask side in pixels (default: the encoder's input size)." };
         var cmd = new Command("probe", "Judge a frozen image encoder with linear, k-NN, sex/age, segmentation and report-generation probes.")
             { encoder, data, target, json, n, size };
-        cmd.SetAction(parse =>
+        cmd.SetAction(parse => Cli.Run(parse, () =>
         {
-            ProbeSuiteOptions options;
-            try
-            {
-                var targets = parse.GetValue(target)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                    .Select(ProbeSuiteOptions.ParseTarget).ToList();
-                if (targets.Count == 0) throw new ArgumentException("--target names no probe");
-                if (parse.GetValue(n) is int count && count < 6) throw new ArgumentException($"--n must be at least 6 (train, validation and test need images), got {count}");
-                if (parse.GetValue(size) is int s && (s < 16 || s > 1024)) throw new ArgumentException($"--size must be between 16 and 1024 pixels, got {s}");
-                options = new ProbeSuiteOptions { Targets = targets };
-            }
-            catch (ArgumentException ex)
-            {
-                Console.Error.WriteLine($"error: {ex.Message}");
-                return 2;
-            }
-            ProbeResults results;
-            try
-            {
-                var enc = OpenEncoder(parse.GetValue(encoder)!, parse.GetValue(size));
-                int side = parse.GetValue(size) ?? enc.InputSize;
-                var source = parse.GetValue(data)!;
-                var probeData = string.Equals(source, "phantoms", StringComparison.OrdinalIgnoreCase)
-                    ? ProbeData.FromPhantoms(parse.GetValue(n) ?? 200, side)
-                    : ProbeData.FromCsv(source, side, limit: parse.GetValue(n));
-                AnsiConsole.MarkupLine($"[grey]{Markup.Escape(enc.Name)} on {Markup.Escape(probeData.Name)}: {probeData.Train.Count} train, {probeData.Validation.Count} validation, {probeData.Test.Count} test[/]");
-                results = ProbeSuite.Run(enc, probeData, options);
-            }
-            catch (Exception ex) when (ex is IOException or InvalidDataException or ArgumentException or DatasetFormatException or KeyNotFoundException or UnauthorizedAccessException)
-            {
-                Console.Error.WriteLine($"error: {ex.Message}");
-                return 1;
-            }
+            var targets = parse.GetValue(target)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(ProbeSuiteOptions.ParseTarget).ToList();
+            if (targets.Count == 0) throw new ArgumentException("--target names no probe");
+            if (parse.GetValue(n) is int count && count < 6) throw new ArgumentException($"--n must be at least 6 (train, validation and test need images), got {count}");
+            if (parse.GetValue(size) is int s && (s < 16 || s > 1024)) throw new ArgumentException($"--size must be between 16 and 1024 pixels, got {s}");
+            var options = new ProbeSuiteOptions { Targets = targets };
+            var jsonFile = parse.GetValue(json);
+            if (jsonFile is not null) AtomicFile.EnsureWritable(jsonFile.FullName, "--json");
+
+            var enc = OpenEncoder(parse.GetValue(encoder)!, parse.GetValue(size));
+            int side = parse.GetValue(size) ?? enc.InputSize;
+            var source = parse.GetValue(data)!;
+            var probeData = string.Equals(source, "phantoms", StringComparison.OrdinalIgnoreCase)
+                ? ProbeData.FromPhantoms(parse.GetValue(n) ?? 200, side)
+                : ProbeData.FromCsv(source, side, limit: parse.GetValue(n));
+            AnsiConsole.MarkupLine($"[grey]{Markup.Escape(Cli.Escape(enc.Name))} on {Markup.Escape(Cli.Escape(probeData.Name))}: {probeData.Train.Count} train, {probeData.Validation.Count} validation, {probeData.Test.Count} test[/]");
+            var results = ProbeSuite.Run(enc, probeData, options);
             Print(results);
-            if (parse.GetValue(json) is { } file)
+            if (jsonFile is not null)
             {
-                AtomicFile.WriteAllText(file.FullName, results.ToJson());
-                Console.WriteLine($"wrote {file.FullName}");
+                AtomicFile.WriteAllText(jsonFile.FullName, results.ToJson());
+                Console.WriteLine($"wrote {Cli.Escape(jsonFile.FullName)}");
             }
-            return 0;
-        });
+        }));
         return cmd;
     }
 
@@ -92,8 +76,8 @@ internal static class ProbeCommand
     {
         var table = new Table().AddColumn("probe").AddColumn("metric").AddColumn("value", c => c.RightAligned());
         foreach (var m in r.Metrics)
-            table.AddRow(Markup.Escape(m.Probe), Markup.Escape(m.Metric), double.IsFinite(m.Value) ? m.Value.ToString("0.###") : "n/a");
-        foreach (var (probe, why) in r.NotAvailable) table.AddRow(Markup.Escape(probe), "", Markup.Escape(why));
+            table.AddRow(Markup.Escape(Cli.Escape(m.Probe)), Markup.Escape(Cli.Escape(m.Metric)), double.IsFinite(m.Value) ? m.Value.ToString("0.###") : "n/a");
+        foreach (var (probe, why) in r.NotAvailable) table.AddRow(Markup.Escape(Cli.Escape(probe)), "", Markup.Escape(Cli.Escape(why)));
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine($"[grey]{r.Seconds:0.#} s[/]");
     }

@@ -15,7 +15,7 @@ internal static class QuickstartCommand
         var preset = new Option<string>("--preset") { Description = "quick (the full job, about 20 minutes on 2 cores) or tiny (a smoke check in about a minute; numbers meaningless).", DefaultValueFactory = _ => "quick" };
         var cmd = new Command("quickstart", "The main job: build the CXR world, train a text-to-CXR latent diffusion model, sample and evaluate it, run the quick notebooks, write report.html and metrics.json.")
             { output, n, noNotebooks, noDiffusion, preset };
-        cmd.SetAction(async (parse, ct) =>
+        cmd.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
         {
             var root = RepositoryRoot();
             var options = new QuickstartOptions
@@ -30,14 +30,13 @@ internal static class QuickstartCommand
                 case "quick": break;
                 case "tiny": options = Quickstart.TinyOptions(options); break;
                 case var p:
-                    Console.Error.WriteLine($"error: unknown preset '{p}'; expected quick or tiny");
-                    return 2;
+                    return Cli.Fail($"unknown preset '{p}'; expected quick or tiny");
             }
             options = options with { Diffusion = !parse.GetValue(noDiffusion) };
             var result = await Quickstart.RunAsync(options);
             Console.WriteLine($"done in {result.Seconds:F0} s: {options.OutputDir}/report.html, metrics.json");
             return result.Notebooks.Values.All(ok => ok) ? 0 : 1;
-        });
+        }));
         return cmd;
     }
 

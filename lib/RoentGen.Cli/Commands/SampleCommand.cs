@@ -19,8 +19,10 @@ internal static class SampleCommand
         var n = new Option<int>("--n") { Description = "Images per prompt.", DefaultValueFactory = _ => 4 };
         var output = new Option<FileInfo>("--out") { Description = "PNG grid to write.", Required = true };
         var cmd = new Command("sample", "Generate chest X-rays from text with a trained latent diffusion model.") { checkpoint, prompt, negative, guidance, steps, scheduler, seed, n, output };
-        cmd.SetAction(parse => Cli.Run(() =>
+        cmd.SetAction(parse => Cli.Run(parse, () =>
         {
+            var file = parse.GetValue(output)!;
+            RoentGen.Platform.AtomicFile.EnsureWritable(file.FullName, "--out");
             var pipe = LatentDiffusionRuns.LoadPipeline(parse.GetValue(checkpoint)!.FullName);
             int perPrompt = parse.GetValue(n);
             if (perPrompt < 1) throw new ArgumentException("--n must be at least 1");
@@ -32,9 +34,8 @@ internal static class SampleCommand
             };
             var images = pipe.SampleWithProgress(request, "sampling");
             var grid = ImageGrid.FromTensor(images, columns: perPrompt, captions: prompts);
-            var file = parse.GetValue(output)!;
             RoentGen.Platform.AtomicFile.WriteAllBytes(file.FullName, grid.ToPng());
-            Console.WriteLine($"wrote {prompts.Count} images to {file.FullName}");
+            Console.WriteLine($"wrote {prompts.Count} images to {Cli.Escape(file.FullName)}");
         }));
         return cmd;
     }

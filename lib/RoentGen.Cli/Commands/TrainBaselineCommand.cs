@@ -76,29 +76,15 @@ internal static class TrainBaselineCommand
         var phantoms = new Option<int?>("--phantoms") { Description = "Training phantoms (overrides the config; with --data phantoms)." };
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads." };
         var cmd = new Command(name, description) { preset, config, data, output, steps, phantoms, threads };
-        cmd.SetAction(parse =>
+        cmd.SetAction(parse => Cli.Run(parse, () =>
         {
-            try
-            {
-                if (parse.GetValue(threads) is int t)
-                {
-                    if (t < 1) throw new ArgumentException($"--threads must be at least 1, got {t}");
-                    TorchSharp.torch.set_num_threads(t);
-                }
-                var r = run(parse.GetValue(preset)!, parse.GetValue(config), parse.GetValue(steps), parse.GetValue(phantoms), parse.GetValue(data)!, parse.GetValue(output)!);
-                LossPage.WriteFromFigureFile(r.Folder);
-                Console.WriteLine(r.TrainedNow
-                    ? $"done: {r.Steps} steps in {r.Seconds:F0} s, final loss {r.FinalLoss:F4}; encoder in {r.EncoderFolder}"
-                    : $"nothing to do: {r.EncoderFolder} already holds the {r.Steps}-step encoder");
-                return 0;
-            }
-            catch (Exception ex) when (ex is ArgumentException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException
-                                       or DatasetFormatException or StateDictMismatchException or InvalidOperationException)
-            {
-                Console.Error.WriteLine($"error: {ex.Message}");
-                return 1;
-            }
-        });
+            Cli.SetThreads(parse.GetValue(threads));
+            var r = run(parse.GetValue(preset)!, parse.GetValue(config), parse.GetValue(steps), parse.GetValue(phantoms), parse.GetValue(data)!, parse.GetValue(output)!);
+            LossPage.WriteFromFigureFile(r.Folder);
+            Console.WriteLine(r.TrainedNow
+                ? $"done: {r.Steps} steps in {r.Seconds:F0} s, final loss {r.FinalLoss:F4}; encoder in {r.EncoderFolder}"
+                : $"nothing to do: {r.EncoderFolder} already holds the {r.Steps}-step encoder");
+        }));
         return cmd;
     }
 }

@@ -36,7 +36,7 @@ internal static class TrainCommand
     {
         var (preset, config, output, data) = CommonOptions();
         var cmd = new Command("vae", "Train the autoencoder and measure its latent scaling factor.") { preset, config, output, data };
-        cmd.SetAction(parse => Cli.Run(() =>
+        cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var cfg = Resolve(parse.GetValue(preset)!, parse.GetValue(config));
             var dir = parse.GetValue(output)!.FullName;
@@ -51,7 +51,7 @@ internal static class TrainCommand
         var (preset, config, output, data) = CommonOptions();
         var frozen = new Option<bool>("--freeze-text-encoder") { Description = "Train the UNet only (RoentGen's ablation baseline)." };
         var cmd = new Command("ldm", "Train the text-conditioned latent diffusion model (and its VAE first when the experiment trains one and has not yet).") { preset, config, output, data, frozen };
-        cmd.SetAction(parse => Cli.Run(() =>
+        cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var cfg = Resolve(parse.GetValue(preset)!, parse.GetValue(config));
             if (parse.GetValue(frozen)) cfg = cfg with { TrainTextEncoder = false };

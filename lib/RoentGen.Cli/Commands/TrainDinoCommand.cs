@@ -29,24 +29,11 @@ internal static class TrainDinoCommand
         {
             preset, config, data, output, steps, threads,
         };
-        cmd.SetAction(parse =>
+        cmd.SetAction(parse => Cli.Run(parse, () =>
         {
-            try
-            {
-                if (parse.GetValue(threads) is int t)
-                {
-                    if (t < 1) throw new ArgumentException($"--threads must be at least 1, got {t}");
-                    TorchSharp.torch.set_num_threads(t);
-                }
-                return Run(parse.GetValue(preset)!, parse.GetValue(config), parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(steps));
-            }
-            catch (Exception ex) when (ex is ArgumentException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException
-                                       or DatasetFormatException or StateDictMismatchException or InvalidOperationException)
-            {
-                Console.Error.WriteLine($"error: {ex.Message}");
-                return 1;
-            }
-        });
+            Cli.SetThreads(parse.GetValue(threads));
+            return Run(parse.GetValue(preset)!, parse.GetValue(config), parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(steps));
+        }));
         return cmd;
     }
 

@@ -8,6 +8,34 @@ namespace RoentGen.Interactive.Notebooks;
 /// <summary>The kernel process could not be found, started, or talked to; the message says which and what to do.</summary>
 public sealed class KernelUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
 
+/// <summary>
+/// The kernel process died while a command ran: the cell called <c>Environment.Exit</c>, overflowed its stack, threw on a
+/// background thread, or the process was killed. The message says so, with the exit code and the reason when known.
+/// </summary>
+public sealed class KernelDiedException : Exception
+{
+    /// <summary>Creates the exception from what is known about the death.</summary>
+    /// <param name="exitCode">The kernel's exit code as text ("unknown" when it could not be read).</param>
+    /// <param name="reason">Why it died, from its standard error (null when it did not say).</param>
+    /// <param name="standardError">The tail of the kernel's standard error.</param>
+    public KernelDiedException(string exitCode, string? reason, string standardError)
+        : base($"the kernel died during the cell (exit code {exitCode}{(reason is null ? "" : $": {reason}")}); the cells after it were not run")
+    {
+        ExitCode = exitCode;
+        Reason = reason;
+        StandardError = standardError;
+    }
+
+    /// <summary>The kernel's exit code as text.</summary>
+    public string ExitCode { get; }
+
+    /// <summary>Why it died when its standard error says so (a stack overflow, an unhandled exception), else null.</summary>
+    public string? Reason { get; }
+
+    /// <summary>The tail of what the kernel wrote on standard error.</summary>
+    public string StandardError { get; }
+}
+
 /// <summary>One event of the kernel about a submitted command, as the kernel wrote it.</summary>
 /// <param name="EventType">The .NET Interactive event type, e.g. <c>StandardOutputValueProduced</c>.</param>
 /// <param name="Event">The event's own fields (formattedValues, valueId, message, ...).</param>
@@ -144,7 +172,8 @@ public sealed class KernelProcess : IAsyncDisposable, IDisposable
     /// (<c>CommandSucceeded</c> or <c>CommandFailed</c>); every event produced on the way goes to <paramref name="onEvent"/>.
     /// </summary>
     /// <exception cref="TimeoutException">The command did not finish in time; the kernel has been killed.</exception>
-    /// <exception cref="KernelUnavailableException">The kernel exited before the command finished.</exception>
+    /// <exception cref="KernelDiedException">The kernel exited before the command finished.</exception>
+    /// <exception cref="KernelUnavailableException">The kernel was not running when the command was sent.</exception>
     public async Task<KernelEvent> SubmitCodeAsync(string code, string kernelName, Action<KernelEvent> onEvent,
         TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
@@ -212,7 +241,27 @@ public sealed class KernelProcess : IAsyncDisposable, IDisposable
         lock (_gate) left = _pending.Values.ToList();
         try { await _process.WaitForExitAsync().ConfigureAwait(false); } catch (InvalidOperationException) { }
         foreach (var p in left)
-            p.Done.TrySetException(new KernelUnavailableException($"the kernel process exited (code {ExitCodeText()}) before the cell finished: {LastError()}"));
+            p.Done.TrySetException(new KernelDiedException(ExitCodeText(), DeathReason(StandardError), LastError()));
+    }
+
+    /// <summary>
+    /// Why the kernel died, when its standard error says so: a stack overflow, or the unhandled exception (e.g. one thrown
+    /// on a background thread) that .NET reports as "Unhandled exception. TYPE: message"; null when it does not say.
+    /// </summary>
+    internal static string? DeathReason(string standardError)
+    {
+        var lines = standardError.Replace("\r", "").Split('\n');
+        if (lines.Any(l => l.Contains("Stack overflow", StringComparison.OrdinalIgnoreCase)))
+            return "stack overflow";
+        foreach (var line in lines)
+        {
+            const string unhandled = "Unhandled exception. ";
+            var at = line.IndexOf(unhandled, StringComparison.Ordinal);
+            if (at < 0) continue;
+            var what = line[(at + unhandled.Length)..].Trim();
+            return "unhandled exception " + (what.Length > 300 ? what[..300] + "..." : what);
+        }
+        return null;
     }
 
     private string ExitCodeText()
@@ -240,7 +289,7 @@ public sealed class KernelProcess : IAsyncDisposable, IDisposable
     {
         try { _process.StandardInput.Close(); } catch (IOException) { }
         Kill();
-        try { await _reader.ConfigureAwait(false); } catch (KernelUnavailableException) { }
+        try { await _reader.ConfigureAwait(false); } catch (Exception e) when (e is KernelUnavailableException or KernelDiedException) { }
         _process.Dispose();
     }
 

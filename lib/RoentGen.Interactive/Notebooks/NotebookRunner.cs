@@ -98,6 +98,7 @@ public sealed class NotebookRunner
         try
         {
             var final = await kernel.SubmitCodeAsync(cell.Source, kernelName, outputs.Add, Options.TimeoutPerCell, ct).ConfigureAwait(false);
+            outputs.Complete();
             if (final.EventType == "CommandSucceeded") return (CellRunStatus.Succeeded, null);
             var message = final.Event["message"]?.GetValue<string>() ?? "the cell failed";
             outputs.AddError(message);
@@ -105,12 +106,25 @@ public sealed class NotebookRunner
         }
         catch (TimeoutException e)
         {
+            outputs.Complete();
             var message = $"cell {cellNumber}: {e.Message}";
             cell.Outputs.Add(NotebookOutput.Error("TimeoutError", message, [message]));
             return (CellRunStatus.TimedOut, message);
         }
+        catch (KernelDiedException e)
+        {
+            // Environment.Exit, a stack overflow or an exception on a background thread ends the kernel process: the cell
+            // is failed with what the kernel said on the way out, and the notebook is still written.
+            outputs.Complete();
+            var message = $"cell {cellNumber}: {e.Message}";
+            var trace = new List<string> { message };
+            if (e.StandardError.Length > 0) trace.AddRange(e.StandardError.Replace("\r", "").Split('\n'));
+            cell.Outputs.Add(NotebookOutput.Error("KernelExited", message, trace));
+            return (CellRunStatus.Failed, message);
+        }
         catch (KernelUnavailableException e)
         {
+            outputs.Complete();
             var message = $"cell {cellNumber}: {e.Message}";
             cell.Outputs.Add(NotebookOutput.Error("KernelExited", message, [message]));
             return (CellRunStatus.Failed, message);
@@ -130,11 +144,16 @@ public sealed class NotebookRunner
         private readonly object _gate = new();
         private readonly HashSet<string> _errors = new(StringComparer.Ordinal);
         private readonly HashSet<NotebookOutput> _claimed = new(ReferenceEqualityComparer.Instance);
+        // The open stream output and its text so far: appending to a builder keeps capture linear in the output size
+        // (string concatenation per event made 100k printed lines quadratic).
+        private NotebookOutput? _stream;
+        private readonly System.Text.StringBuilder _streamText = new();
 
         public void Add(KernelEvent e)
         {
             lock (_gate)
             {
+                if (e.EventType is not ("StandardOutputValueProduced" or "StandardErrorValueProduced")) CloseStream();
                 switch (e.EventType)
                 {
                     case "StandardOutputValueProduced":
@@ -187,6 +206,7 @@ public sealed class NotebookRunner
         {
             lock (_gate)
             {
+                CloseStream();
                 if (!_errors.Add(message)) return;
                 var lines = message.Replace("\r", "").Split('\n').ToList();
                 var first = lines[0].Trim();
@@ -201,10 +221,36 @@ public sealed class NotebookRunner
         private void Stream(string name, string text)
         {
             if (text.Length == 0) return;
+            if (_stream is not null && cell.Outputs.Count > 0 && ReferenceEquals(cell.Outputs[^1], _stream) && _stream.Name == name)
+            {
+                _streamText.Append(text);
+                return;
+            }
+            CloseStream();
             if (cell.Outputs.Count > 0 && cell.Outputs[^1] is { OutputType: "stream" } last && last.Name == name)
-                last.Text += text;
-            else
-                cell.Outputs.Add(NotebookOutput.Stream(name, text));
+            {
+                _stream = last;
+                _streamText.Append(last.Text).Append(text);
+                return;
+            }
+            _stream = NotebookOutput.Stream(name, "");
+            _streamText.Append(text);
+            cell.Outputs.Add(_stream);
+        }
+
+        // Writes the open stream's text into its output.
+        private void CloseStream()
+        {
+            if (_stream is null) return;
+            _stream.Text = _streamText.ToString();
+            _stream = null;
+            _streamText.Clear();
+        }
+
+        /// <summary>Writes pending stream text into the cell's outputs; called when the cell ends, however it ends.</summary>
+        public void Complete()
+        {
+            lock (_gate) CloseStream();
         }
 
         private static string PlainText(JsonObject e) =>

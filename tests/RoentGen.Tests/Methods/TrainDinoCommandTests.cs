@@ -79,9 +79,9 @@ public class TrainDinoCommandTests
         Console.SetError(errors);
         try
         {
-            Assert.Equal(1, Invoke("--preset", "enormous", "--data", "phantoms", "--out", Path.Combine(dir, "a")));
-            Assert.Equal(1, Invoke("--data", Path.Combine(dir, "no-such-folder"), "--out", Path.Combine(dir, "b"), "--steps", "1"));
-            Assert.Equal(1, Invoke("--config", Path.Combine(dir, "missing.json"), "--data", "phantoms", "--out", Path.Combine(dir, "c")));
+            Assert.Equal(2, Invoke("--preset", "enormous", "--data", "phantoms", "--out", Path.Combine(dir, "a")));
+            Assert.Equal(2, Invoke("--data", Path.Combine(dir, "no-such-folder"), "--out", Path.Combine(dir, "b"), "--steps", "1"));
+            Assert.Equal(2, Invoke("--config", Path.Combine(dir, "missing.json"), "--data", "phantoms", "--out", Path.Combine(dir, "c")));
         }
         finally { Console.SetError(old); }
         var text = errors.ToString();

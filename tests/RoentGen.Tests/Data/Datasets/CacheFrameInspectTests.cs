@@ -102,7 +102,7 @@ public class CacheFrameInspectTests
         var cmd = (Command)type.GetMethod("Build")!.Invoke(null, null)!;
         Assert.Equal("inspect", cmd.Name);
         var root = new RootCommand { cmd };
-        Assert.Equal(1, root.Parse(["inspect", Path.Combine(TestPaths.NewTempDir("empty"), "nothing")]).Invoke());
+        Assert.Equal(2, root.Parse(["inspect", Path.Combine(TestPaths.NewTempDir("empty"), "nothing")]).Invoke());
         var fixture = Fixtures.Generic();
         Assert.Equal(0, root.Parse(["inspect", fixture]).Invoke());            // tables
         Assert.Equal(0, root.Parse(["inspect", fixture, "--json"]).Invoke());  // JSON
