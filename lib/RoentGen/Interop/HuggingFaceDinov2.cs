@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using RoentGen.Platform;
 using RoentGen.Vision;
 using static TorchSharp.torch;
 
@@ -93,7 +94,7 @@ public static class HuggingFaceDinov2
         JsonObject o;
         try
         {
-            o = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject
+            o = JsonNode.Parse(InputFile.ReadAllText(configPath, 1 << 20, "config")) as JsonObject
                 ?? throw new InvalidDataException($"{configPath}: expected a JSON object");
         }
         catch (JsonException e) { throw new InvalidDataException($"{configPath}: not valid JSON: {e.Message}", e); }
@@ -166,6 +167,7 @@ public static class HuggingFaceDinov2
         var config = ReadConfig(configPath);
         var normalization = ReadNormalization(Path.Combine(folder, PreprocessorFileName));
         var files = WeightFiles(folder);
+        RoentGen.Nn.ModelSize.CheckAgainstWeights(configPath, config.ParameterCount(), files);
         var model = new VisionTransformer(config);
         var loaded = new List<SafeTensorsFile>();
         try
