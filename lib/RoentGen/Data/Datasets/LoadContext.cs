@@ -23,7 +23,7 @@ internal sealed partial class LoadContext(LoadOptions options)
         foreach (var row in rows)
         {
             if (Full) return;
-            Guard(row.Table.Path, row.Line, () => make(row));
+            Guard(row.Table.Path, row.Line, () => row.IsShort ? throw row.ShortRowError() : make(row));
         }
     }
 
