@@ -36,10 +36,11 @@ internal static class CheckRealCommand
         var epochs = new Option<int>("--epochs") { Description = "Segmentation head epochs per fold.", DefaultValueFactory = _ => 60 };
         var seed = new Option<int>("--seed") { Description = "Seed of the folds, the heads and the random encoder.", DefaultValueFactory = _ => 0 };
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads." };
+        var outside = new Option<bool>("--allow-outside-root") { Description = "Accept image and mask paths outside the dataset's folder." };
         var cmd = new Command("check-real",
             "Probe frozen encoders on a small real sample: leave-one-out k-NN (e.g. tuberculosis vs normal) and cross-validated Dice from its masks, next to random init.")
         {
-            data, comparison, encoders, random, json, positive, allNegatives, k, folds, epochs, seed, threads,
+            data, comparison, encoders, random, json, positive, allNegatives, k, folds, epochs, seed, threads, outside,
         };
         cmd.SetAction(parse =>
         {
@@ -48,12 +49,12 @@ internal static class CheckRealCommand
                 if (parse.GetValue(threads) is int t)
                 {
                     if (t < 1) throw new ArgumentException($"--threads must be at least 1, got {t}");
-                    TorchSharp.torch.set_num_threads(t);
+                    RoentGen.Platform.TorchThreads.Set(t);
                 }
                 var options = new RealDataCheckOptions
                 {
                     PositiveLabel = parse.GetValue(positive)!, NegativesFromAllDatasets = parse.GetValue(allNegatives), K = parse.GetValue(k),
-                    Folds = parse.GetValue(folds), SegmentationEpochs = parse.GetValue(epochs), Seed = parse.GetValue(seed),
+                    Folds = parse.GetValue(folds), SegmentationEpochs = parse.GetValue(epochs), Seed = parse.GetValue(seed), AllowOutsideRoot = parse.GetValue(outside),
                 };
                 options.Validate();
                 var list = OpenEncoders(parse.GetValue(comparison), parse.GetValue(encoders) ?? [], parse.GetValue(random), options.Seed);

@@ -38,7 +38,7 @@ internal static class CompareEncodersCommand
             if (parse.GetValue(Threads) is int t)
             {
                 if (t < 1) throw new ArgumentException($"--threads must be at least 1, got {t}");
-                TorchSharp.torch.set_num_threads(t);
+                RoentGen.Platform.TorchThreads.Set(t);
             }
             var preset = parse.GetValue(Preset)!;
             var cfg = parse.GetValue(Config) is string path ? EncoderComparisonConfig.Load(path) : EncoderComparisonConfig.FromPreset(preset);

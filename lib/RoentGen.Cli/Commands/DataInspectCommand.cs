@@ -11,13 +11,14 @@ internal static class DataInspectCommand
     {
         var path = new Argument<string>("path") { Description = "A labels.csv in the generic layout, or a folder holding one." };
         var json = new Option<bool>("--json") { Description = "Print the summary as JSON to standard output instead of tables." };
-        var cmd = new Command("inspect", "Count records, labels, sexes, ages, views, masks and missing images of a dataset.") { path, json };
+        var outside = new Option<bool>("--allow-outside-root") { Description = "Accept image and mask paths outside the dataset's folder." };
+        var cmd = new Command("inspect", "Count records, labels, sexes, ages, views, masks and missing images of a dataset.") { path, json, outside };
         cmd.SetAction(parse =>
         {
             DatasetSummary s;
             try
             {
-                s = DatasetInspection.InspectCsv(parse.GetValue(path)!);
+                s = DatasetInspection.InspectCsv(parse.GetValue(path)!, parse.GetValue(outside));
             }
             catch (Exception ex) when (ex is DatasetFormatException or FileNotFoundException)
             {

@@ -83,7 +83,7 @@ internal static class TrainBaselineCommand
                 if (parse.GetValue(threads) is int t)
                 {
                     if (t < 1) throw new ArgumentException($"--threads must be at least 1, got {t}");
-                    TorchSharp.torch.set_num_threads(t);
+                    RoentGen.Platform.TorchThreads.Set(t);
                 }
                 var r = run(parse.GetValue(preset)!, parse.GetValue(config), parse.GetValue(steps), parse.GetValue(phantoms), parse.GetValue(data)!, parse.GetValue(output)!);
                 LossPage.WriteFromFigureFile(r.Folder);

@@ -36,7 +36,7 @@ internal static class TrainDinoCommand
                 if (parse.GetValue(threads) is int t)
                 {
                     if (t < 1) throw new ArgumentException($"--threads must be at least 1, got {t}");
-                    TorchSharp.torch.set_num_threads(t);
+                    RoentGen.Platform.TorchThreads.Set(t);
                 }
                 return Run(parse.GetValue(preset)!, parse.GetValue(config), parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(steps));
             }

@@ -4,6 +4,7 @@ using RoentGen.Data.Datasets;
 namespace RoentGen.Tests.Data.Datasets;
 
 // Issue #12, root cause 6: paths in a labels.csv stay inside the dataset's folder.
+[Collection(ProcessStateCollection.Name)]
 public class DataRootTests : IDisposable
 {
     private readonly string _root = TestPaths.NewTempDir("data-root");
@@ -80,5 +81,27 @@ public class DataRootTests : IDisposable
         File.WriteAllText(Path.Combine(_data, "labels.csv"), "file,sex\na.png,\u001b]0;pwned\u0007\n");
         e = Assert.Throws<DatasetFormatException>(() => GenericCsvLoader.Load(_data));
         Assert.Contains("unknown sex '\\e]0;pwned\\u{0007}'", e.Message);
+    }
+
+    [Fact]
+    public void Cli_data_inspect_takes_allow_outside_root()
+    {
+        Csv("../secret.png,\n");
+        var type = Type.GetType("RoentGen.Cli.Commands.DataInspectCommand, RoentGen.Cli")!;
+        var root = new System.CommandLine.RootCommand { (System.CommandLine.Command)type.GetMethod("Build")!.Invoke(null, null)! };
+        var output = Console.Out;
+        try
+        {
+            var plain = new StringWriter();
+            Console.SetOut(plain);
+            Assert.Equal(0, root.Parse(["inspect", _data, "--json"]).Invoke());
+            var allowed = new StringWriter();
+            Console.SetOut(allowed);
+            Assert.Equal(0, root.Parse(["inspect", _data, "--json", "--allow-outside-root"]).Invoke());
+            Assert.Equal(1, DatasetSummary.FromJson(plain.ToString()).Records);
+            Assert.Equal(1, DatasetSummary.FromJson(plain.ToString()).Skipped);
+            Assert.Equal(2, DatasetSummary.FromJson(allowed.ToString()).Records);
+        }
+        finally { Console.SetOut(output); }
     }
 }
