@@ -171,4 +171,25 @@ public class ModelSizeTests : IDisposable
         var e2 = Assert.Throws<InvalidDataException>(() => VitEncoder.Load(folder));
         Assert.Contains("non-finite", e2.Message);
     }
+
+    [Fact]
+    public void A_saved_ldm_whose_index_is_cut_short_or_out_of_range_is_refused_naming_the_index()
+    {
+        var dir = Path.Combine(_dir, "ldm");
+        var cfg = LdmExperimentConfig.Tiny;
+        var vaeDir = Path.Combine(_dir, "vae-part");
+        using (var vae = new AutoencoderKL(cfg.Vae)) Checkpoint.Save(vaeDir, vae, cfg.Vae);
+        LatentDiffusionModel.Build(cfg, ["small left pleural effusion", "no pneumothorax", "cardiomegaly"], vaeDir).Save(dir);
+        var index = Path.Combine(dir, "model_index.json");
+        var json = File.ReadAllText(index);
+        Assert.Contains("\"LatentSize\": 16", json);
+        File.WriteAllText(index, json.Replace("\"LatentSize\": 16", "\"LatentSize\": 1000000000"));
+        var e = Assert.Throws<InvalidDataException>(() => LatentDiffusionModel.Load(dir));
+        Assert.Contains($"{index}: LatentSize is 1000000000; expected 1 to 1024", e.Message);
+        File.WriteAllText(index, json[..(json.Length / 2)]);
+        e = Assert.Throws<InvalidDataException>(() => LatentDiffusionModel.Load(dir));
+        Assert.Contains($"{index}: not a valid model index", e.Message);
+        File.WriteAllText(index, json);
+        Assert.Equal(16, LatentDiffusionModel.Load(dir).LatentSize);
+    }
 }
