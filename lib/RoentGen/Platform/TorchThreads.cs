@@ -7,11 +7,11 @@ public static class TorchThreads
     public static int Max => 4 * Environment.ProcessorCount;
 
     /// <summary>Sets the intra-op thread count after checking it is 1 to <see cref="Max"/>.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">Out of range; the message gives the range and the CPU count.</exception>
+    /// <exception cref="ArgumentException">Out of range; the message gives the range and the CPU count.</exception>
     public static void Set(int threads)
     {
         if (threads < 1 || threads > Max)
-            throw new ArgumentOutOfRangeException(nameof(threads), threads,
+            throw new ArgumentException(
                 $"threads must be 1 to {Max} (four per logical CPU; this machine has {Environment.ProcessorCount}), got {threads}");
         TorchSharp.torch.set_num_threads(threads);
     }
