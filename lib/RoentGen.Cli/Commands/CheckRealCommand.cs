@@ -37,10 +37,11 @@ internal static class CheckRealCommand
         var epochs = new Option<int>("--epochs") { Description = "Segmentation head epochs per fold.", DefaultValueFactory = _ => 60 };
         var seed = new Option<int>("--seed") { Description = "Seed of the folds, the heads and the random encoder.", DefaultValueFactory = _ => 0 };
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads." };
+        var outside = new Option<bool>("--allow-outside-root") { Description = "Accept image and mask paths outside the dataset's folder." };
         var cmd = new Command("check-real",
             "Probe frozen encoders on a small real sample: leave-one-out k-NN (e.g. tuberculosis vs normal) and cross-validated Dice from its masks, next to random init.")
         {
-            data, comparison, encoders, random, json, positive, allNegatives, k, folds, epochs, seed, threads,
+            data, comparison, encoders, random, json, positive, allNegatives, k, folds, epochs, seed, threads, outside,
         };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
@@ -48,7 +49,7 @@ internal static class CheckRealCommand
             var options = new RealDataCheckOptions
             {
                 PositiveLabel = parse.GetValue(positive)!, NegativesFromAllDatasets = parse.GetValue(allNegatives), K = parse.GetValue(k),
-                Folds = parse.GetValue(folds), SegmentationEpochs = parse.GetValue(epochs), Seed = parse.GetValue(seed),
+                Folds = parse.GetValue(folds), SegmentationEpochs = parse.GetValue(epochs), Seed = parse.GetValue(seed), AllowOutsideRoot = parse.GetValue(outside),
             };
             options.Validate();
             var jsonFile = parse.GetValue(json);

@@ -102,17 +102,12 @@ internal static class Cli
         return UserError;
     }
 
-    /// <summary>The most libtorch intra-op threads a verb accepts (far more spin and wait on each other; 100000 hangs).</summary>
-    public static int MaxThreads => Math.Max(256, 4 * Environment.ProcessorCount);
-
-    /// <summary>Applies a <c>--threads</c> value (null: libtorch's default), after checking it is between 1 and <see cref="MaxThreads"/>.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">The value is out of range.</exception>
+    /// <summary>Applies a <c>--threads</c> value (null: libtorch's default), after the library checks it (1 to <see cref="RoentGen.Platform.TorchThreads.Max"/>).</summary>
+    /// <exception cref="ArgumentException">The value is out of range.</exception>
     public static void SetThreads(int? threads)
     {
         if (threads is not int t) return;
-        if (t < 1 || t > MaxThreads)
-            throw new ArgumentOutOfRangeException("--threads", t, $"--threads must be between 1 and {MaxThreads}, got {t}");
-        TorchSharp.torch.set_num_threads(t);
+        RoentGen.Platform.TorchThreads.Set(t);
     }
 
     private static bool IsVerbose(ParseResult parse) => parse.GetResult(Verbose) is not null && parse.GetValue(Verbose);

@@ -11,10 +11,11 @@ internal static class DataInspectCommand
     {
         var path = new Argument<string>("path") { Description = "A labels.csv in the generic layout, or a folder holding one." };
         var json = new Option<bool>("--json") { Description = "Print the summary as JSON to standard output instead of tables." };
-        var cmd = new Command("inspect", "Count records, labels, sexes, ages, views, masks and missing images of a dataset.") { path, json };
+        var outside = new Option<bool>("--allow-outside-root") { Description = "Accept image and mask paths outside the dataset's folder." };
+        var cmd = new Command("inspect", "Count records, labels, sexes, ages, views, masks and missing images of a dataset.") { path, json, outside };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
-            var s = DatasetInspection.InspectCsv(parse.GetValue(path)!);
+            var s = DatasetInspection.InspectCsv(parse.GetValue(path)!, parse.GetValue(outside));
             if (parse.GetValue(json)) Console.WriteLine(s.ToJson());
             else Print(s);
         }));

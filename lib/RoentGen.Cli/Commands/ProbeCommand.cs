@@ -28,9 +28,10 @@ internal static class ProbeCommand
         };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results as JSON to this file." };
         var n = new Option<int?>("--n") { Description = "Phantom cases to generate (default 200), or the most labels.csv rows to read (default: all)." };
+        var outside = new Option<bool>("--allow-outside-root") { Description = "Accept image and mask paths outside the dataset's folder." };
         var size = new Option<int?>("--size") { Description = "Image and mask side in pixels (default: the encoder's input size)." };
         var cmd = new Command("probe", "Judge a frozen image encoder with linear, k-NN, sex/age, segmentation and report-generation probes.")
-            { encoder, data, target, json, n, size };
+            { encoder, data, target, json, n, size, outside };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var targets = parse.GetValue(target)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
@@ -47,7 +48,7 @@ internal static class ProbeCommand
             var source = parse.GetValue(data)!;
             var probeData = string.Equals(source, "phantoms", StringComparison.OrdinalIgnoreCase)
                 ? ProbeData.FromPhantoms(parse.GetValue(n) ?? 200, side)
-                : ProbeData.FromCsv(source, side, limit: parse.GetValue(n));
+                : ProbeData.FromCsv(source, side, limit: parse.GetValue(n), allowOutsideRoot: parse.GetValue(outside));
             AnsiConsole.MarkupLine($"[grey]{Markup.Escape(Cli.Escape(enc.Name))} on {Markup.Escape(Cli.Escape(probeData.Name))}: {probeData.Train.Count} train, {probeData.Validation.Count} validation, {probeData.Test.Count} test[/]");
             var results = ProbeSuite.Run(enc, probeData, options);
             Print(results);

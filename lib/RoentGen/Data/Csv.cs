@@ -12,7 +12,7 @@ public sealed class CsvRow
         _index = index; Fields = fields; LineNumber = lineNumber; Source = source;
     }
 
-    /// <summary>The fields in column order (a short row is padded with empty strings).</summary>
+    /// <summary>The fields in column order (as many as the header has: a short row is an error, never padded).</summary>
     public string[] Fields { get; }
     /// <summary>1-based line number in the file where the row starts.</summary>
     public int LineNumber { get; }
@@ -36,10 +36,13 @@ public sealed class CsvRow
 /// <summary>A CSV file read whole: its header and its rows.</summary>
 public sealed class CsvTable
 {
-    internal CsvTable(string[] header, List<CsvRow> rows, string source)
+    internal CsvTable(string[] header, List<CsvRow> rows, string source, IReadOnlyList<int>? skippedLines = null)
     {
-        Header = header; Rows = rows; Source = source;
+        Header = header; Rows = rows; Source = source; SkippedLines = skippedLines ?? [];
     }
+
+    /// <summary>Lines of rows left out because they had fewer fields than the header (only when reading with skipShortRows).</summary>
+    public IReadOnlyList<int> SkippedLines { get; }
 
     /// <summary>Column names, in order.</summary>
     public string[] Header { get; }
@@ -69,22 +72,28 @@ public sealed class CsvTable
 public static class Csv
 {
     /// <summary>Reads a CSV file whose first record is the header.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="skipShortRows">Leave out rows with fewer fields than the header, listing their lines in
+    /// <see cref="CsvTable.SkippedLines"/>, instead of refusing the file.</param>
     /// <exception cref="FileNotFoundException">No such file.</exception>
-    /// <exception cref="InvalidDataException">Malformed CSV (unterminated quote, text after a closing quote, duplicate or empty header).</exception>
-    public static CsvTable ReadFile(string path)
+    /// <exception cref="InvalidDataException">Not a regular file (a device or FIFO), or malformed CSV (unterminated quote, text
+    /// after a closing quote, duplicate or empty header, a row with more fields than the header, or fewer unless skipped).</exception>
+    public static CsvTable ReadFile(string path, bool skipShortRows = false)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"CSV file not found: {path}", path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"CSV file not found: {Platform.TextEscape.Escape(path)}", path);
+        Platform.InputFile.RequireRegular(path, "CSV file");
         using var reader = new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
-        return Read(reader, path);
+        return Read(reader, path, skipShortRows);
     }
 
     /// <summary>Reads CSV text whose first record is the header.</summary>
-    public static CsvTable Parse(string text, string source = "csv") => Read(new StringReader(text), source);
+    public static CsvTable Parse(string text, string source = "csv", bool skipShortRows = false) => Read(new StringReader(text), source, skipShortRows);
 
     /// <summary>Reads CSV from a reader whose first record is the header.</summary>
-    /// <exception cref="InvalidDataException">Malformed CSV.</exception>
-    public static CsvTable Read(TextReader reader, string source = "csv")
+    /// <exception cref="InvalidDataException">Malformed CSV; the message names the source and the line.</exception>
+    public static CsvTable Read(TextReader reader, string source = "csv", bool skipShortRows = false)
     {
+        source = Platform.TextEscape.Escape(source);
         var records = ReadRecords(reader, source).ToList();
         if (records.Count == 0) throw new InvalidDataException($"{source}: empty file, expected a header line");
         var header = records[0].Fields;
@@ -92,18 +101,23 @@ public static class Csv
         for (int i = 0; i < header.Length; i++)
         {
             if (!index.TryAdd(header[i], i))
-                throw new InvalidDataException($"{source}: duplicate column '{header[i]}' in the header (line 1)");
+                throw new InvalidDataException($"{source}: duplicate column '{Platform.TextEscape.Escape(header[i])}' in the header (line 1)");
         }
         var rows = new List<CsvRow>(records.Count - 1);
+        var skipped = new List<int>();
         foreach (var (fields, line) in records.Skip(1))
         {
             if (fields.Length == 1 && fields[0].Length == 0) continue; // blank line
             if (fields.Length > header.Length)
                 throw new InvalidDataException($"{source}: line {line} has {fields.Length} fields, the header has {header.Length}");
-            var padded = fields.Length == header.Length ? fields : fields.Concat(Enumerable.Repeat("", header.Length - fields.Length)).ToArray();
-            rows.Add(new CsvRow(index, padded, line, source));
+            if (fields.Length < header.Length)
+            {
+                if (skipShortRows) { skipped.Add(line); continue; }
+                throw new InvalidDataException($"{source}: line {line} has {fields.Length} fields, the header has {header.Length}; expected {header.Length} (a short row is not padded; quote fields that hold commas or line breaks)");
+            }
+            rows.Add(new CsvRow(index, fields, line, source));
         }
-        return new CsvTable(header, rows, source);
+        return new CsvTable(header, rows, source, skipped);
     }
 
     /// <summary>Reads raw records (no header handling), each with the 1-based line it starts on.</summary>

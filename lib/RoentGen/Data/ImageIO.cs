@@ -23,14 +23,21 @@ namespace RoentGen.Data;
 /// of a multi-frame file only the first frame is read.
 /// Before any pixel is decoded, PNG and JPEG files are checked for structure (the CRC of every PNG chunk, where
 /// ImageSharp checks the critical ones only; a file cut short, which ImageSharp would otherwise fill with black),
-/// and every file's header is read so that an image declaring more than <see cref="MaxPixels"/> pixels is
-/// refused before its pixels are allocated. A PNG whose chunks are intact but whose compressed data ends early
+/// and every file's header is read so that an image declaring more than <see cref="MaxPixels"/> pixels (or the
+/// caller's own limit) is refused before its pixels are allocated. Files are read only when they are regular files
+/// (not <c>/dev/zero</c>, a FIFO or a socket) of at most <see cref="MaxFileBytes"/> bytes. A PNG whose chunks are intact but whose compressed data ends early
 /// (a crafted file, not a cut one) is still decoded with its missing rows black.
 /// </remarks>
 public static class ImageIO
 {
-    /// <summary>The largest image (in pixels) that is decoded, so a forged header cannot exhaust memory.</summary>
-    public const long MaxPixels = 1L << 28;
+    /// <summary>
+    /// The default limit on the pixels of an image that is decoded (64 Mpx: 256 MB as float gray), so that a forged
+    /// header cannot exhaust memory. Pass another limit to <see cref="Read"/> or <see cref="Decode"/> to change it.
+    /// </summary>
+    public const long MaxPixels = 1L << 26;
+
+    /// <summary>The default limit on the size of an image file read whole (512 MiB).</summary>
+    public const long MaxFileBytes = 1L << 29;
 
     // Our own copy of ImageSharp's configuration (the global default is mutable by anyone), reading only the first
     // frame of multi-frame formats.
@@ -50,23 +57,28 @@ public static class ImageIO
     };
 
     /// <summary>Reads an image file (PNG, JPEG or another format ImageSharp 2.1 decodes) as grayscale.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="maxPixels">The largest image accepted, in pixels (default <see cref="MaxPixels"/>).</param>
     /// <exception cref="FileNotFoundException">No such file.</exception>
-    /// <exception cref="InvalidDataException">The file is not a decodable image; the message names the file.</exception>
-    public static GrayImage Read(string path)
+    /// <exception cref="InvalidDataException">The file is not a regular file, is larger than <see cref="MaxFileBytes"/>,
+    /// is not a decodable image or declares more than <paramref name="maxPixels"/> pixels; the message names the file.</exception>
+    public static GrayImage Read(string path, long maxPixels = MaxPixels)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"image not found: {path}", path);
-        return Decode(File.ReadAllBytes(path), path);
+        ArgumentNullException.ThrowIfNull(path);
+        return Decode(InputFile.ReadAllBytes(path, MaxFileBytes, "image"), path, maxPixels);
     }
 
     /// <summary>Decodes an encoded image (PNG, JPEG or another format ImageSharp 2.1 decodes) as grayscale.</summary>
     /// <param name="bytes">The encoded file.</param>
     /// <param name="nameForErrors">A name for error messages (usually the path).</param>
+    /// <param name="maxPixels">The largest image accepted, in pixels (default <see cref="MaxPixels"/>).</param>
     /// <exception cref="InvalidDataException">The bytes are not a decodable image, or it declares more than
-    /// <see cref="MaxPixels"/> pixels; the message names <paramref name="nameForErrors"/>.</exception>
-    public static GrayImage Decode(byte[] bytes, string? nameForErrors = null)
+    /// <paramref name="maxPixels"/> pixels; the message names <paramref name="nameForErrors"/>.</exception>
+    public static GrayImage Decode(byte[] bytes, string? nameForErrors = null, long maxPixels = MaxPixels)
     {
         ArgumentNullException.ThrowIfNull(bytes);
-        var name = nameForErrors ?? "image";
+        if (maxPixels <= 0) throw new ArgumentOutOfRangeException(nameof(maxPixels), maxPixels, "the pixel limit must be positive");
+        var name = TextEscape.Escape(nameForErrors ?? "image");
         if (ImageFileChecks.IsPng(bytes)) ImageFileChecks.CheckPng(bytes, name);
         else if (ImageFileChecks.IsJpeg(bytes)) ImageFileChecks.CheckJpeg(bytes, name);
 
@@ -75,10 +87,10 @@ public static class ImageIO
         try { info = Image.Identify(Config, bytes, out format); }
         catch (Exception e) when (IsDecoderFailure(e)) { throw Bad(name, $"unreadable image header ({Describe(e)})", e); }
         if (info is null || format is null)
-            throw Bad(name, $"not a decodable image: no known image format ({bytes.Length} bytes, starting {Hex(bytes)})");
+            throw Bad(name, $"not a decodable image: no known image format ({bytes.Length} bytes); expected PNG, JPEG, BMP, GIF, TGA, TIFF, WebP or PBM");
         long pixels = (long)info.Width * info.Height;
-        if (info.Width <= 0 || info.Height <= 0 || pixels > MaxPixels)
-            throw Bad(name, $"{format.Name} image declares {info.Width}x{info.Height} pixels, empty or above the limit of {MaxPixels}; refused before decoding");
+        if (info.Width <= 0 || info.Height <= 0 || pixels > maxPixels)
+            throw Bad(name, $"{format.Name} image declares {info.Width}x{info.Height} pixels, empty or above the limit of {maxPixels}; refused before decoding");
 
         try
         {
@@ -208,8 +220,6 @@ public static class ImageIO
         or IndexOutOfRangeException or InvalidOperationException or OverflowException;
 
     private static string Describe(Exception e) => e is ImageFormatException ? e.Message : $"{e.GetType().Name}: {e.Message}";
-
-    private static string Hex(byte[] bytes) => Convert.ToHexString(bytes, 0, Math.Min(8, bytes.Length));
 
     private static InvalidDataException Bad(string name, string what, Exception? inner = null) =>
         new($"{name}: {what}", inner) { Data = { ["file"] = name } };

@@ -11,7 +11,7 @@ namespace RoentGen.Diffusion;
 /// Shape of the KL autoencoder. Defaults: a CPU-sized grayscale VAE that maps 64x64 to 4x16x16.
 /// Stable Diffusion's is 3 channels, BlockOutChannels [128, 256, 512, 512], LayersPerBlock 2 (8x down).
 /// </summary>
-public sealed record VaeConfig
+public sealed record VaeConfig : IModelConfig
 {
     /// <summary>Image channels in (1 for CXRs).</summary>
     public int InChannels { get; init; } = 1;
@@ -34,12 +34,42 @@ public sealed record VaeConfig
     /// <summary>Side reduction from image to latent.</summary>
     public int DownsampleFactor => 1 << (BlockOutChannels.Length - 1);
 
-    /// <summary>Checks consistency.</summary>
+    /// <summary>
+    /// An estimate of the parameter count (two 3x3 convolutions per ResNet block, encoder and decoder, plus the mid
+    /// blocks' attention), in double precision so that no field overflows it.
+    /// </summary>
+    public double ParameterEstimate()
+    {
+        {
+            double total = 0;
+            foreach (double c in BlockOutChannels ?? []) total += (2 * LayersPerBlock + 1) * 18 * c * c + 9 * c * c;
+            double last = BlockOutChannels is { Length: > 0 } ? BlockOutChannels[^1] : 0;
+            return total + 2 * (2 * 18 * last * last + 4 * last * last);
+        }
+    }
+
+    /// <summary>
+    /// Checks every field that sizes a tensor (positive and bounded, NormGroups dividing every level's channels) and the
+    /// estimated parameter count (<see cref="ModelSize.MaxParameters"/>), before anything is allocated.
+    /// </summary>
+    /// <exception cref="ArgumentException">A field is out of range; the message names it and what was expected.</exception>
     public void Validate()
     {
-        if (BlockOutChannels.Length == 0) throw new ArgumentException("BlockOutChannels is empty");
-        foreach (var c in BlockOutChannels)
-            if (c % NormGroups != 0) throw new ArgumentException($"{c} channels are not divisible by {NormGroups} norm groups");
+        if (BlockOutChannels is null || BlockOutChannels.Length == 0) throw new ArgumentException("BlockOutChannels is empty");
+        ModelSize.InRange("BlockOutChannels.Length", BlockOutChannels.Length, 1, 8);
+        ModelSize.InRange(nameof(InChannels), InChannels, 1, 64);
+        ModelSize.InRange(nameof(OutChannels), OutChannels, 1, 64);
+        ModelSize.InRange(nameof(LatentChannels), LatentChannels, 1, 1024);
+        ModelSize.InRange(nameof(NormGroups), NormGroups, 1, ModelSize.MaxWidth);
+        ModelSize.InRange(nameof(LayersPerBlock), LayersPerBlock, 1, 64);
+        ModelSize.InRange(nameof(ScalingFactor), ScalingFactor, 1e-6, 1e6);
+        for (int i = 0; i < BlockOutChannels.Length; i++)
+        {
+            int c = BlockOutChannels[i];
+            ModelSize.InRange($"BlockOutChannels[{i}]", c, 1, ModelSize.MaxWidth);
+            if (c % NormGroups != 0) throw new ArgumentException($"{c} channels are not divisible by {NormGroups} norm groups (BlockOutChannels[{i}] must be a multiple of NormGroups)");
+        }
+        ModelSize.CheckParameters("VAE", ParameterEstimate());
     }
 }
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using RoentGen.Interop;
+using RoentGen.Nn;
 using RoentGen.Platform;
 using RoentGen.Text;
 using RoentGen.Training;
@@ -255,6 +256,13 @@ public sealed class LatentDiffusionModel
             maxTokens = cfg.MaxTokens;
         }
         else throw new FileNotFoundException($"{dir} is not a trained latent-diffusion folder: no {IndexFile}", indexPath);
+        try
+        {
+            ModelSize.InRange("LatentSize", latentSize, 1, 1024);
+            ModelSize.InRange("MaxTokens", maxTokens, 2, 1 << 16);
+            _ = new NoiseSchedule(schedule);
+        }
+        catch (ArgumentException e) { throw new InvalidDataException($"{indexPath}: {e.Message}", e) { Data = { ["file"] = indexPath } }; }
 
         var vaeDir = Path.Combine(dir, VaeFolder);
         var vae = new AutoencoderKL(Checkpoint.ReadConfig<VaeConfig>(vaeDir));

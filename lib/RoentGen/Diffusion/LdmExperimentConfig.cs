@@ -1,5 +1,7 @@
 using System.Text.Json;
 using RoentGen.Interop;
+using RoentGen.Nn;
+using RoentGen.Platform;
 using RoentGen.Text;
 
 namespace RoentGen.Diffusion;
@@ -94,6 +96,7 @@ public sealed record LdmExperimentConfig
     /// <exception cref="ArgumentException">A choice that cannot work; the message names the Parts key.</exception>
     public void ValidateParts()
     {
+        Validate();
         if (!Trains(LdmPart.Vae) && Parts.Vae.From is null)
             throw new ArgumentException("Parts.Vae: a frozen VAE (Train false) needs From, the folder of a trained VAE (a run folder or its vae/ part)");
         if (!Trains(LdmPart.Tokenizer) && Parts.Tokenizer.From is null)
@@ -104,15 +107,65 @@ public sealed record LdmExperimentConfig
             throw new ArgumentException("Parts: the UNet and the text encoder are both frozen, so the denoising stage has nothing to train");
     }
 
-    /// <summary>Reads an experiment.json.</summary>
+    /// <summary>
+    /// Checks every size, count and rate (positive and bounded steps, batches, image and token sizes; finite rates in
+    /// range) and the component configs (<see cref="VaeConfig.Validate"/>, <see cref="ClipTextConfig.Validate"/>,
+    /// <see cref="UNetConfig.Validate"/>), before anything is allocated.
+    /// </summary>
+    /// <exception cref="ArgumentException">A field is out of range; the message names it (e.g. "Unet.NormGroups") and what was expected.</exception>
+    public void Validate()
+    {
+        Part("Vae", () => Vae.Validate());
+        Part("Text", () => Text.Validate());
+        Part("Unet", () => Unet.Validate());
+        ModelSize.InRange(nameof(ImageSize), ImageSize, 8, 4096);
+        ModelSize.MultipleOf(nameof(ImageSize), ImageSize, "Vae.DownsampleFactor", Vae.DownsampleFactor);
+        ModelSize.InRange(nameof(TrainImages), TrainImages, 1, 10_000_000);
+        ModelSize.InRange(nameof(VaeSteps), VaeSteps, 0, 100_000_000);
+        ModelSize.InRange(nameof(VaeBatch), VaeBatch, 1, 65536);
+        ModelSize.InRange(nameof(LdmSteps), LdmSteps, 0, 100_000_000);
+        ModelSize.InRange(nameof(LdmBatch), LdmBatch, 1, 65536);
+        ModelSize.InRange(nameof(TokenizerVocab), TokenizerVocab, 1, Text.VocabSize);
+        ModelSize.InRange(nameof(MaxTokens), MaxTokens, 2, Text.MaxPositions);
+        ModelSize.InRange(nameof(VaeLr), VaeLr, 0, 10);
+        ModelSize.InRange(nameof(UnetLr), UnetLr, 0, 10);
+        ModelSize.InRange(nameof(TextLr), TextLr, 0, 10);
+        ModelSize.InRange(nameof(PromptDropout), PromptDropout, 0, 1);
+        if (MinSnrGamma is double g) ModelSize.InRange(nameof(MinSnrGamma), g, double.Epsilon, 1e6);
+        if (EmaDecay is double e) ModelSize.InRange(nameof(EmaDecay), e, 0, 1);
+    }
+
+    private static void Part(string key, Action validate)
+    {
+        try { validate(); }
+        catch (ArgumentException e) { throw new ArgumentException($"{key}: {e.Message}", e); }
+    }
+
+    /// <summary>Reads an experiment.json and checks it (<see cref="Validate"/>).</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">The file is empty.</exception>
+    /// <exception cref="InvalidDataException">The file is empty, not valid JSON (e.g. cut short), not a regular file, or
+    /// holds a value out of range; the message names the file and the key.</exception>
     public static LdmExperimentConfig Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"experiment config not found: {path}", path);
-        return JsonSerializer.Deserialize<LdmExperimentConfig>(File.ReadAllText(path), SafeTensors.ConfigJsonOptions)
-               ?? throw new InvalidDataException($"{path} is empty");
+        var json = InputFile.ReadAllText(path, MaxConfigBytes, "experiment config");
+        LdmExperimentConfig config;
+        try
+        {
+            config = JsonSerializer.Deserialize<LdmExperimentConfig>(json, SafeTensors.ConfigJsonOptions)
+                     ?? throw new InvalidDataException($"{TextEscape.Escape(path)} is empty; expected an LdmExperimentConfig JSON object");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{TextEscape.Escape(path)}: not a valid LdmExperimentConfig ({TextEscape.Escape(e.Message)})", e) { Data = { ["file"] = path } };
+        }
+        try { config.Validate(); }
+        catch (ArgumentException e) { throw new InvalidDataException($"{TextEscape.Escape(path)}: {e.Message}", e) { Data = { ["file"] = path } }; }
+        return config;
     }
+
+    /// <summary>The largest experiment.json read (1 MiB).</summary>
+    public const long MaxConfigBytes = 1 << 20;
 }
 
 /// <summary>The named parts of a latent diffusion model that can be loaded, trained or frozen.</summary>

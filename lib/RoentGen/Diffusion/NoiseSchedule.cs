@@ -49,6 +49,9 @@ public sealed class NoiseSchedule
         Config = config;
         int n = config.TrainTimesteps;
         if (n < 2) throw new ArgumentException($"TrainTimesteps must be at least 2, got {n}");
+        if (n > 100_000) throw new ArgumentException($"TrainTimesteps is {n}; expected 2 to 100000");
+        if (!(config.BetaStart > 0 && config.BetaStart < 1 && config.BetaEnd > 0 && config.BetaEnd < 1))
+            throw new ArgumentException($"BetaStart and BetaEnd must be finite numbers in (0, 1), got {config.BetaStart} and {config.BetaEnd}");
         Betas = new double[n];
         switch (config.Schedule)
         {

@@ -36,6 +36,36 @@ public sealed record SampleRequest
     /// that several prompts share one starting latent (prompt-to-prompt).
     /// </summary>
     public Tensor? Latents { get; init; }
+
+    /// <summary>The largest guidance scale accepted: far beyond any useful value (Stable Diffusion uses about 7.5), and low
+    /// enough that the guided noise prediction stays finite.</summary>
+    public const double MaxGuidanceScale = 100;
+
+    /// <summary>Checks the numeric options: guidance in [0, <see cref="MaxGuidanceScale"/>], 1 to 10000 steps, a batch of
+    /// 1 to 4096, DDIM η and strength in [0, 1]; every value finite.</summary>
+    /// <exception cref="ArgumentException">An option is out of range or not finite; the message names it and the range.</exception>
+    public void Validate()
+    {
+        if (Prompts is null || Prompts.Count == 0) throw new ArgumentException("no prompts given");
+        if (!double.IsFinite(GuidanceScale) || GuidanceScale < 0 || GuidanceScale > MaxGuidanceScale)
+            throw new ArgumentException($"guidance scale must be >= 0 and at most {MaxGuidanceScale} (a finite number; 1 = no guidance), got {GuidanceScale}");
+        ModelSize.InRange(nameof(Steps), Steps, 1, 10_000);
+        ModelSize.InRange(nameof(BatchSize), BatchSize, 1, 4096);
+        ModelSize.InRange(nameof(DdimEta), DdimEta, 0, 1);
+        ModelSize.InRange(nameof(Strength), Strength, 0, 1);
+    }
+}
+
+/// <summary>
+/// Sampling produced NaN or infinite latents or pixels (diverging weights, an extreme guidance scale): an error naming the
+/// step, rather than a black image.
+/// </summary>
+public sealed class SamplingDivergedException(string message, int step, int steps) : InvalidOperationException(message)
+{
+    /// <summary>The 1-based step whose output was not finite (0 for the decoder, after the last step).</summary>
+    public int Step { get; } = step;
+    /// <summary>Steps in the run.</summary>
+    public int Steps { get; } = steps;
 }
 
 /// <summary>What a step callback of <see cref="TextToImagePipeline.Sample(SampleRequest, Action{SamplingStepState})"/> is given.</summary>
@@ -140,8 +170,7 @@ public sealed class TextToImagePipeline
 
     private Tensor Run(SampleRequest request, Action<int, int>? onStepDone, Action<SamplingStepState>? onStep)
     {
-        if (request.Prompts.Count == 0) throw new ArgumentException("no prompts given");
-        if (request.GuidanceScale < 0) throw new ArgumentException($"guidance scale must be >= 0, got {request.GuidanceScale}");
+        request.Validate();
         if (request.InitImages is { } init && init.shape[0] != request.Prompts.Count)
             throw new ArgumentException($"{init.shape[0]} init images for {request.Prompts.Count} prompts");
         if (request.Latents is { } given && !given.shape.SequenceEqual(LatentShape(request.Prompts.Count)))
@@ -212,6 +241,10 @@ public sealed class TextToImagePipeline
                 output = parts[0] + r.GuidanceScale * (parts[1] - parts[0]);
             }
             latents = scheduler.Step(output, i, latents).MoveToOuterDisposeScope();
+            if (!latents.isfinite().all().item<bool>())
+                throw new SamplingDivergedException(
+                    $"sampling diverged: the latents after step {i + 1} of {scheduler.Timesteps.Count} (timestep {step.Timestep}, prompts {offset + 1} to {offset + n}) hold NaN or infinite values; " +
+                    $"expected finite latents (check the model's weights and the guidance scale {r.GuidanceScale})", i + 1, scheduler.Timesteps.Count);
             onStepDone?.Invoke(i + 1, scheduler.Timesteps.Count);
         }
 
@@ -221,7 +254,12 @@ public sealed class TextToImagePipeline
         for (long i = 0; i < n; i += DecodeChunk)
         {
             using var decodeScope = NewDisposeScope();
-            images.Add(Vae.DecodeScaled(latents.narrow(0, i, Math.Min(DecodeChunk, n - i))).clamp(-1, 1).MoveToOuterDisposeScope());
+            var decoded = Vae.DecodeScaled(latents.narrow(0, i, Math.Min(DecodeChunk, n - i)));
+            if (!decoded.isfinite().all().item<bool>())
+                throw new SamplingDivergedException(
+                    $"sampling diverged: the VAE decoder turned finite latents of prompts {offset + i + 1} to {offset + i + decoded.shape[0]} into NaN or infinite pixels; expected finite images (check the VAE's weights)",
+                    0, scheduler.Timesteps.Count);
+            images.Add(decoded.clamp(-1, 1).MoveToOuterDisposeScope());
         }
         return images.Count == 1 ? images[0] : cat(images, 0);
     }

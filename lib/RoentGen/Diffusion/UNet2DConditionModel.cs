@@ -11,7 +11,7 @@ namespace RoentGen.Diffusion;
 /// Shape of a text-conditioned UNet. Defaults are the CPU quick preset; Stable Diffusion 1.x is
 /// BlockOutChannels [320, 640, 1280, 1280], LayersPerBlock 2, HeadDim 8 → heads = channels/64, context 768.
 /// </summary>
-public sealed record UNetConfig
+public sealed record UNetConfig : IModelConfig
 {
     /// <summary>Latent channels in.</summary>
     public int InChannels { get; init; } = 4;
@@ -32,18 +32,52 @@ public sealed record UNetConfig
     /// <summary>Cross-attention in the mid block.</summary>
     public bool MidBlockAttention { get; init; } = true;
 
-    /// <summary>Checks that the shape is consistent.</summary>
-    /// <exception cref="ArgumentException">A field does not fit the others.</exception>
+    /// <summary>
+    /// An estimate of the parameter count (ResNet blocks, attention transformers and resampling per level, from their
+    /// widths; within a small factor of the exact count), in double precision so that no field overflows it.
+    /// </summary>
+    public double ParameterEstimate()
+    {
+        {
+            double total = 0, ctx = CrossAttentionDim, temb = 4.0 * (BlockOutChannels.Length > 0 ? BlockOutChannels[0] : 0);
+            for (int i = 0; i < BlockOutChannels.Length; i++)
+            {
+                double c = BlockOutChannels[i];
+                double resnet = 27 * c * c + temb * c;           // two 3x3 convs (one wider on the way up) and the time projection
+                double attention = 16 * c * c + 2 * c * ctx;     // self- and cross-attention, feed-forward, projections
+                int blocks = 2 * LayersPerBlock + 1;
+                total += blocks * resnet + (i < CrossAttentionLevels.Length && CrossAttentionLevels[i] ? blocks * attention : 0) + 18 * c * c;
+            }
+            double last = BlockOutChannels.Length > 0 ? BlockOutChannels[^1] : 0;
+            return total + 2 * 27 * last * last + 16 * last * last + 2 * last * ctx + temb * temb * 2;
+        }
+    }
+
+    /// <summary>
+    /// Checks every field that sizes a tensor (positive and bounded; NormGroups and AttentionHeadDim dividing every
+    /// level's channels) and the estimated parameter count (<see cref="ModelSize.MaxParameters"/>), before anything is allocated.
+    /// </summary>
+    /// <exception cref="ArgumentException">A field does not fit the others; the message names it and what was expected.</exception>
     public void Validate()
     {
+        if (BlockOutChannels is null || CrossAttentionLevels is null) throw new ArgumentException("BlockOutChannels and CrossAttentionLevels must be arrays");
         if (BlockOutChannels.Length == 0 || BlockOutChannels.Length != CrossAttentionLevels.Length)
             throw new ArgumentException($"BlockOutChannels ({BlockOutChannels.Length}) and CrossAttentionLevels ({CrossAttentionLevels.Length}) must have the same non-zero length");
-        foreach (var c in BlockOutChannels)
+        ModelSize.InRange("BlockOutChannels.Length", BlockOutChannels.Length, 1, 8);
+        ModelSize.InRange(nameof(InChannels), InChannels, 1, 1024);
+        ModelSize.InRange(nameof(OutChannels), OutChannels, 1, 1024);
+        ModelSize.InRange(nameof(CrossAttentionDim), CrossAttentionDim, 1, ModelSize.MaxWidth);
+        ModelSize.InRange(nameof(NormGroups), NormGroups, 1, ModelSize.MaxWidth);
+        ModelSize.InRange(nameof(AttentionHeadDim), AttentionHeadDim, 1, ModelSize.MaxWidth);
+        ModelSize.InRange(nameof(LayersPerBlock), LayersPerBlock, 1, 64);
+        for (int i = 0; i < BlockOutChannels.Length; i++)
         {
-            if (c % NormGroups != 0) throw new ArgumentException($"{c} channels are not divisible by {NormGroups} norm groups");
-            if (c % AttentionHeadDim != 0) throw new ArgumentException($"{c} channels are not divisible by head width {AttentionHeadDim}");
+            int c = BlockOutChannels[i];
+            ModelSize.InRange($"BlockOutChannels[{i}]", c, 1, ModelSize.MaxWidth);
+            if (c % NormGroups != 0) throw new ArgumentException($"{c} channels are not divisible by {NormGroups} norm groups (BlockOutChannels[{i}] must be a multiple of NormGroups)");
+            if (c % AttentionHeadDim != 0) throw new ArgumentException($"{c} channels are not divisible by head width {AttentionHeadDim} (BlockOutChannels[{i}] must be a multiple of AttentionHeadDim)");
         }
-        if (LayersPerBlock < 1) throw new ArgumentException("LayersPerBlock must be at least 1");
+        ModelSize.CheckParameters("UNet", ParameterEstimate());
     }
 }
 

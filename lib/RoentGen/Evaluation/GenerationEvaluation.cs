@@ -29,6 +29,15 @@ public sealed record GenerationEvaluationOptions
 public sealed record GenerationEvaluationResult(double Fid, KidResult Kid, double MsSsimGenerated, double MsSsimReal,
     PromptAdherenceResult? Adherence, int RealImages, int GeneratedImages, int PromptGroups)
 {
+    /// <summary>The fewest images per side (real, generated) from which FID and KID are reported without a warning.</summary>
+    public const int MinImagesPerSide = 10;
+
+    /// <summary>
+    /// What makes the numbers unreliable, in words (e.g. FID from fewer than <see cref="MinImagesPerSide"/> images on a
+    /// side, whose covariance estimates are meaningless); empty when nothing does. Written into <see cref="ToJson"/>.
+    /// </summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
     /// <summary>One row per number: metric (fid, kid_mean, kid_std, ms_ssim_generated, ms_ssim_real, adherence_mean_auc, adherence_auc/FINDING...) and value.</summary>
     public DataFrame ToDataFrame()
     {
@@ -56,6 +65,7 @@ public sealed record GenerationEvaluationResult(double Fid, KidResult Kid, doubl
         real_images = RealImages,
         generated_images = GeneratedImages,
         prompt_groups = PromptGroups,
+        warnings = Warnings,
         adherence = Adherence is null ? null : new { mean_auc = Adherence.MeanAuc, images = Adherence.Images, findings = Adherence.Findings },
     }, EvaluationJson.Options);
 }
@@ -132,7 +142,11 @@ public static class GenerationEvaluation
         bool varied = prompts.Select(p => string.Join(",", p.Findings.OrderBy(f => f))).Distinct().Count() > 1;
         if (someNamed && varied) adherence = PromptAdherence.Score(generated, prompts, scorer, o.AdherenceFindings);
 
-        return new GenerationEvaluationResult(fid, kid, msGen, msReal, adherence, nReal, nGen, groups.Count);
+        var warnings = new List<string>();
+        if (nReal < GenerationEvaluationResult.MinImagesPerSide || nGen < GenerationEvaluationResult.MinImagesPerSide)
+            warnings.Add($"FID and KID from {nReal} real and {nGen} generated images: fewer than {GenerationEvaluationResult.MinImagesPerSide} on a side, so they are not meaningful estimates (use hundreds of images)");
+        if (adherence is null) warnings.Add("no prompt adherence: no prompt names a finding, or every prompt names the same ones");
+        return new GenerationEvaluationResult(fid, kid, msGen, msReal, adherence, nReal, nGen, groups.Count) { Warnings = warnings };
     }
 
     private static void CheckImages(Tensor images, string name)

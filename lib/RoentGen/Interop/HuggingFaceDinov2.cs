@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using RoentGen.Platform;
 using RoentGen.Vision;
 using static TorchSharp.torch;
 
@@ -93,7 +94,7 @@ public static class HuggingFaceDinov2
         JsonObject o;
         try
         {
-            o = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject
+            o = JsonNode.Parse(InputFile.ReadAllText(configPath, 1 << 20, "config")) as JsonObject
                 ?? throw new InvalidDataException($"{configPath}: expected a JSON object");
         }
         catch (JsonException e) { throw new InvalidDataException($"{configPath}: not valid JSON: {e.Message}", e); }
@@ -166,6 +167,7 @@ public static class HuggingFaceDinov2
         var config = ReadConfig(configPath);
         var normalization = ReadNormalization(Path.Combine(folder, PreprocessorFileName));
         var files = WeightFiles(folder);
+        RoentGen.Nn.ModelSize.CheckAgainstWeights(configPath, config.ParameterCount(), files);
         var model = new VisionTransformer(config);
         var loaded = new List<SafeTensorsFile>();
         try
@@ -224,11 +226,22 @@ public static class HuggingFaceDinov2
         if (File.Exists(index))
         {
             JsonObject? map;
-            try { map = (JsonNode.Parse(File.ReadAllText(index)) as JsonObject)?["weight_map"] as JsonObject; }
+            try { map = (JsonNode.Parse(InputFile.ReadAllText(index, 64 << 20, "shard index")) as JsonObject)?["weight_map"] as JsonObject; }
             catch (JsonException e) { throw new InvalidDataException($"{index}: not valid JSON: {e.Message}", e); }
             if (map is null) throw new InvalidDataException($"{index}: no \"weight_map\" object");
-            var shards = map.Select(kv => kv.Value?.GetValue<string>() ?? throw new InvalidDataException($"{index}: weight_map entry '{kv.Key}' is not a file name"))
-                .Distinct().Select(s => Path.Combine(folder, s)).ToList();
+            var shards = new List<string>();
+            var realPaths = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var (key, value) in map)
+            {
+                string? name = value is JsonValue v && v.TryGetValue<string>(out var str) ? str : null;
+                if (string.IsNullOrEmpty(name)) throw new InvalidDataException($"{index}: weight_map entry '{TextEscape.Escape(key)}' is not a file name");
+                // Shard names are file names in the model folder: no absolute paths, no "..", no links leading out.
+                var problem = RoentGen.Data.Datasets.DataRoot.LexicalProblem(folder, name)
+                              ?? RoentGen.Data.Datasets.DataRoot.LinkProblem(folder, Path.Combine(folder, name), realPaths);
+                if (problem is not null) throw new InvalidDataException($"{index}: weight_map entry '{TextEscape.Escape(key)}' names shard {problem}");
+                var path = Path.GetFullPath(Path.Combine(folder, name));
+                if (!shards.Contains(path)) shards.Add(path);
+            }
             foreach (var s in shards) if (!File.Exists(s)) throw new FileNotFoundException($"{index} names shard {Path.GetFileName(s)}, which is not in {folder}", s);
             return shards;
         }

@@ -310,15 +310,18 @@ public static class SafeTensors
         if (end < begin) throw SafeTensorsError.Create(name, key, $"data_offsets end {end} is before begin {begin}");
         if (end > bufferLength) throw SafeTensorsError.Create(name, key, $"data_offsets [{begin}, {end}] run beyond the data buffer of {bufferLength} bytes");
 
+        // Every dimension counts, even beside a zero: [0, 2^62, 2^62] holds no bytes, but libtorch would still overflow
+        // computing its strides, so a shape whose non-zero dimensions multiply past 2^63 bytes is refused as such.
         long expected;
         try
         {
+            long bound = size;
             expected = size;
-            foreach (var d in shape) expected = checked(expected * d);
+            foreach (var d in shape) { bound = checked(bound * Math.Max(d, 1)); expected *= d; }
         }
         catch (OverflowException)
         {
-            throw SafeTensorsError.Create(name, key, $"shape [{string.Join(", ", shape)}] x {size} bytes overflows");
+            throw SafeTensorsError.Create(name, key, $"shape [{string.Join(", ", shape)}] x {size} bytes overflows a 64-bit element count; expected a shape whose dimensions multiply to less than 2^63 bytes");
         }
         if (expected != end - begin)
             throw SafeTensorsError.Create(name, key, $"{dtype} shape [{string.Join(", ", shape)}] needs {expected} bytes but data_offsets [{begin}, {end}] hold {end - begin}");

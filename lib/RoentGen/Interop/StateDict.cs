@@ -76,16 +76,35 @@ public static class StateDict
     /// the module's dtype and device). Strict: any difference throws before anything is copied, listing all of them.
     /// Non-strict: copies what matches and returns the report.
     /// </summary>
+    /// <remarks>Every floating-point tensor that would be copied must be finite: a NaN or infinite weight is refused
+    /// before anything is copied (it would only show up later as a black image or a NaN loss).</remarks>
     /// <exception cref="StateDictMismatchException">Strict mode and the dicts differ.</exception>
+    /// <exception cref="InvalidDataException">A tensor holds NaN or infinite values; the message names the source and the key.</exception>
     public static StateDictReport Load(nn.Module module, IReadOnlyDictionary<string, Tensor> source, bool strict = true, string sourceName = "state dict")
     {
         var target = module.state_dict();
         var report = Compare(target, source);
         if (strict && !report.IsExact) throw new StateDictMismatchException(sourceName, report);
+        foreach (var key in report.LoadedKeys) RequireFinite(source[key], key, sourceName);
         using (no_grad())
         {
             foreach (var key in report.LoadedKeys) target[key].copy_(source[key]);
         }
         return report;
+    }
+
+    /// <summary>Throws when a floating-point tensor holds a NaN or an infinity.</summary>
+    /// <exception cref="InvalidDataException">It does; the message names the source, the key and how many values are bad.</exception>
+    public static void RequireFinite(Tensor tensor, string key, string sourceName)
+    {
+        if (!tensor.is_floating_point() || tensor.numel() == 0) return;
+        using var scope = NewDisposeScope();
+        var bad = tensor.isfinite().logical_not();
+        long count = bad.sum().item<long>();
+        if (count == 0) return;
+        long nan = tensor.isnan().sum().item<long>();
+        throw new InvalidDataException(
+            $"{sourceName}: tensor '{key}' {FormatShape(tensor.shape)} holds {count} non-finite values ({nan} NaN, {count - nan} infinite) of {tensor.numel()}; expected finite weights")
+        { Data = { ["file"] = sourceName, ["key"] = key } };
     }
 }

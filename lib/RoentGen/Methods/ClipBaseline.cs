@@ -75,6 +75,8 @@ public sealed record ClipConfig : EncoderTrainingBudget
     public void Validate()
     {
         Vit.Validate();
+        try { Text.Validate(); }
+        catch (ArgumentException e) { throw new ArgumentException($"Text: {e.Message}", e); }
         if (Text.HiddenSize % Text.Heads != 0) throw new ArgumentException($"Text.HiddenSize {Text.HiddenSize} is not divisible by Text.Heads {Text.Heads}");
         ValidateBudget();
         if (SourceSize < 64 || SourceSize > 512) throw new ArgumentException($"SourceSize must be 64 to 512 pixels, got {SourceSize}");

@@ -193,6 +193,6 @@ public sealed record DinoConfig
     public static DinoConfig Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"DINO config file not found: {path}", path);
-        return FromJson(File.ReadAllText(path), path);
+        return FromJson(RoentGen.Platform.InputFile.ReadAllText(path, 1 << 20, "DINO config"), path);
     }
 }

@@ -11,7 +11,7 @@ namespace RoentGen.Text;
 /// Shape of the CLIP-style text encoder. Defaults are a CPU-sized encoder; CLIP ViT-L/14's text tower
 /// (Stable Diffusion 1.x) is VocabSize 49408, MaxPositions 77, HiddenSize 768, Layers 12, Heads 12.
 /// </summary>
-public sealed record ClipTextConfig
+public sealed record ClipTextConfig : IModelConfig
 {
     /// <summary>Token ids.</summary>
     public int VocabSize { get; init; } = 2048;
@@ -29,6 +29,38 @@ public sealed record ClipTextConfig
     public double LayerNormEps { get; init; } = 1e-5;
     /// <summary>Id of the end-of-text token whose state is the pooled output.</summary>
     public int EndTokenId { get; init; } = 2047;
+
+    /// <summary>The exact parameter count of the encoder this config describes, in double precision so that no field overflows it.</summary>
+    public double ParameterCount()
+    {
+        {
+            double d = HiddenSize, m = IntermediateSize;
+            double layer = 4 * (d * d + d) + 4 * d + 2 * d * m + m + d;
+            return (double)VocabSize * d + (double)MaxPositions * d + Layers * layer + 2 * d;
+        }
+    }
+
+    /// <inheritdoc />
+    double IModelConfig.ParameterEstimate() => ParameterCount();
+
+    /// <summary>
+    /// Checks every field that sizes a tensor (positive and bounded, Heads dividing HiddenSize, EndTokenId inside the
+    /// vocabulary) and the parameter count (<see cref="ModelSize.MaxParameters"/>), before anything is allocated.
+    /// </summary>
+    /// <exception cref="ArgumentException">A field is out of range; the message names it and what was expected.</exception>
+    public void Validate()
+    {
+        ModelSize.InRange(nameof(VocabSize), VocabSize, 1, 1 << 21);
+        ModelSize.InRange(nameof(MaxPositions), MaxPositions, 1, 1 << 16);
+        ModelSize.InRange(nameof(HiddenSize), HiddenSize, 1, ModelSize.MaxWidth);
+        ModelSize.InRange(nameof(Layers), Layers, 1, ModelSize.MaxDepth);
+        ModelSize.InRange(nameof(Heads), Heads, 1, HiddenSize);
+        if (HiddenSize % Heads != 0) throw new ArgumentException($"HiddenSize {HiddenSize} is not divisible by {Heads} heads");
+        ModelSize.InRange(nameof(IntermediateSize), IntermediateSize, 1, 4 * ModelSize.MaxWidth);
+        ModelSize.InRange(nameof(LayerNormEps), LayerNormEps, double.Epsilon, 1);
+        if (EndTokenId < 0 || EndTokenId >= VocabSize) throw new ArgumentException($"EndTokenId {EndTokenId} is outside the vocabulary of {VocabSize}");
+        ModelSize.CheckParameters("CLIP text encoder", ParameterCount());
+    }
 }
 
 /// <summary>Outputs of the text encoder.</summary>
@@ -51,8 +83,7 @@ public sealed class ClipTextModel : nn.Module<Tensor, Tensor>
     /// <summary>Builds a randomly initialised encoder.</summary>
     public ClipTextModel(ClipTextConfig config) : base(nameof(ClipTextModel))
     {
-        if (config.HiddenSize % config.Heads != 0) throw new ArgumentException($"HiddenSize {config.HiddenSize} is not divisible by {config.Heads} heads");
-        if (config.EndTokenId < 0 || config.EndTokenId >= config.VocabSize) throw new ArgumentException($"EndTokenId {config.EndTokenId} is outside the vocabulary of {config.VocabSize}");
+        config.Validate();
         Config = config;
         text_model = new ClipTextTransformer(config);
         RegisterComponents();

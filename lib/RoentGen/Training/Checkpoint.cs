@@ -1,5 +1,6 @@
 using System.Text.Json;
 using RoentGen.Interop;
+using RoentGen.Nn;
 using RoentGen.Platform;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -40,20 +41,38 @@ public static class Checkpoint
     public static TConfig ReadConfig<TConfig>(string folder)
     {
         var configPath = Path.Combine(folder, ConfigFileName);
+        var weights = Path.Combine(folder, WeightsFileName);
+        TConfig config;
+        string source;
         if (File.Exists(configPath))
         {
+            source = configPath;
             try
             {
-                return JsonSerializer.Deserialize<TConfig>(File.ReadAllText(configPath), SafeTensors.ConfigJsonOptions)
+                config = JsonSerializer.Deserialize<TConfig>(InputFile.ReadAllText(configPath, MaxConfigBytes, "config"), SafeTensors.ConfigJsonOptions)
                     ?? throw new InvalidDataException($"{configPath}: config is null");
             }
             catch (JsonException e) { throw new InvalidDataException($"{configPath}: not a valid {typeof(TConfig).Name}: {e.Message}", e); }
         }
-        var weights = Path.Combine(folder, WeightsFileName);
-        if (!File.Exists(weights)) throw new FileNotFoundException($"no {ConfigFileName} or {WeightsFileName} in checkpoint folder {folder}", configPath);
-        return SafeTensors.ReadConfig<TConfig>(weights)
-            ?? throw new FileNotFoundException($"checkpoint folder {folder} has no {ConfigFileName} and its weights carry no config", configPath);
+        else
+        {
+            if (!File.Exists(weights)) throw new FileNotFoundException($"no {ConfigFileName} or {WeightsFileName} in checkpoint folder {folder}", configPath);
+            source = $"{weights} (metadata \"{SafeTensors.ConfigMetadataKey}\")";
+            config = SafeTensors.ReadConfig<TConfig>(weights)
+                ?? throw new FileNotFoundException($"checkpoint folder {folder} has no {ConfigFileName} and its weights carry no config", configPath);
+        }
+        if (config is IModelConfig model)
+        {
+            // Sizes are checked here, before any caller builds the model from them.
+            try { model.Validate(); }
+            catch (ArgumentException e) { throw new InvalidDataException($"{source}: not a usable {typeof(TConfig).Name}: {e.Message}", e) { Data = { ["file"] = source } }; }
+            if (File.Exists(weights)) ModelSize.CheckAgainstWeights(source, model.ParameterEstimate(), [weights]);
+        }
+        return config;
     }
+
+    /// <summary>The largest config.json read (1 MiB).</summary>
+    public const long MaxConfigBytes = 1 << 20;
 
     /// <summary>
     /// Loads a checkpoint folder's weights into a module. Strict (default): every missing, unexpected and wrongly

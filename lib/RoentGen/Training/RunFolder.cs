@@ -189,7 +189,7 @@ public sealed class RunFolder
         if (!File.Exists(file)) throw new FileNotFoundException($"{what} config file not found: {file}", file);
         try
         {
-            return JsonSerializer.Deserialize<TConfig>(File.ReadAllText(file), SafeTensors.ConfigJsonOptions)
+            return JsonSerializer.Deserialize<TConfig>(InputFile.ReadAllText(file, 1 << 20, $"{what} config"), SafeTensors.ConfigJsonOptions)
                    ?? throw new InvalidDataException($"{file}: the {what} config is null");
         }
         catch (JsonException e) { throw new InvalidDataException($"{file}: not a valid {what} config ({typeof(TConfig).Name}): {e.Message}", e); }

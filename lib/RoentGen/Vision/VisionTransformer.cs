@@ -10,7 +10,7 @@ namespace RoentGen.Vision;
 #pragma warning disable IDE1006
 
 /// <summary>Shape of a ViT encoder in the DINOv2 style. Defaults are a laptop-sized ViT.</summary>
-public sealed record VitConfig
+public sealed record VitConfig : IModelConfig
 {
     /// <summary>Training image side (position embeddings are made for it and interpolated for others).</summary>
     public int ImageSize { get; init; } = 64;
@@ -38,13 +38,45 @@ public sealed record VitConfig
     /// <summary>Patches per side at the training size.</summary>
     public int GridSize => ImageSize / PatchSize;
 
-    /// <summary>Checks the shape is consistent.</summary>
-    /// <exception cref="ArgumentException">A field is out of range.</exception>
+    /// <summary>
+    /// The number of parameters of the encoder this config describes (patch embedding, CLS, mask and register tokens,
+    /// position embeddings, the layers, the final LayerNorm), computed in double precision so that no field overflows it.
+    /// </summary>
+    public double ParameterCount()
+    {
+        {
+            double d = HiddenSize, p = PatchSize, grid = PatchSize > 0 ? ImageSize / PatchSize : 0;
+            double m = Math.Floor(HiddenSize * MlpRatio);
+            double embeddings = Channels * p * p * d + d + d + d + RegisterTokens * d + (1 + grid * grid) * d;
+            double layer = 4 * d * d + 2 * d * m + 11 * d + m;
+            return embeddings + Layers * layer + 2 * d;
+        }
+    }
+
+    /// <inheritdoc />
+    double IModelConfig.ParameterEstimate() => ParameterCount();
+
+    /// <summary>
+    /// Checks every field that sizes a tensor (positive and bounded, PatchSize dividing ImageSize, Heads dividing
+    /// HiddenSize) and the total parameter count (<see cref="ModelSize.MaxParameters"/>), before anything is allocated.
+    /// </summary>
+    /// <exception cref="ArgumentException">A field is out of range; the message names it and what was expected.</exception>
     public void Validate()
     {
-        if (ImageSize % PatchSize != 0) throw new ArgumentException($"ImageSize {ImageSize} is not a multiple of PatchSize {PatchSize}");
+        ModelSize.InRange(nameof(ImageSize), ImageSize, 1, 8192);
+        ModelSize.InRange(nameof(PatchSize), PatchSize, 1, ImageSize);
+        ModelSize.MultipleOf(nameof(ImageSize), ImageSize, nameof(PatchSize), PatchSize);
+        ModelSize.InRange(nameof(Channels), Channels, 1, 64);
+        ModelSize.InRange(nameof(HiddenSize), HiddenSize, 1, ModelSize.MaxWidth);
+        ModelSize.InRange(nameof(Layers), Layers, 1, ModelSize.MaxDepth);
+        ModelSize.InRange(nameof(Heads), Heads, 1, HiddenSize);
         if (HiddenSize % Heads != 0) throw new ArgumentException($"HiddenSize {HiddenSize} is not divisible by Heads {Heads}");
-        if (Layers < 1 || Channels < 1 || RegisterTokens < 0) throw new ArgumentException("Layers and Channels must be >= 1, RegisterTokens >= 0");
+        ModelSize.InRange(nameof(MlpRatio), MlpRatio, 1.0 / HiddenSize, 64);
+        ModelSize.InRange(nameof(RegisterTokens), RegisterTokens, 0, 1024);
+        ModelSize.InRange(nameof(LayerNormEps), LayerNormEps, double.Epsilon, 1);
+        ModelSize.InRange(nameof(DropPathRate), DropPathRate, 0, 1);
+        ModelSize.InRange(nameof(LayerScaleInit), LayerScaleInit, -1e6, 1e6);
+        ModelSize.CheckParameters("ViT", ParameterCount());
     }
 }
 

@@ -387,4 +387,57 @@ public class ImageIOTests
         Assert.True(ImageFileChecks.IsPng(png));
         Assert.Equal(img.Pixels.Select(p => MathF.Round(p * 255f) / 255f), ImageIO.Decode(png).Pixels);
     }
+
+    [Fact]
+    public void Complete_16000x16000_jpeg_is_above_the_default_limit_and_the_limit_is_configurable()
+    {
+        var jpeg = JpegDeclaring(16000, 16000); // 256 M pixels, structure intact
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<InvalidDataException>(() => ImageIO.Decode(jpeg, "big.jpg"));
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 16 << 20, "allocated while refusing");
+        Assert.Contains("big.jpg: JPEG image declares 16000x16000 pixels", e.Message);
+        Assert.Contains($"above the limit of {1L << 26}", e.Message);
+        // A caller's own limit applies to every format: the 64 x 64 ramp passes by default and not under 4000 pixels.
+        var small = JpegDeclaring(64, 64);
+        Assert.Equal(64, ImageIO.Decode(small, "ok.jpg").Width);
+        var e2 = Assert.Throws<InvalidDataException>(() => ImageIO.Decode(small, "small.jpg", maxPixels: 4000));
+        Assert.Contains("small.jpg: JPEG image declares 64x64 pixels, empty or above the limit of 4000", e2.Message);
+        var png = ImageIO.EncodePng(new GrayImage(64, 64, new float[64 * 64]));
+        var e3 = Assert.Throws<InvalidDataException>(() => ImageIO.Decode(png, "small.png", maxPixels: 4000));
+        Assert.Contains("small.png: PNG image declares 64x64 pixels, empty or above the limit of 4000", e3.Message);
+    }
+
+    [Fact]
+    public void Devices_fifos_and_folders_are_refused_before_they_are_read()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var e = Assert.Throws<InvalidDataException>(() => ImageIO.Read("/dev/zero"));
+        Assert.Contains("/dev/zero: the image is a device, FIFO or socket, not a regular file", e.Message);
+        var dir = TestPaths.NewTempDir();
+        var fifo = Path.Combine(dir, "pipe.png");
+        using (var p = System.Diagnostics.Process.Start("mkfifo", [fifo])) p.WaitForExit();
+        Assert.True(File.Exists(fifo), "mkfifo made no FIFO");
+        var e2 = Assert.Throws<InvalidDataException>(() => ImageIO.Read(fifo)); // opening it would block for a writer
+        Assert.Contains("pipe.png: the image is a device, FIFO or socket", e2.Message);
+        var e3 = Assert.Throws<InvalidDataException>(() => ImageIO.Read(dir));
+        Assert.Contains("the image is a folder, not a regular file", e3.Message);
+        Assert.True(watch.ElapsedMilliseconds < 5000, $"{watch.ElapsedMilliseconds} ms");
+        // A link to a regular file is read as the file.
+        var real = Path.Combine(dir, "real.png");
+        ImageIO.WritePng(real, new GrayImage(2, 2, [0f, 1f, 1f, 0f]));
+        File.CreateSymbolicLink(Path.Combine(dir, "link.png"), real);
+        Assert.Equal(2, ImageIO.Read(Path.Combine(dir, "link.png")).Width);
+    }
+
+    [Fact]
+    public void Messages_print_no_file_bytes_and_escape_control_characters_in_names()
+    {
+        var e = Assert.Throws<InvalidDataException>(() => ImageIO.Decode("SECRET-PASSWORD-LINE"u8.ToArray(), "bad\x1b[2J\n.png"));
+        Assert.DoesNotContain("SECRET", e.Message);
+        Assert.DoesNotContain(Convert.ToHexString("SECRET-P"u8), e.Message);
+        Assert.False(e.Message.Contains('\x1b', StringComparison.Ordinal), "a raw escape character reached the message");
+        Assert.False(e.Message.Contains('\n', StringComparison.Ordinal), "a raw line break reached the message");
+        Assert.Contains("bad\\e[2J\\n.png: not a decodable image", e.Message);
+    }
 }

@@ -107,4 +107,15 @@ public class ReportLabelerTests(ITestOutputHelper output)
         Assert.True(f1["No Finding"] >= 0.62, $"No Finding F1 {f1["No Finding"]:F3}");
         Assert.All(rows, r => Assert.True(r.Accuracy >= 0.65, $"{r.Finding} accuracy {r.Accuracy:F3}"));
     }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("   ")]
+    [InlineData("\n\t")]
+    public void An_empty_report_is_unlabelled_not_no_finding(string text)
+    {
+        var labels = Labeler.Label(text);
+        Assert.All(Observations.All, o => Assert.Equal(Mention.NotMentioned, labels[o]));
+        Assert.Equal(Mention.Positive, Labeler.Label("No acute cardiopulmonary process.")[Observation.NoFinding]);
+    }
 }

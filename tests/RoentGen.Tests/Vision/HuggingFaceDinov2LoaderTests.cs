@@ -239,4 +239,31 @@ public sealed class HuggingFaceDinov2LoaderTests : IDisposable
         Assert.Equal(["classifier.weight", "classifier.bias"], hf.IgnoredKeys.OrderByDescending(k => k));
         Assert.True(model.state_dict()["layernorm.bias"].eq(fixture["layernorm.bias"]).all().item<bool>());
     }
+
+    [Theory]
+    [InlineData("../outside.safetensors", "leads outside the folder")]
+    [InlineData("/etc/passwd", "is an absolute path")]
+    [InlineData("link.safetensors", "symbolic link that leads outside")]
+    public void Shard_names_in_an_index_stay_inside_the_model_folder(string shard, string expected)
+    {
+        var fixture = FixtureTensors();
+        File.WriteAllText(Path.Combine(_dir, "config.json"), ConfigJson);
+        var outside = Path.Combine(Path.GetDirectoryName(_dir)!, $"outside-{Guid.NewGuid():N}.safetensors");
+        SafeTensors.Save(outside, fixture);
+        try
+        {
+            File.CreateSymbolicLink(Path.Combine(_dir, "link.safetensors"), outside);
+            var keys = string.Join(",", fixture.Keys.Select(k => $"\"{k}\": \"{shard}\""));
+            File.WriteAllText(Path.Combine(_dir, HuggingFaceDinov2.ShardIndexFileName), $"{{\"weight_map\": {{{keys}}}}}");
+            var e = Assert.Throws<InvalidDataException>(() => HuggingFaceDinov2.Load(_dir));
+            Assert.Contains($"{HuggingFaceDinov2.ShardIndexFileName}: weight_map entry '", e.Message);
+            Assert.Contains(expected, e.Message);
+            // The same shard named plainly, inside the folder, loads.
+            SafeTensors.Save(Path.Combine(_dir, "inside.safetensors"), fixture);
+            keys = string.Join(",", fixture.Keys.Select(k => $"\"{k}\": \"inside.safetensors\""));
+            File.WriteAllText(Path.Combine(_dir, HuggingFaceDinov2.ShardIndexFileName), $"{{\"weight_map\": {{{keys}}}}}");
+            using var model = HuggingFaceDinov2.Load(_dir).Model;
+        }
+        finally { File.Delete(outside); }
+    }
 }

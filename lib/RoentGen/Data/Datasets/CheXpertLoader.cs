@@ -24,8 +24,10 @@ public static partial class CheXpertLoader
         var files = new[] { "train", "valid" }.Where(options.KeepSplit).Select(s => (Split: s, Path: Path.Combine(root, s + ".csv"))).Where(f => File.Exists(f.Path)).ToList();
         if (files.Count == 0)
             throw new FileNotFoundException($"no train.csv or valid.csv in {root}; expected the CheXpert folder (e.g. CheXpert-v1.0-small)");
-        var ctx = new LoadContext(options);
         var parent = Directory.GetParent(root)?.FullName ?? root;
+        // CheXpert's Path column starts with the dataset folder's own name ("CheXpert-v1.0-small/train/..."), so images
+        // are looked up from the parent folder too: that is the data root.
+        var ctx = new LoadContext(options) { Root = parent };
         foreach (var (split, path) in files)
         {
             var t = DatasetCsv.Read(path);

@@ -49,7 +49,8 @@ internal sealed class DatasetCsv
     /// <exception cref="DatasetFormatException">Unterminated quote, a row with more fields than the header, or no header.</exception>
     public static DatasetCsv Read(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"CSV file not found: {path}", path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"CSV file not found: {Platform.TextEscape.Escape(path)}", path);
+        Platform.InputFile.RequireRegular(path, "CSV file");
         using var fs = File.OpenRead(path);
         using Stream s = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(fs, CompressionMode.Decompress) : fs;
         using var reader = new StreamReader(s, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
@@ -110,10 +111,21 @@ internal sealed class DatasetCsvRow
     /// <summary>1-based line in the file where the row starts.</summary>
     public int Line { get; }
 
-    /// <summary>The field at a column index ("" when the row is short).</summary>
-    public string this[int column] => column >= 0 && column < _fields.Count ? _fields[column] : "";
+    /// <summary>True when the row has fewer fields than the header (an error, or a skipped row: never padded).</summary>
+    public bool IsShort => _fields.Count < Table.Header.Count;
 
-    /// <summary>The field of a named column ("" when the column is absent or the row is short).</summary>
+    /// <summary>The error for a short row: file, line, and the field counts.</summary>
+    public DatasetFormatException ShortRowError() =>
+        Error(null, $"row has {_fields.Count} fields; expected {Table.Header.Count} (the header's count); a short row is not padded");
+
+    /// <summary>The field at a column index ("" when the column is absent).</summary>
+    /// <exception cref="DatasetFormatException">The header has the column but this row is too short to hold it.</exception>
+    public string this[int column] =>
+        column >= 0 && column < _fields.Count ? _fields[column]
+        : column >= 0 && column < Table.Header.Count ? throw ShortRowError()
+        : "";
+
+    /// <summary>The field of a named column ("" when the column is absent; a short row throws).</summary>
     public string this[string column] => this[Table.IndexOf(column)];
 
     /// <summary>The field of a named column, or null when absent or blank.</summary>

@@ -31,7 +31,7 @@ public sealed class DatasetFormatException : Exception
     public string Problem { get; }
 
     private static string Format(string file, int? line, string? column, string problem) =>
-        file + (line is int l ? $", line {l}" : "") + (column is null ? "" : $", column '{column}'") + ": " + problem;
+        Platform.TextEscape.Escape(file) + (line is int l ? $", line {l}" : "") + (column is null ? "" : $", column '{Platform.TextEscape.Escape(column)}'") + ": " + Platform.TextEscape.Escape(problem);
 }
 
 /// <summary>A source row that a loader left out because <see cref="LoadOptions.SkipBadRows"/> was set.</summary>
@@ -41,5 +41,5 @@ public sealed class DatasetFormatException : Exception
 public sealed record SkippedRow(string File, int? Line, string Reason)
 {
     /// <inheritdoc />
-    public override string ToString() => $"{File}{(Line is int l ? $":{l}" : "")}: {Reason}";
+    public override string ToString() => $"{Platform.TextEscape.Escape(File)}{(Line is int l ? $":{l}" : "")}: {Platform.TextEscape.Escape(Reason)}";
 }

@@ -65,12 +65,14 @@ public static class DatasetInspection
 {
     /// <summary>
     /// Loads a generic labels.csv (or a folder holding one) without stopping at bad rows or missing files,
-    /// and summarises it: bad rows are counted as skipped, missing images and masks are counted.
+    /// and summarises it: bad rows are counted as skipped, missing images and masks are counted. A row whose image or
+    /// mask lies outside the CSV's folder is a skipped row (its reason says so), never a present image, unless
+    /// <paramref name="allowOutsideRoot"/>.
     /// </summary>
-    public static DatasetSummary InspectCsv(string path)
+    public static DatasetSummary InspectCsv(string path, bool allowOutsideRoot = false)
     {
         var csv = GenericCsvLoader.FindCsv(path);
-        var ds = GenericCsvLoader.Load(csv, new LoadOptions { SkipBadRows = true, CheckFilesExist = false });
+        var ds = GenericCsvLoader.Load(csv, new LoadOptions { SkipBadRows = true, CheckFilesExist = false, AllowOutsideRoot = allowOutsideRoot });
         return Summarize(ds, csv);
     }
 

@@ -63,20 +63,20 @@ public static partial class GenericCsvLoader
         var folderName = new DirectoryInfo(root).Name;
         var defaultDataset = options.Name ?? folderName;
 
-        var ctx = new LoadContext(options);
+        var ctx = new LoadContext(options) { Root = root };
         ctx.AddRows(table.Rows, row =>
         {
             var view = row.Opt("view");
             if (!options.KeepView(view)) return null;
             if (!options.KeepSplit(row.Opt("split"))) return null;
             var file = row["file"];
-            var image = ImageSource.FromFile(LoadContext.Resolve(root, file, row, "file"));
+            var image = ImageSource.FromFile(LoadContext.Resolve(root, file, row, "file", options.AllowOutsideRoot));
             var sourceLabels = row["labels"].Split('|', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             var labels = chexpert is not null
                 ? LoadContext.ParseChexpertColumns(row, chexpert)
                 : ChexpertLabelMap.ToLabels(sourceLabels, out _);
             var masks = new Dictionary<string, ImageSource>(StringComparer.Ordinal);
-            if (row.Opt("mask") is string mask) masks["mask"] = ImageSource.FromFile(LoadContext.Resolve(root, mask, row, "mask"));
+            if (row.Opt("mask") is string mask) masks["mask"] = ImageSource.FromFile(LoadContext.Resolve(root, mask, row, "mask", options.AllowOutsideRoot));
             if (row.Opt("masks") is string many)
                 foreach (var pair in many.Split('|', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
                 {
@@ -85,7 +85,7 @@ public static partial class GenericCsvLoader
                         throw row.Error("masks", $"'{pair}' is not name=path; expected pipe-separated name=relative_path pairs");
                     var name = pair[..eq].Trim();
                     if (masks.ContainsKey(name)) throw row.Error("masks", $"mask name '{name}' appears twice; expected unique names");
-                    masks[name] = ImageSource.FromFile(LoadContext.Resolve(root, pair[(eq + 1)..].Trim(), row, "masks"));
+                    masks[name] = ImageSource.FromFile(LoadContext.Resolve(root, pair[(eq + 1)..].Trim(), row, "masks", options.AllowOutsideRoot));
                 }
             var report = row.Opt("findings") is not null || row.Opt("impression") is not null
                 ? new CxrReport(row.Opt("findings"), row.Opt("impression"), row.Opt("report") ?? string.Join(" ", new[] { row.Opt("findings"), row.Opt("impression") }.Where(s => s is not null)))

@@ -29,7 +29,7 @@ public static class IuXrayLoader
         var imageDirs = new[] { Path.Combine(root, "images", "images_normalized"), Path.Combine(root, "images_normalized"), Path.Combine(root, "images"), root }
             .Where(Directory.Exists).ToList();
 
-        var ctx = new LoadContext(options);
+        var ctx = new LoadContext(options) { Root = root };
         ctx.AddRows(proj.Rows, row =>
         {
             var uid = row["uid"];

@@ -15,6 +15,11 @@ internal sealed partial class LoadContext(LoadOptions options)
 
     public LoadOptions Options { get; } = options;
 
+    /// <summary>The folder every image and mask must lie in (links followed), unless <see cref="LoadOptions.AllowOutsideRoot"/>; null: no check.</summary>
+    public string? Root { get; init; }
+
+    private readonly Dictionary<string, string> _realPaths = new(StringComparer.Ordinal);
+
     public bool Full => Options.Limit is int n && _records.Count >= n;
 
     /// <summary>Runs <paramref name="make"/> on each row; null means "filtered out on purpose" (not an error).</summary>
@@ -23,7 +28,7 @@ internal sealed partial class LoadContext(LoadOptions options)
         foreach (var row in rows)
         {
             if (Full) return;
-            Guard(row.Table.Path, row.Line, () => make(row));
+            Guard(row.Table.Path, row.Line, () => row.IsShort ? throw row.ShortRowError() : make(row));
         }
     }
 
@@ -59,6 +64,12 @@ internal sealed partial class LoadContext(LoadOptions options)
         var file = r.SourceFile ?? "(memory)";
         if (_ids.TryGetValue(r.Id, out var first))
             throw new DatasetFormatException(file, r.SourceLine, null, $"duplicate record id '{r.Id}' (first seen at {first}); expected unique ids");
+        if (Root is not null && !Options.AllowOutsideRoot)
+        {
+            foreach (var (what, src) in r.Masks.Select(m => ($"mask '{m.Key}'", m.Value)).Prepend(("image", r.Image)))
+                if (src.Path is string p && DataRoot.LinkProblem(Root, p, _realPaths) is string problem)
+                    throw new DatasetFormatException(file, r.SourceLine, null, $"{what}: {problem}{DataRoot.AllowHint}");
+        }
         if (Options.CheckFilesExist)
         {
             if (!r.Image.Exists())
@@ -144,10 +155,14 @@ internal sealed partial class LoadContext(LoadOptions options)
         return idx;
     }
 
-    /// <summary>A path relative to <paramref name="root"/> (absolute paths are kept), with either slash.</summary>
-    public static string Resolve(string root, string relative, DatasetCsvRow row, string column)
+    /// <summary>
+    /// A path relative to <paramref name="root"/>, with either slash. An absolute path or one that climbs out with ".."
+    /// is an error naming the row and column, unless <paramref name="allowOutsideRoot"/> (then absolute paths are kept).
+    /// </summary>
+    public static string Resolve(string root, string relative, DatasetCsvRow row, string column, bool allowOutsideRoot = false)
     {
         if (relative.Length == 0) throw row.Error(column, "empty path; expected a file path relative to " + root);
+        if (!allowOutsideRoot && DataRoot.LexicalProblem(root, relative) is string problem) throw row.Error(column, problem + DataRoot.AllowHint);
         var p = relative.Replace('\\', '/');
         return Path.GetFullPath(Path.IsPathRooted(p) ? p : Path.Combine(root, p));
     }

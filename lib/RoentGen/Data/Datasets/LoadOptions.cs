@@ -42,6 +42,13 @@ public sealed record LoadOptions
     /// <summary>Dataset name to use instead of the loader's default.</summary>
     public string? Name { get; init; }
 
+    /// <summary>
+    /// Accept image and mask paths that lead outside the dataset's folder (absolute paths, "..", symbolic links that
+    /// point elsewhere). Default false: such a row is an error naming the file, line and column (or a skipped row with
+    /// <see cref="SkipBadRows"/>), so a labels.csv cannot make a program read, say, /etc/shadow.
+    /// </summary>
+    public bool AllowOutsideRoot { get; init; }
+
     /// <summary>At most this many records (after filtering), or null for all; handy for quick runs.</summary>
     public int? Limit { get; init; }
 

@@ -43,7 +43,7 @@ public static class MimicCxrLoader
             throw new FileNotFoundException($"mimic-cxr-2.0.0-split.csv(.gz) not found in {root}; expected it because a split was selected");
 
         var labels = new Dictionary<string, CxrLabels>(StringComparer.Ordinal);
-        var ctx = new LoadContext(options);
+        var ctx = new LoadContext(options) { Root = root };
         if (Find(root, "mimic-cxr-2.0.0-chexpert.csv") is string cxPath)
         {
             var t = DatasetCsv.Read(cxPath);

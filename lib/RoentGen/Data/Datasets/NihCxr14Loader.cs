@@ -33,7 +33,7 @@ public static class NihCxr14Loader
 
         var index = IndexImages(root);
         var consumed = new HashSet<string>(["Image Index", "Finding Labels", "Patient ID", "Patient Age", "Patient Gender", "View Position"], StringComparer.OrdinalIgnoreCase);
-        var ctx = new LoadContext(options);
+        var ctx = new LoadContext(options) { Root = root };
         ctx.AddRows(t.Rows, row =>
         {
             var name = row["Image Index"];

@@ -23,7 +23,8 @@ public sealed record LabeledMention(Observation Observation, Mention Mention, st
 /// uncertain when an uncertainty cue precedes it ("possible", "may", "likely", "suggestive of",
 /// "concerning for", ...) or follows it ("is suspected", "versus"); otherwise positive. Mentions of one
 /// observation aggregate as positive over uncertain over negative. No Finding is positive when no
-/// observation other than Support Devices is positive or uncertain (CheXpert's rule), else blank.
+/// observation other than Support Devices is positive or uncertain (CheXpert's rule), else blank; an empty report
+/// gets no label at all.
 /// Works on real reports too (IU X-ray phrasing and "XXXX" de-identification tokens).
 /// </summary>
 public sealed class ReportLabeler
@@ -81,10 +82,15 @@ public sealed class ReportLabeler
     private static readonly Regex Versus = R(@"\b(versus|vs)\b");
     private static readonly Regex ClauseBreak = R(@"\b(but|however|although|though|except|which|whereas|while|aside from|apart from|otherwise)\b");
 
-    /// <summary>Labels a report: one mention per CheXpert observation.</summary>
+    /// <summary>
+    /// Labels a report: one mention per CheXpert observation. An empty or blank report is unlabelled (every observation
+    /// blank, No Finding included): no report is not a normal report.
+    /// </summary>
     public CxrLabels Label(string reportText)
     {
         var labels = new CxrLabels();
+        ArgumentNullException.ThrowIfNull(reportText);
+        if (string.IsNullOrWhiteSpace(reportText)) return labels;
         foreach (var m in LabelMentions(reportText))
             labels[m.Observation] = ReportWriter.Stronger(labels[m.Observation], m.Mention);
         ReportWriter.ApplyNoFindingRule(labels);

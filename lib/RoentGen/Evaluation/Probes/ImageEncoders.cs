@@ -99,6 +99,7 @@ public class VitEncoder : IImageEncoder
         }
         try { config.Validate(); }
         catch (ArgumentException e) { throw new InvalidDataException($"{configPath}: not a valid ViT config: {e.Message}", e); }
+        RoentGen.Nn.ModelSize.CheckAgainstWeights(configPath, config.ParameterCount(), [weights]);
         var vit = new VisionTransformer(config);
         using (var file = SafeTensors.Load(weights))
         {
@@ -127,7 +128,7 @@ public class VitEncoder : IImageEncoder
     private static VitConfig ReadVitConfig(string path)
     {
         System.Text.Json.Nodes.JsonNode? root;
-        try { root = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path)); }
+        try { root = System.Text.Json.Nodes.JsonNode.Parse(RoentGen.Platform.InputFile.ReadAllText(path, Checkpoint.MaxConfigBytes, "config")); }
         catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{path}: not valid JSON: {e.Message}", e); }
         if (root is not System.Text.Json.Nodes.JsonObject obj) throw new InvalidDataException($"{path}: expected a JSON object holding a ViT config");
         static bool LooksLikeVit(System.Text.Json.Nodes.JsonObject o) =>

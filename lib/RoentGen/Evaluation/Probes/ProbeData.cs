@@ -122,10 +122,16 @@ public sealed record ProbeData(string Name, int ImageSize, ProbeSplit Train, Pro
     /// A generic-layout dataset (labels.csv or its folder; see <see cref="GenericCsvLoader"/>) resized to
     /// <paramref name="size"/>, split 60/20/20 by patient on the fly. Sex, age, masks and reports are used where present.
     /// </summary>
+    /// <param name="labelsCsv">The labels.csv or its folder.</param>
+    /// <param name="size">Image side.</param>
+    /// <param name="seed">Split seed.</param>
+    /// <param name="limit">The most rows read, or null for all.</param>
+    /// <param name="fractions">Split fractions (null: 60/20/20).</param>
+    /// <param name="allowOutsideRoot">Accept image and mask paths outside the CSV's folder (<see cref="LoadOptions.AllowOutsideRoot"/>).</param>
     /// <exception cref="ArgumentException">Fewer than 6 records, or fewer than 3 patients.</exception>
-    public static ProbeData FromCsv(string labelsCsv, int size = 64, int seed = 0, int? limit = null, SplitFractions? fractions = null)
+    public static ProbeData FromCsv(string labelsCsv, int size = 64, int seed = 0, int? limit = null, SplitFractions? fractions = null, bool allowOutsideRoot = false)
     {
-        var ds = GenericCsvLoader.Load(GenericCsvLoader.FindCsv(labelsCsv), new LoadOptions { Limit = limit });
+        var ds = GenericCsvLoader.Load(GenericCsvLoader.FindCsv(labelsCsv), new LoadOptions { Limit = limit, AllowOutsideRoot = allowOutsideRoot });
         if (ds.Count < 6) throw new ArgumentException($"{labelsCsv}: {ds.Count} records; probes need at least 6 to fill train, validation and test");
         return FromRecords(ds, size, seed, fractions, name: $"{ds.Name}(n={ds.Count}, size={size})");
     }

@@ -48,6 +48,8 @@ public sealed record RealDataCheckOptions
     public int Seed { get; init; }
     /// <summary>Images per encoder forward pass.</summary>
     public int BatchSize { get; init; } = 16;
+    /// <summary>Accept image and mask paths outside the CSV's folder (<see cref="LoadOptions.AllowOutsideRoot"/>).</summary>
+    public bool AllowOutsideRoot { get; init; }
 
     /// <summary>Checks the settings.</summary>
     /// <exception cref="ArgumentException">A field is out of range (the message names it).</exception>
@@ -105,7 +107,7 @@ public sealed class RealDataSample : IDisposable
         options ??= new RealDataCheckOptions();
         options.Validate();
         var csv = GenericCsvLoader.FindCsv(path);
-        var ds = GenericCsvLoader.Load(csv);
+        var ds = GenericCsvLoader.Load(csv, new LoadOptions { AllowOutsideRoot = options.AllowOutsideRoot });
         if (ds.Count == 0) throw new InvalidDataException($"{csv}: no rows; expected images in the generic layout (file, dataset, labels, mask, ...)");
         return new RealDataSample(ds, csv, options);
     }

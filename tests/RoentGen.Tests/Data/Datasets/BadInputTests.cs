@@ -84,4 +84,21 @@ public class BadInputTests
         Assert.Contains("broken.png", ds.Skipped[1].Reason);
         Assert.Equal(3, ds.Skipped[1].Line);
     }
+
+    [Fact]
+    public void A_short_labels_csv_row_is_an_error_naming_file_and_line_or_a_counted_skip()
+    {
+        var root = TestPaths.NewTempDir("short-row");
+        File.WriteAllBytes(Path.Combine(root, "a.png"), ImageIO.EncodePng(new GrayImage(2, 2, new float[4])));
+        File.WriteAllBytes(Path.Combine(root, "b.png"), ImageIO.EncodePng(new GrayImage(2, 2, new float[4])));
+        File.WriteAllText(Path.Combine(root, "labels.csv"), "file,labels,sex\na.png,Effusion,M\nb.png\n");
+        var ex = Assert.Throws<DatasetFormatException>(() => GenericCsvLoader.Load(root));
+        Assert.Equal(3, ex.Line);
+        Assert.Contains("labels.csv, line 3", ex.Message);
+        Assert.Contains("row has 1 fields; expected 3", ex.Message);
+        var ds = GenericCsvLoader.Load(root, new LoadOptions { SkipBadRows = true });
+        Assert.Single(ds);
+        Assert.Equal(1, ds.SkippedCount);
+        Assert.Contains("row has 1 fields", ds.Skipped[0].ToString());
+    }
 }
