@@ -107,7 +107,8 @@ internal static class Cli
     public static void SetThreads(int? threads)
     {
         if (threads is not int t) return;
-        RoentGen.Platform.TorchThreads.Set(t);
+        try { RoentGen.Platform.TorchThreads.Set(t); }
+        catch (ArgumentException e) { throw new ArgumentException($"--threads: {e.Message}", e); }
     }
 
     private static bool IsVerbose(ParseResult parse) => parse.GetResult(Verbose) is not null && parse.GetValue(Verbose);
