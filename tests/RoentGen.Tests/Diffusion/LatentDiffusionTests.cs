@@ -43,6 +43,13 @@ public class LatentDiffusionTests
         var a = pipe.Sample(request);
         Assert.Equal([2L, 1, 32, 32], a.shape);
         Assert.True(a.abs().max().item<float>() <= 1f);
+        // The clamp alone would keep any decoder output in [-1, 1]; what it cannot do is make the images look like the
+        // data: few pixels pinned at the clamp, a spread of grey levels, and a mean near the training images' mean.
+        double clipped = a.abs().ge(0.999f).to_type(ScalarType.Float32).mean().item<float>();
+        double mean = a.mean().item<float>(), dataMean = data.Images.mean().item<float>(), spread = a.std().item<float>();
+        Assert.True(clipped < 0.05, $"{clipped:P1} of the sampled pixels sit at the clamp");
+        Assert.True(spread > 0.05, $"sampled pixels have spread {spread}");
+        Assert.True(Math.Abs(mean - dataMean) < 0.35, $"sampled mean {mean} vs data mean {dataMean}");
         // Same seed, same images; one image does not depend on its batch.
         Assert.True(pipe.Sample(request).eq(a).all().item<bool>());
         var second = pipe.Sample(request with { BatchSize = 1 });
