@@ -312,7 +312,14 @@ public class PhantomGeneratorTests
     public void Benchmark_ReportsAPositiveRate()
     {
         var r = PhantomBenchmark.Run(64, 16, threads: 1);
-        Assert.True(r.ImagesPerSecond > 0);
-        Assert.Equal(64, r.Size);
+        Assert.Equal((64, 16, 1), (r.Size, r.Count, r.Threads));
+        Assert.Equal(1000.0, r.ImagesPerSecond * r.MillisecondsPerImage, 6);
+        // The rate agrees with timing the same work here (one thread, 16 images of 64x64), within a factor of 3.
+        var g = new PhantomGenerator(new PhantomOptions { Size = 64, Seed = 12345 });
+        g.Generate(1_000_000, 16, 1);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        g.Generate(0, 16, 1);
+        double mine = 16 / sw.Elapsed.TotalSeconds;
+        Assert.InRange(r.ImagesPerSecond / mine, 1 / 3.0, 3.0);
     }
 }

@@ -59,11 +59,26 @@ public class AutoencoderTests
         }
         Assert.True(last < first * 0.6, $"L1 went from {first} to {last}");
 
-        double factor = vae.MeasureScalingFactor(images);
+        // The factor is 1 / std of the posterior means (Rombach et al. 2022), whatever the batching; computed here
+        // from the encoder directly, not through the scaled path.
+        double factor = vae.MeasureScalingFactor(images, batchSize: 3);
         Assert.Equal(factor, vae.Config.ScalingFactor);
         using var _ = no_grad();
+        vae.eval();
+        double std = vae.Encode(images).Mean.std().item<float>();
+        Assert.Equal(1 / std, factor, 1e-4 * factor);
         var scaled = vae.EncodeScaled(images);
         Assert.InRange(scaled.std().item<float>(), 0.99, 1.01);
+        // Held-out images of the same kind, never measured: the scaled latents are the posterior means times the
+        // factor, and their spread is near 1 only because the factor generalises, not by construction.
+        manual_seed(1);
+        var heldOut = nn.functional.avg_pool2d(randn(8, 1, 24, 24), 5, stride: 1, padding: 2).mul(2).tanh();
+        var heldOutMean = vae.Encode(heldOut).Mean;
+        var heldOutScaled = vae.EncodeScaled(heldOut);
+        Assert.True(heldOutScaled.allclose(heldOutMean * factor, rtol: 1e-4, atol: 1e-5), "EncodeScaled is not the posterior mean times the factor");
+        Assert.InRange(heldOutScaled.std().item<float>(), 0.75, 1.33);
+        Assert.False(heldOutMean.std().item<float>() is > 0.9f and < 1.1f, "the unscaled latents already have unit spread: the test cannot tell the factor from 1");
+        Assert.True(vae.DecodeScaled(heldOutScaled).allclose(vae.Decode(heldOutMean), atol: 1e-4));
         Assert.True(vae.DecodeScaled(scaled).allclose(vae.Decode(vae.Encode(images).Mean), atol: 1e-4));
     }
 

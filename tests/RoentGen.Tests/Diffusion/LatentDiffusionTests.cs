@@ -43,6 +43,34 @@ public class LatentDiffusionTests
         var a = pipe.Sample(request);
         Assert.Equal([2L, 1, 32, 32], a.shape);
         Assert.True(a.abs().max().item<float>() <= 1f);
+        // The clamp alone would keep any decoder output in [-1, 1]; what it cannot do is make the images look like the
+        // data: few pixels pinned at the clamp, a spread of grey levels, and a mean near the training images' mean.
+        double clipped = a.abs().ge(0.999f).to_type(ScalarType.Float32).mean().item<float>();
+        double mean = a.mean().item<float>(), dataMean = data.Images.mean().item<float>(), spread = a.std().item<float>();
+        Assert.True(clipped < 0.05, $"{clipped:P1} of the sampled pixels sit at the clamp");
+        Assert.True(spread > 0.05, $"sampled pixels have spread {spread}");
+        Assert.True(Math.Abs(mean - dataMean) < 0.35, $"sampled mean {mean} vs data mean {dataMean}");
+        // One deterministic DDIM step, recomputed here from its equation (Song et al. 2021, eq. 12, with the final
+        // alpha-bar 1): x0 = (x_T - sqrt(1 - ab) eps) / sqrt(ab), eps guided as eps_u + g (eps_c - eps_u). The pipeline's
+        // image must be the decoded x0, so a sampler that skipped the update or a flipped guidance would show here,
+        // whatever the clamp does afterwards.
+        Assert.Equal(PredictionType.Epsilon, pipe.Schedule.Config.Prediction);
+        var oneStep = request with { Scheduler = SchedulerKind.Ddim, Steps = 1, Prompts = ["small left pleural effusion"] };
+        var sampled = pipe.Sample(oneStep);
+        using (no_grad())
+        {
+            var ddim = NoiseScheduler.Create(SchedulerKind.Ddim, pipe.Schedule);
+            ddim.SetTimesteps(1);
+            int t = ddim.Timesteps[0];
+            var xT = pipe.DrawNoise(1, oneStep.Seed);
+            var context = cat([pipe.EncodePrompts([""]), pipe.EncodePrompts(oneStep.Prompts)], 0);
+            var eps = pipe.Unet.call(cat([xT, xT], 0), full(2, (long)t, dtype: ScalarType.Int64), context).chunk(2, 0);
+            var guided = eps[0] + oneStep.GuidanceScale * (eps[1] - eps[0]);
+            double ab = pipe.Schedule.AlphaBar(t);
+            var x0 = (xT - Math.Sqrt(1 - ab) * guided) / Math.Sqrt(ab);
+            var expected = pipe.Vae.DecodeScaled(x0).clamp(-1, 1);
+            Assert.True(sampled.allclose(expected, atol: 1e-4), $"one DDIM step differs from the hand computation by {(sampled - expected).abs().max().item<float>()}");
+        }
         // Same seed, same images; one image does not depend on its batch.
         Assert.True(pipe.Sample(request).eq(a).all().item<bool>());
         var second = pipe.Sample(request with { BatchSize = 1 });

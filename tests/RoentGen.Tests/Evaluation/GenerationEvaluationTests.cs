@@ -67,6 +67,14 @@ public class GenerationEvaluationTests
                             "Small left pleural effusion.", "Small left pleural effusion.", "No acute cardiopulmonary process.", "No acute cardiopulmonary process."];
         var result = GenerationEvaluation.Run(images, images.flip(3), prompts, classifier, new GenerationEvaluationOptions { KidSubsets = 2, KidSubsetSize = 4 });
         Assert.True(double.IsFinite(result.Fid) && result.Fid >= 0);
+        // FID orders sets by distance: a set against itself scores ~0, against its mirror image more, against noise
+        // (which looks like no chest X-ray) more still.
+        var options = new GenerationEvaluationOptions { KidSubsets = 2, KidSubsetSize = 4 };
+        double self = GenerationEvaluation.Run(images, images, prompts, classifier, options).Fid;
+        manual_seed(4);
+        double noise = GenerationEvaluation.Run(images, rand_like(images) * 2 - 1, prompts, classifier, options).Fid;
+        Assert.True(Math.Abs(self) < 0.01 * result.Fid, $"FID of a set against itself is {self} (mirror: {result.Fid})");
+                Assert.True(noise > result.Fid, $"noise FID {noise} is not above mirror FID {result.Fid}");
         Assert.Equal(2, result.PromptGroups);
         Assert.Equal(Observation.PleuralEffusion, Assert.Single(result.Adherence!.Findings).Finding);
         Assert.Equal(4, result.Adherence.Findings[0].ImagesNamed);

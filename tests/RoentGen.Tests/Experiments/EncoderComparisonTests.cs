@@ -52,6 +52,56 @@ public class EncoderComparisonTests
         Directory.Delete(dir, true);
     }
 
+    /// <summary>Probes with chosen values: DINO and CLIP per key, supervised and random fixed apart so rows are informative.</summary>
+    private static EncoderComparisonResult Synthetic(Dictionary<string, (double Dino, double Clip)> values)
+    {
+        EncoderProbes Probes(string name, Func<(double Dino, double Clip), double> pick) =>
+            new(name, values.Select(kv => new RoentGen.Evaluation.Probes.ProbeMetric(kv.Key.Split('/')[0], kv.Key.Split('/')[1], pick(kv.Value))).ToList(),
+                new Dictionary<string, string>(), 0);
+        return new EncoderComparisonResult(EncoderComparisonConfig.Tiny, [],
+            [Probes("dino", v => v.Dino), Probes("clip", v => v.Clip), Probes("supervised", _ => 0.61), Probes("random", _ => 0.43)]);
+    }
+
+    [Fact]
+    public void Each_claim_holds_exactly_when_dino_measures_ahead_of_clip_by_its_margin()
+    {
+        // Hand-decided cases (margin 0.02): "matches or beats" holds down to 0.02 behind; "beats clearly" needs more
+        // than 0.02 ahead; age MAE is lower-better and relative to CLIP's MAE.
+        var values = new Dictionary<string, (double Dino, double Clip)>
+        {
+            ["linear/macro_auc"] = (0.70, 0.60),     // ahead: holds
+            ["knn/macro_auc"] = (0.59, 0.60),        // 0.01 behind, within the margin: holds
+            ["segmentation/mean_dice"] = (0.50, 0.60), // 0.10 behind: does not hold
+            ["report/macro_f1"] = (0.30, 0.30),      // equal: holds ("matches")
+            ["sex/auc"] = (0.61, 0.60),              // ahead by 0.01, not clearly: does not hold
+            ["age/mae_years"] = (8.0, 10.0),         // 20 % lower MAE: holds
+            ["age/pearson"] = (0.20, 0.40),          // behind: does not hold
+        };
+        var expected = new Dictionary<string, (double Advantage, bool Holds)>
+        {
+            ["linear/macro_auc"] = (0.10, true), ["knn/macro_auc"] = (-0.01, true), ["segmentation/mean_dice"] = (-0.10, false),
+            ["report/macro_f1"] = (0, true), ["sex/auc"] = (0.01, false), ["age/mae_years"] = (0.2, true), ["age/pearson"] = (-0.2, false),
+        };
+        var result = Synthetic(values);
+        var claims = result.Claims();
+        Assert.Equal(expected.Keys.Order(), claims.Select(c => c.Metric).Order());
+        foreach (var c in claims)
+        {
+            Assert.Equal(expected[c.Metric].Advantage, c.Advantage, 9);
+            Assert.True(expected[c.Metric].Holds == c.Holds, $"{c.Metric}: advantage {c.Advantage}, Holds {c.Holds}, expected {expected[c.Metric].Holds}");
+        }
+        // The table's verdict column and the summary say the same.
+        var table = result.ClaimTable();
+        var verdicts = Enumerable.Range(0, (int)table.Rows.Count).Select(i => (string)table.Columns["measured here"][i]).ToList();
+        Assert.Equal(claims.Select(c => c.Holds == true ? "holds" : "does not hold"), verdicts);
+        Assert.Contains("holds on 4 of 7 metrics", result.Summary());
+        Assert.Contains("does not hold on segmentation/mean_dice, sex/auc, age/pearson", result.Summary());
+
+        // Flipping DINO and CLIP flips every strict verdict.
+        var flipped = Synthetic(values.ToDictionary(kv => kv.Key, kv => (kv.Value.Clip, kv.Value.Dino))).Claims();
+        Assert.Equal([false, true, true, true, false, false, true], flipped.Select(c => c.Holds == true).ToArray());
+    }
+
     [Fact]
     public void Ablation_gives_one_row_per_variant()
     {

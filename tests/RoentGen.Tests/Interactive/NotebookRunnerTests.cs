@@ -37,6 +37,9 @@ public sealed class NotebookRunnerTests : IDisposable
     private static string LibraryReferences()
     {
         var bin = Path.Combine(TestPaths.RepoRoot, "lib", "RoentGen.Interactive", "bin", "net10.0");
+        // The paths must resolve in the configuration the tests were built in, or the cells would only pass by chance.
+        foreach (var dll in new[] { "RoentGen.dll", "RoentGen.Interactive.dll", "Microsoft.Data.Analysis.dll" })
+            Assert.True(File.Exists(Path.Combine(bin, dll)), $"#r target {Path.Combine(bin, dll)} does not exist");
         return $"#r \"{Path.Combine(bin, "RoentGen.dll")}\"\n#r \"{Path.Combine(bin, "RoentGen.Interactive.dll")}\"\n";
     }
 

@@ -23,8 +23,33 @@ public class AttentionMapsTests
         Assert.Equal([2L, 2, 4, 5], maps.shape);
         var att = vit.LastAttention(x);                               // (2, 2, 1 + 2 + 20, same)
         Assert.True(maps.flatten(2).allclose(att.select(2, 0).narrow(2, 3, 20)), "maps are not the CLS row over the patch tokens");
+        // Independently: capture the last layer's per-head queries and keys during an ordinary forward pass (through a
+        // processor), compute softmax(QKᵀ/√d) here and take the CLS query's row over the 20 patch keys.
+        var capture = new CapturingProcessor();
+        vit.SetAttentionProcessor(_ => capture);
+        using (no_grad()) vit.Forward(x);
+        vit.SetAttentionProcessor(_ => RoentGen.Nn.ScaledDotProductProcessor.Instance);
+        Assert.Equal(Tiny.Layers, capture.Calls);
+        var (q, k) = (capture.Query!, capture.Key!);                  // (2, 2, 23, 16)
+        var probs = matmul(q, k.transpose(2, 3)).div(Math.Sqrt(q.shape[3])).softmax(3);
+        var expected = probs.select(2, 0).narrow(2, 1 + 2, 20).reshape(2, 2, 4, 5);
+        Assert.True(maps.allclose(expected, rtol: 1e-4, atol: 1e-6), $"maps differ from softmax(QKᵀ/√d) of the last layer by {(maps - expected).abs().max().item<float>()}");
         var sums = maps.sum([2, 3]);
         Assert.True((sums <= 1 + 1e-5).all().item<bool>() && (sums > 0).all().item<bool>());
+    }
+
+    // Keeps the queries and keys of the last call, and attends as the default processor does.
+    private sealed class CapturingProcessor : RoentGen.Nn.IAttentionProcessor
+    {
+        public Tensor? Query, Key;
+        public int Calls;
+        public Tensor Attend(Tensor query, Tensor key, Tensor value, RoentGen.Nn.AttentionCall call)
+        {
+            Calls++;
+            Query = query.detach().clone().DetachFromDisposeScope();
+            Key = key.detach().clone().DetachFromDisposeScope();
+            return RoentGen.Nn.ScaledDotProductProcessor.Instance.Attend(query, key, value, call);
+        }
     }
 
     [Fact]

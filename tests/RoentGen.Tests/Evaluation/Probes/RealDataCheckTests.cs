@@ -286,6 +286,15 @@ public class RealDataCheckTests(ITestOutputHelper output)
         Assert.InRange(e.Knn.Auc, 0, 1);
         Assert.Equal(16, e.Segmentation!.Images);
         Assert.Equal(4, e.Segmentation.Folds.Count);
-        Assert.All(e.Segmentation.Folds, f => Assert.True(double.IsFinite(f.MeanDice) && f.MeanDice > 0.3, $"fold {f.Fold} Dice {f.MeanDice}"));
+        // Predicting "lung" everywhere already scores about 0.5 on these masks: the head on random features has to beat
+        // that baseline (pooled over the 16 masks at the encoder's size), on average and in at least three of four folds.
+        double allForeground;
+        using (var sample = RealDataSample.Load(TestPaths.RealSample!, options))
+            allForeground = SegmentationProbeTests.AllForegroundDice(sample.At(SegmentationProbeTests.TinyVit.ImageSize).Masks["mask"]);
+        output.WriteLine($"all-foreground Dice {allForeground:F3}; folds {string.Join(", ", e.Segmentation.Folds.Select(f => f.MeanDice.ToString("F3")))}");
+        Assert.All(e.Segmentation.Folds, f => Assert.True(double.IsFinite(f.MeanDice), $"fold {f.Fold} Dice {f.MeanDice}"));
+        Assert.True(e.Segmentation.MeanDice > allForeground + 0.02, $"mean Dice {e.Segmentation.MeanDice} does not beat the all-foreground mask's {allForeground}");
+        Assert.True(e.Segmentation.Folds.Count(f => f.MeanDice > allForeground) >= 3,
+            $"folds {string.Join(", ", e.Segmentation.Folds.Select(f => f.MeanDice.ToString("F3")))} against the all-foreground mask's {allForeground:F3}");
     }
 }
