@@ -49,6 +49,7 @@ internal static class EvaluateCommand
             var result = DiffusionEvaluation.Run(pipeline, proxy, real, options, Console.WriteLine);
             Cli.Print(result.Summary());
             if (result.Trained.Adherence is { } a) Cli.Print(a.ToDataFrame());
+            foreach (var warning in result.Trained.Warnings) Console.Error.WriteLine($"warning: {Cli.Escape(warning)}");
             if (jsonFile is not null)
             {
                 AtomicFile.WriteAllText(jsonFile.FullName, result.ToJson());
