@@ -91,6 +91,17 @@ public class EncoderSeedsTests
         Assert.Equal(2, dino.Count);
         Assert.All(dino, v => Assert.InRange(v, 0, 1));
         Assert.NotEqual(s.Runs[0]["dino"]["age/mae_years"], s.Runs[1]["dino"]["age/mae_years"]);
+        // The summary's values are each seed's saved result, and its mean and sample sd are those of the two values.
+        foreach (var encoder in EncoderComparisonResult.EncoderNames)
+            foreach (var metric in new[] { "sex/auc", "age/mae_years" })
+            {
+                var saved = new[] { 0L, 1 }.Select(seed => EncoderComparisonResult.Load(Path.Combine(EncoderComparisonSeeds.SeedFolder(dir, seed), EncoderComparison.ResultFile))[encoder][metric]).ToArray();
+                var stat = s[metric, encoder];
+                Assert.Equal(saved, stat.Values);
+                Assert.Equal((saved[0] + saved[1]) / 2, stat.Mean, 12);
+                Assert.Equal(Math.Abs(saved[0] - saved[1]) / Math.Sqrt(2), stat.StandardDeviation, 12);
+            }
+        Assert.Equal(s.ToJson(), File.ReadAllText(Path.Combine(dir, EncoderSeedSummary.ResultFile)));
         Directory.Delete(dir, true);
     }
 }
