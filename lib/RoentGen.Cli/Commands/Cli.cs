@@ -161,36 +161,11 @@ internal static class Cli
     }
 
     /// <summary>
-    /// The text as one printable line: control characters (C0, DEL, C1) and Unicode bidirectional overrides become
-    /// escapes (<c>\n</c>, <c>\t</c>, <c>\r</c>, <c>\x1b</c>, <c>\u202e</c>), so nothing echoed from a file name, CSV header
-    /// or dataset name can move the cursor, recolour the terminal or split a message over lines.
+    /// The text as one printable line, by the library's one escape (<see cref="RoentGen.Platform.TextEscape"/>: control
+    /// characters and bidirectional overrides become <c>\n</c>, <c>\e</c>, <c>\u{202E}</c>...), so nothing echoed from a file
+    /// name, CSV header or dataset name can move the cursor, recolour the terminal or split a message over lines.
     /// </summary>
-    public static string Escape(string? text)
-    {
-        if (string.IsNullOrEmpty(text)) return "";
-        StringBuilder? sb = null;
-        for (var i = 0; i < text.Length; i++)
-        {
-            var c = text[i];
-            string? esc = c switch
-            {
-                '\n' => "\\n",
-                '\r' => "\\r",
-                '\t' => "\\t",
-                _ when c < 0x20 || (c >= 0x7f && c <= 0x9f) => $"\\x{(int)c:x2}",
-                _ when c is >= '\u202a' and <= '\u202e' or >= '\u2066' and <= '\u2069' or '\u200e' or '\u200f' => $"\\u{(int)c:x4}",
-                _ => null,
-            };
-            if (esc is null)
-            {
-                sb?.Append(c);
-                continue;
-            }
-            sb ??= new StringBuilder(text, 0, i, text.Length + 16);
-            sb.Append(esc);
-        }
-        return sb?.ToString() ?? text;
-    }
+    public static string Escape(string? text) => RoentGen.Platform.TextEscape.Escape(text);
 
     /// <summary>Prints a data frame as a console table (numbers to 4 significant digits).</summary>
     public static void Print(DataFrame frame)

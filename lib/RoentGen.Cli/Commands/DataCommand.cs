@@ -66,7 +66,7 @@ internal static class DataCommand
             var inFile = parse.GetValue(input)!;
             var outFile = parse.GetValue(output)!;
             OutputPaths.RefuseSame(inFile.FullName, "--in", outFile.FullName, "--out");
-            var table = Csv.Parse(OutputPaths.ReadStrictUtf8(inFile.FullName), inFile.FullName);
+            var table = Csv.ReadFile(inFile.FullName);
             AtomicFile.EnsureWritable(outFile.FullName, "--out");
             var textColumns = parse.GetValue(columns)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             if (textColumns.Length == 0) throw new ArgumentException("--text-columns names no column");

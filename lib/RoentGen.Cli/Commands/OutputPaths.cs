@@ -1,17 +1,11 @@
-using System.Buffers;
-using System.Text;
-
 namespace RoentGen.Cli.Commands;
 
 /// <summary>
-/// Guards of the verbs against silent loss: an output that is an input, a non-empty output folder, a text file whose
-/// bytes would not survive a read and a write. Each failure is a user error naming the path and what was expected.
+/// Guards of the verbs against silent loss: an output that is an input, a non-empty output folder (strict UTF-8 reading of
+/// inputs is the library's, in <c>InputFile.ReadAllTextStrict</c>). Each failure is a user error naming the path and what was expected.
 /// </summary>
 internal static class OutputPaths
 {
-    /// <summary>The most bytes read from a file whose size the system does not report (a pipe, a device such as /dev/zero).</summary>
-    public const long MaxUnsizedRead = 64L << 20;
-
     /// <summary>The path with every symbolic link on the way resolved (as realpath does; missing tail components are kept).</summary>
     /// <exception cref="IOException">A loop of symbolic links.</exception>
     public static string Canonical(string path)
@@ -99,53 +93,5 @@ internal static class OutputPaths
                 if (File.Exists(path)) File.Delete(path);
             }
         }
-    }
-
-    /// <summary>
-    /// Reads a text file that must be UTF-8 (a byte order mark is dropped). Bytes that are not UTF-8 are an error naming the
-    /// line and byte, not a silent U+FFFD: a later write would otherwise lose them for good.
-    /// </summary>
-    /// <exception cref="FileNotFoundException">No such file.</exception>
-    /// <exception cref="InvalidDataException">Not UTF-8, or an unsized file over <see cref="MaxUnsizedRead"/> bytes.</exception>
-    public static string ReadStrictUtf8(string path)
-    {
-        if (Directory.Exists(path)) throw new FileNotFoundException($"{path} is a folder; expected a CSV file", path);
-        if (!File.Exists(path)) throw new FileNotFoundException($"file not found: {path}", path);
-        var bytes = ReadBounded(path);
-        ReadOnlySpan<byte> span = bytes;
-        if (span.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) span = span[3..];
-        var pos = 0;
-        while (pos < span.Length)
-        {
-            var status = System.Text.Rune.DecodeFromUtf8(span[pos..], out _, out var consumed);
-            if (status != OperationStatus.Done)
-            {
-                var before = span[..pos];
-                var line = before.Count((byte)'\n') + 1;
-                var column = pos - (before.LastIndexOf((byte)'\n') + 1) + 1;
-                throw new InvalidDataException(
-                    $"{path}, line {line}, byte {column} of the line: byte 0x{span[pos]:X2} is not UTF-8; expected a UTF-8 CSV "
-                    + "(convert it first, e.g. iconv -f latin1 -t utf-8); nothing was written");
-            }
-            pos += consumed;
-        }
-        return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(span);
-    }
-
-    // The whole file, or an error for an unsized stream (pipe, device) longer than MaxUnsizedRead.
-    private static byte[] ReadBounded(string path)
-    {
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        if (fs.CanSeek && fs.Length > 0) return File.ReadAllBytes(path);
-        using var ms = new MemoryStream();
-        var buffer = new byte[1 << 16];
-        int n;
-        while ((n = fs.Read(buffer)) > 0)
-        {
-            ms.Write(buffer, 0, n);
-            if (ms.Length > MaxUnsizedRead)
-                throw new InvalidDataException($"{path}: not a regular file and longer than {MaxUnsizedRead >> 20} MiB; expected a CSV file");
-        }
-        return ms.ToArray();
     }
 }

@@ -76,14 +76,13 @@ public static class Csv
     /// <param name="skipShortRows">Leave out rows with fewer fields than the header, listing their lines in
     /// <see cref="CsvTable.SkippedLines"/>, instead of refusing the file.</param>
     /// <exception cref="FileNotFoundException">No such file.</exception>
-    /// <exception cref="InvalidDataException">Not a regular file (a device or FIFO), or malformed CSV (unterminated quote, text
+    /// <exception cref="InvalidDataException">Not a regular file (a device or FIFO), not UTF-8 (the line and byte are named), or malformed CSV (unterminated quote, text
     /// after a closing quote, duplicate or empty header, a row with more fields than the header, or fewer unless skipped).</exception>
     public static CsvTable ReadFile(string path, bool skipShortRows = false)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"CSV file not found: {Platform.TextEscape.Escape(path)}", path);
-        Platform.InputFile.RequireRegular(path, "CSV file");
-        using var reader = new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
-        return Read(reader, path, skipShortRows);
+        // Strict UTF-8: a byte that is not UTF-8 is an error naming its line, not a U+FFFD that a rewrite would keep.
+        return Read(new StringReader(Platform.InputFile.ReadAllTextStrict(path, what: "CSV file")), path, skipShortRows);
     }
 
     /// <summary>Reads CSV text whose first record is the header.</summary>

@@ -65,6 +65,31 @@ public static class InputFile
         return reader.ReadToEnd();
     }
 
+    /// <summary>
+    /// Reads a regular file whole as UTF-8 text that must be valid (a byte order mark is dropped): a byte that is not
+    /// UTF-8 is an error naming the line and the byte, never a silent U+FFFD that a later write would make permanent.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">No such file.</exception>
+    /// <exception cref="InvalidDataException">Not a regular file, larger than the cap, or not UTF-8.</exception>
+    public static string ReadAllTextStrict(string path, long maxBytes = DefaultMaxBytes, string what = "input file")
+    {
+        ReadOnlySpan<byte> span = ReadAllBytes(path, maxBytes, what);
+        if (span.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) span = span[3..];
+        for (int pos = 0; pos < span.Length;)
+        {
+            if (Rune.DecodeFromUtf8(span[pos..], out _, out var consumed) != System.Buffers.OperationStatus.Done)
+            {
+                var before = span[..pos];
+                int line = before.Count((byte)'\n') + 1, column = pos - (before.LastIndexOf((byte)'\n') + 1) + 1;
+                throw new InvalidDataException(
+                    $"{TextEscape.Escape(path)}, line {line}, byte {column} of the line: byte 0x{span[pos]:X2} is not UTF-8; expected a UTF-8 {what} "
+                    + "(convert it first, e.g. iconv -f latin1 -t utf-8); nothing was written") { Data = { ["file"] = path } };
+            }
+            pos += consumed;
+        }
+        return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(span);
+    }
+
     private static InvalidDataException TooLarge(string path, string what, long length, long max) =>
         new($"{TextEscape.Escape(path)}: the {what} has {length} bytes or more, above the limit of {max} bytes; refused before reading it whole")
         { Data = { ["file"] = path } };

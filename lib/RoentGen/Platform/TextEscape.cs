@@ -6,7 +6,7 @@ namespace RoentGen.Platform;
 public static class TextEscape
 {
     /// <summary>
-    /// Replaces control characters (C0, DEL, C1, and the bidirectional overrides U+202A..U+202E, U+2066..U+2069)
+    /// Replaces control characters (C0, DEL, C1, the bidirectional overrides U+202A..U+202E, U+2066..U+2069 and the marks U+200E, U+200F)
     /// with <c>\n</c>, <c>\r</c>, <c>\t</c>, <c>\e</c> or <c>\u{XXXX}</c>, so that a file name, CSV header or dataset
     /// name cannot move the cursor, recolour or clear a terminal when an error message prints it. Null gives "".
     /// </summary>
@@ -26,5 +26,5 @@ public static class TextEscape
         return sb.ToString();
     }
 
-    private static bool IsUnsafe(char c) => c < 0x20 || c is >= '\x7f' and <= '\x9f' || c is >= '\u202a' and <= '\u202e' || c is >= '\u2066' and <= '\u2069';
+    private static bool IsUnsafe(char c) => c < 0x20 || c is >= '\x7f' and <= '\x9f' || c is >= '\u202a' and <= '\u202e' || c is >= '\u2066' and <= '\u2069' || c is '\u200e' or '\u200f';
 }

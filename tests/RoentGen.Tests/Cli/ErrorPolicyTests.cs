@@ -120,11 +120,11 @@ public sealed class ErrorPolicyTests : IDisposable
         var (rc, _, err) = CliCases.Invoke(Roentgen(), "data", "label-reports", "--in", csv, "--out", Path.Combine(_dir, "o.csv"));
         Assert.Equal(2, rc);
         var line = CliCases.AssertOneLine(err);
-        Assert.Contains("fin\\x1b[31mdings", line);
+        Assert.Contains("fin\\e[31mdings", line);
         Assert.Equal(hash, CliCases.Hash(csv));
         Assert.False(File.Exists(Path.Combine(_dir, "o.csv")));
 
-        Assert.Equal("a\\nb\\x1b\\x07\\x9b\\u202ec", CliPolicy.Escape("a\nb\u001b\u0007\u009b\u202ec"));
+        Assert.Equal("a\\nb\\e\\u{0007}\\u{009B}\\u{202E}c", CliPolicy.Escape("a\nb\u001b\u0007\u009b\u202ec"));
         Assert.Equal("plain é ü 中", CliPolicy.Escape("plain é ü 中"));
     }
 
