@@ -69,19 +69,8 @@ public sealed class RunFolder
         var full = System.IO.Path.GetFullPath(path);
         if (File.Exists(full)) throw new InvalidOperationException($"{path} is a file; a {kind} run needs a folder");
         var json = JsonSerializer.Serialize(config, SafeTensors.ConfigJsonOptions);
-        string Canonical(string text)
-        {
-            try
-            {
-                var parsed = JsonSerializer.Deserialize<TConfig>(text, SafeTensors.ConfigJsonOptions)
-                             ?? throw new InvalidDataException($"{System.IO.Path.Combine(path, ConfigFile)}: the pinned {kind} config is null");
-                return JsonSerializer.Serialize(parsed, SafeTensors.ConfigJsonOptions);
-            }
-            catch (JsonException e)
-            {
-                throw new InvalidDataException($"{System.IO.Path.Combine(path, ConfigFile)}: not a valid {kind} config ({typeof(TConfig).Name}): {e.Message}", e);
-            }
-        }
+        // The pinned file read back as TConfig and written again, so a field added since compares at its default.
+        string Canonical(string file) => JsonSerializer.Serialize(ReadConfig<TConfig>(file, kind), SafeTensors.ConfigJsonOptions);
         var run = new RunFolder(full, kind, json, Canonical, extendable);
         run.EnsureSameConfig();
         return run;
@@ -161,7 +150,7 @@ public sealed class RunFolder
     {
         var file = System.IO.Path.Combine(Path, ConfigFile);
         if (!File.Exists(file)) return;
-        var existing = JsonNode.Parse(_canonical(File.ReadAllText(file)));
+        var existing = JsonNode.Parse(_canonical(file));
         var wanted = JsonNode.Parse(_configJson);
         foreach (var node in new[] { existing, wanted })
             foreach (var key in _extendable) RemovePath(node, key);
