@@ -130,15 +130,10 @@ public static class DiffusionBenchmark
         var ids = tokenizer.EncodeBatch(prompts.Take(1).ToList(), cfg.MaxTokens).Ids.expand(cfg.LdmBatch, -1).contiguous();
         var latents = randn(cfg.LdmBatch, latentC, side, side);
         long ldmFlops;
-        using (var counter = new FlopCounter(unet))
-        using (var textCounter = new FlopCounter(text))
-        using (no_grad())
+        using (NewDisposeScope())
         {
-            unet.SetAttentionProcessor(_ => new CountingAttentionProcessor(counter));
-            using var scope = NewDisposeScope();
-            unet.call(latents, randint(0, 1000, [cfg.LdmBatch], dtype: ScalarType.Int64), text.call(ids));
-            unet.SetAttentionProcessor(_ => ScaledDotProductProcessor.Instance);
-            ldmFlops = 3 * (counter.Flops + textCounter.Flops);
+            var (unetFlops, textFlops) = ForwardFlops(unet, text, latents, randint(0, 1000, [cfg.LdmBatch], dtype: ScalarType.Int64), ids);
+            ldmFlops = 3 * (unetFlops + textFlops);
         }
         double ldmSeconds = TimeSteps(o, () =>
         {
@@ -195,6 +190,35 @@ public static class DiffusionBenchmark
             SamplingPeakMb = weightsMb + samplingExtra,
             PeakRssMb = Memory.PeakRssMb(),
         };
+    }
+
+    /// <summary>
+    /// The FLOPs of one forward pass of the text encoder on <paramref name="ids"/> and of the UNet on its output:
+    /// convolutions and linear layers through <see cref="FlopCounter"/>, and both attention products (QKᵀ and AV) of every
+    /// attention module of both models. The models' attention processors are put back as they were.
+    /// </summary>
+    public static (long Unet, long Text) ForwardFlops(UNet2DConditionModel unet, ClipTextModel text, Tensor latents, Tensor timesteps, Tensor ids)
+    {
+        ArgumentNullException.ThrowIfNull(unet);
+        ArgumentNullException.ThrowIfNull(text);
+        var unetBefore = unet.modules().OfType<MultiHeadAttention>().ToDictionary(a => a, a => a.Processor);
+        var textBefore = text.AttentionModules.ToDictionary(a => a, a => a.Processor);
+        using var counter = new FlopCounter(unet);
+        using var textCounter = new FlopCounter(text);
+        try
+        {
+            unet.SetAttentionProcessor(_ => new CountingAttentionProcessor(counter));
+            text.SetAttentionProcessor(_ => new CountingAttentionProcessor(textCounter));
+            using var _ = no_grad();
+            using var scope = NewDisposeScope();
+            unet.call(latents, timesteps, text.call(ids));
+            return (counter.Flops, textCounter.Flops);
+        }
+        finally
+        {
+            foreach (var (a, p) in unetBefore) a.Processor = p;
+            foreach (var (a, p) in textBefore) a.Processor = p;
+        }
     }
 
     // Resident memory (MiB) the action adds above the process as it is now; NaN where the peak cannot be reset.

@@ -144,6 +144,26 @@ public static class ClipLoss
         return Symmetric(image, text, s, textGroups);
     }
 
+    /// <summary>
+    /// In-batch image → text top-1 retrieval accuracy: the fraction of images whose most similar text (dot product of
+    /// the embeddings as given) is their own or one with the same group (the same report).
+    /// </summary>
+    /// <param name="image">(B, P) image embeddings.</param>
+    /// <param name="text">(B, P) text embeddings.</param>
+    /// <param name="textGroups">Group id per pair (see <see cref="Groups"/>).</param>
+    public static double RetrievalTop1(Tensor image, Tensor text, IReadOnlyList<int> textGroups)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentNullException.ThrowIfNull(textGroups);
+        if (image.shape[0] != textGroups.Count || text.shape[0] != textGroups.Count)
+            throw new ArgumentException($"need one group per pair: {image.shape[0]} images, {text.shape[0]} texts, {textGroups.Count} groups");
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var best = image.mm(text.t()).argmax(1).data<long>().ToArray();
+        return best.Select((j, i) => textGroups[(int)j] == textGroups[i] ? 1.0 : 0.0).Average();
+    }
+
     /// <summary>Group ids of texts: equal strings share an id (first-seen order).</summary>
     public static int[] Groups(IReadOnlyList<string> texts)
     {
@@ -295,12 +315,7 @@ public sealed class ClipTraining : IDisposable
         var groups = ClipLoss.Groups(reports);
         var (img, txt) = Embed(Augment(batch.Images, rng), reports);
         var loss = ClipLoss.Symmetric(img, txt, Heads.LogitScale(), groups);
-        double accuracy;
-        using (no_grad())
-        {
-            var best = img.mm(txt.t()).argmax(1).data<long>().ToArray();
-            accuracy = best.Select((j, i) => groups[(int)j] == groups[i] ? 1.0 : 0.0).Average();
-        }
+        double accuracy = ClipLoss.RetrievalTop1(img, txt, groups);
         return (loss.MoveToOuterDisposeScope(), accuracy);
     }
 

@@ -27,7 +27,21 @@ public class QuickstartTests
         // Every stage is timed; the evaluation covers the nine default findings, an untrained baseline and two samplers.
         Assert.Equal(10, r.StageSeconds.Count);
         var eval = r.Diffusion!.Evaluation;
-        Assert.True(eval.GetProperty("trained").GetProperty("fid").GetDouble() >= 0);
+        // FID: two different image sets cannot score exactly 0 (a metric returning 0 or NaN fails here); the report shows the
+        // same number the evaluation computed, next to the untrained UNet's (which must be a different model's figure), and
+        // the small-sample warning is there exactly when a side has fewer images than the minimum.
+        var trained = eval.GetProperty("trained");
+        double fid = trained.GetProperty("fid").GetDouble(), untrainedFid = eval.GetProperty("untrained").GetProperty("fid").GetDouble();
+        Assert.True(double.IsFinite(fid) && fid > 0, $"trained FID {fid}");
+        Assert.True(double.IsFinite(untrainedFid) && untrainedFid > 0, $"untrained FID {untrainedFid}");
+        Assert.NotEqual(fid, untrainedFid);
+        int fewest = Math.Min(trained.GetProperty("real_images").GetInt32(), trained.GetProperty("generated_images").GetInt32());
+        Assert.Equal(fewest < GenerationEvaluationResult.MinImagesPerSide,
+            trained.GetProperty("warnings").EnumerateArray().Any(w => w.GetString()!.Contains("not meaningful")));
+        var reportHtml = File.ReadAllText(Path.Combine(dir, "report.html"));
+        Assert.Contains(FormattableString.Invariant($"FID {fid:F2} against {untrainedFid:F2} for the untrained UNet"), reportHtml);
+        using (var evalFile = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "evaluation.json"))))
+            Assert.Equal(fid, evalFile.RootElement.GetProperty("trained").GetProperty("fid").GetDouble());
         Assert.Equal(9, eval.GetProperty("trained").GetProperty("adherence").GetProperty("findings").GetArrayLength());
         Assert.Equal(JsonValueKind.Object, eval.GetProperty("untrained").ValueKind);
         Assert.Equal(2, eval.GetProperty("samplers").GetArrayLength());

@@ -129,6 +129,25 @@ public class NotebookExecutionTests
         var html = outputs.Select(o => o.GetData("text/html")).OfType<string>().ToList();
         Assert.Contains(html, h => h.Contains("<table") && h.Contains("dino") && h.Contains("clip") && h.Contains("supervised") && h.Contains("random") && h.Contains("linear/macro_auc"));
         Assert.Contains(html, h => h.Contains("<table") && h.Contains("RAD-DINO claim") && h.Contains("beats language supervision clearly"));
+        // The claim table's verdicts follow from its numbers, and its numbers are the encoder table's (not a fixed text).
+        var probeTable = HtmlTable(html.First(h => h.Contains("<table") && h.Contains("linear/macro_auc") && !h.Contains("RAD-DINO claim")));
+        var claimTable = HtmlTable(html.First(h => h.Contains("<table") && h.Contains("RAD-DINO claim")));
+        Assert.Equal(7, claimTable.Count);
+        foreach (var row in claimTable)
+        {
+            var probeRow = probeTable.Single(r => r["metric"] == row["metric"]);
+            foreach (var enc in new[] { "dino", "clip", "supervised", "random" }) Assert.Equal(probeRow[enc], row[enc]);
+            double d = Num(row["dino"]), c = Num(row["clip"]);
+            bool lowerBetter = row["metric"] == "age/mae_years";
+            double adv = lowerBetter ? (c - d) / Math.Max(Math.Abs(c), 1e-9) : d - c;
+            if (double.IsFinite(adv)) Assert.Equal(adv, Num(row["dino advantage"]), 9);
+            else Assert.Equal("", row["dino advantage"]);
+            bool clearly = row["RAD-DINO claim (images-only vs text-supervised)"].StartsWith("beats", StringComparison.Ordinal);
+            var all = new[] { d, c, Num(row["supervised"]), Num(row["random"]) };
+            string expected = !all.All(double.IsFinite) || all.Max() - all.Min() <= 1e-9 ? "undecided (missing, or all four encoders equal)"
+                : (clearly ? adv > 0.02 : adv >= -0.02) ? "holds" : "does not hold";
+            Assert.Equal(expected, row["measured here"]);
+        }
         Assert.Contains(outputs, o => o.Text is string t && t.Contains("RAD-DINO's claim"));
         foreach (var enc in new[] { "dino", "clip", "supervised", "random" })
             Assert.Contains(html, h => h.Contains("Plotly.newPlot") && h.Contains($"{enc}: by sex"));
@@ -142,6 +161,22 @@ public class NotebookExecutionTests
             Assert.Contains(html, h => h.Contains("Plotly.newPlot"));
         }
     }
+
+    /// <summary>The rows of the first table in a DataFrame's HTML, by column header (the unnamed index column left out).</summary>
+    private static List<Dictionary<string, string>> HtmlTable(string html)
+    {
+        static List<string> Cells(string row, string tag) => System.Text.RegularExpressions.Regex
+            .Matches(row, $"<{tag}>(.*?)</{tag}>", System.Text.RegularExpressions.RegexOptions.Singleline)
+            .Select(m => System.Net.WebUtility.HtmlDecode(m.Groups[1].Value)).ToList();
+        int start = html.IndexOf("<table>", StringComparison.Ordinal), end = html.IndexOf("</table>", start, StringComparison.Ordinal);
+        var rows = System.Text.RegularExpressions.Regex.Matches(html[start..end], "<tr>(.*?)</tr>", System.Text.RegularExpressions.RegexOptions.Singleline)
+            .Select(m => m.Groups[1].Value).ToList();
+        var header = Cells(rows[0], "th");
+        return rows.Skip(1).Select(r => Cells(r, "td")).Select(cells => Enumerable.Range(1, header.Count - 1)
+            .ToDictionary(i => header[i], i => cells[i])).ToList();
+    }
+
+    private static double Num(string cell) => cell.Length == 0 ? double.NaN : double.Parse(cell, System.Globalization.CultureInfo.InvariantCulture);
 
     [Fact]
     public async Task Rad_dino_notebook_shows_crops_loss_charts_attention_maps_and_tsne_scatters()
