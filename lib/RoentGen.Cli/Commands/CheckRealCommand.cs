@@ -37,7 +37,7 @@ internal static class CheckRealCommand
         var epochs = new Option<int>("--epochs") { Description = "Segmentation head epochs per fold.", DefaultValueFactory = _ => 60 };
         var seed = new Option<int>("--seed") { Description = "Seed of the folds, the heads and the random encoder.", DefaultValueFactory = _ => 0 };
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads." };
-        var outside = new Option<bool>("--allow-outside-root") { Description = "Accept image and mask paths outside the dataset's folder." };
+        var outside = Cli.AllowOutsideRootOption();
         var cmd = new Command("check-real",
             "Probe frozen encoders on a small real sample: leave-one-out k-NN (e.g. tuberculosis vs normal) and cross-validated Dice from its masks, next to random init.")
         {

@@ -111,6 +111,10 @@ internal static class Cli
         catch (ArgumentException e) { throw new ArgumentException($"--threads: {e.Message}", e); }
     }
 
+    /// <summary>The <c>--allow-outside-root</c> flag of every verb that reads a labels.csv (one description everywhere).</summary>
+    public static Option<bool> AllowOutsideRootOption() =>
+        new("--allow-outside-root") { Description = "Accept image and mask paths in a labels.csv that lead outside the dataset's folder." };
+
     private static bool IsVerbose(ParseResult parse) => parse.GetResult(Verbose) is not null && parse.GetValue(Verbose);
 
     /// <summary>Prints the one line for an exception (and its trace for an internal fault under verbose); returns the exit code.</summary>

@@ -11,7 +11,7 @@ internal static class DataInspectCommand
     {
         var path = new Argument<string>("path") { Description = "A labels.csv in the generic layout, or a folder holding one." };
         var json = new Option<bool>("--json") { Description = "Print the summary as JSON to standard output instead of tables." };
-        var outside = new Option<bool>("--allow-outside-root") { Description = "Accept image and mask paths outside the dataset's folder." };
+        var outside = Cli.AllowOutsideRootOption();
         var cmd = new Command("inspect", "Count records, labels, sexes, ages, views, masks and missing images of a dataset.") { path, json, outside };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {

@@ -28,7 +28,7 @@ internal static class ProbeCommand
         };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results as JSON to this file." };
         var n = new Option<int?>("--n") { Description = "Phantom cases to generate (default 200), or the most labels.csv rows to read (default: all)." };
-        var outside = new Option<bool>("--allow-outside-root") { Description = "Accept image and mask paths outside the dataset's folder." };
+        var outside = Cli.AllowOutsideRootOption();
         var size = new Option<int?>("--size") { Description = "Image and mask side in pixels (default: the encoder's input size)." };
         var cmd = new Command("probe", "Judge a frozen image encoder with linear, k-NN, sex/age, segmentation and report-generation probes.")
             { encoder, data, target, json, n, size, outside };

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using RoentGen.Data.Datasets;
 using RoentGen.Diffusion;
 
 namespace RoentGen.Cli.Commands;
@@ -15,11 +16,12 @@ internal static class TrainCommand
         return cmd;
     }
 
-    private static (Option<string> Preset, Option<FileInfo?> Config, Option<DirectoryInfo> Out, Option<string> Data) CommonOptions() => (
+    private static (Option<string> Preset, Option<FileInfo?> Config, Option<DirectoryInfo> Out, Option<string> Data, Option<bool> Outside) CommonOptions() => (
         new Option<string>("--preset") { Description = "quick (CPU minutes) or tiny (seconds, for checks).", DefaultValueFactory = _ => "quick" },
         new Option<FileInfo?>("--config") { Description = "An experiment.json to use instead of a preset." },
         new Option<DirectoryInfo>("--out") { Description = "Experiment folder (a finished stage is skipped, an interrupted one resumes).", Required = true },
-        new Option<string>("--data") { Description = "phantoms (the config's phantom world), or a labels.csv folder (every record; see data/README.md).", DefaultValueFactory = _ => LdmTrainingData.Phantoms });
+        new Option<string>("--data") { Description = "phantoms (the config's phantom world), or a labels.csv folder (every record; see data/README.md).", DefaultValueFactory = _ => LdmTrainingData.Phantoms },
+        Cli.AllowOutsideRootOption());
 
     private static LdmExperimentConfig Resolve(string preset, FileInfo? config)
     {
@@ -34,13 +36,13 @@ internal static class TrainCommand
 
     private static Command BuildVae()
     {
-        var (preset, config, output, data) = CommonOptions();
-        var cmd = new Command("vae", "Train the autoencoder and measure its latent scaling factor.") { preset, config, output, data };
+        var (preset, config, output, data, outside) = CommonOptions();
+        var cmd = new Command("vae", "Train the autoencoder and measure its latent scaling factor.") { preset, config, output, data, outside };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var cfg = Resolve(parse.GetValue(preset)!, parse.GetValue(config));
             var dir = parse.GetValue(output)!.FullName;
-            var result = LatentDiffusionRuns.TrainVae(cfg, LdmTrainingData.From(parse.GetValue(data)!, cfg), dir);
+            var result = LatentDiffusionRuns.TrainVae(cfg, LdmTrainingData.From(parse.GetValue(data)!, cfg, new LoadOptions { AllowOutsideRoot = parse.GetValue(outside) }), dir);
             Console.WriteLine($"VAE{(result.Skipped ? " (already trained)" : "")}: final loss {result.History.Loss[^1]:F4}, latent scaling factor {result.Vae.Config.ScalingFactor:F4}; saved to {dir}/vae");
         }));
         return cmd;
@@ -48,15 +50,15 @@ internal static class TrainCommand
 
     private static Command BuildLdm()
     {
-        var (preset, config, output, data) = CommonOptions();
+        var (preset, config, output, data, outside) = CommonOptions();
         var frozen = new Option<bool>("--freeze-text-encoder") { Description = "Train the UNet only (RoentGen's ablation baseline)." };
-        var cmd = new Command("ldm", "Train the text-conditioned latent diffusion model (and its VAE first when the experiment trains one and has not yet).") { preset, config, output, data, frozen };
+        var cmd = new Command("ldm", "Train the text-conditioned latent diffusion model (and its VAE first when the experiment trains one and has not yet).") { preset, config, output, data, outside, frozen };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var cfg = Resolve(parse.GetValue(preset)!, parse.GetValue(config));
             if (parse.GetValue(frozen)) cfg = cfg with { TrainTextEncoder = false };
             var dir = parse.GetValue(output)!.FullName;
-            var result = LatentDiffusionRuns.EnsureTrained(cfg, LdmTrainingData.From(parse.GetValue(data)!, cfg), dir);
+            var result = LatentDiffusionRuns.EnsureTrained(cfg, LdmTrainingData.From(parse.GetValue(data)!, cfg, new LoadOptions { AllowOutsideRoot = parse.GetValue(outside) }), dir);
             Console.WriteLine($"LDM{(result.Skipped ? " (already trained)" : "")}: final loss {result.History.Loss[^1]:F4} after {result.History.Steps} steps; saved to {dir}");
         }));
         return cmd;

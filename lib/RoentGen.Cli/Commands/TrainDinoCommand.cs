@@ -25,26 +25,27 @@ internal static class TrainDinoCommand
         {
             Description = "libtorch intra-op threads. On a busy shared machine 1 can be several times faster than the default (spinning threads wait on each other).",
         };
+        var outside = Cli.AllowOutsideRootOption();
         var cmd = new Command("dino", "Self-supervised ViT pre-training (DINO + iBOT + KoLeo, EMA teacher, multi-crop); resumes from --out.")
         {
-            preset, config, data, output, steps, threads,
+            preset, config, data, output, steps, threads, outside,
         };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             Cli.SetThreads(parse.GetValue(threads));
-            return Run(parse.GetValue(preset)!, parse.GetValue(config), parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(steps));
+            return Run(parse.GetValue(preset)!, parse.GetValue(config), parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(steps), parse.GetValue(outside));
         }));
         return cmd;
     }
 
-    private static int Run(string presetName, string? configPath, string data, string outDir, int? steps)
+    private static int Run(string presetName, string? configPath, string data, string outDir, int? steps, bool allowOutsideRoot)
     {
         var cfg = TrainBaselineCommand.Resolve(outDir, configPath, () => DinoConfig.FromPreset(presetName), DinoConfig.Load);
         if (steps is int n) cfg = cfg with { Steps = n };
         cfg.Validate();
         var source = data.Equals("phantoms", StringComparison.OrdinalIgnoreCase)
             ? TrainingRecords.FreshPhantoms(new PhantomOptions { Size = Math.Clamp(cfg.SourceSize, 64, 512), Seed = cfg.Seed })
-            : new TrainingRecords(ImageFolderLoader.LoadFolder(data), cfg.SourceSize);
+            : new TrainingRecords(ImageFolderLoader.LoadFolder(data, new LoadOptions { AllowOutsideRoot = allowOutsideRoot }), cfg.SourceSize);
         Console.WriteLine($"DINO: ViT {cfg.Vit.Layers}x{cfg.Vit.HiddenSize}, {cfg.Crops.GlobalSize}/{cfg.Crops.LocalSize} px crops, batch {cfg.BatchSize}, {cfg.Steps} steps; data: {source.Description}");
         var run = EncoderRuns.Dino(cfg, source, outDir);
         LossPage.WriteFromFigureFile(run.Folder);

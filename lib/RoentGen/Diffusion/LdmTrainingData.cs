@@ -36,11 +36,14 @@ public sealed record LdmTrainingData(Tensor Images, IReadOnlyList<string> Prompt
     /// or a labels.csv, or a folder holding one (every record, <see cref="FromRecords"/> at the config's image size and prompt source).
     /// </summary>
     /// <exception cref="FileNotFoundException">Neither "phantoms" nor a labels.csv or a folder holding one.</exception>
-    /// <exception cref="DatasetFormatException">The CSV or an image is malformed.</exception>
-    public static LdmTrainingData From(string source, LdmExperimentConfig cfg) =>
+    /// <param name="source"><see cref="Phantoms"/>, a labels.csv, or a folder holding one.</param>
+    /// <param name="cfg">The experiment.</param>
+    /// <param name="options">How the labels.csv is read (e.g. <see cref="LoadOptions.AllowOutsideRoot"/>); null: defaults.</param>
+    /// <exception cref="DatasetFormatException">The CSV or an image is malformed, or a path leads outside the dataset's folder.</exception>
+    public static LdmTrainingData From(string source, LdmExperimentConfig cfg, LoadOptions? options = null) =>
         string.Equals(source, Phantoms, StringComparison.OrdinalIgnoreCase)
             ? FromPhantoms(cfg)
-            : FromRecords(GenericCsvLoader.Load(source), cfg.ImageSize, cfg.Prompt);
+            : FromRecords(GenericCsvLoader.Load(source, options), cfg.ImageSize, cfg.Prompt);
 
     /// <summary>The training phantoms of an experiment (its image count, size, world seed and prompt source).</summary>
     public static LdmTrainingData FromPhantoms(LdmExperimentConfig cfg) => FromPhantoms(cfg.TrainImages, cfg.ImageSize, cfg.DataSeed, 0, cfg.Prompt);

@@ -199,6 +199,37 @@ public sealed class ErrorPolicyTests : IDisposable
         Assert.Equal(0, CliCases.Invoke(Roentgen(), "data", "phantoms", "--n", "2", "--size", "64", "--out", Path.Combine(_dir, "empty")).ExitCode);
     }
 
+    // Root cause 6 in the training verbs: a labels.csv row that leads outside its folder is refused by every train verb
+    // (one line, exit 2, naming the row and the flag), and --allow-outside-root lets it through.
+    [Fact]
+    public void Every_train_verb_refuses_paths_outside_the_dataset_folder_unless_allowed()
+    {
+        var png = RoentGen.Data.ImageIO.EncodePng(new RoentGen.Data.GrayImage(64, 64, Enumerable.Range(0, 64 * 64).Select(i => (i % 64) / 64f).ToArray()));
+        Write("outside.png", png);
+        Write("ds/a.png", png);
+        Write("ds/b.png", png);
+        var data = Path.GetDirectoryName(Write("ds/labels.csv",
+            "file,labels,report\na.png,No Finding,No acute cardiopulmonary process.\nb.png,Cardiomegaly,The heart is enlarged.\n../outside.png,Pleural Effusion,Small left pleural effusion.\n"))!;
+        var before = CliCases.HashTree(_dir);
+        foreach (var verb in new[] { "dino", "supervised", "clip", "vae", "ldm" })
+        {
+            var (rc, _, err) = CliCases.Invoke(Roentgen(), "train", verb, "--preset", "tiny", "--data", data, "--out", Path.Combine(_dir, "run-" + verb));
+            Assert.True(rc == 2, $"train {verb}: exit {rc}\n{err}");
+            var line = CliCases.AssertOneLine(err);
+            Assert.Contains("line 4", line);
+            Assert.Contains("'../outside.png' leads outside the folder", line);
+            Assert.Contains("--allow-outside-root", line);
+        }
+        Assert.Equal(before.Keys, CliCases.HashTree(_dir).Keys.Where(k => !k.StartsWith("run-", StringComparison.Ordinal)));
+
+        // Allowed, the three records load and a one-step run trains on them.
+        var (ok, stdout, stderr) = CliCases.Invoke(Roentgen(), "train", "supervised", "--preset", "tiny", "--steps", "1", "--data", data,
+            "--out", Path.Combine(_dir, "run-allowed"), "--allow-outside-root");
+        Assert.True(ok == 0, stderr);
+        Assert.Contains("done: 1 steps", stdout);
+        Assert.Contains(": 3 images from", stdout);
+    }
+
     // Root cause 4: an unwritable --json crashed with a trace after the work (probe, doctor), or named the temp file.
     [Fact]
     public void Unwritable_results_are_refused_before_the_work_naming_the_users_path()
