@@ -22,8 +22,8 @@ namespace RoentGen.Cli.Commands;
 /// notebook errors (<see cref="NotebookFormatException"/>, <see cref="NotebookParameterException"/>,
 /// <see cref="NotebookExportException"/>, <see cref="KernelUnavailableException"/>); a <see cref="KeyNotFoundException"/> that the
 /// RoentGen library threw itself (a missing column, mask or name that the user asked for); and an
-/// <see cref="InvalidOperationException"/> thrown by the library's run-state checks (<see cref="UserStateThrowers"/>:
-/// a run folder of another config or more steps, an unfinished stage, a check with nothing to check, a diverged loss).</item>
+/// <see cref="RoentGen.Platform.RunStateException"/> (the library's run-state checks: a run folder of another config or more
+/// steps, an unfinished stage, a check with nothing to check, a diverged loss). Any other InvalidOperationException is a bug.</item>
 /// <item><b>1, an internal fault</b>: anything else (a bug, a native libtorch failure, out of memory). One line names
 /// the exception and says to run with <c>--verbose</c>; the stack trace is printed only under <c>--verbose</c>.</item>
 /// <item><b>130</b>: the run was cancelled (Ctrl+C).</item>
@@ -47,19 +47,6 @@ internal static class Cli
     {
         Description = "On an internal error, print the full stack trace.",
         Recursive = true,
-    };
-
-    /// <summary>
-    /// Types of the RoentGen library whose <see cref="InvalidOperationException"/> reports a state the user caused (and can
-    /// fix by choosing another folder, config or data), not a bug.
-    /// </summary>
-    public static readonly IReadOnlySet<string> UserStateThrowers = new HashSet<string>(StringComparer.Ordinal)
-    {
-        "RoentGen.Training.RunFolder",
-        "RoentGen.Training.Trainer",
-        "RoentGen.Diffusion.LatentDiffusionRuns",
-        "RoentGen.Evaluation.Probes.RealDataCheck",
-        "RoentGen.Evaluation.Probes.RealDataCheckResult",
     };
 
     /// <summary>Runs a verb's action under the error policy; the action returns its exit code.</summary>
@@ -152,7 +139,7 @@ internal static class Cli
         InvalidDataException or DatasetFormatException or StateDictMismatchException or JsonException => true,
         NotebookFormatException or NotebookParameterException or NotebookExportException or KernelUnavailableException => true,
         KeyNotFoundException => ThrownBy(e) is { } t && t.StartsWith("RoentGen.", StringComparison.Ordinal),
-        InvalidOperationException => ThrownBy(e) is { } t && UserStateThrowers.Contains(t),
+        RoentGen.Platform.RunStateException => true,
         _ => false,
     };
 

@@ -113,7 +113,7 @@ public static class LatentDiffusionRuns
     /// saved in DIR/vae.
     /// </summary>
     /// <exception cref="ArgumentException">Parts.Vae is frozen (there is no VAE stage).</exception>
-    /// <exception cref="InvalidOperationException">The stage's folder holds a run of another config or data.</exception>
+    /// <exception cref="RoentGen.Platform.RunStateException">The stage's folder holds a run of another config or data.</exception>
     public static VaeRunResult TrainVae(LdmExperimentConfig cfg, LdmTrainingData data, string dir, LdmRunOptions? options = null)
     {
         options ??= new LdmRunOptions();
@@ -159,7 +159,7 @@ public static class LatentDiffusionRuns
     /// caches the latents and token ids, and trains the trainable parts with <see cref="DenoisingObjective"/>, keeping an
     /// EMA of each. The model is saved with the EMA weights of every trained part, then experiment.json, then the stage's run.json.
     /// </summary>
-    /// <exception cref="InvalidOperationException">The VAE stage has not finished, or a stage folder holds a run of another config or data.</exception>
+    /// <exception cref="RoentGen.Platform.RunStateException">The VAE stage has not finished, or a stage folder holds a run of another config or data.</exception>
     /// <exception cref="InvalidDataException">A part loaded from a folder does not fit (see <see cref="LatentDiffusionModel.Build"/>).</exception>
     public static LdmRunResult TrainLdm(LdmExperimentConfig cfg, LdmTrainingData data, string dir, LdmRunOptions? options = null)
     {
@@ -172,7 +172,7 @@ public static class LatentDiffusionRuns
         {
             var vaeRun = RunFolder.Open(VaeRunPath(dir), "vae", VaeStageConfig.Of(cfg, data.Source), nameof(VaeStageConfig.VaeSteps));
             if (!vaeRun.IsFinishedAt(cfg.VaeSteps))
-                throw new InvalidOperationException($"{dir}: the VAE stage ({vaeRun.Path}) has not finished at {cfg.VaeSteps} steps; train it first (TrainVae, or EnsureTrained for both stages)");
+                throw new RoentGen.Platform.RunStateException($"{dir}: the VAE stage ({vaeRun.Path}) has not finished at {cfg.VaeSteps} steps; train it first (TrainVae, or EnsureTrained for both stages)");
             trainedVae = Path.Combine(dir, LatentDiffusionModel.VaeFolder);
         }
         if (run.IsFinishedAt(cfg.LdmSteps) && LatentDiffusionModel.Exists(dir))
@@ -223,7 +223,7 @@ public static class LatentDiffusionRuns
     /// Runs what an experiment folder still lacks: the VAE stage (when the VAE is trained here) and the denoising stage,
     /// each skipped when finished and resumed when interrupted.
     /// </summary>
-    /// <exception cref="InvalidOperationException">A stage folder holds a run of another config or data.</exception>
+    /// <exception cref="RoentGen.Platform.RunStateException">A stage folder holds a run of another config or data.</exception>
     public static LdmRunResult EnsureTrained(LdmExperimentConfig cfg, LdmTrainingData data, string dir, LdmRunOptions? options = null)
     {
         cfg.ValidateParts();

@@ -61,13 +61,13 @@ public sealed class RunFolder
     /// <param name="extendable">Config fields that may differ from the pinned ones (e.g. "Steps": a run continues to more steps); a
     /// field of a nested record is named by its dotted path (e.g. "Experiment.LdmSteps").</param>
     /// <exception cref="ArgumentException">The path is empty.</exception>
-    /// <exception cref="InvalidOperationException">The folder holds a job of another config (the message names the first differing field), or a file of that name.</exception>
+    /// <exception cref="RoentGen.Platform.RunStateException">The folder holds a job of another config (the message names the first differing field), or a file of that name.</exception>
     /// <exception cref="InvalidDataException">The pinned config.json is not a readable <typeparamref name="TConfig"/>.</exception>
     public static RunFolder Open<TConfig>(string path, string kind, TConfig config, params string[] extendable)
     {
         if (string.IsNullOrWhiteSpace(path)) throw new ArgumentException("a run folder path is required");
         var full = System.IO.Path.GetFullPath(path);
-        if (File.Exists(full)) throw new InvalidOperationException($"{path} is a file; a {kind} run needs a folder");
+        if (File.Exists(full)) throw new RoentGen.Platform.RunStateException($"{path} is a file; a {kind} run needs a folder");
         var json = JsonSerializer.Serialize(config, SafeTensors.ConfigJsonOptions);
         // The pinned file read back as TConfig and written again, so a field added since compares at its default.
         string Canonical(string file) => JsonSerializer.Serialize(ReadConfig<TConfig>(file, kind), SafeTensors.ConfigJsonOptions);
@@ -102,12 +102,12 @@ public sealed class RunFolder
     /// <summary>
     /// True when the job finished at exactly <paramref name="steps"/> steps (so it need not run again).
     /// </summary>
-    /// <exception cref="InvalidOperationException">It finished with more steps than asked for.</exception>
+    /// <exception cref="RoentGen.Platform.RunStateException">It finished with more steps than asked for.</exception>
     public bool IsFinishedAt(int steps)
     {
         if (Finished is not { } done) return false;
         if (done.Steps > steps)
-            throw new InvalidOperationException($"{Path} holds a {Kind} run of {done.Steps} steps, more than the {steps} asked for; use another output folder");
+            throw new RoentGen.Platform.RunStateException($"{Path} holds a {Kind} run of {done.Steps} steps, more than the {steps} asked for; use another output folder");
         return done.Steps == steps;
     }
 
@@ -155,7 +155,7 @@ public sealed class RunFolder
         foreach (var node in new[] { existing, wanted })
             foreach (var key in _extendable) RemovePath(node, key);
         if (JsonNode.DeepEquals(existing, wanted)) return;
-        throw new InvalidOperationException(
+        throw new RoentGen.Platform.RunStateException(
             $"{Path} holds a {Kind} run with another config ({FirstDifference(existing, wanted, "")}); use another output folder or delete this one");
     }
 

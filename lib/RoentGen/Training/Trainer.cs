@@ -155,7 +155,7 @@ public sealed class Trainer
                 using var gen = new Generator(seed: (ulong)streamSeed);
                 var l = loss(new TrainStepContext(step, micro, gen, new Random((int)(streamSeed & 0x7fffffff))));
                 double value = l.item<float>();
-                if (!double.IsFinite(value)) throw new InvalidOperationException($"{_options.Title}: loss is {value} at step {step} (micro-batch {micro})");
+                if (!double.IsFinite(value)) throw new RoentGen.Platform.RunStateException($"{_options.Title}: loss is {value} at step {step} (micro-batch {micro})");
                 (l / _options.GradAccumulation).backward();
                 stepLoss += value / _options.GradAccumulation;
             }
@@ -277,7 +277,7 @@ public sealed class Trainer
         History = JsonSerializer.Deserialize<TrainingHistory>(File.ReadAllText(Path.Combine(dir, "history.json")))
                   ?? throw new InvalidDataException($"{dir}/history.json is empty");
         if (History.Steps > _options.TotalSteps)
-            throw new InvalidOperationException($"checkpoint {dir} is at step {History.Steps}, beyond TotalSteps {_options.TotalSteps}");
+            throw new RoentGen.Platform.RunStateException($"checkpoint {dir} is at step {History.Steps}, beyond TotalSteps {_options.TotalSteps}");
         return History.Steps;
     }
 }

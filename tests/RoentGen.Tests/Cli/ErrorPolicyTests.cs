@@ -68,7 +68,7 @@ public sealed class ErrorPolicyTests : IDisposable
             (["train", "clip", "--config", truncated, "--out", Path.Combine(_dir, "run-clip")], truncated),
             (["compare-encoders", "--config", truncated, "--out", Path.Combine(_dir, "run-cmp")], truncated),
             (["check-real", "--data", missing, "--random", "--threads", "100000"], "--threads"),
-            // An InvalidOperationException of the run-folder checks (UserStateThrowers) is a user error too.
+            // A RunStateException of the run-folder checks is a user error too.
             (["train", "dino", "--preset", "tiny", "--data", "phantoms", "--steps", "1", "--out", notAFolder], $"{notAFolder} is a file"),
         ];
         foreach (var (args, names) in cases)
@@ -102,6 +102,8 @@ public sealed class ErrorPolicyTests : IDisposable
 
         // An InvalidOperationException the library does not throw for a user-caused state is a fault, not a user error.
         Assert.False(CliPolicy.IsUserError(Catch(() => throw new InvalidOperationException("state"))));
+        // The user's run state is told by the exception's type, wherever it was thrown from (here, this test).
+        Assert.True(CliPolicy.IsUserError(Catch(() => throw new RoentGen.Platform.RunStateException("a run of another config"))));
         Assert.True(CliPolicy.IsUserError(Catch(() => throw new System.Text.Json.JsonException("bad json"))));
     }
 

@@ -163,7 +163,7 @@ public class LatentDiffusionRunsTests
         var cfg = Small;
         var data = LdmTrainingData.FromPhantoms(cfg);
         var dir = TestPaths.NewTempDir();
-        var ex0 = Assert.Throws<InvalidOperationException>(() => LatentDiffusionRuns.TrainLdm(cfg, data, dir));
+        var ex0 = Assert.Throws<RoentGen.Platform.RunStateException>(() => LatentDiffusionRuns.TrainLdm(cfg, data, dir));
         Assert.Contains("VAE stage", ex0.Message);
         var first = LatentDiffusionRuns.EnsureTrained(cfg, data, dir);
         Assert.False(first.Skipped);
@@ -179,11 +179,11 @@ public class LatentDiffusionRunsTests
         Assert.Equal(written, File.GetLastWriteTimeUtc(runJson));
         Assert.True(LatentDiffusionRuns.TrainVae(cfg, data, dir).Skipped);
 
-        Assert.Contains("UnetLr", Assert.Throws<InvalidOperationException>(() => LatentDiffusionRuns.TrainLdm(cfg with { UnetLr = 2e-3 }, data, dir)).Message);
-        Assert.Contains("VaeLr", Assert.Throws<InvalidOperationException>(() => LatentDiffusionRuns.TrainVae(cfg with { VaeLr = 1e-3 }, data, dir)).Message);
+        Assert.Contains("UnetLr", Assert.Throws<RoentGen.Platform.RunStateException>(() => LatentDiffusionRuns.TrainLdm(cfg with { UnetLr = 2e-3 }, data, dir)).Message);
+        Assert.Contains("VaeLr", Assert.Throws<RoentGen.Platform.RunStateException>(() => LatentDiffusionRuns.TrainVae(cfg with { VaeLr = 1e-3 }, data, dir)).Message);
         var otherData = LdmTrainingData.FromPhantoms(cfg with { DataSeed = 2 });
-        Assert.Contains("Data", Assert.Throws<InvalidOperationException>(() => LatentDiffusionRuns.EnsureTrained(cfg, otherData, dir)).Message);
-        Assert.Contains("Parts", Assert.Throws<InvalidOperationException>(() =>
+        Assert.Contains("Data", Assert.Throws<RoentGen.Platform.RunStateException>(() => LatentDiffusionRuns.EnsureTrained(cfg, otherData, dir)).Message);
+        Assert.Contains("Parts", Assert.Throws<RoentGen.Platform.RunStateException>(() =>
             LatentDiffusionRuns.TrainLdm(cfg with { Parts = new LdmPartsConfig { TextEncoder = new LdmPartConfig { Train = false } } }, data, dir)).Message);
         TestPaths.DeleteQuietly(dir);
     }

@@ -178,7 +178,7 @@ public class EncoderComparisonTests
             old.Remove(nameof(DinoConfig.HeadBatchNorm));                       // as written by an older version
             File.WriteAllText(Path.Combine(dir, EncoderRuns.ConfigFile), old.ToJsonString());
             RunFolder.Open(dir, "dino", cfg, "Steps");                         // read as its type: the same run
-            var e = Assert.Throws<InvalidOperationException>(() => RunFolder.Open(dir, "dino", cfg with { HeadBatchNorm = true }, "Steps"));
+            var e = Assert.Throws<RoentGen.Platform.RunStateException>(() => RunFolder.Open(dir, "dino", cfg with { HeadBatchNorm = true }, "Steps"));
             Assert.Contains("HeadBatchNorm", e.Message);
         }
         finally { Directory.Delete(dir, true); }

@@ -45,7 +45,7 @@ public class EncoderBaselineTests
         Assert.Equal(2, again.Steps);
         Assert.Equal(run.FinalLoss, again.FinalLoss, 6);
 
-        var e = Assert.Throws<InvalidOperationException>(() => EncoderRuns.Supervised(TinySupervised with { Steps = 2, LearningRate = 1e-2 }, pool, dir));
+        var e = Assert.Throws<RoentGen.Platform.RunStateException>(() => EncoderRuns.Supervised(TinySupervised with { Steps = 2, LearningRate = 1e-2 }, pool, dir));
         Assert.Contains("LearningRate", e.Message);
         Assert.Contains(dir, e.Message);
         Directory.Delete(dir, true);

@@ -43,12 +43,12 @@ public class RunFolderTests : IDisposable
     public void Another_config_is_refused_with_the_first_differing_field()
     {
         RunFolder.Open(_dir, "vae", new Cfg()).Start();
-        var ex = Assert.Throws<InvalidOperationException>(() => RunFolder.Open(_dir, "vae", new Cfg { Widths = [8, 32] }));
+        var ex = Assert.Throws<RoentGen.Platform.RunStateException>(() => RunFolder.Open(_dir, "vae", new Cfg { Widths = [8, 32] }));
         Assert.Contains("Widths", ex.Message);
         Assert.Contains("vae", ex.Message);
         Assert.Contains(_dir, ex.Message);
         // Steps is not extendable unless the caller says so.
-        Assert.Throws<InvalidOperationException>(() => RunFolder.Open(_dir, "vae", new Cfg { Steps = 20 }));
+        Assert.Throws<RoentGen.Platform.RunStateException>(() => RunFolder.Open(_dir, "vae", new Cfg { Steps = 20 }));
         var grown = RunFolder.Open(_dir, "vae", new Cfg { Steps = 20 }, "Steps");
         grown.Start();
         Assert.Contains("20", File.ReadAllText(Path.Combine(_dir, RunFolder.ConfigFile)));
@@ -60,7 +60,7 @@ public class RunFolderTests : IDisposable
         RunFolder.Open(_dir, "old", new OldCfg()).Start();
         var run = RunFolder.Open(_dir, "old", new Cfg());          // Widths at its default: same run
         Assert.True(run.IsStarted);
-        Assert.Throws<InvalidOperationException>(() => RunFolder.Open(_dir, "old", new Cfg { Widths = [4] }));
+        Assert.Throws<RoentGen.Platform.RunStateException>(() => RunFolder.Open(_dir, "old", new Cfg { Widths = [4] }));
     }
 
     [Fact]
@@ -78,7 +78,7 @@ public class RunFolderTests : IDisposable
         Assert.Null(more.Finished);                                   // unfinished until Finish at 20
         more.Finish(20, 1, double.NaN);
         Assert.Null(RunFolder.Open(_dir, "ldm", new Cfg { Steps = 20 }, "Steps").Finished!.FinalLoss);
-        var ex = Assert.Throws<InvalidOperationException>(() => RunFolder.Open(_dir, "ldm", new Cfg { Steps = 5 }, "Steps").IsFinishedAt(5));
+        var ex = Assert.Throws<RoentGen.Platform.RunStateException>(() => RunFolder.Open(_dir, "ldm", new Cfg { Steps = 5 }, "Steps").IsFinishedAt(5));
         Assert.Contains("20 steps", ex.Message);
     }
 
@@ -103,6 +103,6 @@ public class RunFolderTests : IDisposable
         Assert.Contains(RunFolder.ConfigFile, ex.Message);
         var file = Path.Combine(_dir, "afile");
         File.WriteAllText(file, "x");
-        Assert.Throws<InvalidOperationException>(() => RunFolder.Open(file, "clip", new Cfg()));
+        Assert.Throws<RoentGen.Platform.RunStateException>(() => RunFolder.Open(file, "clip", new Cfg()));
     }
 }

@@ -151,7 +151,7 @@ public class TrainerTests
     {
         var (m, o) = Build(2);
         var trainer = new Trainer(new Dictionary<string, nn.Module> { ["model"] = m }, o, Options with { TotalSteps = 5 });
-        var ex = Assert.Throws<InvalidOperationException>(() => trainer.Run(ctx => ctx.Step == 3 ? tensor(float.NaN) : Loss(m, ctx)));
+        var ex = Assert.Throws<RoentGen.Platform.RunStateException>(() => trainer.Run(ctx => ctx.Step == 3 ? tensor(float.NaN) : Loss(m, ctx)));
         Assert.Contains("step 3", ex.Message);
     }
 

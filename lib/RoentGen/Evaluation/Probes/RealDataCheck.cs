@@ -140,7 +140,7 @@ public sealed class RealDataSample : IDisposable
     public (Tensor Images, IReadOnlyDictionary<string, ProbeMask> Masks) At(int size)
     {
         if (_bySize.TryGetValue(size, out var hit)) return (hit.Images, hit.Masks);
-        if (UsedRows.Count == 0) throw new InvalidOperationException($"{CsvPath}: no row is used by the check (no positives, negatives or masks)");
+        if (UsedRows.Count == 0) throw new RoentGen.Platform.RunStateException($"{CsvPath}: no row is used by the check (no positives, negatives or masks)");
         var rows = UsedRows.Select(i => Dataset[i]).ToList();
         // Cached across dispose scopes: the caller's per-encoder scope must not free them.
         var images = ImageTensors.Stack(rows.Select(r => Dataset.LoadImage(r, size))).DetachFromDisposeScope();
