@@ -44,6 +44,45 @@ public static class AtomicFile
             try { if (tmp is not null && File.Exists(tmp)) File.Delete(tmp); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         }
+        // Leftovers of writers killed mid-write go once a write succeeds; failing to remove them loses nothing.
+        try { RemoveStaleTemps(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    }
+
+    /// <summary>
+    /// Deletes the temporary files that writers of <paramref name="path"/> killed mid-write left beside it (their names
+    /// carry the writer's process id; a file whose process no longer runs is stale). Files of running writers are kept.
+    /// </summary>
+    /// <returns>How many were deleted.</returns>
+    public static int RemoveStaleTemps(string path)
+    {
+        var full = Path.GetFullPath(path);
+        var dir = Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(dir)) return 0;
+        var prefix = "." + Path.GetFileName(full) + ".";
+        int removed = 0;
+        foreach (var tmp in Directory.EnumerateFiles(dir, prefix + "*.tmp"))
+        {
+            // .NAME.PID.GUID.tmp
+            var middle = Path.GetFileName(tmp)[prefix.Length..^4].Split('.');
+            if (middle.Length != 2 || middle[1].Length != 32 || !int.TryParse(middle[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid)) continue;
+            if (pid == Environment.ProcessId || IsRunning(pid)) continue;
+            try { File.Delete(tmp); removed++; }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+        return removed;
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var p = System.Diagnostics.Process.GetProcessById(pid);
+            return !p.HasExited;
+        }
+        catch (ArgumentException) { return false; }       // no such process
+        catch (InvalidOperationException) { return false; }
+        catch (System.ComponentModel.Win32Exception) { return true; } // exists, not ours to inspect
     }
 
     /// <summary>

@@ -150,7 +150,23 @@ public sealed class ErrorPolicyTests : IDisposable
         // A different output still works.
         Assert.Equal(0, CliCases.Invoke(Roentgen(), "data", "label-reports", "--in", csv, "--out", Path.Combine(_dir, "labelled.csv")).ExitCode);
         Assert.Contains("Pleural Effusion", File.ReadAllText(Path.Combine(_dir, "labelled.csv")));
+
+        // A hard link to the input is another name of the same file, which the path checks cannot see; the output is
+        // written beside it and renamed over the link, so the link becomes the output and the input keeps its bytes.
+        if (OperatingSystem.IsLinux())
+        {
+            var hard = Path.Combine(_dir, "hard.csv");
+            Assert.Equal(0, HardLink(csv, hard));
+            var input = CliCases.Hash(csv);
+            Assert.Equal(input, CliCases.Hash(hard));
+            Assert.Equal(0, CliCases.Invoke(Roentgen(), "data", "label-reports", "--in", csv, "--out", hard).ExitCode);
+            Assert.Equal(input, CliCases.Hash(csv));
+            Assert.Contains("Pleural Effusion", File.ReadAllText(hard));
+        }
     }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "link", SetLastError = true)]
+    private static extern int HardLink(string existing, string newName);
 
     [Fact]
     public void Label_reports_refuses_a_csv_that_is_not_utf8_naming_the_line()

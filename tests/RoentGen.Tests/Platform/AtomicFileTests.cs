@@ -97,9 +97,19 @@ public class AtomicFileTests
         Assert.Equal(4, landed);
         // The kills did land mid-write: temporary files of unfinished versions are left beside the target
         // (a kill between two versions leaves none, so at least one of four must show).
-        Assert.NotEmpty(Directory.GetFiles(Path.GetDirectoryName(target)!, ".target.bin.*.tmp"));
+        var stale = Directory.GetFiles(Path.GetDirectoryName(target)!, ".target.bin.*.tmp");
+        Assert.NotEmpty(stale);
         // A whole new version replaced the old one at least once.
         Assert.NotEqual(0, File.ReadAllBytes(target)[0]);
+        // The next successful write removes the dead writers' leftovers, but not a live writer's temporary file (this
+        // process's, named as AtomicFile names its own) nor an unrelated file that only looks similar.
+        var live = Path.Combine(Path.GetDirectoryName(target)!, $".target.bin.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        var unrelated = Path.Combine(Path.GetDirectoryName(target)!, ".target.bin.notes.tmp");
+        File.WriteAllText(live, "in progress");
+        File.WriteAllText(unrelated, "mine");
+        AtomicFile.WriteAllBytes(target, new byte[Size]);
+        Assert.Equal(new[] { live, unrelated }.Order(), Directory.GetFiles(Path.GetDirectoryName(target)!, ".target.bin.*.tmp").Order());
+        Assert.Equal(0, AtomicFile.RemoveStaleTemps(target));
         TestPaths.DeleteQuietly(dir);
     }
 }
