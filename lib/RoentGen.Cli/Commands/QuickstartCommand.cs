@@ -17,6 +17,7 @@ internal static class QuickstartCommand
             { output, n, noNotebooks, noDiffusion, preset };
         cmd.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
         {
+            if (parse.GetValue(n) < 1) return Cli.Fail($"--n must be at least 1, got {parse.GetValue(n)}");
             var root = RepositoryRoot();
             var options = new QuickstartOptions
             {
