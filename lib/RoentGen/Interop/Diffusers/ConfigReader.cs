@@ -161,6 +161,15 @@ internal sealed class ConfigReader
         return v.EnumerateArray().Select(e => e.GetDouble()).ToArray();
     }
 
+    /// <summary>A required object whose values are all strings (a sharded index's weight_map).</summary>
+    public Dictionary<string, string> ObjectOfStrings(string key)
+    {
+        if (Get(key) is not { } v) throw Missing(key, "an object of tensor name to file name");
+        if (v.ValueKind != JsonValueKind.Object || v.EnumerateObject().Any(p => p.Value.ValueKind != JsonValueKind.String))
+            throw Wrong(key, "an object of tensor name to file name", v);
+        return v.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!, StringComparer.Ordinal);
+    }
+
     /// <summary>An int or a list of ints, as one value per level (<paramref name="levels"/> of them); null when absent.</summary>
     public int[]? IntPerLevel(string key, int levels)
     {
