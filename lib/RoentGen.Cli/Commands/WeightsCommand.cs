@@ -57,6 +57,7 @@ internal static class WeightsCommand
         var cmd = new Command("inspect", "Components, configs, parameter counts (from configs and from safetensors headers), dtypes, unknown config fields, refused pickle files.") { dir, json };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
+            if (parse.GetValue(json) is { } jsonPath) AtomicFile.EnsureWritable(Path.GetFullPath(jsonPath), "--json");
             var s = DiffusersFolder.Inspect(parse.GetValue(dir)!);
             Print(s);
             if (parse.GetValue(json) is { } path)
@@ -82,7 +83,7 @@ internal static class WeightsCommand
             var weightParams = c.WeightFiles.Count == 0 ? null : (long?)c.WeightFiles[0].Parameters;
             var dtypes = string.Join("; ", c.WeightFiles.Select(w => string.Join(", ", w.ParametersByDType.Select(kv => $"{kv.Key} {N(kv.Value)}"))));
             var files = string.Join(", ", c.WeightFiles.Select(w => Path.GetFileName(w.Path) + (w.Shards.Count > 0 ? $" ({w.Shards.Count} shards)" : "")));
-            var cls = c.ClassName is null ? "(none)" : $"{c.Library}.{c.ClassName}";
+            var cls = c.ClassName ?? "(none)";
             if (!c.Read && c.ClassName is not null) cls += c.Folder is null ? " (not read here; folder absent)" : " (not read here)";
             var mismatch = weightParams is long wp && c.ParametersFromConfig is long cp && wp != cp ? " (differs from config)" : "";
             comps.AddRow(E(c.Name), E(cls), N(c.ParametersFromConfig), N(weightParams) + mismatch, E(dtypes.Length == 0 ? "-" : dtypes), E(files.Length == 0 ? "none" : files));

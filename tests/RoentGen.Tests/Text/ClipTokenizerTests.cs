@@ -159,6 +159,14 @@ public class ClipTokenizerTests
         Assert.Contains("'z</w>'", e.Message);
         var withUnk = Hand(specialTokensMap: """{"unk_token": {"content": "<|endoftext|>"}, "pad_token": "!"}""");
         Assert.Equal([withUnk.EndId, Id("a</w>")], withUnk.Encode("z a"));
+        // An emoji is four UTF-8 bytes, each a symbol of its own (the last with the word end); none is in this vocabulary.
+        Assert.Equal(Enumerable.Repeat(withUnk.EndId, 4), withUnk.Encode("\U0001F600"));
+        // With its byte tokens in the vocabulary it encodes to exactly those, in byte order.
+        var bytes = Mapped("\U0001F600");
+        var emojiTokens = new[] { bytes[0].ToString(), bytes[1].ToString(), bytes[2].ToString(), bytes[3] + "</w>" };
+        var withEmoji = BpeTokenizer.LoadFolder(WriteVocab(emojiTokens, []));
+        Assert.Equal([0, 1, 2, 3], withEmoji.Encode("\U0001F600"));
+        Assert.Equal("\U0001F600", withEmoji.Decode(withEmoji.Encode("\U0001F600")));
     }
 
     [Fact]
