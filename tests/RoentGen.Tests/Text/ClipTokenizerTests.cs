@@ -49,6 +49,33 @@ public class ClipTokenizerTests
         Assert.Equal(tok.EncodeWithSpecialTokens("a photo of a cat"), tok.EncodeWithSpecialTokens("  A   PHOTO\tof&#32;a &#x63;&amp;amp;#97;t\n"));
     }
 
+    // Ids from an independent statement of CLIP's encode in Python (Python's html.unescape twice, re's \s collapse,
+    // str.lower, the `regex` module's \p{L}/\p{N} pattern, the same merges), run on texts where ftfy changes nothing:
+    // entities with and without semicolons, invalid numeric references, Greek final sigma, dotted capital I, digits of
+    // other scripts, non-BMP letters and digits, emoji sequences, Unicode spaces, special tokens in the text.
+    public static TheoryData<string, int[]> PythonReference => new()
+    {
+        { "DON'T stop, it'S 'RE 'VE 'M 'LL 'D", [49406, 847, 713, 1691, 267, 585, 568, 982, 1200, 880, 1342, 1896, 49407] },
+        { "''s .'s x'y", [49406, 8445, 338, 5938, 338, 343, 262, 344, 49407] },
+        { "R&gt;L, &copy 2024 &notit; &amp; &#65;&#x42; &#128; &#0; &#x110000; &bogus; &lt", [49406, 337, 285, 331, 267, 5811, 273, 271, 273, 275, 126, 361, 585, 282, 261, 3937, 6309, 39802, 39802, 261, 42907, 282, 283, 49407] },
+        { "12345 \u0663\u0664 \u00B2\u00BD \u216B \u2466 \u4E00\u4E8C", [49406, 272, 273, 274, 275, 276, 149, 352, 149, 353, 41175, 33613, 158, 227, 375, 158, 239, 355, 19759, 222, 21078, 490, 49407] },
+        { "\u0395\u03BB\u03BB\u03B7\u03BD\u03B9\u03BA\u03AC \u039F\u0394\u039F\u03A3 \u03A3\u0391 \u0391\u03A3.", [49406, 138, 113, 138, 119, 138, 119, 138, 115, 138, 121, 138, 117, 138, 118, 138, 361, 138, 123, 138, 112, 138, 123, 139, 480, 139, 225, 138, 365, 138, 109, 139, 480, 269, 49407] },
+        { "\u0130STANBUL I\u015EIK", [49406, 328, 16384, 11231, 72, 21254, 10177, 49407] },
+        { "\u0E20\u0E32\u0E29\u0E32\u0E44\u0E17\u0E22 \u0939\u093F\u0928\u094D\u0926\u0940 \u0627\u0644\u0639\u0631\u0628\u064A\u0629", [49406, 1777, 254, 12330, 102, 11529, 31718, 245, 33091, 29446, 26721, 26090, 19389, 29552, 25751, 12973, 18843, 10948, 16378, 12046, 20915, 49407] },
+        { "emoji \U0001F600\U0001F600 \U0001F44D\U0001F3FD \U0001F468\u200D\U0001F469\u200D\U0001F467 \U0001F1FA\U0001F1F8 \u2764\uFE0F", [49406, 16327, 34503, 43722, 25023, 26304, 964, 356, 5688, 1752, 49407] },
+        { "\U0001D400\U0001D401\U0001D402 bold \U0001D7CF\U0001D7D0", [49406, 15889, 222, 15889, 223, 15889, 480, 8911, 6874, 253, 493, 6874, 253, 494, 49407] },
+        { "tab\there\u00A0nbsp\u2003em\u2028ls end  ", [49406, 14724, 763, 6459, 4393, 2270, 1268, 806, 49407] },
+        { "<|startoftext|>hi<|endoftext|> x<|ENDOFTEXT|>", [49406, 49406, 1883, 49407, 343, 49407, 49407] },
+    };
+
+    [SkippableTheory]
+    [MemberData(nameof(PythonReference))]
+    public void Real_vocabulary_matches_a_python_statement_of_clips_encode_on_hard_unicode(string text, int[] ids)
+    {
+        var tok = BpeTokenizer.LoadFolder(Fixture("sd-v1-4"));
+        Assert.Equal(ids, tok.EncodeWithSpecialTokens(text));
+    }
+
     [SkippableFact]
     public void Sd_2_pads_with_the_exclamation_mark_and_v1_4_with_the_end_token_both_truncated_to_77()
     {
