@@ -81,7 +81,7 @@ internal static class WeightsCommand
         foreach (var c in s.Components)
         {
             var weightParams = c.WeightFiles.Count == 0 ? null : (long?)c.WeightFiles[0].Parameters;
-            var dtypes = string.Join("; ", c.WeightFiles.Select(w => string.Join(", ", w.ParametersByDType.Select(kv => $"{kv.Key} {N(kv.Value)}"))));
+            var dtypes = string.Join("; ", c.WeightFiles.Select(w => string.Join(", ", w.ElementsByDType.Select(kv => $"{kv.Key} {N(kv.Value)}"))));
             var files = string.Join(", ", c.WeightFiles.Select(w => Path.GetFileName(w.Path) + (w.Shards.Count > 0 ? $" ({w.Shards.Count} shards)" : "")));
             var cls = c.ClassName ?? "(none)";
             if (!c.Read && c.ClassName is not null) cls += c.Folder is null ? " (not read here; folder absent)" : " (not read here)";

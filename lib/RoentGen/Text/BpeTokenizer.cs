@@ -148,6 +148,21 @@ public sealed class BpeTokenizer
                     };
                     if (content is not null) tokens[p.Name] = (content, path);
                 }
+                else if (name == "tokenizer_config.json" && p.Name == "added_tokens_decoder")
+                {
+                    // transformers 4.34+ lists the special tokens here by id; each must be the vocabulary's own.
+                    if (p.Value.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: key 'added_tokens_decoder' must be an object of id → token, got {p.Value.ValueKind}");
+                    foreach (var entry in p.Value.EnumerateObject())
+                    {
+                        if (!int.TryParse(entry.Name, NumberStyles.None, CultureInfo.InvariantCulture, out var id) || entry.Value.ValueKind != JsonValueKind.Object
+                            || !entry.Value.TryGetProperty("content", out var c) || c.ValueKind != JsonValueKind.String)
+                            throw new InvalidDataException($"{path}: key 'added_tokens_decoder' entry '{entry.Name}' must map a token id to an object with a string \"content\"");
+                        var content = c.GetString()!;
+                        if (!plain._vocab.TryGetValue(content, out var vocabId) || vocabId != id)
+                            throw new InvalidDataException($"{path}: key 'added_tokens_decoder' gives '{content}' id {id}, but {vocabPath} gives it "
+                                                           + (plain._vocab.ContainsKey(content) ? $"id {vocabId}" : "no id") + "; tokens added beyond the vocabulary are not supported");
+                    }
+                }
                 else if (name == "tokenizer_config.json" && configKeys.Contains(p.Name))
                 {
                     if (p.Name == "model_max_length")

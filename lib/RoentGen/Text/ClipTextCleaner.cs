@@ -12,7 +12,8 @@ namespace RoentGen.Text;
 /// when the text has no '&lt;', as ftfy's "auto"), terminal escapes, C1 controls read as Windows-1252, Latin
 /// ligatures, full-width forms, curly quotes, lone surrogates, control characters, and NFC. It does not repair
 /// mojibake (text that was decoded with the wrong encoding), which needs ftfy's heuristics. Named HTML entities are
-/// the HTML 4 set (plus the upper-case legacy forms); HTML 5-only names such as <c>&amp;NewLine;</c> stay as written.
+/// the HTML 4 set (plus the upper-case legacy forms, and ftfy's all-capitals forms such as <c>&amp;EACUTE;</c>);
+/// HTML 5-only names such as <c>&amp;NewLine;</c> stay as written.
 /// </summary>
 public static class ClipTextCleaner
 {
@@ -83,7 +84,14 @@ public static class ClipTextCleaner
                 return char.ConvertFromUtf32((int)num);
             }
             if (NamedEntity(s, allowLegacy: true) is { } whole) return whole;
-            if (semicolonOnly) return m.Value;
+            if (semicolonOnly)
+            {
+                // ftfy also reads an all-capitals form of a lower-case entity as the capital letter (&EACUTE; is É).
+                var bare = s[..^1];
+                if (bare.Length > 1 && bare.All(char.IsAsciiLetterUpper) && NamedEntity(bare.ToLowerInvariant() + ";", allowLegacy: false) is { } lower)
+                    return lower.ToUpperInvariant();
+                return m.Value;
+            }
             for (int x = s.Length - 1; x > 1; x--)
                 if (NamedEntity(s[..x], allowLegacy: true) is { } prefix) return prefix + s[x..];
             return m.Value;

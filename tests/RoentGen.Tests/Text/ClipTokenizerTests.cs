@@ -209,6 +209,12 @@ public class ClipTokenizerTests
         Assert.Equal([(long)bangPadded.StartId, Id("abc</w>"), bangPadded.EndId, 0, 0, 0], bangPadded.EncodeBatch(["abc"], 6).Ids[0].data<long>().ToArray());
         Assert.Equal([(long)endPadded.StartId, Id("abc</w>"), endPadded.EndId, endPadded.EndId, endPadded.EndId, endPadded.EndId], endPadded.EncodeBatch(["abc"], 6).Ids[0].data<long>().ToArray());
         Assert.Equal(["tokenizer_config.json: fancy"], Hand(tokenizerConfig: """{"fancy": 1}""").UnknownConfigKeys);
+        // transformers 4.34+ writes added_tokens_decoder: understood when it agrees with vocab.json, an error when not.
+        int start = HandTokens.Length + 2;                                   // after the two é byte tokens
+        var decoder = "{\"added_tokens_decoder\": {\"" + start + "\": {\"content\": \"<|startoftext|>\", \"special\": true}, \"" + (start + 1) + "\": {\"content\": \"<|endoftext|>\"}}}";
+        Assert.Empty(Hand(tokenizerConfig: decoder).UnknownConfigKeys);
+        var bad = Assert.Throws<InvalidDataException>(() => Hand(tokenizerConfig: """{"added_tokens_decoder": {"3": {"content": "<|endoftext|>"}}}"""));
+        Assert.Contains("added_tokens_decoder", bad.Message);
     }
 
     [Fact]
@@ -244,6 +250,9 @@ public class ClipTokenizerTests
         Assert.Equal("€ x", ClipTextCleaner.Clean("&#128; \u001B[31mx\u0007"));                     // Windows-1252, terminal escape, control
         Assert.Equal("© ¬it; &bogus;", ClipTextCleaner.HtmlUnescape("&copy &notit; &bogus;"));      // legacy names and the longest prefix
         Assert.Equal("\uFFFD\uFFFD", ClipTextCleaner.HtmlUnescape("&#0;&#xD800;"));
+        Assert.Equal("\u00E9 \u00C9", ClipTextCleaner.FixText("&eacute; &EACUTE;"));                 // ftfy's all-capitals form
+        Assert.Equal("<&EACUTE;", ClipTextCleaner.FixText("<&EACUTE;"));                             // ftfy leaves HTML-looking text
+        Assert.Equal("&EACUTE;", ClipTextCleaner.HtmlUnescape("&EACUTE;"));                          // Python's html.unescape does not know it
         Assert.Equal("i\u0307stanbul", ClipTextCleaner.PythonLower("İSTANBUL"));                    // full mapping
         Assert.Equal("\u03BF\u03B4\u03BF\u03C2 \u03C3\u03B1", ClipTextCleaner.PythonLower("\u039F\u0394\u039F\u03A3 \u03A3\u0391")); // final sigma
         Assert.Equal("\u03C3\u03B1", ClipTextCleaner.PythonLower("ΣΑ"));

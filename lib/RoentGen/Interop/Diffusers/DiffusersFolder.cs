@@ -9,9 +9,10 @@ namespace RoentGen.Interop.Diffusers;
 /// <param name="Path">The file (for a sharded set, its .safetensors.index.json).</param>
 /// <param name="Shards">The shard files of a sharded set; empty for a single file.</param>
 /// <param name="Tensors">Tensors listed.</param>
-/// <param name="Parameters">Elements over all tensors.</param>
-/// <param name="ParametersByDType">Elements per safetensors dtype (F32, F16, BF16...).</param>
-public sealed record WeightFileSummary(string Path, IReadOnlyList<string> Shards, int Tensors, long Parameters, IReadOnlyDictionary<string, long> ParametersByDType);
+/// <param name="Parameters">Elements of the floating-point tensors (F64, F32, F16, BF16): the weights.</param>
+/// <param name="OtherElements">Elements of integer and boolean tensors (buffers such as older CLIP exports' int64 position_ids), not counted as parameters.</param>
+/// <param name="ElementsByDType">Elements per safetensors dtype (F32, F16, BF16, I64...).</param>
+public sealed record WeightFileSummary(string Path, IReadOnlyList<string> Shards, int Tensors, long Parameters, long OtherElements, IReadOnlyDictionary<string, long> ElementsByDType);
 
 /// <summary>One component of a diffusers folder.</summary>
 /// <param name="Name">Its name in model_index.json.</param>
@@ -202,7 +203,7 @@ public static class DiffusersFolder
     private static WeightFileSummary Summarize(string path, IReadOnlyList<string> shards)
     {
         int tensors = 0;
-        long total = 0;
+        long total = 0, other = 0;
         var byType = new SortedDictionary<string, long>(StringComparer.Ordinal);
         foreach (var file in shards.Count > 0 ? shards : [path])
         {
@@ -211,10 +212,11 @@ public static class DiffusersFolder
             {
                 long n = t.Shape.Aggregate(1L, (a, b) => a * b);
                 tensors++;
-                total += n;
+                if (t.DType is "F64" or "F32" or "F16" or "BF16") total += n;
+                else other += n;
                 byType[t.DType] = byType.GetValueOrDefault(t.DType) + n;
             }
         }
-        return new WeightFileSummary(path, shards, tensors, total, byType);
+        return new WeightFileSummary(path, shards, tensors, total, other, byType);
     }
 }

@@ -137,6 +137,7 @@ public class WeightsCommandTests
             {
                 ["a"] = zeros([3, 4], ScalarType.Float16),
                 ["b"] = zeros([5], ScalarType.Float32),
+                ["position_ids"] = zeros([1, 6], ScalarType.Int64),
             });
             SafeTensors.Save(Path.Combine(root, "unet", "diffusion_pytorch_model-00001-of-00002.safetensors"), new Dictionary<string, Tensor> { ["x"] = zeros([2, 2], ScalarType.BFloat16) });
             SafeTensors.Save(Path.Combine(root, "unet", "diffusion_pytorch_model-00002-of-00002.safetensors"), new Dictionary<string, Tensor> { ["y"] = zeros([7], ScalarType.BFloat16) });
@@ -155,8 +156,8 @@ public class WeightsCommandTests
         var s = DiffusersFolder.Inspect(root);
         var text = s.Components.Single(c => c.Name == "text_encoder");
         var w = Assert.Single(text.WeightFiles);
-        Assert.Equal((2, 17L), (w.Tensors, w.Parameters));
-        Assert.Equal(new Dictionary<string, long> { ["F16"] = 12, ["F32"] = 5 }, w.ParametersByDType);
+        Assert.Equal((3, 17L, 6L), (w.Tensors, w.Parameters, w.OtherElements));   // an int64 buffer is not a parameter
+        Assert.Equal(new Dictionary<string, long> { ["F16"] = 12, ["F32"] = 5, ["I64"] = 6 }, w.ElementsByDType);
         Assert.Equal(ParameterCounts.ClipText(s.TextEncoder!), text.ParametersFromConfig);
         var unet = Assert.Single(s.Components.Single(c => c.Name == "unet").WeightFiles);   // the shards are one set, not three files
         Assert.Equal((2, 11L), (unet.Shards.Count, unet.Parameters));
