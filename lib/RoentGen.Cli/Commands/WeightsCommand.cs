@@ -132,6 +132,8 @@ internal static class WeightsCommand
         var unsupported = s.Unsupported;
         if (unsupported.Count > 0) Console.WriteLine($"unsupported config values ({unsupported.Count}):");
         foreach (var k in unsupported) Console.WriteLine($"  {Cli.Escape(k)}");
+        foreach (var w in s.RootWeightFiles)
+            Console.WriteLine(Cli.Escape($"top-level weights {Path.GetFileName(w.Path)}: {N(w.Parameters)} parameters in {w.Tensors} tensors ({string.Join(", ", w.ElementsByDType.Select(kv => $"{kv.Key} {N(kv.Value)}"))}); single-file checkpoints are not read by this version"));
         foreach (var r in s.Refused) Console.WriteLine(Cli.Escape(r));
     }
 }

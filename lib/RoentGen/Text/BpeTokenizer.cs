@@ -131,9 +131,11 @@ public sealed class BpeTokenizer
         {
             var path = Path.Combine(dir, name);
             if (!File.Exists(path)) continue;
-            JsonElement root;
-            try { root = JsonDocument.Parse(File.ReadAllText(path)).RootElement; }
+            JsonDocument parsed;
+            try { parsed = JsonDocument.Parse(InputFile.ReadAllText(path, 1 << 20, "tokenizer config")); }
             catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message})", e); }
+            using var doc = parsed;
+            var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: expected a JSON object, got {root.ValueKind}");
             foreach (var p in root.EnumerateObject())
             {

@@ -30,9 +30,10 @@ internal sealed class ConfigReader
     public ConfigReader(string file, string json)
     {
         File = file;
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = false }); }
+        JsonDocument parsed;
+        try { parsed = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = false }); }
         catch (JsonException e) { throw new InvalidDataException($"{file}: not valid JSON ({e.Message})", e); }
+        using var doc = parsed;
         if (doc.RootElement.ValueKind != JsonValueKind.Object)
             throw new InvalidDataException($"{file}: expected a JSON object, got a JSON {doc.RootElement.ValueKind}");
         foreach (var p in doc.RootElement.EnumerateObject())
@@ -98,6 +99,22 @@ internal sealed class ConfigReader
     private InvalidDataException Missing(string key, string expected) => new($"{File}: required key '{key}' is missing (expected {expected})");
 
     private static string Shorten(string s) => s.Length <= 80 ? s : s[..77] + "...";
+
+    /// <summary>
+    /// An int; a per-level list (which diffusers also accepts) is listed as unsupported and its first value returned,
+    /// so the rest of the config still parses.
+    /// </summary>
+    public int? IntOrUnsupportedList(string key)
+    {
+        if (_values.TryGetValue(key, out var v) && v.ValueKind == JsonValueKind.Array)
+        {
+            var list = IntsOrNull(key)!;
+            if (list.Length == 0) throw Wrong(key, "a whole number", v);
+            if (list.Distinct().Count() > 1) Unsupported(key, $"[{string.Join(", ", list)}] (per-level values are not supported; one value for every level is)");
+            return list[0];
+        }
+        return IntOrNull(key);
+    }
 
     public int Int(string key) => IntOrNull(key) ?? throw Missing(key, "a whole number");
 

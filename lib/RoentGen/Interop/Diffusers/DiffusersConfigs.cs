@@ -80,7 +80,7 @@ public sealed record UNet2DConditionConfig(
             depth = Enumerable.Repeat(1, levels).ToArray();
         }
         else depth = r.IntPerLevel("transformer_layers_per_block", levels) ?? Enumerable.Repeat(1, levels).ToArray();
-        int crossDim = r.IntOrNull("cross_attention_dim") ?? 1280;
+        int crossDim = r.IntOrUnsupportedList("cross_attention_dim") ?? 1280;
         var cfg = new UNet2DConditionConfig(
             SampleSize: r.IntOrNull("sample_size"),
             InChannels: r.IntOr("in_channels", 4),
@@ -92,7 +92,7 @@ public sealed record UNet2DConditionConfig(
             MidBlockType: r.IsExplicitNull("mid_block_type") ? null : r.StringOr("mid_block_type", "UNetMidBlock2DCrossAttn"),
             UpBlockTypes: up,
             BlockOutChannels: channels,
-            LayersPerBlock: r.IntOr("layers_per_block", 2),
+            LayersPerBlock: r.IntOrUnsupportedList("layers_per_block") ?? 2,
             DownsamplePadding: r.IntOr("downsample_padding", 1),
             MidBlockScaleFactor: r.DoubleOr("mid_block_scale_factor", 1),
             ActFn: r.StringOr("act_fn", "silu"),

@@ -45,9 +45,10 @@ public sealed record TokenizerSummary(int VocabSize, int StartId, int EndId, int
 /// <param name="Scheduler">The scheduler config, or null.</param>
 /// <param name="Tokenizer">The tokenizer, or null.</param>
 /// <param name="Refused">One line per pickle file (.bin, .ckpt, .pt, .pth, .pkl) found: refused, with why and how to convert.</param>
+/// <param name="RootWeightFiles">Safetensors files at the folder's top (single-file checkpoints in the original LDM layout), headers only.</param>
 public sealed record DiffusersFolderSummary(string Root, ModelIndex Index, IReadOnlyList<ComponentSummary> Components,
     UNet2DConditionConfig? Unet, AutoencoderKLConfig? Vae, ClipTextConfig? TextEncoder, SchedulerConfig? Scheduler, TokenizerSummary? Tokenizer,
-    IReadOnlyList<string> Refused)
+    IReadOnlyList<string> Refused, IReadOnlyList<WeightFileSummary> RootWeightFiles)
 {
     /// <summary>Every unknown key and unsupported value of every config read, as "file: key".</summary>
     public IReadOnlyList<string> Unknown =>
@@ -150,7 +151,7 @@ public static class DiffusersFolder
             }
             components.Add(new ComponentSummary(c.Name, c.Library, c.ClassName, exists ? dir : null, read, fromConfig, weights, report));
         }
-        return new DiffusersFolderSummary(root, index, components, unet, vae, text, scheduler, tokenizer, refused);
+        return new DiffusersFolderSummary(root, index, components, unet, vae, text, scheduler, tokenizer, refused, WeightFiles(root));
     }
 
     private static string RequireFile(string dir, string name)

@@ -118,6 +118,9 @@ public class DiffusersConfigTests
         Assert.Contains("whole number", wrongType.Message);
         var missing = Assert.Throws<InvalidDataException>(() => AutoencoderKLConfig.Parse("vae/config.json", """{"down_block_types": [], "up_block_types": []}"""));
         Assert.Contains("vae/config.json: required key 'block_out_channels'", missing.Message);
+        var perLevel = UNet2DConditionConfig.Parse("u.json", TinyUnet.Replace("\"cross_attention_dim\": 16", "\"cross_attention_dim\": [16, 32]"));
+        Assert.Contains(perLevel.Report.Unsupported, u => u.StartsWith("cross_attention_dim"));
+        Assert.True(UNet2DConditionConfig.Parse("u.json", TinyUnet.Replace("\"layers_per_block\": 1", "\"layers_per_block\": [1, 1]")).Report.IsClean);
         var lengths = Assert.Throws<InvalidDataException>(() => UNet2DConditionConfig.Parse("u.json", TinyUnet.Replace("\"attention_head_dim\": 8", "\"attention_head_dim\": [8, 8, 8]")));
         Assert.Contains("'attention_head_dim' lists 3 values", lengths.Message);
         var heads = Assert.Throws<InvalidDataException>(() => UNet2DConditionConfig.Parse("u.json", TinyUnet.Replace("\"attention_head_dim\": 8", "\"attention_head_dim\": 5")));

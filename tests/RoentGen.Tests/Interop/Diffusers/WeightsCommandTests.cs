@@ -146,6 +146,8 @@ public class WeightsCommandTests
             {"metadata": {"total_size": 22}, "weight_map": {"x": "diffusion_pytorch_model-00001-of-00002.safetensors", "y": "diffusion_pytorch_model-00002-of-00002.safetensors"}}
             """);
         Write("vae/diffusion_pytorch_model.bin", "not really a pickle");
+        using (NewDisposeScope())
+            SafeTensors.Save(Path.Combine(root, "model.safetensors"), new Dictionary<string, Tensor> { ["model.diffusion_model.out.2.bias"] = zeros([4], ScalarType.Float16) });
         return root;
     }
 
@@ -166,6 +168,7 @@ public class WeightsCommandTests
         Assert.Contains("diffusion_pytorch_model.bin", refusal);
         Assert.Contains("arbitrary code", refusal);
         Assert.Contains("safe_serialization=True", refusal);
+        Assert.Equal(4L, Assert.Single(s.RootWeightFiles).Parameters);
         Assert.Equal(("v_prediction", "trailing", true), (s.Scheduler!.PredictionType, s.Scheduler.TimestepSpacing, s.Scheduler.SetAlphaToOneOrDefault));
 
         var json = Path.Combine(root, "summary.json");
