@@ -20,6 +20,7 @@ root.Subcommands.Add(ProbeCommand.Build());
 root.Subcommands.Add(CheckRealCommand.Build());
 root.Subcommands.Add(CompareEncodersCommand.BuildCompare());
 root.Subcommands.Add(CompareEncodersCommand.BuildAblate());
+root.Subcommands.Add(WeightsCommand.Build());
 
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))

@@ -19,6 +19,19 @@ public static class TestPaths
         }
     }
 
+    /// <summary>
+    /// ../shared/fixtures/stable-diffusion beside the repository (the real config and tokenizer files of SD v1-4 and
+    /// SD 2.1-base, no weights), or null where it is absent: tests that need it call <c>Skip.If(... is null, ...)</c>.
+    /// </summary>
+    public static string? StableDiffusionFixtures
+    {
+        get
+        {
+            var p = Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "fixtures", "stable-diffusion"));
+            return Directory.Exists(Path.Combine(p, "sd-v1-4")) && Directory.Exists(Path.Combine(p, "sd-2-1-base")) ? p : null;
+        }
+    }
+
     /// <summary>A new empty temporary folder.</summary>
     public static string NewTempDir(string prefix = "roentgen-test")
     {

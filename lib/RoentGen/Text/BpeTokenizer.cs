@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using System.Text.RegularExpressions;
+using System.Globalization;
 using RoentGen.Platform;
 using static TorchSharp.torch;
 
@@ -12,10 +12,14 @@ namespace RoentGen.Text;
 public sealed record TokenBatch(Tensor Ids, Tensor AttentionMask);
 
 /// <summary>
-/// Byte-level BPE in CLIP's conventions (Radford et al. 2021): lower-cased text, a regex pre-tokeniser,
-/// bytes mapped to printable characters, "&lt;/w&gt;" marking word ends, merges applied by rank, and
-/// &lt;|startoftext|&gt; / &lt;|endoftext|&gt; around every sequence (the end token also pads). It loads a CLIP
-/// vocabulary (vocab.json + merges.txt) or trains one on a report corpus, and saves in the same format.
+/// Byte-level BPE exactly as CLIP's original tokenizer (Radford et al. 2021; openai/CLIP simple_tokenizer.py) encodes:
+/// the text cleaned by <see cref="ClipTextCleaner"/> (ftfy-like fixes, HTML unescaped twice, whitespace collapsed,
+/// lower-cased), split by CLIP's pre-token pattern (the two special tokens, the contractions 's 't 're 've 'm 'll 'd,
+/// runs of letters, single digits, runs of anything else; by Unicode code point), each piece's UTF-8 bytes mapped to
+/// printable characters, "&lt;/w&gt;" marking its end, merges applied by rank, and &lt;|startoftext|&gt; /
+/// &lt;|endoftext|&gt; around every sequence. It loads a CLIP vocabulary (vocab.json + merges.txt, or a Hugging Face
+/// tokenizer folder with its padding token and length limit: <see cref="LoadFolder"/>) or trains one on a report
+/// corpus, and saves in the same format. A trained or file-loaded tokenizer pads with the end token.
 /// </summary>
 public sealed class BpeTokenizer
 {
@@ -24,9 +28,6 @@ public sealed class BpeTokenizer
     /// <summary>The end (and padding) token.</summary>
     public const string EndToken = "<|endoftext|>";
 
-    private static readonly Regex Pretokenizer = new(
-        @"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+",
-        RegexOptions.Compiled | RegexOptions.IgnoreCase);
     private static readonly (char[] ByteToChar, Dictionary<char, byte> CharToByte) ByteMap = BuildByteMap();
 
     private readonly Dictionary<string, int> _vocab;
@@ -35,7 +36,7 @@ public sealed class BpeTokenizer
     private readonly List<(string, string)> _merges;
     private readonly Dictionary<string, string[]> _cache = new();
 
-    private BpeTokenizer(Dictionary<string, int> vocab, List<(string, string)> merges)
+    private BpeTokenizer(Dictionary<string, int> vocab, List<(string, string)> merges, TokenizerSettings? settings = null)
     {
         _vocab = vocab;
         _merges = merges;
@@ -47,7 +48,13 @@ public sealed class BpeTokenizer
             throw new InvalidDataException($"BPE vocabulary lacks {StartToken} or {EndToken}");
         StartId = vocab[StartToken];
         EndId = vocab[EndToken];
+        PadId = settings?.PadId ?? EndId;
+        UnknownId = settings?.UnknownId;
+        ModelMaxLength = settings?.ModelMaxLength;
+        UnknownConfigKeys = settings?.UnknownKeys ?? [];
     }
+
+    private sealed record TokenizerSettings(int PadId, int? UnknownId, int? ModelMaxLength, IReadOnlyList<string> UnknownKeys);
 
     /// <summary>Number of token ids.</summary>
     public int VocabSize => _idToToken.Length;
@@ -55,6 +62,14 @@ public sealed class BpeTokenizer
     public int StartId { get; }
     /// <summary>Id of &lt;|endoftext|&gt; (also used for padding).</summary>
     public int EndId { get; }
+    /// <summary>Id that pads a batch to its length: the end token unless a tokenizer folder names another (SD 2.x pads with "!", id 0).</summary>
+    public int PadId { get; }
+    /// <summary>Id that stands for a token missing from the vocabulary (a folder's unk_token), or null: then a missing token is an error.</summary>
+    public int? UnknownId { get; }
+    /// <summary>The folder's model_max_length (77 for CLIP), or null when none was given.</summary>
+    public int? ModelMaxLength { get; }
+    /// <summary>Keys of tokenizer_config.json / special_tokens_map.json this loader does not know (reported, not used).</summary>
+    public IReadOnlyList<string> UnknownConfigKeys { get; }
     /// <summary>The merges, in rank order.</summary>
     public IReadOnlyList<(string Left, string Right)> Merges => _merges;
 
@@ -83,6 +98,98 @@ public sealed class BpeTokenizer
             merges.Add((parts[0], parts[1]));
         }
         return new BpeTokenizer(vocab, merges);
+    }
+
+    /// <summary>
+    /// Loads a Hugging Face CLIP tokenizer folder (a model folder's tokenizer/ too): vocab.json and merges.txt, and when
+    /// present tokenizer_config.json and special_tokens_map.json for the padding and unknown tokens and
+    /// model_max_length. As in transformers, special_tokens_map.json wins over tokenizer_config.json (SD 2.x's pads
+    /// with "!" there while its tokenizer_config.json still names the end token). A token may be a string or an object
+    /// with "content". Keys this loader does not know are listed in <see cref="UnknownConfigKeys"/>.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">vocab.json or merges.txt is missing (the message names it).</exception>
+    /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
+    /// <exception cref="InvalidDataException">A file is malformed, a key has the wrong type, or a special token is not in the vocabulary (the message names file and key).</exception>
+    public static BpeTokenizer LoadFolder(string folder)
+    {
+        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"{folder}: no such tokenizer folder");
+        var dir = !File.Exists(Path.Combine(folder, "vocab.json")) && Directory.Exists(Path.Combine(folder, "tokenizer"))
+            ? Path.Combine(folder, "tokenizer") : folder;
+        var vocabPath = Path.Combine(dir, "vocab.json");
+        var mergesPath = Path.Combine(dir, "merges.txt");
+        foreach (var f in new[] { vocabPath, mergesPath })
+            if (!File.Exists(f)) throw new FileNotFoundException($"{f}: missing (a CLIP tokenizer folder needs vocab.json and merges.txt)", f);
+        var plain = Load(vocabPath, mergesPath);
+
+        var tokens = new Dictionary<string, (string Value, string File)>();
+        var unknown = new List<string>();
+        int? maxLength = null;
+        string[] tokenKeys = ["bos_token", "eos_token", "pad_token", "unk_token"];
+        string[] configKeys = ["add_prefix_space", "do_lower_case", "errors", "model_max_length", "name_or_path", "special_tokens_map_file",
+                               "tokenizer_class", "clean_up_tokenization_spaces"];
+        foreach (var name in new[] { "tokenizer_config.json", "special_tokens_map.json" })
+        {
+            var path = Path.Combine(dir, name);
+            if (!File.Exists(path)) continue;
+            JsonDocument parsed;
+            try { parsed = JsonDocument.Parse(InputFile.ReadAllText(path, 1 << 20, "tokenizer config")); }
+            catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message})", e); }
+            using var doc = parsed;
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: expected a JSON object, got {root.ValueKind}");
+            foreach (var p in root.EnumerateObject())
+            {
+                if (tokenKeys.Contains(p.Name))
+                {
+                    var content = p.Value.ValueKind switch
+                    {
+                        JsonValueKind.String => p.Value.GetString()!,
+                        JsonValueKind.Object when p.Value.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String => c.GetString()!,
+                        JsonValueKind.Null => null,
+                        _ => throw new InvalidDataException($"{path}: key '{p.Name}' must be a string or an object with a string \"content\", got {p.Value.ValueKind}"),
+                    };
+                    if (content is not null) tokens[p.Name] = (content, path);
+                }
+                else if (name == "tokenizer_config.json" && p.Name == "added_tokens_decoder")
+                {
+                    // transformers 4.34+ lists the special tokens here by id; each must be the vocabulary's own.
+                    if (p.Value.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: key 'added_tokens_decoder' must be an object of id → token, got {p.Value.ValueKind}");
+                    foreach (var entry in p.Value.EnumerateObject())
+                    {
+                        if (!int.TryParse(entry.Name, NumberStyles.None, CultureInfo.InvariantCulture, out var id) || entry.Value.ValueKind != JsonValueKind.Object
+                            || !entry.Value.TryGetProperty("content", out var c) || c.ValueKind != JsonValueKind.String)
+                            throw new InvalidDataException($"{path}: key 'added_tokens_decoder' entry '{entry.Name}' must map a token id to an object with a string \"content\"");
+                        var content = c.GetString()!;
+                        if (!plain._vocab.TryGetValue(content, out var vocabId) || vocabId != id)
+                            throw new InvalidDataException($"{path}: key 'added_tokens_decoder' gives '{content}' id {id}, but {vocabPath} gives it "
+                                                           + (plain._vocab.ContainsKey(content) ? $"id {vocabId}" : "no id") + "; tokens added beyond the vocabulary are not supported");
+                    }
+                }
+                else if (name == "tokenizer_config.json" && configKeys.Contains(p.Name))
+                {
+                    if (p.Name == "model_max_length")
+                    {
+                        if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetDouble(out var v) || v < 2 || v != Math.Floor(v))
+                            throw new InvalidDataException($"{path}: key 'model_max_length' must be a whole number of at least 2, got {p.Value.GetRawText()}");
+                        maxLength = v > int.MaxValue ? null : (int)v;   // transformers writes 1e30 for "no limit"
+                    }
+                    else if (p.Name == "tokenizer_class" && p.Value.GetString() is not ("CLIPTokenizer" or "CLIPTokenizerFast"))
+                        throw new InvalidDataException($"{path}: key 'tokenizer_class' is {p.Value.GetRawText()}; this loader reads CLIPTokenizer folders only");
+                }
+                else unknown.Add($"{name}: {p.Name}");
+            }
+        }
+        int Id(string key, int fallback)
+        {
+            if (!tokens.TryGetValue(key, out var t)) return fallback;
+            return plain._vocab.TryGetValue(t.Value, out var id) ? id
+                : throw new InvalidDataException($"{t.File}: key '{key}' names '{t.Value}', which is not in {vocabPath}");
+        }
+        foreach (var (key, expected) in new[] { ("bos_token", StartToken), ("eos_token", EndToken) })
+            if (tokens.TryGetValue(key, out var t) && t.Value != expected)
+                throw new InvalidDataException($"{t.File}: key '{key}' is '{t.Value}'; a CLIP tokenizer uses '{expected}'");
+        var settings = new TokenizerSettings(Id("pad_token", plain.EndId), tokens.ContainsKey("unk_token") ? Id("unk_token", plain.EndId) : null, maxLength, unknown);
+        return new BpeTokenizer(plain._vocab, plain._merges, settings);
     }
 
     /// <summary>Saves vocab.json and merges.txt into a folder (atomically).</summary>
@@ -141,7 +248,8 @@ public sealed class BpeTokenizer
         {
             if (word is StartToken or EndToken) { ids.Add(_vocab[word]); continue; }
             foreach (var tok in Bpe(word))
-                ids.Add(_vocab.TryGetValue(tok, out var id) ? id : throw new InvalidOperationException($"token '{tok}' is not in the vocabulary"));
+                ids.Add(_vocab.TryGetValue(tok, out var id) ? id
+                    : UnknownId ?? throw new InvalidOperationException($"token '{tok}' is not in the vocabulary and the tokenizer has no unknown token"));
         }
         return ids.ToArray();
     }
@@ -163,8 +271,25 @@ public sealed class BpeTokenizer
     }
 
     /// <summary>
-    /// start + tokens + end, truncated to <paramref name="maxLength"/> (keeping the end token) and padded with the
-    /// end token, as CLIP feeds Stable Diffusion.
+    /// start + tokens + end, as CLIP's tokenizer returns them; with <paramref name="maxLength"/>, the tokens are cut so
+    /// that the whole (start and end included) has at most that many ids (the end token is kept), without padding.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="maxLength"/> is below 2.</exception>
+    public int[] EncodeWithSpecialTokens(string text, int? maxLength = null)
+    {
+        if (maxLength is < 2) throw new ArgumentException($"maxLength must be at least 2 (start and end tokens), got {maxLength}", nameof(maxLength));
+        var body = Encode(text);
+        int n = maxLength is int m ? Math.Min(body.Length, m - 2) : body.Length;
+        var ids = new int[n + 2];
+        ids[0] = StartId;
+        Array.Copy(body, 0, ids, 1, n);
+        ids[n + 1] = EndId;
+        return ids;
+    }
+
+    /// <summary>
+    /// start + tokens + end, truncated to <paramref name="maxLength"/> (keeping the end token) and padded with
+    /// <see cref="PadId"/>, as the Stable Diffusion pipelines feed CLIP (padding="max_length", truncation=True).
     /// </summary>
     public TokenBatch EncodeBatch(IReadOnlyList<string> texts, int maxLength = 77)
     {
@@ -179,21 +304,75 @@ public sealed class BpeTokenizer
             ids[o] = StartId; mask[o] = 1;
             for (int i = 0; i < n; i++) { ids[o + 1 + i] = body[i]; mask[o + 1 + i] = 1; }
             ids[o + 1 + n] = EndId; mask[o + 1 + n] = 1;
-            for (int i = n + 2; i < maxLength; i++) ids[o + i] = EndId;
+            for (int i = n + 2; i < maxLength; i++) ids[o + i] = PadId;
         }
         return new TokenBatch(tensor(ids, [texts.Count, maxLength]), tensor(mask, [texts.Count, maxLength]));
     }
 
-    // CLIP's text cleaning: lower case, collapse whitespace; words as byte-mapped strings.
+    // CLIP's cleaning, then its pre-token pattern; words as byte-mapped strings.
     private static IEnumerable<string> PreTokenize(string text)
     {
-        var clean = Regex.Replace(text.Trim(), @"\s+", " ").ToLowerInvariant();
-        foreach (Match m in Pretokenizer.Matches(clean))
+        foreach (var piece in SplitPieces(ClipTextCleaner.Clean(text)))
         {
-            if (m.Value is StartToken or EndToken) { yield return m.Value; continue; }
-            var bytes = Encoding.UTF8.GetBytes(m.Value);
+            if (piece is StartToken or EndToken) { yield return piece; continue; }
+            var bytes = Encoding.UTF8.GetBytes(piece);
             yield return new string(bytes.Select(b => ByteMap.ByteToChar[b]).ToArray());
         }
+    }
+
+    /// <summary>
+    /// CLIP's pre-token pattern, <c>&lt;\|startoftext\|&gt;|&lt;\|endoftext\|&gt;|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+</c>
+    /// (case-insensitive), matched left to right over Unicode code points (so a letter or digit outside the BMP counts as
+    /// one, as in Python, where .NET's regex would see two surrogates).
+    /// </summary>
+    public static IEnumerable<string> SplitPieces(string cleaned)
+    {
+        ArgumentNullException.ThrowIfNull(cleaned);
+        int i = 0;
+        while (i < cleaned.Length)
+        {
+            if (string.CompareOrdinal(cleaned, i, StartToken, 0, StartToken.Length) == 0) { yield return StartToken; i += StartToken.Length; continue; }
+            if (string.CompareOrdinal(cleaned, i, EndToken, 0, EndToken.Length) == 0) { yield return EndToken; i += EndToken.Length; continue; }
+            if (ContractionLength(cleaned, i) is > 0 and var len) { yield return cleaned.Substring(i, len); i += len; continue; }
+            var kind = KindAt(cleaned, i, out int width);
+            if (kind == PieceKind.Space) { i += width; continue; }
+            if (kind == PieceKind.Number) { yield return cleaned.Substring(i, width); i += width; continue; }
+            int start = i;
+            i += width;
+            while (i < cleaned.Length && KindAt(cleaned, i, out int w) == kind) i += w;
+            yield return cleaned[start..i];
+        }
+    }
+
+    private enum PieceKind { Letter, Number, Space, Other }
+
+    private static PieceKind KindAt(string s, int i, out int width)
+    {
+        if (Rune.DecodeFromUtf16(s.AsSpan(i), out var r, out width) != System.Buffers.OperationStatus.Done)
+        {
+            width = Math.Max(width, 1);
+            return PieceKind.Other;
+        }
+        if (Rune.IsWhiteSpace(r)) return PieceKind.Space;
+        return Rune.GetUnicodeCategory(r) switch
+        {
+            UnicodeCategory.UppercaseLetter or UnicodeCategory.LowercaseLetter or UnicodeCategory.TitlecaseLetter
+                or UnicodeCategory.ModifierLetter or UnicodeCategory.OtherLetter => PieceKind.Letter,
+            UnicodeCategory.DecimalDigitNumber or UnicodeCategory.LetterNumber or UnicodeCategory.OtherNumber => PieceKind.Number,
+            _ => PieceKind.Other,
+        };
+    }
+
+    // 's 't 're 've 'm 'll 'd, case-insensitively (so the long s, which folds to s, counts as s).
+    private static int ContractionLength(string s, int i)
+    {
+        if (s[i] != '\'' || i + 1 >= s.Length) return 0;
+        static char Fold(char c) => c == '\u017F' ? 's' : char.ToLowerInvariant(c);
+        char a = Fold(s[i + 1]);
+        if (a is 's' or 't' or 'm' or 'd') return 2;
+        if (i + 2 >= s.Length) return 0;
+        char b = Fold(s[i + 2]);
+        return (a, b) is ('r', 'e') or ('v', 'e') or ('l', 'l') ? 3 : 0;
     }
 
     private static List<string> InitialSymbols(string word)
