@@ -151,11 +151,14 @@ internal sealed class PhantomRenderer
         }
         var texture = LungTexture();
         float bodyCx = 0.5f + 0.01f * s.Rotation;
-        for (int y = 0; y < n; y++)
+        // only the part of the patient that the field of view shows (plus a pixel for the bilinear projection)
+        int wx0 = Math.Clamp((int)MathF.Floor((s.CenterU - 0.5f / s.ZoomX) * n) - 2, 0, n - 1), wx1 = Math.Clamp((int)MathF.Ceiling((s.CenterU + 0.5f / s.ZoomX) * n) + 2, 0, n - 1);
+        int wy0 = Math.Clamp((int)MathF.Floor((s.CenterV - 0.5f / s.ZoomY) * n) - 2, 0, n - 1), wy1 = Math.Clamp((int)MathF.Ceiling((s.CenterV + 0.5f / s.ZoomY) * n) + 2, 0, n - 1);
+        for (int y = wy0; y <= wy1; y++)
         {
             float v = (y + 0.5f) * _px;
             float outerF = rowOuter[y], innerRow = rowInner[y], hw = rowHw[y], invHw = 1 / hw;
-            for (int x = 0; x < n; x++)
+            for (int x = wx0; x <= wx1; x++)
             {
                 int i = y * n + x;
                 float u = (x + 0.5f) * _px;
@@ -416,28 +419,31 @@ internal sealed class PhantomRenderer
         // scatter: a broad veil that lifts the dark lungs next to the bright mediastinum and abdomen
         if (s.Scatter > 0)
         {
-            var veil = LowPass(img, 8);
-            for (int i = 0; i < img.Length; i++) img[i] = (1 - s.Scatter) * img[i] + s.Scatter * veil[i];
+            var veil = BlockMeans(img, 8);
+            for (int i = 0; i < img.Length; i++) img[i] *= 1 - s.Scatter;
+            UpsampleAdd(veil, 8, img, s.Scatter);
         }
         if (sigma > 0)
         {
             // quantum noise: white plus a detector-correlated part (white noise blurred twice), stronger where fewer photons arrive
+            // correlated part: Gaussian-like values on a grid of half the resolution, upsampled bilinearly (grain of about 2 px)
+            int g = n / 2;
+            var grid = new float[g * g];
+            for (int k = 0; k < grid.Length; k++)
+            {
+                ulong h2 = PhantomRandom.Mix(s.TextureKey ^ ((ulong)k * 0x9E3779B97F4A7C15UL));
+                grid[k] = ((h2 & 0xFFFF) + ((h2 >> 16) & 0xFFFF) + ((h2 >> 32) & 0xFFFF)) * (1f / 65536f) - 1.5f;
+            }
             var corr = new float[n * n];
-            var white = new float[n * n];
-            for (int i = 0; i < white.Length; i++)
+            UpsampleAdd(grid, g, corr, 1);
+            float cs = 0.6f * s.CorrelatedNoise;
+            for (int i = 0; i < img.Length; i++)
             {
                 // one 64-bit hash per pixel gives three 16-bit uniforms: their sum is close to Gaussian
                 ulong h = PhantomRandom.Mix(s.NoiseKey ^ ((ulong)i * 0xA24BAED4963EE407UL));
-                white[i] = ((h & 0xFFFF) + ((h >> 16) & 0xFFFF) + ((h >> 32) & 0xFFFF)) * (1f / 65536f) - 1.5f;
-                ulong h2 = PhantomRandom.Mix(s.TextureKey ^ ((ulong)i * 0x9E3779B97F4A7C15UL));
-                corr[i] = ((h2 & 0xFFFF) + ((h2 >> 16) & 0xFFFF) + ((h2 >> 32) & 0xFFFF)) * (1f / 65536f) - 1.5f;
-            }
-            Blur121(corr, n); Blur121(corr, n);
-            float cs = 3.2f * s.CorrelatedNoise; // two [1 2 1] passes shrink the variance about 3.2-fold in amplitude
-            for (int i = 0; i < img.Length; i++)
-            {
+                float white = ((h & 0xFFFF) + ((h >> 16) & 0xFFFF) + ((h >> 32) & 0xFFFF)) * (1f / 65536f) - 1.5f;
                 float I = img[i];
-                img[i] = I + sigma * 2 * (0.7f * white[i] + 0.5f * cs * corr[i]) * (0.6f + 0.6f * I);
+                img[i] = I + sigma * 2 * (0.75f * white + cs * corr[i]) * (0.6f + 0.6f * I);
             }
         }
         Collimate(img);
@@ -482,15 +488,17 @@ internal sealed class PhantomRenderer
         return dst;
     }
 
-    /// <summary>Block means over <paramref name="blocks"/> x blocks cells, upsampled bilinearly (a cheap broad blur).</summary>
-    private float[] LowPass(float[] img, int blocks)
+    /// <summary>Block means over <paramref name="blocks"/> x blocks cells (upsampled bilinearly, a cheap broad blur).</summary>
+    private float[] BlockMeans(float[] img, int blocks)
     {
         int n = _n;
         var cell = new float[blocks * blocks];
+        var bx0 = new int[n];
+        for (int x = 0; x < n; x++) bx0[x] = x * blocks / n;
         for (int y = 0; y < n; y++)
         {
-            int cy = y * blocks / n;
-            for (int x = 0; x < n; x++) cell[cy * blocks + x * blocks / n] += img[y * n + x];
+            int cy = y * blocks / n * blocks, o = y * n;
+            for (int x = 0; x < n; x++) cell[cy + bx0[x]] += img[o + x];
         }
         for (int by = 0; by < blocks; by++)
             for (int bx = 0; bx < blocks; bx++)
@@ -499,28 +507,31 @@ internal sealed class PhantomRenderer
                 int cntx = ((bx + 1) * n + blocks - 1) / blocks - (bx * n + blocks - 1) / blocks;
                 cell[by * blocks + bx] /= Math.Max(1, cnt * cntx);
             }
-        return Upsample(cell, blocks);
+        return cell;
     }
 
-    /// <summary>Bilinear upsampling of a g x g grid (cell centres) to the image.</summary>
-    private float[] Upsample(float[] grid, int g)
+    /// <summary>Adds <paramref name="weight"/> times the bilinear upsampling of a g x g grid (cell centres) to <paramref name="dst"/>.</summary>
+    private void UpsampleAdd(float[] grid, int g, float[] dst, float weight)
     {
         int n = _n;
-        var o = new float[n * n];
+        var gx0 = new int[n]; var gx1 = new int[n]; var gfx = new float[n];
+        for (int x = 0; x < n; x++)
+        {
+            float gx = Math.Clamp((x + 0.5f) * g / n - 0.5f, 0, g - 1);
+            gx0[x] = (int)gx; gx1[x] = Math.Min(g - 1, gx0[x] + 1); gfx[x] = gx - gx0[x];
+        }
         for (int y = 0; y < n; y++)
         {
             float gy = Math.Clamp((y + 0.5f) * g / n - 0.5f, 0, g - 1);
-            int y0 = (int)gy, y1 = Math.Min(g - 1, y0 + 1); float fy = gy - y0;
+            int r0 = (int)gy * g, r1 = Math.Min(g - 1, (int)gy + 1) * g; float fy = gy - (int)gy;
+            int o = y * n;
             for (int x = 0; x < n; x++)
             {
-                float gx = Math.Clamp((x + 0.5f) * g / n - 0.5f, 0, g - 1);
-                int x0 = (int)gx, x1 = Math.Min(g - 1, x0 + 1); float fx = gx - x0;
-                float a = grid[y0 * g + x0] + (grid[y0 * g + x1] - grid[y0 * g + x0]) * fx;
-                float b = grid[y1 * g + x0] + (grid[y1 * g + x1] - grid[y1 * g + x0]) * fx;
-                o[y * n + x] = a + (b - a) * fy;
+                float a = grid[r0 + gx0[x]] + (grid[r0 + gx1[x]] - grid[r0 + gx0[x]]) * gfx[x];
+                float b = grid[r1 + gx0[x]] + (grid[r1 + gx1[x]] - grid[r1 + gx0[x]]) * gfx[x];
+                dst[o + x] += weight * (a + (b - a) * fy);
             }
         }
-        return o;
     }
 
     /// <summary>Lung parenchymal texture: two octaves of hashed coarse noise (about 1.5 and 0.75 cm cells), in [-1, 1].</summary>
@@ -532,8 +543,7 @@ internal sealed class PhantomRenderer
             var grid = new float[g * g];
             for (int k = 0; k < grid.Length; k++)
                 grid[k] = (float)((PhantomRandom.Mix(_s.TextureKey ^ (salt << 40) ^ ((ulong)k * 0xD6E8FEB86659FD93UL)) >> 11) * (2.0 / (1UL << 53)) - 1);
-            var up = Upsample(grid, g);
-            for (int i = 0; i < t.Length; i++) t[i] += w * up[i];
+            UpsampleAdd(grid, g, t, w);
         }
         return t;
     }
@@ -746,7 +756,7 @@ internal sealed class PhantomRenderer
     {
         var s = _s;
         var rng = new PhantomRandom((long)s.VesselKey, 0, 7);
-        int maxDepth = _n >= 192 ? 5 : 4;
+        int maxDepth = _n > 256 ? 5 : _n > 128 ? 4 : 3; // finer branches would be under a pixel
         bool edema = s.Findings.Edema is not null;
         foreach (int side in new[] { -1, 1 })
         {
