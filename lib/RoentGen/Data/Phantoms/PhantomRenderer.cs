@@ -181,7 +181,7 @@ internal sealed class PhantomRenderer
                     float qd = ptxCd + (d - ptxCd) / k, qv = ptxCv + (v - ptxCv) / k;
                     float dq = LungDepth(side, qd, qv) * k;
                     collapsed = Smooth(-e, e, dq);
-                    pleuraLine = dq * dq < 12 * e * e ? MathF.Exp(-(dq * dq) / (1.2f * e * e)) * inLung : 0;
+                    pleuraLine = dq * dq < 6 * e * e ? MathF.Exp(-(dq * dq) / (0.8f * e * e)) * inLung : 0;
                     if (mPtx is not null && inLung > 0.5f && collapsed < 0.5f) mPtx[i] = 1;
                 }
                 float ptxRegion = inLung * (1 - collapsed);
@@ -209,15 +209,18 @@ internal sealed class PhantomRenderer
                 }
                 // parenchymal texture (summed coarse noise), only where the lung is aerated
                 a += air * collapsed * 0.05f * s.TextureStrength * texture[i];
-                if (inLung > 0.5f && hIn < 0.5f) lungs[i] = 1;
                 // aortic knob
                 float kx = (u - s.KnobX) / s.KnobR, ky = (v - s.KnobY) / s.KnobR;
                 float kr2 = kx * kx + ky * ky;
+                float knob = 0;
                 if (kr2 < 1.5f)
                 {
-                    { float kk = Smooth(1.1f, 0.85f, kr2); a += (0.68f * ra + 0.08f) * kk; ra *= 1 - kk; }
+                    { float kk = Smooth(1.1f, 0.85f, kr2); a += (0.68f * ra + 0.08f) * kk; ra *= 1 - kk; knob = kk; }
                     if (s.KnobCalcified && ky < 0.1f) a += 0.45f * Gauss((MathF.Sqrt(kr2) - 0.9f) / 0.08f);
                 }
+                // the visible lung field excludes the heart and the aortic knob (the real masks' convention); so does the pneumothorax
+                if (inLung > 0.5f && hIn < 0.5f && knob < 0.5f) lungs[i] = 1;
+                if (knob >= 0.5f && mPtx is not null) mPtx[i] = 0;
                 // descending aorta: a soft-tissue band along the left of the spine from the knob to the diaphragm
                 if (side > 0 && v > s.KnobY && v < diaV && d < 0.05f)
                     a += 0.05f * Smooth(0.05f, 0.035f, d) * Smooth(0.0f, 0.01f, d) * Smooth(s.KnobY, s.KnobY + 0.03f, v);
@@ -677,7 +680,7 @@ internal sealed class PhantomRenderer
     /// down and out; level with its spinal origin at d = 0.14, so that the ribs counted above the dome are the ribs
     /// whose origin lies above it (the inspiration_ribs attribute).
     /// </summary>
-    private float RibY(int k, float d)
+    internal float RibY(int k, float d)
     {
         var s = _s;
         float yk = s.VApex - 0.005f + k * s.RibSpacing, dd = d - 0.07f;
@@ -773,8 +776,8 @@ internal sealed class PhantomRenderer
             foreach (float t0 in trunks)
             {
                 float th = t0 + (float)rng.Range(-0.15, 0.15);
-                float val = 0.15f * (t0 < -0.5f ? (edema ? 1.5f : 0.8f) : t0 > 0.5f ? 1.1f : 1f);
-                float w = 0.011f * (t0 < -0.5f && edema ? 1.3f : 1f);
+                float val = 0.22f * (t0 < -0.5f ? (edema ? 1.5f : 0.8f) : t0 > 0.5f ? 1.1f : 1f);
+                float w = 0.012f * (t0 < -0.5f && edema ? 1.3f : 1f);
                 Branch(layer, side, hd, hv + 0.02f * MathF.Sin(t0), th, (float)rng.Range(0.05, 0.07), w, val, 0, maxDepth, ref rng);
             }
             if (edema)

@@ -266,7 +266,7 @@ internal static class PhantomSampler
         s.ZoomY = Math.Clamp(s.ZoomX * (float)q.Range(0.82, 1.12), 0.92f, 1.4f);
         float lungMidV = 0.5f * (s.VApex + s.VCp);
         s.CenterU = s.Xs + (float)q.Range(-0.02, 0.02);
-        s.CenterV = lungMidV + 0.04f + (float)q.Range(-0.035, 0.035);
+        s.CenterV = lungMidV + 0.005f + (float)q.Range(-0.03, 0.03);
         // the heart: the right border reaches rFrac of its width right of the spine, the left border the rest
         s.HeartWR = rFrac * heartW;
         s.HeartWL = (1 - rFrac) * heartW;
