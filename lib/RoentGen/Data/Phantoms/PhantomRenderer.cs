@@ -245,7 +245,7 @@ internal sealed class PhantomRenderer
                     float ph = (v - s.VApex) / s.RibSpacing;
                     float cph = MathF.Cos(MathF.PI * ph), c4 = cph * cph * cph * cph; float endplate = c4 * c4 * c4;
                     float pedicle = Gauss((sx - 0.75f) / 0.15f) * 0.5f;
-                    a += s.Bone * (0.12f + 0.08f * endplate + 0.1f * pedicle) * Smooth(1.3f, 0.9f, sx);
+                    a += s.Bone * (0.18f + 0.1f * endplate + 0.14f * pedicle) * Smooth(1.3f, 0.9f, sx);
                 }
                 // breasts (F) or pectoral soft tissue (M) over the lower lung zones
                 float by = (v - (s.VCp - 0.07f)) / s.BreastRy;
@@ -253,7 +253,7 @@ internal sealed class PhantomRenderer
                 {
                     float bxx = (d - 0.2f) / s.BreastRx;
                     float br = bxx * bxx + by * by;
-                    if (br < 1) a += s.BreastDensity * Smooth(1, 0.75f, br) * Smooth(-1f, 0.2f, by) * (0.3f + 0.7f * air);
+                    if (br < 1) a += 0.8f * s.BreastDensity * Smooth(1, 0.7f, br) * Smooth(-0.6f, 0.7f, by) * (0.3f + 0.7f * air); // the lower margin is sharp, the upper fades
                 }
                 // scapulae (AP: projected over the upper lateral lungs; PA: rotated off them)
                 {
@@ -446,7 +446,7 @@ internal sealed class PhantomRenderer
                 ulong h = PhantomRandom.Mix(s.NoiseKey ^ ((ulong)i * 0xA24BAED4963EE407UL));
                 float white = ((h & 0xFFFF) + ((h >> 16) & 0xFFFF) + ((h >> 32) & 0xFFFF)) * (1f / 65536f) - 1.5f;
                 float I = img[i];
-                img[i] = I + sigma * 2 * (0.75f * white + cs * corr[i]) * (0.6f + 0.6f * I);
+                img[i] = I + sigma * 2 * (0.5f * white + cs * corr[i]) * (0.6f + 0.6f * I);
             }
         }
         Collimate(img);
@@ -661,7 +661,7 @@ internal sealed class PhantomRenderer
             {
                 float t = (d - cd0) / (cd1 - cd0);
                 float yc = s.ClavicleMedialV + (s.ClavicleLateralV - s.ClavicleMedialV) * t + 0.012f * MathF.Sin(6.283f * t) + 0.005f * s.Rotation * side;
-                Band(bone, x, yc, 0.026f, 0.42f * s.Bone * Smooth(0.02f, 0.04f, d), cortical: true);
+                Band(bone, x, yc, 0.03f, 0.6f * s.Bone * Smooth(0.02f, 0.04f, d), cortical: true);
             }
         }
         if (fxMask is not null)
