@@ -1,12 +1,15 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 
 namespace RoentGen.Data.Phantoms;
 
 /// <summary>
-/// Draws a case by float-array rasterisation: an attenuation map built from analytic shapes (body, lungs,
-/// heart, mediastinum, bones, findings, devices), blurred separably, exposed as 1 - exp(-gain * A), then
-/// given counter-based noise. Coordinates are normalised (u, v in [0, 1]); "side" -1 is the patient's
-/// right (image left), +1 the patient's left; "d" is the lateral distance from the spine.
+/// Draws a case by float-array rasterisation: an attenuation map in patient coordinates built from analytic
+/// shapes (body, lungs, heart, mediastinum, bones, vessels, findings, devices), resampled into the case's field
+/// of view, blurred separably, exposed as 1 - exp(-k gain A), veiled by scatter, then given counter-based
+/// white and correlated noise, collimator edges and the side marker. Coordinates are normalised (u, v in
+/// [0, 1]); "side" -1 is the patient's right (image left), +1 the patient's left; "d" is the lateral distance
+/// from the spine. Masks are drawn in patient coordinates and resampled with the image (then thresholded).
 /// </summary>
 internal sealed class PhantomRenderer
 {
@@ -87,14 +90,26 @@ internal sealed class PhantomRenderer
         return MathF.Min(MathF.Min(v - top, bottom), MathF.Min(outer - d, d - inner));
     }
 
+    private readonly List<float[]> _rented = [];
+
+    /// <summary>A cleared n x n buffer from the shared pool (may be longer than n * n), returned when <see cref="Render"/> ends.</summary>
+    private float[] Rent()
+    {
+        var a = ArrayPool<float>.Shared.Rent(_n * _n);
+        Array.Clear(a, 0, _n * _n);
+        _rented.Add(a);
+        return a;
+    }
+
     public Result Render()
     {
         int n = _n;
         var s = _s;
         var f = s.Findings;
-        var A = new float[n * n];          // attenuation
-        var bone = new float[n * n];       // bone layer (ribs, clavicles)
-        var vessels = new float[n * n];    // lung markings, multiplied by aeration later
+        // canvas buffers are pooled (rented cleared, returned at the end): only the image and the projected masks escape
+        var A = Rent();                    // attenuation
+        var bone = Rent();                 // bone layer (ribs, clavicles)
+        var vessels = Rent();              // lung markings, multiplied by aeration later
         float[]? bronchi = f.Consolidation is null ? null : AirBronchograms();
         string? consLobe = f.Consolidation?.Lobe;
         bool spiculated = f.Lesion is { } les && s.NoduleSpiculated && (les.IsMass || les.SizeMm > 15);
@@ -103,9 +118,9 @@ internal sealed class PhantomRenderer
         float minorFissure = s.HilumVR + 0.015f;
         bool apView = s.View == "AP";
         float effusionVeil = f.Effusion is null ? 0 : f.Effusion.Size switch { "small" => 0.08f, "moderate" => 0.16f, _ => 0.25f };
-        var devices = new float[n * n];    // radio-opaque devices
+        var devices = Rent();              // radio-opaque devices
         var masks = new Dictionary<string, float[]>();
-        float[] M(string k) { if (!masks.TryGetValue(k, out var m)) masks[k] = m = new float[n * n]; return m; }
+        float[] M(string k) { if (!masks.TryGetValue(k, out var m)) masks[k] = m = Rent(); return m; }
         var lungs = M("lungs"); var heart = M("heart");
         float[]? mEff = f.Effusion is null ? null : M("pleural_effusion");
         float[]? mPtx = f.Pneumothorax is null ? null : M("pneumothorax");
@@ -390,26 +405,24 @@ internal sealed class PhantomRenderer
         }
         // the pneumothorax is air in the pleural space over the lung field, not over the heart
         if (mPtx is not null)
-            for (int i = 0; i < mPtx.Length; i++) if (heart[i] > 0) mPtx[i] = 0;
+            for (int i = 0; i < n * n; i++) if (heart[i] > 0) mPtx[i] = 0;
         // ground-truth masks that do not depend on the lung loop
         if (f.Devices is not null)
         {
             var m = M("support_devices");
-            for (int i = 0; i < m.Length; i++) m[i] = devices[i] > 0.3f ? 1 : 0;
+            for (int i = 0; i < n * n; i++) m[i] = devices[i] > 0.3f ? 1 : 0;
         }
         // the field of view: radiographs are collimated, cropped and resized, so the thorax fills a varying part of the frame
         A = Project(A, clampOutside: true);
         foreach (var key in masks.Keys.ToList())
         {
-            var m = Project(masks[key], clampOutside: false);
-            for (int i = 0; i < m.Length; i++) m[i] = m[i] >= 0.5f ? 1 : 0;
-            masks[key] = m;
+            masks[key] = ProjectMask(masks[key]);
         }
         for (int p = 0; p < s.BlurPasses; p++) Blur121(A, n);
         var img = new float[n * n];
         float gain = s.Gain, gamma = s.Gamma, sigma = s.NoiseSigma;
         // exposure curve I = (1 - exp(-gain * A))^gamma as a lookup table over A in [0, 6)
-        const int lutSize = 4096; const float lutMax = 6f;
+        const int lutSize = 1024; const float lutMax = 6f;
         var lut = new float[lutSize + 2];
         for (int k = 0; k < lut.Length; k++) lut[k] = MathF.Pow(1 - MathF.Exp(-DetectorGain * gain * (k * lutMax / lutSize + 0.02f)), gamma);
         const float lutScale = lutSize / lutMax;
@@ -437,7 +450,7 @@ internal sealed class PhantomRenderer
                 ulong h2 = PhantomRandom.Mix(s.TextureKey ^ ((ulong)k * 0x9E3779B97F4A7C15UL));
                 grid[k] = ((h2 & 0xFFFF) + ((h2 >> 16) & 0xFFFF) + ((h2 >> 32) & 0xFFFF)) * (1f / 65536f) - 1.5f;
             }
-            var corr = new float[n * n];
+            var corr = Rent();
             UpsampleAdd(grid, g, corr, 1);
             float cs = 0.6f * s.CorrelatedNoise;
             for (int i = 0; i < img.Length; i++)
@@ -452,6 +465,8 @@ internal sealed class PhantomRenderer
         Collimate(img);
         if (s.Marker != 0) DrawMarker(img);
         for (int i = 0; i < img.Length; i++) img[i] = Math.Clamp(img[i], 0f, 1f);
+        foreach (var buffer in _rented) ArrayPool<float>.Shared.Return(buffer);
+        _rented.Clear();
         return new Result { Image = img, Masks = masks };
     }
 
@@ -463,7 +478,7 @@ internal sealed class PhantomRenderer
     private float[] Project(float[] src, bool clampOutside)
     {
         var s = _s; int n = _n;
-        var dst = new float[n * n];
+        var dst = clampOutside ? Rent() : new float[n * n];
         var x0 = new int[n]; var x1 = new int[n]; var fx = new float[n]; var okX = new bool[n];
         for (int x = 0; x < n; x++)
         {
@@ -487,6 +502,27 @@ internal sealed class PhantomRenderer
                 float b = src[r1 + x0[x]] + (src[r1 + x1[x]] - src[r1 + x0[x]]) * fx[x];
                 dst[o + x] = a + (b - a) * fy;
             }
+        }
+        return dst;
+    }
+
+    /// <summary>Resamples a binary patient-space mask into the field of view (nearest pixel; 0 outside the canvas).</summary>
+    private float[] ProjectMask(float[] src)
+    {
+        var s = _s; int n = _n;
+        var dst = new float[n * n];
+        var px = new int[n];
+        for (int x = 0; x < n; x++)
+        {
+            float pu = (s.CenterU + ((x + 0.5f) * _px - 0.5f) / s.ZoomX) * n;
+            px[x] = pu >= 0 && pu < n ? (int)pu : -1;
+        }
+        for (int y = 0; y < n; y++)
+        {
+            float pv = (s.CenterV + ((y + 0.5f) * _px - 0.5f) / s.ZoomY) * n;
+            if (!(pv >= 0 && pv < n)) continue;
+            int r = (int)pv * n, o = y * n;
+            for (int x = 0; x < n; x++) if (px[x] >= 0) dst[o + x] = src[r + px[x]];
         }
         return dst;
     }
@@ -540,7 +576,7 @@ internal sealed class PhantomRenderer
     /// <summary>Lung parenchymal texture: two octaves of hashed coarse noise (about 1.5 and 0.75 cm cells), in [-1, 1].</summary>
     private float[] LungTexture()
     {
-        var t = new float[_n * _n];
+        var t = Rent();
         foreach (var (g, w, salt) in new[] { (24, 0.6f, 1UL), (48, 0.4f, 2UL) })
         {
             var grid = new float[g * g];
@@ -574,7 +610,7 @@ internal sealed class PhantomRenderer
     private void DrawMarker(float[] img)
     {
         var s = _s;
-        var layer = new float[_n * _n];
+        var layer = Rent();
         float h = 0.045f, w = 0.028f, x0 = s.MarkerRight ? 0.86f : 0.07f, y0 = 0.04f;
         float stroke = MathF.Max(0.006f, 0.9f * _px);
         Segment(layer, x0, y0, x0, y0 + h, stroke, 1);
@@ -587,7 +623,7 @@ internal sealed class PhantomRenderer
             Segment(layer, x0 + w * 0.8f, y0 + h * 0.5f, x0, y0 + h * 0.5f, stroke, 1);
             Segment(layer, x0 + w * 0.4f, y0 + h * 0.5f, x0 + w, y0 + h, stroke, 1);
         }
-        for (int i = 0; i < img.Length; i++) if (layer[i] > 0) img[i] += (0.97f - img[i]) * layer[i];
+        for (int i = 0; i < img.Length; i++) if (layer[i] > 0) img[i] += (0.97f - img[i]) * layer[i]; // img is exactly n * n
     }
 
     /// <summary>One pass of a separable [1 2 1] / 4 blur (edges clamped).</summary>
@@ -799,7 +835,7 @@ internal sealed class PhantomRenderer
     private float[] AirBronchograms()
     {
         var s = _s;
-        var layer = new float[_n * _n];
+        var layer = Rent();
         var rng = new PhantomRandom((long)s.TextureKey, 0, 9);
         float hv = s.ConsSide < 0 ? s.HilumVR : s.HilumVL;
         float theta = MathF.Atan2(s.ConsV - hv, s.ConsD - 0.08f);

@@ -263,10 +263,10 @@ internal static class PhantomSampler
     private static void SampleProjection(PhantomSpec s, PhantomRandom q, bool female, int age, bool ap, float rFrac, float heartW)
     {
         s.ZoomX = (float)q.Range(1.0, 1.32);
-        s.ZoomY = Math.Clamp(s.ZoomX * (float)q.Range(0.82, 1.12), 0.92f, 1.4f);
+        s.ZoomY = Math.Clamp(s.ZoomX * (float)q.Range(0.78, 1.05), 0.9f, 1.35f);
         float lungMidV = 0.5f * (s.VApex + s.VCp);
         s.CenterU = s.Xs + (float)q.Range(-0.02, 0.02);
-        s.CenterV = lungMidV + 0.005f + (float)q.Range(-0.03, 0.03);
+        s.CenterV = lungMidV + 0.025f + (float)q.Range(-0.03, 0.03);
         // the heart: the right border reaches rFrac of its width right of the spine, the left border the rest
         s.HeartWR = rFrac * heartW;
         s.HeartWL = (1 - rFrac) * heartW;
