@@ -30,6 +30,15 @@ internal sealed class PhantomSpec
     public bool AtelLobar; public float AtelV, AtelTilt;
     public int FractureSide, FractureRib; public float FractureD;
     public ulong NoiseKey, VesselKey;
+    // the new world's projection and appearance (stream 3: never shifts the findings, the report or the older draws)
+    public float ZoomX = 1, ZoomY = 1, CenterU = 0.5f, CenterV = 0.5f; // field of view: image (u, v) shows patient (Cu + (u - 0.5) / Zx, Cv + (v - 0.5) / Zy)
+    public float HeartTop, HeartWR, HeartWL;                            // cardiac silhouette: top of the left border, right and left reach from the spine
+    public float RibSlope, CartilageCalcification, ScapulaShift;
+    public float TextureStrength, CorrelatedNoise, Scatter;
+    public int CollimationEdges; public float CollimationTop, CollimationBottom, CollimationLeft, CollimationRight; public bool CollimationBright;
+    public int Marker; public bool MarkerRight;                         // 0 none, 1 "L", 2 "R"; top-right or top-left corner
+    public bool NoduleCalcified, NoduleSpiculated; public float NoduleSpikePhase;
+    public ulong TextureKey;
 }
 
 /// <summary>Draws a case's patient and findings from the world's probabilities (co-occurrence keeps the marginals).</summary>
@@ -140,6 +149,7 @@ internal static class PhantomSampler
         s.BlurPasses = (int)Math.Round(o.BlurLevel * (o.Size / 128.0) * p.Range(1, 2.5));
         s.NoiseKey = p.NextULong();
         s.VesselKey = p.NextULong();
+        SampleProjection(s, new PhantomRandom(o.Seed, index, 3), female, age, ap, rFrac, heartW);
 
         // --- findings ---
         EffusionFinding? eff = null;
@@ -210,6 +220,10 @@ internal static class PhantomSampler
                 s.AtelLobar = true;
                 s.AtelSides = loc.StartsWith("right") ? 1 : 2;
                 s.AtelV = loc == "right upper lobe" ? 1 : 0;
+                // volume loss: the trachea pulls toward the collapse and the hemidiaphragm rises
+                int side = loc.StartsWith("right") ? -1 : 1;
+                s.TracheaX += side * 0.012f;
+                if (side < 0) s.DomeR -= 0.02f; else s.DomeL -= 0.02f;
             }
         }
         FractureFinding? fx = null;
@@ -238,6 +252,43 @@ internal static class PhantomSampler
             Consolidation = cf, Edema = ed, Lesion = les, Atelectasis = at, Fracture = fx, Devices = dev,
         };
         return s;
+    }
+
+    /// <summary>
+    /// The new world's geometry and appearance, from its own stream: field of view (radiographs are cropped and
+    /// resized to a square, so the thorax fills 60 to 95 % of the width and the aspect varies), the cardiac
+    /// silhouette, rib obliquity, costal cartilage calcification, scapular position, texture, scatter, collimation
+    /// and the side marker.
+    /// </summary>
+    private static void SampleProjection(PhantomSpec s, PhantomRandom q, bool female, int age, bool ap, float rFrac, float heartW)
+    {
+        s.ZoomX = (float)q.Range(1.0, 1.32);
+        s.ZoomY = Math.Clamp(s.ZoomX * (float)q.Range(0.78, 1.05), 0.9f, 1.35f);
+        float lungMidV = 0.5f * (s.VApex + s.VCp);
+        s.CenterU = s.Xs + (float)q.Range(-0.02, 0.02);
+        s.CenterV = lungMidV + 0.025f + (float)q.Range(-0.03, 0.03);
+        // the heart: the right border reaches rFrac of its width right of the spine, the left border the rest
+        s.HeartWR = rFrac * heartW;
+        s.HeartWL = (1 - rFrac) * heartW;
+        s.HeartTop = s.VCarina + (float)q.Range(0.04, 0.07);
+        s.RibSlope = (float)q.Range(1.3, 1.9) * (ap ? 0.8f : 1f);
+        s.CartilageCalcification = age < 35 ? 0 : Math.Clamp((age - 35) / 45f, 0, 1) * (float)q.Range(0.2, 1.0) * (female ? 0.8f : 1f);
+        // scapulae: on AP always over the lungs; on PA rotated off them unless the positioning was poor
+        s.ScapulaShift = ap ? 0 : q.Chance(0.3) ? (float)q.Range(0.02, 0.06) : 0.09f;
+        s.Scapulae = s.ScapulaShift < 0.08f;
+        s.TextureStrength = (float)q.Range(0.6, 1.2);
+        s.CorrelatedNoise = (float)q.Range(0.3, 1.0);
+        s.Scatter = (float)q.Range(0.02, 0.08);
+        s.CollimationEdges = q.Chance(0.35) ? q.Int(1, 3) : 0;
+        s.CollimationTop = (float)q.Range(0.0, 0.05); s.CollimationBottom = 1 - (float)q.Range(0.0, 0.08);
+        s.CollimationLeft = (float)q.Range(0.0, 0.05); s.CollimationRight = 1 - (float)q.Range(0.0, 0.05);
+        s.CollimationBright = q.Chance(0.6);
+        s.Marker = q.Chance(0.55) ? (q.Chance(0.7) ? 1 : 2) : 0;
+        s.MarkerRight = q.Chance(0.75);
+        s.NoduleCalcified = q.Chance(0.2);
+        s.NoduleSpiculated = q.Chance(0.4);
+        s.NoduleSpikePhase = (float)q.Range(0, 6.283);
+        s.TextureKey = q.NextULong();
     }
 
     /// <summary>A point inside a lobe's zone: (side, lateral distance from the spine, height).</summary>
