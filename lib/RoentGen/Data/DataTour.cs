@@ -140,6 +140,63 @@ public static class DataTour
         return grid;
     }
 
+    /// <summary>The radiographic sign each finding mask of the phantom world is drawn with (what to look for in a close-up).</summary>
+    public static IReadOnlyDictionary<string, string> SignsDrawn { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["pleural_effusion"] = "meniscus, blunted costophrenic angle, layering with size, dome obscured",
+        ["pneumothorax"] = "thin visceral pleural line, no vessels beyond it, deep sulcus when supine",
+        ["consolidation"] = "lobar opacity, air bronchograms, edge at the fissure, silhouette of heart or dome",
+        ["edema"] = "perihilar haze, Kerley B lines, upper-zone vessels",
+        ["nodule"] = "round opacity, sharp, spiculated or calcified",
+        ["mass"] = "round opacity of 30 mm or more, sharp or spiculated",
+        ["atelectasis"] = "linear or plate-like band, volume loss",
+        ["fracture"] = "cortical break and step in the named rib",
+        ["support_devices"] = "tube tip above the carina, line along the vein, pacemaker and leads",
+    };
+
+    /// <summary>
+    /// Close-ups of each finding's sign: for every finding mask, the case that shows it with the fewest other findings (the largest of those),
+    /// cropped to the mask's box (with a margin), once plain and once with the mask tinted, at <paramref name="tile"/> px.
+    /// </summary>
+    public static ImageGrid FindingSigns(IReadOnlyList<PhantomCase> cases, int tile = 128)
+    {
+        ArgumentNullException.ThrowIfNull(cases);
+        var grid = new ImageGrid(4, "each finding's sign, close up (plain, then with its mask)");
+        foreach (var (name, sign) in SignsDrawn)
+        {
+            // The clearest example: fewest other findings, then the largest mask.
+            var c = cases.Where(x => x.Masks.TryGetValue(name, out var m) && m.Pixels.Any(v => v > 0.5f))
+                .OrderBy(x => x.Present.Count).ThenByDescending(x => x.Masks[name].Pixels.Count(v => v > 0.5f)).FirstOrDefault();
+            if (c is null) continue;
+            var (x0, y0, w) = Box(c.Masks[name]);
+            var crop = ImageResize.Resize(Crop(c.Image, x0, y0, w), tile, tile);
+            var mask = ImageResize.Resize(Crop(c.Masks[name], x0, y0, w), tile, tile);
+            grid.Add(crop, $"{name.Replace('_', ' ')} ({c.Id})");
+            grid.AddWithMask(crop, mask, sign, MaskColor(name), 0.35f);
+        }
+        return grid;
+    }
+
+    // The square box around a mask's pixels, grown by half its size (at least a quarter of the image), inside the image.
+    private static (int X, int Y, int Side) Box(GrayImage mask)
+    {
+        int minX = mask.Width, minY = mask.Height, maxX = -1, maxY = -1;
+        for (int y = 0; y < mask.Height; y++)
+            for (int x = 0; x < mask.Width; x++)
+                if (mask[x, y] > 0.5f) { minX = Math.Min(minX, x); maxX = Math.Max(maxX, x); minY = Math.Min(minY, y); maxY = Math.Max(maxY, y); }
+        int side = Math.Min(Math.Min(mask.Width, mask.Height), Math.Max(Math.Max(maxX - minX, maxY - minY) * 3 / 2 + 1, mask.Width / 4));
+        int cx = (minX + maxX) / 2, cy = (minY + maxY) / 2;
+        return (Math.Clamp(cx - side / 2, 0, mask.Width - side), Math.Clamp(cy - side / 2, 0, mask.Height - side), side);
+    }
+
+    private static GrayImage Crop(GrayImage image, int x0, int y0, int side)
+    {
+        var px = new float[side * side];
+        for (int y = 0; y < side; y++)
+            for (int x = 0; x < side; x++) px[y * side + x] = image[x0 + x, y0 + y];
+        return new GrayImage(side, side, px);
+    }
+
     private static string Describe(PhantomCase c, Observation o)
     {
         string Attr(string k) => c.Attributes.TryGetValue(k, out var v) && v.Length > 0 ? v : "";

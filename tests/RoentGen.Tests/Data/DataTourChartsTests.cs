@@ -5,6 +5,28 @@ namespace RoentGen.Tests.Data;
 public class DataTourChartsTests
 {
     [Fact]
+    public void Finding_signs_are_close_ups_of_each_mask_plain_then_tinted_with_the_sign_drawn()
+    {
+        var cases = new RoentGen.Data.Phantoms.PhantomGenerator(new RoentGen.Data.Phantoms.PhantomOptions { Size = 96, Seed = 3 }).Generate(0, 300);
+        var grid = DataTour.FindingSigns(cases, tile: 48);
+        var present = DataTour.SignsDrawn.Keys.Where(k => cases.Any(c => c.Masks.TryGetValue(k, out var m) && m.Pixels.Any(v => v > 0.5f))).ToList();
+        Assert.True(present.Count >= 7, $"only {present.Count} finding masks in 300 phantoms");
+        Assert.Equal(2 * present.Count, grid.Cells.Count);
+        for (int i = 0; i < present.Count; i++)
+        {
+            var (plain, tinted) = (grid.Cells[2 * i], grid.Cells[2 * i + 1]);
+            Assert.StartsWith(present[i].Replace('_', ' '), plain.Caption);
+            Assert.Equal(DataTour.SignsDrawn[present[i]], tinted.Caption);
+            Assert.Equal(plain.Image, tinted.Image);
+            Assert.Equal((48, 48), (plain.Image.Width, plain.Image.Height));
+            // The close-up holds the finding: its mask covers part of the tile but not all of it (a margin around it).
+            double covered = tinted.Mask!.Pixels.Average(v => v > 0.5f ? 1.0 : 0.0);
+            Assert.True(covered > 0.005 && covered < 0.95, $"{present[i]}: mask covers {covered:P1} of its close-up");
+        }
+        if (Environment.GetEnvironmentVariable("ROENTGEN_DUMP_PNG") is { Length: > 0 } dump) File.WriteAllBytes(dump, grid.ToPng());
+    }
+
+    [Fact]
     public void Label_chart_has_a_bar_trace_per_mention_with_a_bar_per_observation()
     {
         var labels = new List<CxrLabels>
