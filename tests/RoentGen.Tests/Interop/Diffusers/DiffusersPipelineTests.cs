@@ -237,7 +237,7 @@ public class DiffusersPipelineTests
         map["conv_out.bias"] = "diffusion_pytorch_model-00001-of-00002.safetensors";
         map["not_there.weight"] = "diffusion_pytorch_model-00001-of-00002.safetensors";
         File.Delete(Path.Combine(unetDir, "diffusion_pytorch_model-00002-of-00002.safetensors"));
-        SdFixture.WriteJson(Path.Combine(unetDir, "diffusion_pytorch_model.safetensors.index.json"), new JsonObject { ["weight_map"] = map });
+        SdFixture.WriteJson(Path.Combine(unetDir, "diffusion_pytorch_model.safetensors.index.json"), new JsonObject { ["weight_map"] = map.DeepClone() });
         var e3 = Assert.Throws<InvalidDataException>(() => DiffusersPipelineLoader.Load(dir));
         Assert.Contains("weight_map puts 'not_there.weight' in diffusion_pytorch_model-00001-of-00002.safetensors, which does not hold it", e3.Message);
         Directory.Delete(dir, true);
