@@ -220,6 +220,10 @@ public sealed class TextToImagePipeline
         bool guided = Math.Abs(r.GuidanceScale - 1.0) > 1e-9;
         var cond = EncodePrompts(prompts);
         var context = guided ? cat([EncodePrompts(Enumerable.Repeat(r.NegativePrompt, n).ToList()), cond], 0) : cond;
+        // Models loaded in half precision (DiffusersLoadOptions.DType) take their inputs in their own dtype; images come out float32.
+        var unetType = Unet.parameters().First().dtype;
+        var vaeType = Vae.parameters().First().dtype;
+        if (context.dtype != unetType) context = context.to(unetType);
 
         // 2. Sampler and initial latents: per-image generators so results do not depend on the batching.
         var scheduler = NoiseScheduler.Create(r.Scheduler, Schedule, r.DdimEta);
@@ -232,7 +236,7 @@ public sealed class TextToImagePipeline
             // img2img: encode, then noise to the timestep that matches the strength, and skip the earlier steps.
             first = Math.Clamp((int)Math.Round(r.Steps * (1 - r.Strength)), 0, r.Steps);
             if (first >= r.Steps) return init.narrow(0, offset, n).clone();
-            var x0 = Vae.EncodeScaled(ToVaeChannels(init.narrow(0, offset, n), Vae.Config.InChannels));
+            var x0 = Vae.EncodeScaled(ToVaeChannels(init.narrow(0, offset, n), Vae.Config.InChannels).to(vaeType)).to(noise.dtype);
             var t = full(n, scheduler.Timesteps[first], dtype: ScalarType.Int64);
             latents = Schedule.AddNoise(x0, noise, t) * (r.Scheduler == SchedulerKind.Euler ? scheduler.InitNoiseSigma : 1.0);
         }
@@ -240,6 +244,7 @@ public sealed class TextToImagePipeline
         {
             latents = noise * scheduler.InitNoiseSigma;
         }
+        if (latents.dtype != unetType) latents = latents.to(unetType);
 
         // 3. Denoising loop with classifier-free guidance.
         for (int i = first; i < scheduler.Timesteps.Count; i++)
@@ -274,7 +279,7 @@ public sealed class TextToImagePipeline
         for (long i = 0; i < n; i += DecodeChunk)
         {
             using var decodeScope = NewDisposeScope();
-            var decoded = Vae.DecodeScaled(latents.narrow(0, i, Math.Min(DecodeChunk, n - i)));
+            var decoded = Vae.DecodeScaled(latents.narrow(0, i, Math.Min(DecodeChunk, n - i)).to(vaeType)).to(ScalarType.Float32);
             if (!decoded.isfinite().all().item<bool>())
                 throw new SamplingDivergedException(
                     $"sampling diverged: the VAE decoder turned finite latents of prompts {offset + i + 1} to {offset + i + decoded.shape[0]} into NaN or infinite pixels; expected finite images (check the VAE's weights)",

@@ -110,6 +110,36 @@ public class DiffusersForwardTests
         Assert.True(conv.call(x, context).allclose(linear.call(x, context), rtol: 1e-4, atol: 1e-5));
     }
 
+    private sealed class DtypeRecorder : RoentGen.Nn.IAttentionProcessor
+    {
+        public List<ScalarType> Seen { get; } = [];
+        public Tensor Attend(Tensor query, Tensor key, Tensor value, RoentGen.Nn.AttentionCall call)
+        {
+            Seen.Add(query.dtype);
+            return RoentGen.Nn.ScaledDotProductProcessor.Instance.Attend(query, key, value, call);
+        }
+    }
+
+    [Fact]
+    public void Upcast_attention_runs_the_attention_of_a_half_precision_unet_in_float32()
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        manual_seed(3);
+        var config = new UNetConfig { BlockOutChannels = [16, 32], CrossAttentionLevels = [true, false], NormGroups = 8, AttentionHeadDim = 8, CrossAttentionDim = 8 };
+        foreach (var upcast in new[] { false, true })
+        {
+            var unet = new UNet2DConditionModel(config with { UpcastAttention = upcast });
+            unet.to(ScalarType.BFloat16);
+            var recorder = new DtypeRecorder();
+            unet.SetAttentionProcessor(_ => recorder);
+            var y = unet.call(randn(1, 4, 4, 4).to(ScalarType.BFloat16), tensor(10L), randn(1, 3, 8).to(ScalarType.BFloat16));
+            Assert.Equal(ScalarType.BFloat16, y.dtype);
+            Assert.NotEmpty(recorder.Seen);
+            Assert.All(recorder.Seen, d => Assert.Equal(upcast ? ScalarType.Float32 : ScalarType.BFloat16, d));
+        }
+    }
+
     [Theory]
     [InlineData("quick_gelu")]
     [InlineData("gelu")]

@@ -146,6 +146,27 @@ public class DiffusersPipelineTests
     }
 
     [Fact]
+    public void Weights_convert_to_the_chosen_dtype_and_half_precision_samples_near_float32()
+    {
+        using var scope = NewDisposeScope();
+        var dir = Folder(SdFixture.Sd2);
+        var f32 = DiffusersPipelineLoader.Load(dir);
+        var bf16 = DiffusersPipelineLoader.Load(dir, new DiffusersLoadOptions { DType = ScalarType.BFloat16 });
+        foreach (var m in new nn.Module[] { bf16.Unet, bf16.Vae, bf16.TextEncoder })
+            Assert.All(m.parameters(), p => Assert.Equal(ScalarType.BFloat16, p.dtype));
+        var source = SafeTensors.Load(Path.Combine(dir, "unet", "diffusion_pytorch_model.safetensors")).Tensors["conv_in.weight"];
+        Assert.True(bf16.Unet.state_dict()["conv_in.weight"].eq(source.to(ScalarType.BFloat16)).all().item<bool>());
+        var a = f32.Sample(Request);
+        var b = bf16.Sample(Request);
+        Assert.Equal(ScalarType.Float32, b.dtype);
+        Assert.True(b.isfinite().all().item<bool>());
+        double diff = (a - b).abs().mean().item<float>();
+        Assert.True(diff < 0.1, $"bfloat16 sampling is {diff} from float32 on average");
+        Assert.Throws<ArgumentException>(() => DiffusersPipelineLoader.Load(dir, new DiffusersLoadOptions { DType = ScalarType.Int32 }));
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
     public void A_missing_component_folder_is_named()
     {
         var dir = Folder(SdFixture.Sd1);
