@@ -71,6 +71,22 @@ public static class DiffusersPipelineLoader
     /// <summary>Keys skipped when present: buffers that older exports saved and the models here do not hold.</summary>
     public static readonly IReadOnlyList<string> IgnoredKeys = ["text_model.embeddings.position_ids"];
 
+    /// <summary>
+    /// Whether a folder is in diffusers' layout: its model_index.json is a JSON object with a "_class_name" (the library's
+    /// own model folders write a model_index.json without one).
+    /// </summary>
+    public static bool IsDiffusersFolder(string dir)
+    {
+        var path = Path.Combine(dir, "model_index.json");
+        if (!File.Exists(path)) return false;
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(InputFile.ReadAllText(path, 1 << 20, "model index"));
+            return doc.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object && doc.RootElement.TryGetProperty("_class_name", out _);
+        }
+        catch (System.Text.Json.JsonException) { return false; }
+    }
+
     /// <summary>Loads the folder into a pipeline (see the class remarks for what is read and refused).</summary>
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
     /// <exception cref="FileNotFoundException">model_index.json, a component folder, a config or a weight file is missing (the message names it).</exception>
@@ -290,8 +306,7 @@ public static class DiffusersPipelineLoader
     /// <exception cref="InvalidDataException">Only pickle weights exist, an index points nowhere, or a file is malformed.</exception>
     public static Dictionary<string, Tensor> ReadWeights(string folder, string stem, string? variant = null)
     {
-        if (variant is not null && (variant.Length == 0 || variant.Any(ch => !char.IsAsciiLetterOrDigit(ch) && ch != '_' && ch != '-')))
-            throw new ArgumentException($"variant '{variant}' must be letters, digits, '_' or '-' (e.g. fp16)", nameof(variant));
+        CheckVariant(variant);
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"{folder}: missing component folder");
         var single = Path.Combine(folder, WithVariant($"{stem}.safetensors", variant));
         var index = Path.Combine(folder, WithVariant($"{stem}.safetensors.index.json", variant));
@@ -307,6 +322,13 @@ public static class DiffusersPipelineLoader
         throw new FileNotFoundException(
             $"{folder}: no {Path.GetFileName(single)} (nor {Path.GetFileName(index)})"
             + (others.Count > 0 ? $"; found {string.Join(", ", others)} (a different variant? set DiffusersLoadOptions.Variant)" : ""), single);
+    }
+
+    /// <summary>Refuses a variant that is not a plain name (letters, digits, '_', '-'), so that no file name leaves its folder.</summary>
+    internal static void CheckVariant(string? variant)
+    {
+        if (variant is not null && (variant.Length == 0 || variant.Any(ch => !char.IsAsciiLetterOrDigit(ch) && ch != '_' && ch != '-')))
+            throw new ArgumentException($"variant '{variant}' must be letters, digits, '_' or '-' (e.g. fp16)", nameof(variant));
     }
 
     private static Dictionary<string, Tensor> ReadSharded(string indexFile)

@@ -39,6 +39,7 @@ public static class DiffusersPipelineWriter
         options ??= new DiffusersSaveOptions();
         if (options.DType is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16))
             throw new ArgumentException($"DType {options.DType} cannot be written (expected Float32, Float16 or BFloat16)", nameof(options));
+        DiffusersPipelineLoader.CheckVariant(options.Variant);
         var unet = UNetJson(pipeline.Unet.Config, pipeline.LatentSize);
         var vae = VaeJson(pipeline.Vae.Config, pipeline.LatentSize * pipeline.Vae.Config.DownsampleFactor);
         var text = TextJson(pipeline.TextEncoder.Config, pipeline.Tokenizer);
