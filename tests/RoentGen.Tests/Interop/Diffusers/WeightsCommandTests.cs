@@ -255,5 +255,15 @@ public class WeightsCommandTests
         var (code4, _, err4) = Run("export", run, "--out", half, "--variant", "../x");
         Assert.Equal(2, code4);
         Assert.Contains("variant '../x' must be letters", err4);
+
+        // A diffusers folder whose weights do not match its configs: a user error (exit 2), one line naming the key.
+        var unetFile = Path.Combine(output, "unet", "diffusion_pytorch_model.safetensors");
+        var tensors = SafeTensors.Load(unetFile).Tensors;
+        tensors.Remove("conv_out.bias");
+        SafeTensors.Save(unetFile, tensors);
+        var (code5, _, err5) = Run("export", output, "--out", Path.Combine(TestPaths.NewTempDir("export"), "again"));
+        Assert.Equal(2, code5);
+        Assert.Contains("conv_out.bias", err5);
+        Assert.Single(err5.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 }
