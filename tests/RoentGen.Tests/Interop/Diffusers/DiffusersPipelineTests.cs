@@ -346,6 +346,31 @@ public class DiffusersPipelineTests
         AssertKeys(SdFixture.ClipKeys(text), textModel);
     }
 
+    /// <summary>The real full-size configs convert without a refusal and pass the models' own size checks (nothing allocated).</summary>
+    [SkippableTheory]
+    [InlineData("sd-v1-4")]
+    [InlineData("sd-2-1-base")]
+    public void Full_size_real_configs_convert_and_pass_the_size_checks(string model)
+    {
+        Skip.If(TestPaths.StableDiffusionFixtures is null, "../shared/fixtures/stable-diffusion is not beside this clone");
+        var src = Path.Combine(TestPaths.StableDiffusionFixtures!, model);
+        var summary = DiffusersFolder.Inspect(src);
+        var problems = new List<string>();
+        var unet = DiffusersPipelineLoader.ToUNetConfig(summary.Unet!, problems);
+        var vae = DiffusersPipelineLoader.ToVaeConfig(summary.Vae!, problems);
+        var text = DiffusersPipelineLoader.ToTextConfig(summary.TextEncoder!, BpeTokenizer.LoadFolder(Path.Combine(src, "tokenizer")), problems);
+        var schedule = DiffusersPipelineLoader.ToScheduleConfig(summary.Scheduler!, problems);
+        Assert.Empty(problems);
+        unet.Validate();
+        vae.Validate();
+        text.Validate();
+        Assert.Equal(ParameterCounts.ClipText(summary.TextEncoder!), text.ParameterCount());
+        Assert.InRange(unet.ParameterEstimate() / ParameterCounts.UNet(summary.Unet!), 0.5, 2);
+        Assert.Equal((TimestepSpacing.Leading, 1, false, PredictionType.Epsilon), (schedule.Spacing, schedule.StepsOffset, schedule.SetAlphaToOne, schedule.Prediction));
+        Assert.Equal(49407, text.EndTokenId);
+        Assert.Equal(model == "sd-v1-4" ? "quick_gelu" : "gelu", text.HiddenAct);
+    }
+
     private static void AssertKeys(IEnumerable<(string Key, long[] Shape)> expected, nn.Module module)
     {
         var want = expected.Select(k => $"{k.Key} {StateDict.FormatShape(k.Shape)}").Order(StringComparer.Ordinal).ToList();
