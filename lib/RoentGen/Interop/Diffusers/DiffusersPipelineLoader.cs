@@ -126,6 +126,14 @@ public static class DiffusersPipelineLoader
         int maxTokens = options.MaxTokens ?? tokenizer.ModelMaxLength ?? textCfg.MaxPositionEmbeddings;
         if (maxTokens < 2 || maxTokens > textCfg.MaxPositionEmbeddings)
             problems.Add($"{maxTokens} tokens per prompt do not fit text_encoder/config.json max_position_embeddings {textCfg.MaxPositionEmbeddings} (expected 2 to that)");
+        foreach (var (file, validate) in new (string, Action)[]
+                 { ("unet/config.json", unetConfig.Validate), ("vae/config.json", vaeConfig.Validate), ("text_encoder/config.json", textConfig.Validate) })
+        {
+            try { validate(); }
+            catch (ArgumentException e) { problems.Add($"{file}: {e.Message}"); }
+        }
+        try { _ = new NoiseSchedule(schedule); }
+        catch (ArgumentException e) { problems.Add($"scheduler/scheduler_config.json: {e.Message}"); }
         if (problems.Count > 0) throw Refused(root, problems);
 
         // Read every component's weights first, so that a folder with several problems reports all of them at once.

@@ -301,6 +301,16 @@ public class DiffusersPipelineTests
         Assert.Contains("prediction_type \"sample\" is not supported", e.Message);
         Assert.Contains("clip_sample true is not supported", e.Message);
         Directory.Delete(dir, true);
+
+        // Values the configs' parsers accept but the models' own checks refuse are named with their file too.
+        var big = SdFixture.Sd2;
+        big.Scheduler["beta_end"] = 1.5;
+        big.Unet["norm_eps"] = 2.0;
+        var dir2 = Folder(big);
+        var e2 = Assert.Throws<InvalidDataException>(() => DiffusersPipelineLoader.Load(dir2));
+        Assert.Contains("scheduler/scheduler_config.json: BetaStart and BetaEnd must be finite numbers in (0, 1)", e2.Message);
+        Assert.Contains("unet/config.json: NormEps", e2.Message);
+        Directory.Delete(dir2, true);
     }
 
     /// <summary>
