@@ -141,7 +141,7 @@ public static class DiffusersPipelineLoader
         try
         {
             sources["unet"] = ReadWeights(Path.Combine(root, "unet"), DiffusersWeightsName, options.Variant);
-            sources["vae"] = RenameVaeAttention(ReadWeights(Path.Combine(root, "vae"), DiffusersWeightsName, options.Variant));
+            sources["vae"] = RenameVaeAttention(ReadWeights(Path.Combine(root, "vae"), DiffusersWeightsName, options.Variant), Path.Combine(root, "vae"));
             sources["text_encoder"] = ReadWeights(Path.Combine(root, "text_encoder"), TransformersWeightsName, options.Variant);
             foreach (var key in IgnoredKeys)
                 if (sources["text_encoder"].Remove(key, out var t)) t.Dispose();
@@ -369,9 +369,10 @@ public static class DiffusersPipelineLoader
         }
     }
 
-    private static Dictionary<string, Tensor> RenameVaeAttention(Dictionary<string, Tensor> tensors)
+    private static Dictionary<string, Tensor> RenameVaeAttention(Dictionary<string, Tensor> tensors, string folder)
     {
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        var origin = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (key, t) in tensors)
         {
             var renamed = key;
@@ -389,7 +390,11 @@ public static class DiffusersPipelineLoader
                 }
             }
             if (!result.TryAdd(renamed, tensor))
-                throw new InvalidDataException($"vae: both '{key}' and an older or newer name of it ('{renamed}') are present; expected one");
+            {
+                foreach (var t2 in result.Values.Concat(tensors.Values).Append(tensor)) t2.Dispose();   // disposing twice is harmless
+                throw new InvalidDataException($"{folder}: both '{origin[renamed]}' and '{key}' are present, the older and the current name of '{renamed}'; expected one of them");
+            }
+            origin[renamed] = key;
         }
         return result;
     }

@@ -167,6 +167,28 @@ public class DiffusersPipelineTests
     }
 
     [Fact]
+    public void Older_vae_attention_names_load_in_linear_or_1x1_conv_shapes_but_not_beside_the_new_names()
+    {
+        using var scope = NewDisposeScope();
+        var dir = Folder(SdFixture.Sd1);                                     // written with query/key/value/proj_attn
+        var path = Path.Combine(dir, "vae", "diffusion_pytorch_model.safetensors");
+        var vae = SafeTensors.Load(path).Tensors;
+        Assert.Contains("encoder.mid_block.attentions.0.query.weight", vae.Keys);
+        var linear = DiffusersPipelineLoader.Load(dir);
+        Assert.True(linear.Vae.state_dict()["decoder.mid_block.attentions.0.to_out.0.weight"].eq(vae["decoder.mid_block.attentions.0.proj_attn.weight"]).all().item<bool>());
+        var a = linear.Sample(Request);
+        SafeTensors.Save(path, vae.ToDictionary(kv => kv.Key, kv => kv.Key.Contains("mid_block.attentions.0.") && kv.Key.EndsWith(".weight") && kv.Value.dim() == 2
+            ? kv.Value.unsqueeze(-1).unsqueeze(-1) : kv.Value));
+        Assert.True(Same(a, DiffusersPipelineLoader.Load(dir).Sample(Request)), "1x1-conv-shaped attention weights load differently");
+        vae["encoder.mid_block.attentions.0.to_q.weight"] = vae["encoder.mid_block.attentions.0.query.weight"];
+        SafeTensors.Save(path, vae);
+        var e = Assert.Throws<InvalidDataException>(() => DiffusersPipelineLoader.Load(dir));
+        Assert.Contains("'encoder.mid_block.attentions.0.query.weight'", e.Message);
+        Assert.Contains("'encoder.mid_block.attentions.0.to_q.weight'", e.Message);
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
     public void A_missing_component_folder_is_named()
     {
         var dir = Folder(SdFixture.Sd1);
