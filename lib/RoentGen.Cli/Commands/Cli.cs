@@ -18,7 +18,8 @@ namespace RoentGen.Cli.Commands;
 /// <see cref="ArgumentException"/> (bad argument or value), <see cref="FileNotFoundException"/>,
 /// <see cref="DirectoryNotFoundException"/>, <see cref="IOException"/> and <see cref="UnauthorizedAccessException"/>
 /// (a user path that cannot be read or written), <see cref="InvalidDataException"/>, <see cref="DatasetFormatException"/>,
-/// <see cref="StateDictMismatchException"/> and <see cref="JsonException"/> (a malformed or mismatched user file), the
+/// <see cref="StateDictMismatchException"/>, <see cref="RoentGen.Interop.Diffusers.DiffusersWeightsMismatchException"/> and
+/// <see cref="JsonException"/> (a malformed or mismatched user file), the
 /// notebook errors (<see cref="NotebookFormatException"/>, <see cref="NotebookParameterException"/>,
 /// <see cref="NotebookExportException"/>, <see cref="KernelUnavailableException"/>); a <see cref="KeyNotFoundException"/> that the
 /// RoentGen library threw itself (a missing column, mask or name that the user asked for); and an
@@ -137,6 +138,7 @@ internal static class Cli
     {
         ArgumentException or FileNotFoundException or DirectoryNotFoundException or IOException or UnauthorizedAccessException => true,
         InvalidDataException or DatasetFormatException or StateDictMismatchException or JsonException => true,
+        RoentGen.Interop.Diffusers.DiffusersWeightsMismatchException => true,
         NotebookFormatException or NotebookParameterException or NotebookExportException or KernelUnavailableException => true,
         KeyNotFoundException => ThrownBy(e) is { } t && t.StartsWith("RoentGen.", StringComparison.Ordinal),
         RoentGen.Platform.RunStateException => true,

@@ -9,7 +9,7 @@ internal static class SampleCommand
 {
     public static Command Build()
     {
-        var checkpoint = new Option<DirectoryInfo>("--checkpoint") { Description = "A trained experiment folder (roentgen train ldm --out).", Required = true };
+        var checkpoint = new Option<DirectoryInfo>("--checkpoint") { Description = "A trained experiment folder (roentgen train ldm --out) or a diffusers Stable Diffusion folder.", Required = true };
         var prompt = new Option<string[]>("--prompt") { Description = "Prompt (repeat for several).", Required = true, AllowMultipleArgumentsPerToken = false };
         var negative = new Option<string>("--negative") { Description = "Negative prompt.", DefaultValueFactory = _ => "" };
         var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale.", DefaultValueFactory = _ => 4.0 };

@@ -7,14 +7,41 @@ using Spectre.Console;
 
 namespace RoentGen.Cli.Commands;
 
-/// <summary><c>roentgen weights ...</c>: real model folders (Stable Diffusion in the diffusers layout): tokenize, inspect.</summary>
+/// <summary><c>roentgen weights ...</c>: real model folders (Stable Diffusion in the diffusers layout): tokenize, inspect, export.</summary>
 internal static class WeightsCommand
 {
     public static Command Build()
     {
-        var cmd = new Command("weights", "Real model folders (Stable Diffusion, diffusers layout): tokenize text with their CLIP tokenizer, inspect configs and weights.");
+        var cmd = new Command("weights", "Real model folders (Stable Diffusion, diffusers layout): tokenize text with their CLIP tokenizer, inspect configs and weights, export a model trained here.");
         cmd.Subcommands.Add(BuildTokenize());
         cmd.Subcommands.Add(BuildInspect());
+        cmd.Subcommands.Add(BuildExport());
+        return cmd;
+    }
+
+    /// <summary><c>roentgen weights export DIR --out OUT [--dtype float32|float16|bfloat16] [--variant NAME]</c>.</summary>
+    private static Command BuildExport()
+    {
+        var dir = new Argument<string>("dir") { Description = "A trained latent-diffusion folder (roentgen train ldm --out), or a diffusers folder to rewrite." };
+        var output = new Option<string>("--out") { Description = "The diffusers folder to write (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/).", Required = true };
+        var dtype = new Option<string>("--dtype") { Description = "float32, float16 or bfloat16: the dtype the weights are stored in.", DefaultValueFactory = _ => "float32" };
+        var variant = new Option<string?>("--variant") { Description = "Insert a variant into the weight file names (fp16: diffusion_pytorch_model.fp16.safetensors)." };
+        var cmd = new Command("export", "Write a model trained here as a diffusers Stable Diffusion folder, which diffusers' from_pretrained and roentgen sample read.") { dir, output, dtype, variant };
+        cmd.SetAction(parse => Cli.Run(parse, () =>
+        {
+            var type = parse.GetValue(dtype)!.ToLowerInvariant() switch
+            {
+                "float32" or "fp32" or "f32" => TorchSharp.torch.ScalarType.Float32,
+                "float16" or "fp16" or "f16" => TorchSharp.torch.ScalarType.Float16,
+                "bfloat16" or "bf16" => TorchSharp.torch.ScalarType.BFloat16,
+                var other => throw new ArgumentException($"--dtype '{other}': expected float32, float16 or bfloat16"),
+            };
+            var outDir = Path.GetFullPath(parse.GetValue(output)!);
+            if (File.Exists(outDir)) throw new ArgumentException($"--out {outDir} is a file; expected a folder");
+            var pipe = RoentGen.Diffusion.LatentDiffusionRuns.LoadPipeline(parse.GetValue(dir)!);
+            DiffusersPipelineWriter.Save(pipe, outDir, new DiffusersSaveOptions { DType = type, Variant = parse.GetValue(variant) });
+            Console.WriteLine($"wrote {Cli.Escape(outDir)}");
+        }));
         return cmd;
     }
 

@@ -108,13 +108,13 @@ public sealed class BasicTransformerBlock : nn.Module<Tensor, Tensor?, Tensor>
     private readonly Attention attn1, attn2;
     private readonly FeedForward ff;
 
-    /// <summary>Creates the block.</summary>
-    public BasicTransformerBlock(int dim, int heads, int headDim, int contextDim) : base(nameof(BasicTransformerBlock))
+    /// <summary>Creates the block; <paramref name="upcastAttention"/> computes attention in float32 under half precision.</summary>
+    public BasicTransformerBlock(int dim, int heads, int headDim, int contextDim, bool upcastAttention = false) : base(nameof(BasicTransformerBlock))
     {
         norm1 = Layers.LayerNorm(dim);
-        attn1 = new Attention(dim, null, heads, headDim);
+        attn1 = new Attention(dim, null, heads, headDim) { UpcastAttention = upcastAttention };
         norm2 = Layers.LayerNorm(dim);
-        attn2 = new Attention(dim, contextDim, heads, headDim);
+        attn2 = new Attention(dim, contextDim, heads, headDim) { UpcastAttention = upcastAttention };
         norm3 = Layers.LayerNorm(dim);
         ff = new FeedForward(dim);
         RegisterComponents();
@@ -131,24 +131,44 @@ public sealed class BasicTransformerBlock : nn.Module<Tensor, Tensor?, Tensor>
     }
 }
 
-/// <summary>A spatial transformer: GroupNorm, 1x1 conv in, transformer blocks over the H·W tokens, 1x1 conv out, residual.</summary>
+/// <summary>
+/// A spatial transformer (diffusers' Transformer2DModel): GroupNorm, proj_in, transformer blocks over the H·W tokens,
+/// proj_out, residual. proj_in/proj_out are 1x1 convolutions on the feature map (SD 1.x, the default) or, with
+/// <c>linearProjection</c>, Linear layers on the tokens (SD 2.x): the conv form projects before flattening to tokens and
+/// after folding back, the linear form after flattening and before folding, so the two differ only in where the
+/// reshape sits (a 1x1 conv is the same map as a Linear with weight[:, :, 0, 0]).
+/// </summary>
 public sealed class Transformer2DModel : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly GroupNorm norm;
-    private readonly Conv2d proj_in, proj_out;
+    private readonly nn.Module<Tensor, Tensor> proj_in, proj_out;
     private readonly ModuleList<BasicTransformerBlock> transformer_blocks;
+    private readonly bool _linear;
 
     /// <summary>Creates the block.</summary>
-    public Transformer2DModel(int channels, int heads, int contextDim, int groups, int layers = 1) : base(nameof(Transformer2DModel))
+    /// <param name="channels">Feature channels (= heads × head width).</param>
+    /// <param name="heads">Attention heads.</param>
+    /// <param name="contextDim">Width of the cross-attention context.</param>
+    /// <param name="groups">GroupNorm groups.</param>
+    /// <param name="layers">Transformer blocks.</param>
+    /// <param name="linearProjection">Linear proj_in/proj_out (SD 2.x) instead of 1x1 convolutions.</param>
+    /// <param name="upcastAttention">Attention in float32 when the block runs in half precision.</param>
+    public Transformer2DModel(int channels, int heads, int contextDim, int groups, int layers = 1, bool linearProjection = false, bool upcastAttention = false)
+        : base(nameof(Transformer2DModel))
     {
         if (channels % heads != 0) throw new ArgumentException($"{channels} channels are not divisible by {heads} heads");
+        _linear = linearProjection;
         norm = Layers.GroupNorm(groups, channels, 1e-6);
-        proj_in = nn.Conv2d(channels, channels, 1);
+        proj_in = linearProjection ? nn.Linear(channels, channels) : nn.Conv2d(channels, channels, 1);
         transformer_blocks = new ModuleList<BasicTransformerBlock>();
-        for (int i = 0; i < layers; i++) transformer_blocks.Add(new BasicTransformerBlock(channels, heads, channels / heads, contextDim));
-        proj_out = nn.Conv2d(channels, channels, 1);
+        for (int i = 0; i < layers; i++) transformer_blocks.Add(new BasicTransformerBlock(channels, heads, channels / heads, contextDim, upcastAttention));
+        proj_out = linearProjection ? nn.Linear(channels, channels) : nn.Conv2d(channels, channels, 1);
         RegisterComponents();
     }
+
+    /// <summary>The transformer of a UNet level: that level's heads and depth, the config's projection kind and norm groups.</summary>
+    internal static Transformer2DModel ForLevel(UNetConfig c, int level, int channels) =>
+        new(channels, c.Heads(level), c.CrossAttentionDim, c.NormGroups, c.TransformerDepth(level), c.UseLinearProjection, c.UpcastAttention);
 
     /// <summary>(B, C, H, W) features, (B, S, C_ctx) context.</summary>
     public override Tensor forward(Tensor x, Tensor? context)
@@ -156,10 +176,14 @@ public sealed class Transformer2DModel : nn.Module<Tensor, Tensor?, Tensor>
         using var scope = NewDisposeScope();
         long b = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3];
         var residual = x;
-        var y = proj_in.call(norm.call(x));
+        var y = norm.call(x);
+        if (!_linear) y = proj_in.call(y);
         y = y.view(b, c, h * w).transpose(1, 2);                      // (B, HW, C)
+        if (_linear) y = proj_in.call(y);
         foreach (var blk in transformer_blocks) y = blk.call(y, context);
+        if (_linear) y = proj_out.call(y);
         y = y.transpose(1, 2).reshape(b, c, h, w);
-        return (proj_out.call(y) + residual).MoveToOuterDisposeScope();
+        if (!_linear) y = proj_out.call(y);
+        return (y + residual).MoveToOuterDisposeScope();
     }
 }

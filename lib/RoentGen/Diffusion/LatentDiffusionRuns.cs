@@ -258,9 +258,15 @@ public static class LatentDiffusionRuns
         return LdmExperimentConfig.Load(cfgPath);
     }
 
-    /// <summary>Loads a trained experiment folder as a sampling pipeline.</summary>
+    /// <summary>
+    /// Loads a trained experiment folder as a sampling pipeline; a diffusers Stable Diffusion folder (its model_index.json
+    /// names a _class_name) is read by <see cref="RoentGen.Interop.Diffusers.DiffusersPipelineLoader"/> instead.
+    /// </summary>
     /// <exception cref="FileNotFoundException">A part is missing; the message names it.</exception>
-    public static TextToImagePipeline LoadPipeline(string dir) => LatentDiffusionModel.Load(dir).ToPipeline();
+    public static TextToImagePipeline LoadPipeline(string dir) =>
+        RoentGen.Interop.Diffusers.DiffusersPipelineLoader.IsDiffusersFolder(dir)
+            ? RoentGen.Interop.Diffusers.DiffusersPipelineLoader.Load(dir)
+            : LatentDiffusionModel.Load(dir).ToPipeline();
 
     private static Action<int>? AfterStep(LdmRunOptions options, string stage) =>
         options.AfterStep is { } f ? step => f(stage, step) : null;

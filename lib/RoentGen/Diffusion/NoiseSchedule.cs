@@ -22,6 +22,17 @@ public enum PredictionType
     VPrediction,
 }
 
+/// <summary>How a sampler picks its timesteps among the training ones (diffusers' timestep_spacing).</summary>
+public enum TimestepSpacing
+{
+    /// <summary>Evenly from T−1 down to 0, rounded (this library's default; diffusers' "linspace").</summary>
+    Linspace,
+    /// <summary>k·⌊T/steps⌋ for k = steps−1 … 0, plus the steps offset (diffusers' "leading", Stable Diffusion's default: with offset 1, 50 steps visit 981, 961, …, 1).</summary>
+    Leading,
+    /// <summary>round(T − k·T/steps) − 1 for k = 0 … steps−1 (diffusers' "trailing": starts at T−1).</summary>
+    Trailing,
+}
+
 /// <summary>Training noise schedule of a diffusion model.</summary>
 public sealed record NoiseScheduleConfig
 {
@@ -35,6 +46,15 @@ public sealed record NoiseScheduleConfig
     public BetaSchedule Schedule { get; init; } = BetaSchedule.ScaledLinear;
     /// <summary>What the model predicts.</summary>
     public PredictionType Prediction { get; init; } = PredictionType.Epsilon;
+    /// <summary>How samplers choose their timesteps (<see cref="TimestepSpacing.Linspace"/> unless a loaded model says otherwise).</summary>
+    public TimestepSpacing Spacing { get; init; } = TimestepSpacing.Linspace;
+    /// <summary>Added to every timestep of <see cref="TimestepSpacing.Leading"/> spacing (diffusers' steps_offset; SD: 1).</summary>
+    public int StepsOffset { get; init; }
+    /// <summary>
+    /// DDIM's ᾱ after its last step: 1 (true, the default: the clean sample) or ᾱ₀ (false, diffusers' set_alpha_to_one
+    /// false, as Stable Diffusion's scheduler configs say).
+    /// </summary>
+    public bool SetAlphaToOne { get; init; } = true;
 }
 
 /// <summary>
@@ -50,6 +70,7 @@ public sealed class NoiseSchedule
         int n = config.TrainTimesteps;
         if (n < 2) throw new ArgumentException($"TrainTimesteps must be at least 2, got {n}");
         if (n > 100_000) throw new ArgumentException($"TrainTimesteps is {n}; expected 2 to 100000");
+        if (config.StepsOffset < 0 || config.StepsOffset >= n) throw new ArgumentException($"StepsOffset must be in [0, {n - 1}], got {config.StepsOffset}");
         if (!(config.BetaStart > 0 && config.BetaStart < 1 && config.BetaEnd > 0 && config.BetaEnd < 1))
             throw new ArgumentException($"BetaStart and BetaEnd must be finite numbers in (0, 1), got {config.BetaStart} and {config.BetaEnd}");
         Betas = new double[n];
@@ -83,6 +104,9 @@ public sealed class NoiseSchedule
 
     /// <summary>ᾱ at a timestep; −1 means "before the first step" (ᾱ = 1, no noise).</summary>
     public double AlphaBar(int t) => t < 0 ? 1.0 : AlphasCumprod[t];
+
+    /// <summary>ᾱ after DDIM's last step: 1 with <see cref="NoiseScheduleConfig.SetAlphaToOne"/>, else ᾱ₀.</summary>
+    public double FinalAlphaBar => Config.SetAlphaToOne ? 1.0 : AlphasCumprod[0];
 
     /// <summary>Noise scale of the equivalent variance-exploding process: σ_t = √((1 − ᾱ_t) / ᾱ_t).</summary>
     public double Sigma(int t) => Math.Sqrt((1 - AlphaBar(t)) / AlphaBar(t));

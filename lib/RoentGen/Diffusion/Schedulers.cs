@@ -35,16 +35,34 @@ public abstract class NoiseScheduler
     public virtual double InitNoiseSigma => 1.0;
 
     /// <summary>
-    /// Chooses <paramref name="steps"/> timesteps evenly from T−1 down to 0 ("linspace" spacing). Both ends
-    /// matter: starting at T−1 starts from the noisiest level, and ending at 0 makes the last step a small
-    /// one (ending higher, as "trailing" spacing does with few steps, returns a visibly blurred posterior mean).
+    /// Chooses <paramref name="steps"/> descending timesteps as the schedule's <see cref="NoiseScheduleConfig.Spacing"/>
+    /// says. The default, evenly from T−1 down to 0 ("linspace" spacing), matters at both ends: starting at T−1 starts
+    /// from the noisiest level, and ending at 0 makes the last step a small one (ending higher, as "trailing" spacing
+    /// does with few steps, returns a visibly blurred posterior mean). "leading" (Stable Diffusion's) and "trailing"
+    /// follow diffusers' definitions, for models trained and tuned with them.
     /// </summary>
+    /// <exception cref="ArgumentException">Steps out of [1, T], or leading spacing whose offset runs past T−1.</exception>
     public virtual void SetTimesteps(int steps)
     {
         int T = Schedule.TrainTimesteps;
         if (steps < 1 || steps > T) throw new ArgumentException($"steps must be in [1, {T}], got {steps}");
         var ts = new int[steps];
-        for (int i = 0; i < steps; i++) ts[i] = steps == 1 ? T - 1 : (int)Math.Round((T - 1) * (1 - i / (double)(steps - 1)));
+        switch (Schedule.Config.Spacing)
+        {
+            case TimestepSpacing.Leading:
+                int ratio = T / steps;
+                for (int i = 0; i < steps; i++) ts[i] = (steps - 1 - i) * ratio + Schedule.Config.StepsOffset;
+                if (ts[0] > T - 1)
+                    throw new ArgumentException($"{steps} steps with leading spacing and steps offset {Schedule.Config.StepsOffset} start at timestep {ts[0]}, beyond the last training timestep {T - 1}; use fewer steps");
+                break;
+            case TimestepSpacing.Trailing:
+                double r = T / (double)steps;
+                for (int i = 0; i < steps; i++) ts[i] = (int)Math.Round(T - i * r) - 1;
+                break;
+            default:
+                for (int i = 0; i < steps; i++) ts[i] = steps == 1 ? T - 1 : (int)Math.Round((T - 1) * (1 - i / (double)(steps - 1)));
+                break;
+        }
         Timesteps = ts;
         Reset();
     }
@@ -135,7 +153,7 @@ public sealed class DdimScheduler(NoiseSchedule schedule, double eta = 0) : Nois
     {
         using var scope = NewDisposeScope();
         int t = Timesteps[index], prev = Next(index);
-        double ab = Schedule.AlphaBar(t), abPrev = Schedule.AlphaBar(prev);
+        double ab = Schedule.AlphaBar(t), abPrev = prev >= 0 ? Schedule.AlphaBar(prev) : Schedule.FinalAlphaBar;
         var (x0, eps) = Schedule.Split(modelOutput, sample, t);
         double sigma = Eta * Math.Sqrt((1 - abPrev) / (1 - ab)) * Math.Sqrt(1 - ab / abPrev);
         var x = Math.Sqrt(abPrev) * x0 + Math.Sqrt(Math.Max(1 - abPrev - sigma * sigma, 0)) * eps;
@@ -151,7 +169,7 @@ public sealed class DdimScheduler(NoiseSchedule schedule, double eta = 0) : Nois
     {
         using var scope = NewDisposeScope();
         int t = Timesteps[index], prev = Next(index);
-        double ab = Schedule.AlphaBar(t), abPrev = Schedule.AlphaBar(prev);
+        double ab = Schedule.AlphaBar(t), abPrev = prev >= 0 ? Schedule.AlphaBar(prev) : Schedule.FinalAlphaBar;
         // With η = 0: x' = √ᾱ' x̂₀ + √(1−ᾱ') ε̂ and x = √ᾱ x̂₀ + √(1−ᾱ) ε̂, with ε̂ the model's noise estimate.
         Tensor eps = Schedule.Config.Prediction == PredictionType.Epsilon
             ? modelOutput.alias()

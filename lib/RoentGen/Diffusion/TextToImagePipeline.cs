@@ -116,6 +116,26 @@ public sealed class TextToImagePipeline
     /// <summary>Images decoded per VAE call at the end of sampling.</summary>
     public int DecodeChunk { get; set; } = 2;
 
+    /// <summary>
+    /// Grayscale images (B, 1, H, W) for a VAE of <paramref name="channels"/> input channels: the one channel repeated
+    /// (a chest X-ray shown to Stable Diffusion's 3-channel VAE as an RGB image with equal channels). Images that already
+    /// have that many channels are returned as they are (an alias).
+    /// </summary>
+    /// <exception cref="ArgumentException">The images have neither 1 nor <paramref name="channels"/> channels.</exception>
+    public static Tensor ToVaeChannels(Tensor images, int channels)
+    {
+        if (images.shape[1] == channels) return images.alias();
+        if (images.shape[1] != 1)
+            throw new ArgumentException($"images have {images.shape[1]} channels; the VAE takes {channels} (or 1, repeated)", nameof(images));
+        return images.expand(images.shape[0], channels, images.shape[2], images.shape[3]).contiguous();
+    }
+
+    /// <summary>
+    /// Decoded images (B, C, H, W) as grayscale (B, 1, H, W): the mean over the channels (Stable Diffusion's VAE decodes
+    /// RGB; a chest X-ray is the average of its nearly equal channels). One-channel images are returned as they are (an alias).
+    /// </summary>
+    public static Tensor ToGrayscale(Tensor images) => images.shape[1] == 1 ? images.alias() : images.mean([1], keepdim: true);
+
     /// <summary>Text tokens (B, L, D) for prompts.</summary>
     public Tensor EncodePrompts(IReadOnlyList<string> prompts)
     {
@@ -154,7 +174,7 @@ public sealed class TextToImagePipeline
         return noise;
     }
 
-    /// <summary>Generates images (B, 1, H, W) in [−1, 1], one per prompt; <paramref name="onStep"/> gets (steps done, steps) after each step.</summary>
+    /// <summary>Generates images (B, 1, H, W) in [−1, 1], one per prompt (a VAE with more output channels is averaged to one, <see cref="ToGrayscale"/>); <paramref name="onStep"/> gets (steps done, steps) after each step.</summary>
     public Tensor Sample(SampleRequest request, Action<int, int>? onStep = null) => Run(request, onStep, null);
 
     /// <summary>
@@ -200,6 +220,10 @@ public sealed class TextToImagePipeline
         bool guided = Math.Abs(r.GuidanceScale - 1.0) > 1e-9;
         var cond = EncodePrompts(prompts);
         var context = guided ? cat([EncodePrompts(Enumerable.Repeat(r.NegativePrompt, n).ToList()), cond], 0) : cond;
+        // Models loaded in half precision (DiffusersLoadOptions.DType) take their inputs in their own dtype; images come out float32.
+        var unetType = Unet.parameters().First().dtype;
+        var vaeType = Vae.parameters().First().dtype;
+        if (context.dtype != unetType) context = context.to(unetType);
 
         // 2. Sampler and initial latents: per-image generators so results do not depend on the batching.
         var scheduler = NoiseScheduler.Create(r.Scheduler, Schedule, r.DdimEta);
@@ -212,7 +236,7 @@ public sealed class TextToImagePipeline
             // img2img: encode, then noise to the timestep that matches the strength, and skip the earlier steps.
             first = Math.Clamp((int)Math.Round(r.Steps * (1 - r.Strength)), 0, r.Steps);
             if (first >= r.Steps) return init.narrow(0, offset, n).clone();
-            var x0 = Vae.EncodeScaled(init.narrow(0, offset, n));
+            var x0 = Vae.EncodeScaled(ToVaeChannels(init.narrow(0, offset, n), Vae.Config.InChannels).to(vaeType)).to(noise.dtype);
             var t = full(n, scheduler.Timesteps[first], dtype: ScalarType.Int64);
             latents = Schedule.AddNoise(x0, noise, t) * (r.Scheduler == SchedulerKind.Euler ? scheduler.InitNoiseSigma : 1.0);
         }
@@ -220,6 +244,7 @@ public sealed class TextToImagePipeline
         {
             latents = noise * scheduler.InitNoiseSigma;
         }
+        if (latents.dtype != unetType) latents = latents.to(unetType);
 
         // 3. Denoising loop with classifier-free guidance.
         for (int i = first; i < scheduler.Timesteps.Count; i++)
@@ -254,12 +279,12 @@ public sealed class TextToImagePipeline
         for (long i = 0; i < n; i += DecodeChunk)
         {
             using var decodeScope = NewDisposeScope();
-            var decoded = Vae.DecodeScaled(latents.narrow(0, i, Math.Min(DecodeChunk, n - i)));
+            var decoded = Vae.DecodeScaled(latents.narrow(0, i, Math.Min(DecodeChunk, n - i)).to(vaeType)).to(ScalarType.Float32);
             if (!decoded.isfinite().all().item<bool>())
                 throw new SamplingDivergedException(
                     $"sampling diverged: the VAE decoder turned finite latents of prompts {offset + i + 1} to {offset + i + decoded.shape[0]} into NaN or infinite pixels; expected finite images (check the VAE's weights)",
                     0, scheduler.Timesteps.Count);
-            images.Add(decoded.clamp(-1, 1).MoveToOuterDisposeScope());
+            images.Add(ToGrayscale(decoded).clamp(-1, 1).MoveToOuterDisposeScope());
         }
         return images.Count == 1 ? images[0] : cat(images, 0);
     }

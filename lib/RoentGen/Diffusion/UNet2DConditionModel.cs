@@ -8,8 +8,11 @@ namespace RoentGen.Diffusion;
 #pragma warning disable IDE1006 // snake_case fields keep diffusers' UNet2DConditionModel state-dict keys
 
 /// <summary>
-/// Shape of a text-conditioned UNet. Defaults are the CPU quick preset; Stable Diffusion 1.x is
-/// BlockOutChannels [320, 640, 1280, 1280], LayersPerBlock 2, HeadDim 8 → heads = channels/64, context 768.
+/// Shape of a text-conditioned UNet. Defaults are the CPU quick preset. Stable Diffusion 1.x is BlockOutChannels
+/// [320, 640, 1280, 1280], LayersPerBlock 2, HeadsPerLevel [8, 8, 8, 8] (head widths 40 to 160), context 768, 1x1-conv
+/// projections; SD 2.x(-base) has head width 64 everywhere (heads = channels/64), context 1024 and linear projections
+/// (<see cref="UseLinearProjection"/>). The project's own models leave <see cref="HeadsPerLevel"/> null and give a
+/// head width (<see cref="AttentionHeadDim"/>) instead.
 /// </summary>
 public sealed record UNetConfig : IModelConfig
 {
@@ -31,6 +34,25 @@ public sealed record UNetConfig : IModelConfig
     public int NormGroups { get; init; } = 32;
     /// <summary>Cross-attention in the mid block.</summary>
     public bool MidBlockAttention { get; init; } = true;
+    /// <summary>
+    /// Attention heads per level (diffusers' num_attention_heads, which its configs spell attention_head_dim), or null
+    /// for channels / <see cref="AttentionHeadDim"/> at every level. The mid block uses the last level's.
+    /// </summary>
+    public int[]? HeadsPerLevel { get; init; }
+    /// <summary>Transformer blocks inside each attention layer, per level (null: one everywhere, as SD 1.x and 2.x). The mid block uses the last level's.</summary>
+    public int[]? TransformerLayersPerLevel { get; init; }
+    /// <summary>proj_in / proj_out of each spatial transformer are Linear layers on the tokens (SD 2.x) rather than 1x1 convolutions (SD 1.x, the default).</summary>
+    public bool UseLinearProjection { get; init; }
+    /// <summary>Attention computed in float32 when the model runs in half precision (diffusers' upcast_attention; SD 2.1 at 768 px).</summary>
+    public bool UpcastAttention { get; init; }
+    /// <summary>Epsilon of the ResNets' and the output's GroupNorms (diffusers' norm_eps).</summary>
+    public double NormEps { get; init; } = 1e-5;
+
+    /// <summary>Attention heads at a level: <see cref="HeadsPerLevel"/>, else channels / <see cref="AttentionHeadDim"/>.</summary>
+    public int Heads(int level) => HeadsPerLevel is { } h ? h[level] : BlockOutChannels[level] / AttentionHeadDim;
+
+    /// <summary>Transformer blocks per attention layer at a level (1 unless <see cref="TransformerLayersPerLevel"/> says otherwise).</summary>
+    public int TransformerDepth(int level) => TransformerLayersPerLevel is { } d ? d[level] : 1;
 
     /// <summary>
     /// An estimate of the parameter count (ResNet blocks, attention transformers and resampling per level, from their
@@ -46,7 +68,8 @@ public sealed record UNetConfig : IModelConfig
                 double resnet = 27 * c * c + temb * c;           // two 3x3 convs (one wider on the way up) and the time projection
                 double attention = 16 * c * c + 2 * c * ctx;     // self- and cross-attention, feed-forward, projections
                 int blocks = 2 * LayersPerBlock + 1;
-                total += blocks * resnet + (i < CrossAttentionLevels.Length && CrossAttentionLevels[i] ? blocks * attention : 0) + 18 * c * c;
+                double depth = TransformerLayersPerLevel is { } d && i < d.Length ? d[i] : 1;
+                total += blocks * resnet + (i < CrossAttentionLevels.Length && CrossAttentionLevels[i] ? blocks * depth * attention : 0) + 18 * c * c;
             }
             double last = BlockOutChannels.Length > 0 ? BlockOutChannels[^1] : 0;
             return total + 2 * 27 * last * last + 16 * last * last + 2 * last * ctx + temb * temb * 2;
@@ -70,12 +93,23 @@ public sealed record UNetConfig : IModelConfig
         ModelSize.InRange(nameof(NormGroups), NormGroups, 1, ModelSize.MaxWidth);
         ModelSize.InRange(nameof(AttentionHeadDim), AttentionHeadDim, 1, ModelSize.MaxWidth);
         ModelSize.InRange(nameof(LayersPerBlock), LayersPerBlock, 1, 64);
+        ModelSize.InRange(nameof(NormEps), NormEps, double.Epsilon, 1);
+        if (HeadsPerLevel is { } heads && heads.Length != BlockOutChannels.Length)
+            throw new ArgumentException($"HeadsPerLevel has {heads.Length} entries; expected one per level ({BlockOutChannels.Length})");
+        if (TransformerLayersPerLevel is { } depth && depth.Length != BlockOutChannels.Length)
+            throw new ArgumentException($"TransformerLayersPerLevel has {depth.Length} entries; expected one per level ({BlockOutChannels.Length})");
         for (int i = 0; i < BlockOutChannels.Length; i++)
         {
             int c = BlockOutChannels[i];
             ModelSize.InRange($"BlockOutChannels[{i}]", c, 1, ModelSize.MaxWidth);
             if (c % NormGroups != 0) throw new ArgumentException($"{c} channels are not divisible by {NormGroups} norm groups (BlockOutChannels[{i}] must be a multiple of NormGroups)");
-            if (c % AttentionHeadDim != 0) throw new ArgumentException($"{c} channels are not divisible by head width {AttentionHeadDim} (BlockOutChannels[{i}] must be a multiple of AttentionHeadDim)");
+            if (HeadsPerLevel is { } h)
+            {
+                ModelSize.InRange($"HeadsPerLevel[{i}]", h[i], 1, c);
+                if (c % h[i] != 0) throw new ArgumentException($"{c} channels are not divisible into {h[i]} heads (BlockOutChannels[{i}] must be a multiple of HeadsPerLevel[{i}])");
+            }
+            else if (c % AttentionHeadDim != 0) throw new ArgumentException($"{c} channels are not divisible by head width {AttentionHeadDim} (BlockOutChannels[{i}] must be a multiple of AttentionHeadDim)");
+            if (TransformerLayersPerLevel is { } d) ModelSize.InRange($"TransformerLayersPerLevel[{i}]", d[i], 1, 64);
         }
         ModelSize.CheckParameters("UNet", ParameterEstimate());
     }
@@ -178,14 +212,14 @@ public sealed class UNetDownBlock : nn.Module
     private readonly ModuleList<Transformer2DModel>? attentions;
     private readonly ModuleList<Downsample2D>? downsamplers;
 
-    internal UNetDownBlock(int inCh, int outCh, int temb, UNetConfig c, bool attention, bool downsample) : base(nameof(UNetDownBlock))
+    internal UNetDownBlock(int inCh, int outCh, int temb, UNetConfig c, int level, bool attention, bool downsample) : base(nameof(UNetDownBlock))
     {
         resnets = new ModuleList<ResnetBlock2D>();
-        for (int i = 0; i < c.LayersPerBlock; i++) resnets.Add(new ResnetBlock2D(i == 0 ? inCh : outCh, outCh, temb, c.NormGroups));
+        for (int i = 0; i < c.LayersPerBlock; i++) resnets.Add(new ResnetBlock2D(i == 0 ? inCh : outCh, outCh, temb, c.NormGroups, c.NormEps));
         if (attention)
         {
             attentions = new ModuleList<Transformer2DModel>();
-            for (int i = 0; i < c.LayersPerBlock; i++) attentions.Add(new Transformer2DModel(outCh, outCh / c.AttentionHeadDim, c.CrossAttentionDim, c.NormGroups));
+            for (int i = 0; i < c.LayersPerBlock; i++) attentions.Add(Transformer2DModel.ForLevel(c, level, outCh));
         }
         if (downsample) downsamplers = new ModuleList<Downsample2D>(new Downsample2D(outCh));
         RegisterComponents();
@@ -215,15 +249,15 @@ public sealed class UNetUpBlock : nn.Module
     private readonly ModuleList<Transformer2DModel>? attentions;
     private readonly ModuleList<Upsample2D>? upsamplers;
 
-    internal UNetUpBlock(int prevOut, int outCh, int[] skipChannels, int temb, UNetConfig c, bool attention, bool upsample) : base(nameof(UNetUpBlock))
+    internal UNetUpBlock(int prevOut, int outCh, int[] skipChannels, int temb, UNetConfig c, int level, bool attention, bool upsample) : base(nameof(UNetUpBlock))
     {
         resnets = new ModuleList<ResnetBlock2D>();
         for (int i = 0; i < skipChannels.Length; i++)
-            resnets.Add(new ResnetBlock2D((i == 0 ? prevOut : outCh) + skipChannels[i], outCh, temb, c.NormGroups));
+            resnets.Add(new ResnetBlock2D((i == 0 ? prevOut : outCh) + skipChannels[i], outCh, temb, c.NormGroups, c.NormEps));
         if (attention)
         {
             attentions = new ModuleList<Transformer2DModel>();
-            for (int i = 0; i < skipChannels.Length; i++) attentions.Add(new Transformer2DModel(outCh, outCh / c.AttentionHeadDim, c.CrossAttentionDim, c.NormGroups));
+            for (int i = 0; i < skipChannels.Length; i++) attentions.Add(Transformer2DModel.ForLevel(c, level, outCh));
         }
         if (upsample) upsamplers = new ModuleList<Upsample2D>(new Upsample2D(outCh));
         RegisterComponents();
@@ -251,9 +285,9 @@ public sealed class UNetMidBlock : nn.Module
 
     internal UNetMidBlock(int ch, int temb, UNetConfig c) : base(nameof(UNetMidBlock))
     {
-        resnets = new ModuleList<ResnetBlock2D>(new ResnetBlock2D(ch, ch, temb, c.NormGroups), new ResnetBlock2D(ch, ch, temb, c.NormGroups));
+        resnets = new ModuleList<ResnetBlock2D>(new ResnetBlock2D(ch, ch, temb, c.NormGroups, c.NormEps), new ResnetBlock2D(ch, ch, temb, c.NormGroups, c.NormEps));
         if (c.MidBlockAttention)
-            attentions = new ModuleList<Transformer2DModel>(new Transformer2DModel(ch, ch / c.AttentionHeadDim, c.CrossAttentionDim, c.NormGroups));
+            attentions = new ModuleList<Transformer2DModel>(Transformer2DModel.ForLevel(c, c.BlockOutChannels.Length - 1, ch));
         RegisterComponents();
     }
 
@@ -298,7 +332,7 @@ public sealed class UNet2DConditionModel : nn.Module<Tensor, Tensor, Tensor, Ten
         for (int i = 0; i < ch.Length; i++)
         {
             bool last = i == ch.Length - 1;
-            down_blocks.Add(new UNetDownBlock(prev, ch[i], temb, config, config.CrossAttentionLevels[i], !last));
+            down_blocks.Add(new UNetDownBlock(prev, ch[i], temb, config, i, config.CrossAttentionLevels[i], !last));
             for (int j = 0; j < config.LayersPerBlock; j++) skipChannels.Add(ch[i]);
             if (!last) skipChannels.Add(ch[i]);
             prev = ch[i];
@@ -311,10 +345,10 @@ public sealed class UNet2DConditionModel : nn.Module<Tensor, Tensor, Tensor, Ten
             int level = ch.Length - 1 - i;
             var skips = new int[config.LayersPerBlock + 1];
             for (int j = 0; j < skips.Length; j++) { skips[j] = skipChannels[^1]; skipChannels.RemoveAt(skipChannels.Count - 1); }
-            up_blocks.Add(new UNetUpBlock(prev, ch[level], skips, temb, config, config.CrossAttentionLevels[level], level != 0));
+            up_blocks.Add(new UNetUpBlock(prev, ch[level], skips, temb, config, level, config.CrossAttentionLevels[level], level != 0));
             prev = ch[level];
         }
-        conv_norm_out = Layers.GroupNorm(config.NormGroups, ch[0]);
+        conv_norm_out = Layers.GroupNorm(config.NormGroups, ch[0], config.NormEps);
         conv_out = nn.Conv2d(ch[0], config.OutChannels, 3, padding: 1);
         RegisterComponents();
         foreach (var (name, module) in named_modules())

@@ -116,6 +116,12 @@ public abstract class MultiHeadAttention : nn.Module<Tensor, Tensor?, Tensor>
     public bool IsCrossAttention { get; }
     /// <summary>True for causal self-attention.</summary>
     public bool IsCausal { get; }
+    /// <summary>
+    /// When the tokens are half precision (float16, bfloat16), queries, keys and values are cast to float32 for the
+    /// attention itself and the result cast back (diffusers' upcast_attention, which keeps the scores of large heads from
+    /// overflowing). No effect in float32.
+    /// </summary>
+    public bool UpcastAttention { get; init; }
     /// <summary>This module's path in its model (set by the owning model), e.g. "encoder.layer.3.attention".</summary>
     public string Path { get; internal set; } = "";
 
@@ -143,7 +149,11 @@ public abstract class MultiHeadAttention : nn.Module<Tensor, Tensor?, Tensor>
         var q = SplitHeads(ProjectQuery(x), Heads);                         // (B, heads, T, d)
         var k = SplitHeads(ProjectKey(ctx), Heads);                         // (B, heads, S, d)
         var v = SplitHeads(ProjectValue(ctx), Heads);                       // (B, heads, S, d)
+        var dtype = q.dtype;
+        bool upcast = UpcastAttention && dtype is ScalarType.Float16 or ScalarType.BFloat16;
+        if (upcast) { q = q.to(ScalarType.Float32); k = k.to(ScalarType.Float32); v = v.to(ScalarType.Float32); }
         var a = Processor.Attend(q, k, v, call);                            // (B, heads, T, d)
+        if (upcast) a = a.to(dtype);
         return ProjectOutput(MergeHeads(a)).MoveToOuterDisposeScope();      // (B, T, C)
     }
 

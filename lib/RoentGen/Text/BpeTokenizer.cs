@@ -73,6 +73,11 @@ public sealed class BpeTokenizer
     /// <summary>The merges, in rank order.</summary>
     public IReadOnlyList<(string Left, string Right)> Merges => _merges;
 
+    /// <summary>The vocabulary's token for an id (null where the id has none).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The id is outside [0, <see cref="VocabSize"/>).</exception>
+    public string? TokenOf(int id) => id >= 0 && id < _idToToken.Length ? _idToToken[id]
+        : throw new ArgumentOutOfRangeException(nameof(id), id, $"token id outside the vocabulary of {_idToToken.Length}");
+
     /// <summary>Loads a CLIP-format vocabulary: vocab.json (token → id) and merges.txt (one "a b" pair a line, optional "#version" header).</summary>
     /// <exception cref="InvalidDataException">A file is malformed; the message names the file and line.</exception>
     public static BpeTokenizer Load(string vocabJsonPath, string mergesPath)

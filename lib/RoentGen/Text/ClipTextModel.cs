@@ -29,6 +29,11 @@ public sealed record ClipTextConfig : IModelConfig
     public double LayerNormEps { get; init; } = 1e-5;
     /// <summary>Id of the end-of-text token whose state is the pooled output.</summary>
     public int EndTokenId { get; init; } = 2047;
+    /// <summary>
+    /// The MLP's activation, as transformers names it: "quick_gelu" (x·σ(1.702x), OpenAI CLIP and SD 1.x; the default)
+    /// or "gelu" (the exact erf GELU, OpenCLIP ViT-H in SD 2.x).
+    /// </summary>
+    public string HiddenAct { get; init; } = "quick_gelu";
 
     /// <summary>The exact parameter count of the encoder this config describes, in double precision so that no field overflows it.</summary>
     public double ParameterCount()
@@ -58,6 +63,7 @@ public sealed record ClipTextConfig : IModelConfig
         if (HiddenSize % Heads != 0) throw new ArgumentException($"HiddenSize {HiddenSize} is not divisible by {Heads} heads");
         ModelSize.InRange(nameof(IntermediateSize), IntermediateSize, 1, 4 * ModelSize.MaxWidth);
         ModelSize.InRange(nameof(LayerNormEps), LayerNormEps, double.Epsilon, 1);
+        if (HiddenAct is not ("quick_gelu" or "gelu")) throw new ArgumentException($"HiddenAct is \"{HiddenAct}\"; expected quick_gelu or gelu");
         if (EndTokenId < 0 || EndTokenId >= VocabSize) throw new ArgumentException($"EndTokenId {EndTokenId} is outside the vocabulary of {VocabSize}");
         ModelSize.CheckParameters("CLIP text encoder", ParameterCount());
     }
@@ -165,18 +171,21 @@ internal sealed class ClipAttention : MultiHeadAttention
 internal sealed class ClipMlp : nn.Module<Tensor, Tensor>
 {
     private readonly Linear fc1, fc2;
+    private readonly bool _quick;
     public ClipMlp(ClipTextConfig c) : base("mlp")
     {
+        _quick = c.HiddenAct == "quick_gelu";
         fc1 = nn.Linear(c.HiddenSize, c.IntermediateSize);
         fc2 = nn.Linear(c.IntermediateSize, c.HiddenSize);
         RegisterComponents();
     }
-    // CLIP's quick GELU: x·σ(1.702x).
+    // OpenAI CLIP's quick GELU x·σ(1.702x), or OpenCLIP's exact GELU.
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
         var h = fc1.call(x);
-        return fc2.call(h * (1.702 * h).sigmoid()).MoveToOuterDisposeScope();
+        var a = _quick ? h * (1.702 * h).sigmoid() : nn.functional.gelu(h);
+        return fc2.call(a).MoveToOuterDisposeScope();
     }
 }
 

@@ -183,7 +183,7 @@ public static class DiffusersFolder
         return result;
     }
 
-    private static IReadOnlyList<string> ShardsOf(string indexFile)
+    internal static IReadOnlyList<string> ShardsOf(string indexFile)
     {
         var r = new ConfigReader(indexFile, InputFile.ReadAllText(indexFile, 64L << 20, "sharded index"));
         var map = r.ObjectOfStrings("weight_map");

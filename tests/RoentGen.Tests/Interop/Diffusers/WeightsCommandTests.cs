@@ -216,4 +216,54 @@ public class WeightsCommandTests
         Assert.Equal(2, c5);
         Assert.Contains("'layers_per_block' must be a whole number, got 1.5", e5);
     }
+
+    [Fact]
+    public void Export_writes_a_diffusers_folder_that_samples_like_the_trained_model()
+    {
+        using var scope = NewDisposeScope();
+        var cfg = RoentGen.Diffusion.LdmExperimentConfig.Tiny with { ImageSize = 16 };
+        manual_seed(2);
+        var tokenizer = BpeTokenizer.Train(["small left pleural effusion", "no pneumothorax", "cardiomegaly"], 300);
+        var textCfg = cfg.Text with { VocabSize = tokenizer.VocabSize, EndTokenId = tokenizer.EndId, MaxPositions = cfg.MaxTokens };
+        var vae = new RoentGen.Diffusion.AutoencoderKL(cfg.Vae with { ScalingFactor = 0.7 });
+        var unet = new RoentGen.Diffusion.UNet2DConditionModel(cfg.Unet with { InChannels = 4, OutChannels = 4, CrossAttentionDim = textCfg.HiddenSize });
+        var model = new RoentGen.Diffusion.LatentDiffusionModel(vae, new ClipTextModel(textCfg), tokenizer, unet, cfg.Schedule, cfg.LatentSize, cfg.MaxTokens);
+        var run = TestPaths.NewTempDir("ldm-run");
+        model.Save(run);
+        var output = Path.Combine(TestPaths.NewTempDir("export"), "sd");
+
+        var (code, stdout, err) = Run("export", run, "--out", output);
+        Assert.True(code == 0, err);
+        Assert.Contains(output, stdout);
+        Assert.True(DiffusersPipelineLoader.IsDiffusersFolder(output));
+        Assert.False(DiffusersPipelineLoader.IsDiffusersFolder(run));
+        var request = new RoentGen.Diffusion.SampleRequest { Prompts = ["small left pleural effusion"], Steps = 2, Seed = 1 };
+        var expected = RoentGen.Diffusion.LatentDiffusionRuns.LoadPipeline(run).Sample(request);
+        var exported = RoentGen.Diffusion.LatentDiffusionRuns.LoadPipeline(output);   // dispatches to the diffusers loader
+        Assert.Equal(0.7, exported.Vae.Config.ScalingFactor);
+        Assert.True(expected.eq(exported.Sample(request)).all().item<bool>());
+
+        var half = Path.Combine(TestPaths.NewTempDir("export"), "sd16");
+        var (code2, _, err2) = Run("export", run, "--out", half, "--dtype", "float16", "--variant", "fp16");
+        Assert.True(code2 == 0, err2);
+        Assert.All(SafeTensors.ReadHeader(Path.Combine(half, "unet", "diffusion_pytorch_model.fp16.safetensors")).Tensors, t => Assert.Equal("F16", t.DType));
+        Assert.True(DiffusersPipelineLoader.Load(half, new DiffusersLoadOptions { Variant = "fp16" }).Sample(request).isfinite().all().item<bool>());
+
+        var (code3, _, err3) = Run("export", run, "--out", half, "--dtype", "int8");
+        Assert.Equal(2, code3);
+        Assert.Contains("--dtype 'int8': expected float32, float16 or bfloat16", err3);
+        var (code4, _, err4) = Run("export", run, "--out", half, "--variant", "../x");
+        Assert.Equal(2, code4);
+        Assert.Contains("variant '../x' must be letters", err4);
+
+        // A diffusers folder whose weights do not match its configs: a user error (exit 2), one line naming the key.
+        var unetFile = Path.Combine(output, "unet", "diffusion_pytorch_model.safetensors");
+        var tensors = SafeTensors.Load(unetFile).Tensors;
+        tensors.Remove("conv_out.bias");
+        SafeTensors.Save(unetFile, tensors);
+        var (code5, _, err5) = Run("export", output, "--out", Path.Combine(TestPaths.NewTempDir("export"), "again"));
+        Assert.Equal(2, code5);
+        Assert.Contains("conv_out.bias", err5);
+        Assert.Single(err5.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
 }
