@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using RoentGen.Data;
+using RoentGen.Data.Datasets;
 using RoentGen.Data.Phantoms;
 using RoentGen.Data.Reports;
 using RoentGen.Interactive;
@@ -202,6 +203,7 @@ public static class Quickstart
             IuMacroF1 = iu is null ? null : LabelerAgreement.MacroF1(iu),
         };
         WorldSection(report, partial, gallery, sample);
+        RealComparisonSection(report, o, sample);
 
         DiffusionQuickstartResult? diffusion = null;
         if (o.Diffusion) diffusion = RunDiffusion(o, report, Stage, log);
@@ -325,6 +327,23 @@ public static class Quickstart
                   .Raw("<table><tr><th>finding</th><th>tagged</th><th>precision</th><th>recall</th><th>F1</th></tr>" +
                        string.Concat(iu.Select(row => $"<tr><td>{row.Finding}</td><td>{row.ReferencePositives}</td><td>{row.Precision:F3}</td><td>{row.Recall:F3}</td><td>{row.F1:F3}</td></tr>")) + "</table>");
         }
+    }
+
+    // Phantoms beside real radiographs of the shared sample, at the same size, when that sample is beside the clone.
+    private static void RealComparisonSection(HtmlReport report, QuickstartOptions o, IReadOnlyList<PhantomCase> sample)
+    {
+        var csv = o.RealSampleDir is null ? null : Path.Combine(o.RealSampleDir, GenericCsvLoader.DefaultFileName);
+        report.Heading("Phantoms beside real radiographs", 3);
+        if (csv is null || !File.Exists(csv))
+        {
+            report.Paragraph("No real sample beside the repository (../shared/data/real-cxr-sample), so no comparison is shown.");
+            return;
+        }
+        var real = GenericCsvLoader.Load(csv, new LoadOptions());
+        var figure = DataTour.PhantomsBesideReal(sample, real, count: 6, size: 128);
+        File.WriteAllBytes(Path.Combine(o.OutputDir, "phantoms-beside-real.png"), figure.ToPng());
+        report.Paragraph($"Top: phantoms of this world; bottom: real frontal radiographs from {real.Count} images of the shared sample, both at 128 px.")
+              .Add(figure);
     }
 
     private static void DiffusionSection(HtmlReport report, QuickstartOptions o, DiffusionQuickstartResult r, DiffusionEvaluationResult eval,

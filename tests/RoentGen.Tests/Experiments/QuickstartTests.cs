@@ -8,7 +8,8 @@ namespace RoentGen.Tests.Experiments;
 [Collection(ProcessStateCollection.Name)]
 public class QuickstartTests
 {
-    private static QuickstartOptions Tiny(string dir) => Quickstart.TinyOptions(new QuickstartOptions { OutputDir = dir, PhantomCount = 6 }) with { LabelerReports = 40 };
+    private static QuickstartOptions Tiny(string dir) =>
+        Quickstart.TinyOptions(new QuickstartOptions { OutputDir = dir, PhantomCount = 6, RealSampleDir = TestPaths.RealSample }) with { LabelerReports = 40 };
 
     [Fact]
     public async Task Tiny_main_job_trains_samples_evaluates_and_writes_an_honest_report()
@@ -50,6 +51,9 @@ public class QuickstartTests
         using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "metrics.json")));
         Assert.True(metrics.RootElement.GetProperty("Diffusion").GetProperty("Evaluation").TryGetProperty("trained", out _));
         var html = File.ReadAllText(Path.Combine(dir, "report.html"));
+        // Phantoms beside real radiographs when the shared sample is beside the clone; a sentence saying why not otherwise.
+        Assert.Equal(TestPaths.RealSample is not null, File.Exists(Path.Combine(dir, "phantoms-beside-real.png")));
+        Assert.Contains(TestPaths.RealSample is not null ? "bottom: real frontal radiographs" : "No real sample beside the repository", html);
         Assert.Contains("Targets", html);
         Assert.Contains("adherence AUC", html);
         // plotly.js is embedded once however many charts the page has.
