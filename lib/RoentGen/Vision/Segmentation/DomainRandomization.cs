@@ -200,7 +200,7 @@ public enum InputNormalization
     ZScore,
     /// <summary>
     /// Per-image histogram equalisation to a uniform distribution on [−1, 1]: each pixel becomes its rank among the
-    /// image's pixels (ties share their mean rank). Any monotone change of intensities (gamma, contrast, brightness,
+    /// image's pixels (ties share their mean rank), scaled to (−1, 1). Any monotone change of intensities (gamma, contrast, brightness,
     /// a detector's curve) gives the same input, which is what a world with another intensity histogram needs.
     /// </summary>
     Equalize,
@@ -224,14 +224,12 @@ public static class InputNormalizer
         }
         else
         {
-            // Quantise to 256 levels, then map each level to the mid-rank of its pixels (the empirical CDF), in [-1, 1].
+            // Mid-rank of each pixel among its image's pixels (ties share it), as a share of the pixel count: the empirical CDF.
             long n = flat.shape[1];
-            var levels = (flat - flat.amin([1], keepdim: true)) / (flat.amax([1], keepdim: true) - flat.amin([1], keepdim: true)).clamp_min(1e-6);
-            var q = (levels * 255).round().clamp(0, 255).to_type(ScalarType.Int64);       // (B, N)
-            var counts = zeros(b, 256).scatter_add_(1, q, ones(b, n));                  // (B, 256)
-            var cdf = counts.cumsum(1);
-            var mid = (cdf - counts * 0.5) / n;                                          // mid-rank share per level, in (0, 1)
-            result = mid.gather(1, q) * 2 - 1;
+            var sorted = flat.sort(1).Values;                                             // (B, N)
+            var below = searchsorted(sorted, flat, right: false).to_type(ScalarType.Float32);  // pixels strictly below
+            var upTo = searchsorted(sorted, flat, right: true).to_type(ScalarType.Float32);    // pixels at or below
+            result = (below + upTo) / n - 1;                                              // 2 · mid-rank / N − 1, in (−1, 1)
         }
         return result.reshape(images.shape).MoveToOuterDisposeScope();
     }
