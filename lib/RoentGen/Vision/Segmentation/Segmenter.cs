@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using RoentGen.Data.Datasets;
+using RoentGen.Interop;
 using RoentGen.Platform;
 using RoentGen.Training;
 using TorchSharp;
@@ -54,7 +55,9 @@ public sealed class Segmenter : IDisposable
     public void Save(string folder) => Checkpoint.Save(folder, Network, Config);
 
     /// <summary>
-    /// Loads a segmenter from a model folder, or from a run folder holding one (<see cref="ModelFolder"/>).
+    /// Loads a segmenter from a model folder, from a run folder holding one (<see cref="ModelFolder"/>), or from one of
+    /// the run's checkpoint folders (checkpoints/step-NNNNNN, whose weights are <c>unet.safetensors</c>), to score a run
+    /// part-way.
     /// </summary>
     /// <exception cref="DirectoryNotFoundException">No such folder.</exception>
     /// <exception cref="FileNotFoundException">The folder holds no segmenter (the message says what was expected).</exception>
@@ -62,16 +65,29 @@ public sealed class Segmenter : IDisposable
     public static Segmenter Load(string folder)
     {
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"--model: no such folder: {folder}");
+        var checkpointWeights = Path.Combine(folder, CheckpointWeights);
+        if (File.Exists(checkpointWeights) && File.Exists(Path.Combine(folder, Checkpoint.ConfigFileName)))
+        {
+            var pinned = RunFolder.ReadConfig<SegmentationConfig>(Path.Combine(folder, Checkpoint.ConfigFileName), "segmentation checkpoint");
+            pinned.Validate();
+            var model = new SegmentationUNet(pinned.Network);
+            using (var file = SafeTensors.Load(checkpointWeights)) StateDict.Load(model, file.Tensors, strict: true, sourceName: checkpointWeights);
+            model.eval();
+            return new Segmenter(pinned, model);
+        }
         var dir = File.Exists(Path.Combine(folder, Checkpoint.WeightsFileName)) ? folder : Path.Combine(folder, ModelFolder);
         if (!File.Exists(Path.Combine(dir, Checkpoint.WeightsFileName)))
-            throw new FileNotFoundException($"{folder}: no trained segmenter ({Checkpoint.WeightsFileName} here or in {ModelFolder}/); train one with 'roentgen segment train --out {folder}'",
-                Path.Combine(dir, Checkpoint.WeightsFileName));
+            throw new FileNotFoundException($"{folder}: no trained segmenter ({Checkpoint.WeightsFileName} here or in {ModelFolder}/, or a checkpoint's {CheckpointWeights}); "
+                + $"train one with 'roentgen segment train --out {folder}'", Path.Combine(dir, Checkpoint.WeightsFileName));
         var config = Checkpoint.ReadConfig<SegmentationConfig>(dir);
         var net = new SegmentationUNet(config.Network);
         Checkpoint.Load(dir, net);
         net.eval();
         return new Segmenter(config, net);
     }
+
+    /// <summary>The U-Net's weights file inside a training checkpoint folder (the trainer names it after the module, "unet").</summary>
+    public const string CheckpointWeights = "unet.safetensors";
 
     /// <summary>Frees the network.</summary>
     public void Dispose() => Network.Dispose();
