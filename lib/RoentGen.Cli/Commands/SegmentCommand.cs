@@ -91,7 +91,7 @@ internal static class SegmentCommand
             var dataset = SegmentationData.LabelsCsv(parse.GetValue(data)!, parse.GetValue(outside));
             var result = SegmentationEvaluation.Evaluate(segmenter, dataset, Path.GetFullPath(modelDir));
             Cli.Print(result.ToDataFrame());
-            Console.WriteLine(Cli.Escape(result.Summary()));
+            foreach (var line in result.Summary().Split(Environment.NewLine)) Console.WriteLine(Cli.Escape(line));
             if (result.SkippedWithoutMask > 0) Console.WriteLine($"skipped {result.SkippedWithoutMask} records without a mask of {string.Join(", ", segmenter.Structures)}");
             result.Save(jsonFile.FullName);
             Console.WriteLine($"wrote {Cli.Escape(jsonFile.FullName)}");

@@ -184,7 +184,8 @@ public sealed class SegmentationTests : IClassFixture<TinySegmenterFixture>, IDi
         var json = Path.Combine(_dir, "eval.json");
         var (rc, stdout, err) = CliCases.Invoke(Roentgen(), "segment", "eval", "--model", _tiny.Dir, "--data", Path.Combine(data, "labels.csv"), "--json", json);
         Assert.True(rc == 0, err);
-        Assert.Contains("lungs", stdout);
+        Assert.Contains("lungs: mean Dice", stdout);
+        Assert.Contains("\nheart: mean Dice", stdout.ReplaceLineEndings("\n"));   // one printed line per structure, not an escaped "\n"
         var root = JsonNode.Parse(File.ReadAllText(json))!;
         var lungs = root["structures"]!["lungs"]!;
         Assert.Equal(6, lungs["images"]!.GetValue<int>());
