@@ -18,6 +18,7 @@ root.Subcommands.Add(SampleCommand.Build());
 root.Subcommands.Add(EvaluateCommand.Build());
 root.Subcommands.Add(ProbeCommand.Build());
 root.Subcommands.Add(CheckRealCommand.Build());
+root.Subcommands.Add(SegmentCommand.Build());
 root.Subcommands.Add(CompareEncodersCommand.BuildCompare());
 root.Subcommands.Add(CompareEncodersCommand.BuildAblate());
 root.Subcommands.Add(WeightsCommand.Build());

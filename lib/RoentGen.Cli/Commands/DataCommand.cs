@@ -15,11 +15,12 @@ internal static class DataCommand
         BuildPhantoms,
         BuildLabelReports,
         DataInspectCommand.Build,
+        DataStatsCommand.Build,
     ];
 
     public static Command Build()
     {
-        var cmd = new Command("data", "Datasets: generate the procedural CXR world, label report text, inspect a labels.csv dataset.");
+        var cmd = new Command("data", "Datasets: generate the procedural CXR world, label report text, inspect a labels.csv dataset, compare image statistics.");
         foreach (var verb in Verbs) cmd.Subcommands.Add(verb());
         return cmd;
     }
