@@ -140,6 +140,46 @@ public static class DataTour
         return grid;
     }
 
+    /// <summary>
+    /// A normal man and a normal woman of <paramref name="generator"/>'s world redrawn at <paramref name="size"/> px, each
+    /// plain, with the lungs mask (blue) and with the heart mask (yellow): the anatomy as it projects on a frontal film.
+    /// </summary>
+    /// <param name="generator">The world (its seed and options; the size is replaced).</param>
+    /// <param name="size">Side in pixels (64..512).</param>
+    /// <param name="search">How many cases to look through for the two normal patients.</param>
+    /// <exception cref="InvalidOperationException">No normal man or woman among the first <paramref name="search"/> cases.</exception>
+    public static ImageGrid AnatomyPlates(PhantomGenerator generator, int size = 256, int search = 400)
+    {
+        ArgumentNullException.ThrowIfNull(generator);
+        var big = new PhantomGenerator(generator.Options with { Size = size });
+        var grid = new ImageGrid(3, $"normal anatomy at {size} px: plain, lungs, heart");
+        foreach (var sex in new[] { "M", "F" })
+        {
+            var index = Enumerable.Range(0, search).FirstOrDefault(i => big.GenerateReport(i).Truth.IsNormal && big.Generate(i).Sex == sex, -1);
+            if (index < 0) throw new InvalidOperationException($"no normal {(sex == "M" ? "man" : "woman")} among the first {search} cases of world {generator.Options.Seed}");
+            var c = big.Generate(index);
+            grid.Add(c.Image, $"{c.Id}: {(sex == "M" ? "man" : "woman")}, {c.Age} y, {c.View}");
+            grid.AddWithMask(c.Image, c.Masks["lungs"], "lungs mask", MaskColor("lungs"), 0.35f);
+            grid.AddWithMask(c.Image, c.Masks["heart"], "heart mask", MaskColor("heart"), 0.35f);
+        }
+        return grid;
+    }
+
+    /// <summary>
+    /// Image statistics of phantoms beside a real set (the same number of images, at the same size): body intensity,
+    /// noise power spectrum slope, edge density, and the distance between the intensity histograms inside the body
+    /// (definitions: <see cref="RoentGen.Evaluation.ImageStatistics"/>).
+    /// </summary>
+    public static DataFrame StatisticsBesideReal(IReadOnlyList<PhantomCase> phantoms, CxrDataset real, int size = 128)
+    {
+        ArgumentNullException.ThrowIfNull(phantoms);
+        ArgumentNullException.ThrowIfNull(real);
+        int n = Math.Min(phantoms.Count, real.Count);
+        var set = RoentGen.Evaluation.ImageStatistics.OfSet("phantoms", phantoms.Take(n).Select(c => ImageResize.Resize(c.Image, size, size)));
+        var reference = RoentGen.Evaluation.ImageStatistics.OfSet(real.Name, real.Take(n).Select(r => real.LoadImage(r, size)));
+        return RoentGen.Evaluation.ImageStatistics.Compare(set, reference).ToDataFrame();
+    }
+
     /// <summary>The radiographic sign each finding mask of the phantom world is drawn with (what to look for in a close-up).</summary>
     public static IReadOnlyDictionary<string, string> SignsDrawn { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
     {

@@ -5,6 +5,46 @@ namespace RoentGen.Tests.Data;
 public class DataTourChartsTests
 {
     [Fact]
+    public void Anatomy_plates_show_a_normal_man_and_woman_plain_then_with_their_lungs_and_heart_masks()
+    {
+        var generator = new RoentGen.Data.Phantoms.PhantomGenerator(new RoentGen.Data.Phantoms.PhantomOptions { Size = 64, Seed = 5 });
+        var grid = DataTour.AnatomyPlates(generator, size: 96);
+        Assert.Equal(6, grid.Cells.Count);
+        Assert.Contains("man", grid.Cells[0].Caption);
+        Assert.Contains("woman", grid.Cells[3].Caption);
+        foreach (int person in new[] { 0, 3 })
+        {
+            var id = grid.Cells[person].Caption!.Split(':')[0];
+            var again = new RoentGen.Data.Phantoms.PhantomGenerator(generator.Options with { Size = 96 }).Generate(int.Parse(id["phantom_".Length..], System.Globalization.CultureInfo.InvariantCulture));
+            Assert.True(again.Labels.Has(Observation.NoFinding), $"{id} is not a normal case");
+            Assert.Equal(person == 0 ? "M" : "F", again.Sex);
+            Assert.Equal(again.Image.Pixels, grid.Cells[person].Image.Pixels);
+            Assert.Equal(again.Masks["lungs"].Pixels, grid.Cells[person + 1].Mask!.Pixels);
+            Assert.Equal(again.Masks["heart"].Pixels, grid.Cells[person + 2].Mask!.Pixels);
+        }
+    }
+
+    [Fact]
+    public void Statistics_beside_real_compare_equal_numbers_of_images_and_a_set_with_itself_is_at_distance_zero()
+    {
+        var cases = new RoentGen.Data.Phantoms.PhantomGenerator(new RoentGen.Data.Phantoms.PhantomOptions { Size = 64, Seed = 2 }).Generate(0, 6);
+        var dir = TestPaths.NewTempDir("tour-stats");
+        try
+        {
+            RoentGen.Data.Phantoms.PhantomDataset.WriteFolder(dir, new RoentGen.Data.Phantoms.PhantomOptions { Size = 64, Seed = 2 }, 6);
+            var same = RoentGen.Data.Datasets.GenericCsvLoader.Load(Path.Combine(dir, "labels.csv"));
+            var table = DataTour.StatisticsBesideReal(cases, same, size: 64);
+            var rows = Enumerable.Range(0, (int)table.Rows.Count).ToDictionary(i => (string)table.Columns[0][i], i => table.Rows[i]);
+            // The same phantoms, once in memory and once through 8-bit PNG files: only quantisation (under 1/256) apart.
+            Assert.InRange(Convert.ToDouble(rows["histogram_w1"][1], System.Globalization.CultureInfo.InvariantCulture), 0, 1.0 / 256);
+            Assert.Equal(Convert.ToDouble(rows["body_mean"][1], System.Globalization.CultureInfo.InvariantCulture), Convert.ToDouble(rows["body_mean"][3], System.Globalization.CultureInfo.InvariantCulture), 2);
+            var other = DataTour.StatisticsBesideReal(new RoentGen.Data.Phantoms.PhantomGenerator(new RoentGen.Data.Phantoms.PhantomOptions { Size = 64, Seed = 2, NoiseLevel = 5 }).Generate(0, 6), same, size: 64);
+            Assert.True(Convert.ToDouble(other.Rows[Enumerable.Range(0, (int)other.Rows.Count).First(i => (string)other.Columns[0][i] == "histogram_w1")][1], System.Globalization.CultureInfo.InvariantCulture) > 2.0 / 256);
+        }
+        finally { TestPaths.DeleteQuietly(dir); }
+    }
+
+    [Fact]
     public void Finding_signs_are_close_ups_of_each_mask_plain_then_tinted_with_the_sign_drawn()
     {
         var cases = new RoentGen.Data.Phantoms.PhantomGenerator(new RoentGen.Data.Phantoms.PhantomOptions { Size = 96, Seed = 3 }).Generate(0, 300);
