@@ -32,7 +32,7 @@ internal static class SegmentCommand
         var noAugment = new Option<bool>("--no-augment") { Description = "Train without domain randomisation (for comparison)." };
         var norm = new Option<string?>("--normalization") { Description = "Per-image input normalisation: equalize (default) or zscore." };
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads." };
-        var outside = new Option<bool>("--allow-outside-root") { Description = "Accept image and mask paths outside the labels.csv folder." };
+        var outside = Cli.AllowOutsideRootOption();
         var cmd = new Command("train", "Train a U-Net segmenter (domain-randomised, per-image normalised input) into a run folder.")
         {
             data, output, preset, seed, size, structures, steps, images, noAugment, norm, threads, outside,
@@ -76,25 +76,35 @@ internal static class SegmentCommand
         var data = new Option<string>("--data") { Description = "A labels.csv (or its folder) with masks; its 'mask' column counts as lungs.", Required = true };
         var json = new Option<FileInfo>("--json") { Description = "Write Dice per structure, per image and the baselines as JSON to this file.", Required = true };
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads." };
-        var outside = new Option<bool>("--allow-outside-root") { Description = "Accept image and mask paths outside the labels.csv folder." };
+        var outside = Cli.AllowOutsideRootOption();
+        var cleanup = new Option<bool>("--cleanup") { Description = "Score the masks after anatomical clean-up: the two largest lung components (one for the heart), holes filled." };
+        var overlays = new Option<FileInfo?>("--overlays") { Description = "Also write a PNG of each image's reference and predicted lungs (first 16 images with a mask)." };
         var cmd = new Command("eval", "Dice of a trained segmenter on labelled images: per structure (with 'lungs'), per image, beside all-foreground and all-background baselines.")
         {
-            model, data, json, threads, outside,
+            model, data, json, threads, outside, overlays, cleanup,
         };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             Cli.SetThreads(parse.GetValue(threads));
             var jsonFile = parse.GetValue(json)!;
             AtomicFile.EnsureWritable(jsonFile.FullName, "--json");
+            var overlayFile = parse.GetValue(overlays);
+            if (overlayFile is not null) AtomicFile.EnsureWritable(overlayFile.FullName, "--overlays");
             var modelDir = parse.GetValue(model)!;
             using var segmenter = Segmenter.Load(modelDir);
             var dataset = SegmentationData.LabelsCsv(parse.GetValue(data)!, parse.GetValue(outside));
-            var result = SegmentationEvaluation.Evaluate(segmenter, dataset, Path.GetFullPath(modelDir));
+            var result = SegmentationEvaluation.Evaluate(segmenter, dataset, Path.GetFullPath(modelDir), parse.GetValue(cleanup));
             Cli.Print(result.ToDataFrame());
             foreach (var line in result.Summary().Split(Environment.NewLine)) Console.WriteLine(Cli.Escape(line));
             if (result.SkippedWithoutMask > 0) Console.WriteLine($"skipped {result.SkippedWithoutMask} records without a mask of {string.Join(", ", segmenter.Structures)}");
             result.Save(jsonFile.FullName);
             Console.WriteLine($"wrote {Cli.Escape(jsonFile.FullName)}");
+            if (overlayFile is not null)
+            {
+                var structure = result.Structures.Select(x => x.Structure).FirstOrDefault() ?? segmenter.Structures[0];
+                AtomicFile.WriteAllBytes(overlayFile.FullName, SegmentationEvaluation.Overlays(segmenter, dataset, structure, cleanup: parse.GetValue(cleanup)).ToPng());
+                Console.WriteLine($"wrote {Cli.Escape(overlayFile.FullName)}");
+            }
             return 0;
         }));
         return cmd;

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Data.Analysis;
+using RoentGen.Data;
 using RoentGen.Data.Datasets;
 using RoentGen.Platform;
 using static TorchSharp.torch;
@@ -104,11 +105,47 @@ public sealed record SegmentationEvaluationResult(string Model, string Data, int
 public static class SegmentationEvaluation
 {
     /// <summary>
+    /// A picture of the evaluation: for up to <paramref name="max"/> images with a mask of <paramref name="structure"/>,
+    /// the reference mask (blue) beside the model's prediction (green), captioned with the image's Dice.
+    /// </summary>
+    /// <exception cref="ArgumentException">The model has no such structure.</exception>
+    public static RoentGen.Visualization.ImageGrid Overlays(Segmenter model, CxrDataset data, string structure = "lungs", int max = 16, bool cleanup = false)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(data);
+        int channel = model.Structures.ToList().IndexOf(structure);
+        if (channel < 0) throw new ArgumentException($"the model segments {string.Join(", ", model.Structures)}, not '{structure}'", nameof(structure));
+        var (set, _) = SegmentationData.Load(data, [structure], model.Config.Size);
+        using var _set = set;
+        using var scope = NewDisposeScope();
+        var pred = model.Predict(set.Images, cleanup: cleanup);
+        int size = model.Config.Size, pixels = size * size;
+        var grid = new RoentGen.Visualization.ImageGrid(4, $"{structure}: reference (blue) and prediction (green)");
+        var present = set.Present.select(1, 0).data<float>().ToArray();
+        for (int i = 0, shown = 0; i < set.Records.Count && shown < max; i++)
+        {
+            if (present[i] < 0.5f) continue;
+            var image = new GrayImage(size, size, set.Images[i, 0].contiguous().data<float>().ToArray());
+            var truth = set.Masks[i, 0].contiguous().data<float>().ToArray();
+            var guess = pred[i, channel].contiguous().data<float>().ToArray();
+            string name = Path.GetFileNameWithoutExtension(set.Records[i].ImagePath ?? set.Records[i].Id);
+            grid.AddWithMask(image, new GrayImage(size, size, truth), $"{name}: reference", RoentGen.Visualization.Rgb.Blue, 0.4f);
+            grid.AddWithMask(image, new GrayImage(size, size, guess), $"Dice {SegmentationLoss.Dice(guess, truth):0.000}", RoentGen.Visualization.Rgb.Green, 0.4f);
+            shown++;
+        }
+        return grid;
+    }
+
+    /// <summary>
     /// Evaluates every structure of the model that the data have masks of (the generic layout's <c>mask</c> column counts
     /// as lungs: <see cref="SegmentationData"/>); records with no such mask are skipped and counted.
     /// </summary>
     /// <exception cref="InvalidDataException">No record has a mask of the model's structures.</exception>
-    public static SegmentationEvaluationResult Evaluate(Segmenter model, CxrDataset data, string modelName)
+    /// <param name="model">The segmenter.</param>
+    /// <param name="data">Labelled images.</param>
+    /// <param name="modelName">How the result names the model.</param>
+    /// <param name="cleanup">Score the predictions after <see cref="MaskCleanup"/> (largest components, holes filled).</param>
+    public static SegmentationEvaluationResult Evaluate(Segmenter model, CxrDataset data, string modelName, bool cleanup = false)
     {
         var watch = Stopwatch.StartNew();
         var structures = model.Structures.Where(s => data.Any(r => SegmentationData.MaskName(r, s) is not null)).ToList();
@@ -116,7 +153,7 @@ public static class SegmentationEvaluation
         var (set, without) = SegmentationData.Load(data, structures, model.Config.Size);
         using var _ = set;
         using var scope = NewDisposeScope();
-        var pred = model.Predict(set.Images);                                   // (N, C_model, S, S)
+        var pred = model.Predict(set.Images, cleanup: cleanup);                 // (N, C_model, S, S)
         int n = set.Records.Count, pixels = model.Config.Size * model.Config.Size;
         var images = new List<ImageDice>();
         var per = new List<StructureEvaluation>();

@@ -33,8 +33,31 @@ public sealed class Segmenter : IDisposable
     /// <summary>Logits of (B, 1, S, S) intensities in [0, 1] (any range: the input is normalised per image first).</summary>
     public Tensor Logits(Tensor images) => Network.call(InputNormalizer.Apply(images, Config.Normalization));
 
-    /// <summary>Binary masks (B, C, S, S) in {0, 1}: sigmoid ≥ 0.5, batch by batch, without gradients.</summary>
-    public Tensor Predict(Tensor images, int batchSize = 16)
+    /// <summary>
+    /// Binary masks (B, C, S, S) in {0, 1}: sigmoid ≥ 0.5, batch by batch, without gradients; with
+    /// <paramref name="cleanup"/>, each structure's anatomical clean-up (<see cref="MaskCleanup"/>: the two largest
+    /// components of the lungs, the largest of the heart, holes filled).
+    /// </summary>
+    public Tensor Predict(Tensor images, int batchSize = 16, bool cleanup = false)
+    {
+        var raw = PredictRaw(images, batchSize);
+        if (!cleanup || Structures.All(s => MaskCleanup.ComponentsOf(s) == 0)) return raw;
+        long b = raw.shape[0], c = raw.shape[1];
+        int h = (int)raw.shape[2], w = (int)raw.shape[3];
+        var values = raw.contiguous().data<float>().ToArray();
+        raw.Dispose();
+        for (long i = 0; i < b; i++)
+            for (int ch = 0; ch < c; ch++)
+            {
+                int keep = MaskCleanup.ComponentsOf(Structures[ch]);
+                if (keep == 0) continue;
+                int offset = (int)((i * c + ch) * h * w);
+                MaskCleanup.KeepLargest(values.AsSpan(offset, h * w), w, h, keep).CopyTo(values, offset);
+            }
+        return tensor(values, [b, c, h, w]);
+    }
+
+    private Tensor PredictRaw(Tensor images, int batchSize)
     {
         Network.eval();
         using var _ = no_grad();
