@@ -111,15 +111,17 @@ public sealed class DinoClsLoss : CenteredTeacherLoss
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var q = (teacherLogits.to(ScalarType.Float32) / teacherTemperature).exp().t();    // (K, B)
-        long k = q.shape[0], b = q.shape[1];
-        q = q / q.sum();
+        // In the log domain: exp(logit / τ) overflows float32 once logit / τ passes about 88 (a cosine logit of 0.9 at
+        // τ = 0.01), and the normalisations below are subtractions of log-sums, which cannot overflow or divide by zero.
+        var lq = (teacherLogits.to(ScalarType.Float32) / teacherTemperature).t();          // (K, B), log of the unnormalised q
+        long k = lq.shape[0], b = lq.shape[1];
+        lq = lq - lq.flatten().logsumexp(0);
         for (int i = 0; i < iterations; i++)
         {
-            q = q / q.sum(1, keepdim: true) / k;   // each prototype gets mass 1/K
-            q = q / q.sum(0, keepdim: true) / b;   // each sample gets mass 1/B
+            lq = lq - lq.logsumexp(1, keepdim: true) - Math.Log(k);   // each prototype gets mass 1/K
+            lq = lq - lq.logsumexp(0, keepdim: true) - Math.Log(b);   // each sample gets mass 1/B
         }
-        return (q * b).t().MoveToOuterDisposeScope();                                   // (B, K), rows sum to 1
+        return (lq + Math.Log(b)).exp().t().MoveToOuterDisposeScope();                  // (B, K), rows sum to 1
     }
 
     /// <summary>

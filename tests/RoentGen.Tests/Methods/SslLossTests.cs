@@ -57,6 +57,35 @@ public class SslLossTests
     }
 
     [Fact]
+    public void Sinkhorn_targets_stay_finite_and_exact_at_low_teacher_temperatures()
+    {
+        // Cosine logits near 1 at τ = 0.01 give exp(100), past float32's range: the old linear-domain iteration returned
+        // NaN here. Reference: the same three iterations in double precision, with the largest logit taken out first
+        // (exact, since the first normalisation divides a global constant away).
+        using var scope = NewDisposeScope();
+        manual_seed(3);
+        var logits = (rand(6, 5) * 2 - 1).to(ScalarType.Float32);
+        logits[0, 2] = tensor(0.999f);
+        const double tau = 0.01;
+        var q = DinoClsLoss.SinkhornKnopp(logits, tau);
+        Assert.False(q.isnan().any().item<bool>() || q.isinf().any().item<bool>(), "Sinkhorn-Knopp targets are not finite");
+        var l = logits.to(ScalarType.Float64).data<double>().ToArray();
+        int b = 6, k = 5;
+        var r = new double[b, k];
+        double m = l.Max();
+        for (int i = 0; i < b; i++)
+            for (int j = 0; j < k; j++) r[i, j] = Math.Exp((l[i * k + j] - m) / tau);
+        for (int it = 0; it < 3; it++)
+        {
+            for (int j = 0; j < k; j++) { double c = 0; for (int i = 0; i < b; i++) c += r[i, j]; for (int i = 0; i < b; i++) r[i, j] /= c * k; }
+            for (int i = 0; i < b; i++) { double c = 0; for (int j = 0; j < k; j++) c += r[i, j]; for (int j = 0; j < k; j++) r[i, j] /= c * b; }
+        }
+        var got = q.to(ScalarType.Float64).data<double>().ToArray();
+        for (int i = 0; i < b; i++)
+            for (int j = 0; j < k; j++) Assert.Equal(r[i, j] * b, got[i * k + j], 4);
+    }
+
+    [Fact]
     public void IBot_loss_counts_only_masked_patches_and_weights_images_equally()
     {
         using var scope = NewDisposeScope();
