@@ -19,8 +19,8 @@ internal static class BenchCommand
             var file = parse.GetValue(json);
             if (file is not null) AtomicFile.EnsureWritable(file.FullName, "--json");
             var ldm = parse.GetValue(config) is { } configFile ? RoentGen.Diffusion.LdmExperimentConfig.Load(configFile.FullName) : null;
-            var report = Benchmarks.Run(groups, f => AnsiConsole.MarkupLine($"[bold]{Markup.Escape(f.Name)}[/]: {f.Value:G4} {Markup.Escape(f.Unit)} [grey]({Markup.Escape(Cli.Escape(f.Detail))})[/]"), ldm);
-            AnsiConsole.MarkupLine($"peak RSS: {report.PeakRssMb:F0} MiB");
+            var report = Benchmarks.Run(groups, f => Cli.Out.MarkupLine($"[bold]{Markup.Escape(f.Name)}[/]: {f.Value:G4} {Markup.Escape(f.Unit)} [grey]({Markup.Escape(Cli.Escape(f.Detail))})[/]"), ldm);
+            Cli.Out.MarkupLine($"peak RSS: {report.PeakRssMb:F0} MiB");
             if (file is not null)
             {
                 AtomicFile.WriteAllText(file.FullName, report.ToJson());

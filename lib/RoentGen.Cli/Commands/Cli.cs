@@ -172,6 +172,12 @@ internal static class Cli
                 float f => f.ToString("G4", CultureInfo.InvariantCulture),
                 var v => Convert.ToString(v, CultureInfo.InvariantCulture) ?? "",
             }))).ToArray());
-        AnsiConsole.Write(table);
+        Out.Write(table);
     }
+
+    /// <summary>
+    /// A Spectre console over the <see cref="Console.Out"/> of this moment: AnsiConsole's shared console keeps the writer
+    /// it first saw, so output redirected later (in-process callers, tests) would miss tables and markup written to it.
+    /// </summary>
+    public static IAnsiConsole Out => AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
 }

@@ -37,19 +37,19 @@ internal static class DataInspectCommand
         Row("reports", s.RecordsWithReport.ToString());
         Row("missing images / masks", $"{s.MissingImages} / {s.MissingMasks}" + (s.MissingImageExamples.Count > 0 ? " e.g. " + s.MissingImageExamples[0] : ""));
         Row("skipped rows", s.Skipped + (s.SkippedExamples.Count > 0 ? " e.g. " + s.SkippedExamples[0] : ""));
-        AnsiConsole.Write(head);
+        Cli.Out.Write(head);
 
         var obs = new Table().AddColumn("observation").AddColumn("positive", c => c.RightAligned())
             .AddColumn("negative", c => c.RightAligned()).AddColumn("uncertain", c => c.RightAligned()).AddColumn("not mentioned", c => c.RightAligned());
         foreach (var o in s.Observations)
             obs.AddRow(Markup.Escape(Cli.Escape(o.Observation)), o.Positive.ToString(), o.Negative.ToString(), o.Uncertain.ToString(), o.NotMentioned.ToString());
-        AnsiConsole.Write(obs);
+        Cli.Out.Write(obs);
 
         if (s.SourceLabels.Count > 0)
         {
             var src = new Table().AddColumn("source label").AddColumn("records", c => c.RightAligned());
             foreach (var (k, v) in s.SourceLabels.OrderByDescending(kv => kv.Value)) src.AddRow(Markup.Escape(Cli.Escape(k)), v.ToString());
-            AnsiConsole.Write(src);
+            Cli.Out.Write(src);
         }
     }
 

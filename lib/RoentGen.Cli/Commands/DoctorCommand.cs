@@ -52,6 +52,6 @@ internal static class DoctorCommand
         Row("GLIBCXX_3.4.32 fix needed", r.CompatFixNeeded?.ToString().ToLowerInvariant());
         Row("GLIBCXX_3.4.32 fix applied", r.CompatFixApplied?.ToString().ToLowerInvariant());
         Row("float32 matmul", r.MatmulGflops is double g ? $"{g:F1} GFLOP/s" : null);
-        AnsiConsole.Write(t);
+        Cli.Out.Write(t);
     }
 }

@@ -49,7 +49,7 @@ internal static class ProbeCommand
             var probeData = string.Equals(source, "phantoms", StringComparison.OrdinalIgnoreCase)
                 ? ProbeData.FromPhantoms(parse.GetValue(n) ?? 200, side)
                 : ProbeData.FromCsv(source, side, limit: parse.GetValue(n), allowOutsideRoot: parse.GetValue(outside));
-            AnsiConsole.MarkupLine($"[grey]{Markup.Escape(Cli.Escape(enc.Name))} on {Markup.Escape(Cli.Escape(probeData.Name))}: {probeData.Train.Count} train, {probeData.Validation.Count} validation, {probeData.Test.Count} test[/]");
+            Cli.Out.MarkupLine($"[grey]{Markup.Escape(Cli.Escape(enc.Name))} on {Markup.Escape(Cli.Escape(probeData.Name))}: {probeData.Train.Count} train, {probeData.Validation.Count} validation, {probeData.Test.Count} test[/]");
             var results = ProbeSuite.Run(enc, probeData, options);
             Print(results);
             if (jsonFile is not null)
@@ -79,7 +79,7 @@ internal static class ProbeCommand
         foreach (var m in r.Metrics)
             table.AddRow(Markup.Escape(Cli.Escape(m.Probe)), Markup.Escape(Cli.Escape(m.Metric)), double.IsFinite(m.Value) ? m.Value.ToString("0.###") : "n/a");
         foreach (var (probe, why) in r.NotAvailable) table.AddRow(Markup.Escape(Cli.Escape(probe)), "", Markup.Escape(Cli.Escape(why)));
-        AnsiConsole.Write(table);
-        AnsiConsole.MarkupLine($"[grey]{r.Seconds:0.#} s[/]");
+        Cli.Out.Write(table);
+        Cli.Out.MarkupLine($"[grey]{r.Seconds:0.#} s[/]");
     }
 }

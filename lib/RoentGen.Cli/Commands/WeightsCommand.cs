@@ -102,7 +102,7 @@ internal static class WeightsCommand
 
     private static void Print(DiffusersFolderSummary s)
     {
-        AnsiConsole.MarkupLine($"[bold]{E(s.Root)}[/]: {E(s.Index.ClassName)}" + (s.Index.DiffusersVersion is { } v ? $" (diffusers {E(v)})" : ""));
+        Cli.Out.MarkupLine($"[bold]{E(s.Root)}[/]: {E(s.Index.ClassName)}" + (s.Index.DiffusersVersion is { } v ? $" (diffusers {E(v)})" : ""));
         var comps = new Table().AddColumn("component").AddColumn("class").AddColumn("params (config)", c => c.RightAligned())
             .AddColumn("params (weights)", c => c.RightAligned()).AddColumn("dtypes").AddColumn("weight files");
         foreach (var c in s.Components)
@@ -115,7 +115,7 @@ internal static class WeightsCommand
             var mismatch = weightParams is long wp && c.ParametersFromConfig is long cp && wp != cp ? " (differs from config)" : "";
             comps.AddRow(E(c.Name), E(cls), N(c.ParametersFromConfig), N(weightParams) + mismatch, E(dtypes.Length == 0 ? "-" : dtypes), E(files.Length == 0 ? "none" : files));
         }
-        AnsiConsole.Write(comps);
+        Cli.Out.Write(comps);
 
         var cfg = new Table().AddColumn("config").AddColumn("value");
         void Row(string k, string v) => cfg.AddRow(E(k), E(v));
@@ -151,7 +151,7 @@ internal static class WeightsCommand
         }
         if (s.Tokenizer is { } tk)
             Row("tokenizer vocabulary / pad id / max length", $"{tk.VocabSize} / {tk.PadId}{(tk.PadId == tk.EndId ? " (end token)" : "")} / {tk.ModelMaxLength?.ToString(CultureInfo.InvariantCulture) ?? "-"}");
-        AnsiConsole.Write(cfg);
+        Cli.Out.Write(cfg);
 
         var unknown = s.Unknown;
         Console.WriteLine(unknown.Count == 0 ? "unknown config fields: none" : $"unknown config fields ({unknown.Count}):");
