@@ -197,6 +197,24 @@ public sealed class SegmentationTests : IClassFixture<TinySegmenterFixture>, IDi
         Assert.Equal(12, images.Count);   // 6 images x (lungs, heart)
         Assert.All(images, i => Assert.StartsWith("images/", i!["file"]!.GetValue<string>()));
         Assert.Equal(0, root["skipped_without_mask"]!.GetValue<int>());
+
+        // The picture agrees with the numbers: each image's reference then its prediction, captioned with the Dice that
+        // the JSON reports for that image; --overlays writes it as a PNG.
+        using (var model = Segmenter.Load(_tiny.Dir))
+        {
+            var grid = SegmentationEvaluation.Overlays(model, SegmentationData.LabelsCsv(Path.Combine(data, "labels.csv"), false));
+            Assert.Equal(12, grid.Cells.Count);
+            var lungDice = images.Where(i => i!["structure"]!.GetValue<string>() == "lungs").Select(i => i!["dice"]!.GetValue<double>()).ToList();
+            for (int k = 0; k < 6; k++)
+            {
+                Assert.EndsWith(": reference", grid.Cells[2 * k].Caption);
+                Assert.Equal(FormattableString.Invariant($"Dice {lungDice[k]:0.000}"), grid.Cells[2 * k + 1].Caption);
+            }
+        }
+        var png = Path.Combine(_dir, "overlays.png");
+        (rc, _, err) = CliCases.Invoke(Roentgen(), "segment", "eval", "--model", _tiny.Dir, "--data", Path.Combine(data, "labels.csv"), "--json", json, "--overlays", png);
+        Assert.True(rc == 0, err);
+        Assert.Equal(new byte[] { 137, 80, 78, 71 }, File.ReadAllBytes(png)[..4]);
     }
 
     [Fact]
