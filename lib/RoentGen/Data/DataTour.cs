@@ -155,9 +155,9 @@ public static class DataTour
         var grid = new ImageGrid(3, $"normal anatomy at {size} px: plain, lungs, heart");
         foreach (var sex in new[] { "M", "F" })
         {
-            var index = Enumerable.Range(0, search).FirstOrDefault(i => big.GenerateReport(i).Truth.IsNormal && big.Generate(i).Sex == sex, -1);
-            if (index < 0) throw new InvalidOperationException($"no normal {(sex == "M" ? "man" : "woman")} among the first {search} cases of world {generator.Options.Seed}");
-            var c = big.Generate(index);
+            // Reports are cheap; only normal cases are drawn, and the one found is kept rather than drawn again.
+            var c = Enumerable.Range(0, search).Where(i => big.GenerateReport(i).Truth.IsNormal).Select(big.Generate).FirstOrDefault(x => x.Sex == sex)
+                ?? throw new InvalidOperationException($"no normal {(sex == "M" ? "man" : "woman")} among the first {search} cases of world {generator.Options.Seed}");
             grid.Add(c.Image, $"{c.Id}: {(sex == "M" ? "man" : "woman")}, {c.Age} y, {c.View}");
             grid.AddWithMask(c.Image, c.Masks["lungs"], "lungs mask", MaskColor("lungs"), 0.35f);
             grid.AddWithMask(c.Image, c.Masks["heart"], "heart mask", MaskColor("heart"), 0.35f);
