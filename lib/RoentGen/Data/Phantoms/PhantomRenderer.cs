@@ -45,11 +45,15 @@ internal sealed class PhantomRenderer
     private float L(int side) => side < 0 ? _s.LR : _s.LL;
     private float Dome(int side) => side < 0 ? _s.DomeR : _s.DomeL;
 
-    /// <summary>The diaphragm's height at lateral distance d.</summary>
-    private float Diaphragm(int side, float d)
+    /// <summary>
+    /// The diaphragm's height at lateral distance d. On a supine (AP) film with a pneumothorax, pleural air collects in
+    /// the anterior costophrenic recess of that side: the lateral angle is deeper (the deep sulcus sign), unless
+    /// <paramref name="deepSulcus"/> is false (the collapsed lung itself does not follow it down).
+    /// </summary>
+    private float Diaphragm(int side, float d, bool deepSulcus = true)
     {
         float l = L(side), dome = Dome(side), dd = 0.42f * l;
-        float cp = _s.VCp + (side == _s.PtxSide && _s.View == "AP" ? 0.035f : 0);
+        float cp = _s.VCp + (deepSulcus && side == _s.PtxSide && _s.View == "AP" ? 0.035f : 0);
         if (d >= dd) { float t = (d - dd) / (l - dd); return dome + (cp - dome) * t * t; }
         float tm = (dd - d) / dd;
         return dome + 0.3f * (_s.VCp - dome) * tm * tm;
@@ -77,7 +81,7 @@ internal sealed class PhantomRenderer
         return tl >= 1 ? 0 : _s.HeartWL * MathF.Sqrt(1 - tl * tl);
     }
 
-    /// <summary>Signed distance-like depth inside the lung field of a side (positive inside).</summary>
+    /// <summary>Signed distance-like depth inside the (upright, without the deep sulcus) lung field of a side (positive inside).</summary>
     private float LungDepth(int side, float d, float v)
     {
         float l = L(side);
@@ -86,7 +90,7 @@ internal sealed class PhantomRenderer
         float da = 0.45f * l, w = 0.5f * l;
         float top = _s.VApex + 0.14f * ((d - da) / w) * ((d - da) / w);
         float inner = v < _s.HilumVR - 0.04f ? _s.MedUpper : _s.MedLower + (_s.MedUpper - _s.MedLower) * Smooth(_s.HilumVR + 0.02f, _s.HilumVR - 0.04f, v);
-        float bottom = Diaphragm(side, d) - v;
+        float bottom = Diaphragm(side, d, deepSulcus: false) - v;
         return MathF.Min(MathF.Min(v - top, bottom), MathF.Min(outer - d, d - inner));
     }
 
@@ -110,7 +114,7 @@ internal sealed class PhantomRenderer
         var A = Rent();                    // attenuation
         var bone = Rent();                 // bone layer (ribs, clavicles)
         var vessels = Rent();              // lung markings, multiplied by aeration later
-        float[]? bronchi = f.Consolidation is null ? null : AirBronchograms();
+        float[]? bronchi = f.Consolidation is null || !s.AirBronchograms ? null : AirBronchograms();
         string? consLobe = f.Consolidation?.Lobe;
         bool spiculated = f.Lesion is { } les && s.NoduleSpiculated && (les.IsMass || les.SizeMm > 15);
         bool calcified = f.Lesion is { IsMass: false } les2 && les2.SizeMm <= 14 && s.NoduleCalcified;
@@ -331,7 +335,7 @@ internal sealed class PhantomRenderer
                         if (consFissure > 0) blob *= Smooth(minorFissure - e, minorFissure + e, v);
                         float patch = 0.75f + 0.25f * MathF.Sin(45 * d + s.ConsPh3) * MathF.Sin(38 * v + s.ConsPh1);
                         // air bronchograms: the bronchi stay aerated inside the airless lobe
-                        float br = bronchi![i] * blob;
+                        float br = bronchi is null ? 0 : bronchi[i] * blob;
                         a += blob * patch * ra * 0.8f - 0.45f * br * ra; ra *= 1 - blob * 0.8f;
                         if (blob > 0.5f && inLung > 0.5f) mCons[i] = 1;
                     }
@@ -825,7 +829,7 @@ internal sealed class PhantomRenderer
                     float v = dome + 0.01f - k * 0.013f - (float)rng.Range(0, 0.006);
                     float len = (float)rng.Range(0.025, 0.045);
                     float dOut = l * (0.97f - 0.06f * (k / 7f));
-                    Segment(layer, s.Xs + side * dOut, v, s.Xs + side * (dOut - len), v + (float)rng.Range(-0.003, 0.003), MathF.Max(0.003f, 0.6f * _px), 0.1f * s.EdemaStrength);
+                    Segment(layer, s.Xs + side * dOut, v, s.Xs + side * (dOut - len), v + (float)rng.Range(-0.003, 0.003), MathF.Max(0.004f, 0.8f * _px), 0.22f * s.EdemaStrength);
                 }
             }
         }

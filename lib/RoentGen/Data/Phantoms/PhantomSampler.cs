@@ -39,6 +39,8 @@ internal sealed class PhantomSpec
     public int Marker; public bool MarkerRight;                         // 0 none, 1 "L", 2 "R"; top-right or top-left corner
     public bool NoduleCalcified, NoduleSpiculated; public float NoduleSpikePhase;
     public ulong TextureKey;
+    /// <summary>Draw air bronchograms through a consolidation (on by default; off only to show the sign by its absence).</summary>
+    public bool AirBronchograms = true;
 }
 
 /// <summary>Draws a case's patient and findings from the world's probabilities (co-occurrence keeps the marginals).</summary>
