@@ -118,6 +118,7 @@ public sealed class LlmReportRewriter : IReportRewriter, IDisposable
     private readonly IChatClient _client;
     private readonly RewriteCache? _cache;
     private readonly string _apiKey;
+    private readonly LastReplyPolicy _lastReply = new();
 
     /// <summary>A rewriter for the options.</summary>
     /// <exception cref="ArgumentException">The options are invalid.</exception>
@@ -136,6 +137,7 @@ public sealed class LlmReportRewriter : IReportRewriter, IDisposable
             RetryPolicy = new ClientRetryPolicy(maxRetries: 0),                   // retries are ours (429, 5xx, timeouts, Retry-After)
             NetworkTimeout = options.RequestTimeout + options.RequestTimeout + TimeSpan.FromSeconds(10), // our per-request timeout fires first
         };
+        clientOptions.AddPolicy(_lastReply, PipelinePosition.PerTry);
         _client = new ChatClient(options.Model, new ApiKeyCredential(_apiKey), clientOptions).AsIChatClient();
         _cache = options.CacheDirectory is null ? null : new RewriteCache(options.CacheDirectory);
     }
@@ -147,7 +149,8 @@ public sealed class LlmReportRewriter : IReportRewriter, IDisposable
     public RewriteCache? Cache => _cache;
 
     /// <summary>Requests sent to the endpoint so far (attempts included).</summary>
-    public int RequestsSent { get; private set; }
+    public int RequestsSent => Volatile.Read(ref _requestsSent);
+    private int _requestsSent;
 
     /// <inheritdoc />
     public string Name => $"llm:{Options.Model}";
@@ -191,7 +194,7 @@ public sealed class LlmReportRewriter : IReportRewriter, IDisposable
                 ChatResponse response;
                 try
                 {
-                    RequestsSent++;
+                    Interlocked.Increment(ref _requestsSent);
                     response = await _client.GetResponseAsync(messages, chatOptions, timeout.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
@@ -222,8 +225,8 @@ public sealed class LlmReportRewriter : IReportRewriter, IDisposable
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
-                    throw new LlmReplyException(Scrub($"the LLM endpoint {where} sent a reply that is not a valid chat completion ({e.GetType().Name}: {e.Message}); "
-                        + "expected JSON with a non-empty 'choices' list whose first message has text content"));
+                    throw new LlmReplyException(Scrub($"the LLM endpoint {where} sent a reply that is not a valid chat completion: {Diagnose(_lastReply.Body)} "
+                        + $"({e.GetType().Name}: {e.Message}); expected JSON with a non-empty 'choices' list whose first message has text content"), e);
                 }
                 return Content(response, where);
             }
@@ -240,10 +243,6 @@ public sealed class LlmReportRewriter : IReportRewriter, IDisposable
     // The reply's text, or a clear error for an empty choice list or empty content.
     private static string Content(ChatResponse response, string where)
     {
-        if (response.RawRepresentation is ChatCompletion raw && raw.Content.Count == 0 && response.Messages.All(m => string.IsNullOrWhiteSpace(m.Text)))
-        {
-            // OpenAI's ChatCompletion shows the first choice; no content parts and no text means no choice or an empty message.
-        }
         if (response.Messages.Count == 0)
             throw new LlmReplyException($"the LLM endpoint {where} replied with an empty 'choices' list; expected one choice with the rewritten report");
         string text = response.Text.Trim();
@@ -263,6 +262,47 @@ public sealed class LlmReportRewriter : IReportRewriter, IDisposable
             return wait > TimeSpan.Zero ? wait : TimeSpan.Zero;
         }
         return null;
+    }
+
+    // What was wrong with a reply the SDK could not read.
+    private static string Diagnose(string? body)
+    {
+        if (body is null) return "no reply body";
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(body);
+            if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object) return "the reply is not a JSON object";
+            if (!doc.RootElement.TryGetProperty("choices", out var choices) || choices.ValueKind != System.Text.Json.JsonValueKind.Array) return "the reply has no 'choices' list";
+            if (choices.GetArrayLength() == 0) return "the reply has an empty 'choices' list";
+            return "the reply's JSON has an unexpected shape";
+        }
+        catch (System.Text.Json.JsonException) { return $"the reply is truncated or invalid JSON ({body.Length} characters)"; }
+    }
+
+    // Keeps the body of the last response (the SDK buffers non-streaming replies), to say what was wrong with a bad one.
+    private sealed class LastReplyPolicy : PipelinePolicy
+    {
+        public string? Body { get; private set; }
+
+        public override void Process(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex)
+        {
+            Body = null;
+            ProcessNext(message, pipeline, currentIndex);
+            Keep(message);
+        }
+
+        public override async ValueTask ProcessAsync(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex)
+        {
+            Body = null;
+            await ProcessNextAsync(message, pipeline, currentIndex).ConfigureAwait(false);
+            Keep(message);
+        }
+
+        private void Keep(PipelineMessage message)
+        {
+            try { Body = message.Response?.Content.ToString(); }
+            catch (InvalidOperationException) { Body = null; }        // an unbuffered stream
+        }
     }
 
     // Defence in depth: no message leaves this class with the key in it.

@@ -120,23 +120,7 @@ public sealed class ReportFindingsReader
     public static ISet<Observation> PresentObservations(PhantomFindings f)
     {
         ArgumentNullException.ThrowIfNull(f);
-        var s = new HashSet<Observation>();
-        if (f.Cardiomegaly is not null) s.Add(Observation.Cardiomegaly);
-        if (f.EnlargedCardiomediastinum) s.Add(Observation.EnlargedCardiomediastinum);
-        if (f.Effusion is not null) s.Add(Observation.PleuralEffusion);
-        if (f.Pneumothorax is not null) s.Add(Observation.Pneumothorax);
-        if (f.Consolidation is { } c)
-        {
-            s.Add(Observation.Consolidation); s.Add(Observation.LungOpacity);
-            if (c.Pneumonia is "yes" or "possible") s.Add(Observation.Pneumonia);
-        }
-        if (f.Edema is not null) { s.Add(Observation.Edema); s.Add(Observation.LungOpacity); }
-        if (f.Lesion is not null) s.Add(Observation.LungLesion);
-        if (f.Atelectasis is not null) s.Add(Observation.Atelectasis);
-        if (f.Fracture is not null) s.Add(Observation.Fracture);
-        if (f.Devices is not null) s.Add(Observation.SupportDevices);
-        if (!s.Any(o => o != Observation.SupportDevices)) s.Add(Observation.NoFinding);
-        return s;
+        return PhantomGenerator.PresentObservations(f).ToHashSet();
     }
 
     /// <summary>Presence of every observation in labels: positive or uncertain is present.</summary>
