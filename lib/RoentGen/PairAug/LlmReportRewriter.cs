@@ -89,15 +89,21 @@ public sealed record LlmRewriterOptions
     }
 }
 
-/// <summary>The LLM endpoint failed: it gave an error that is not retried, or kept failing through every attempt.</summary>
-public sealed class LlmEndpointException : Exception
+/// <summary>
+/// The LLM endpoint failed: it gave an error that is not retried, or kept failing through every attempt. An
+/// <see cref="IOException"/> (the endpoint is outside this program), so the command line reports it as a user error.
+/// </summary>
+public sealed class LlmEndpointException : IOException
 {
     /// <summary>Creates the exception.</summary>
     public LlmEndpointException(string message, Exception? inner = null) : base(message, inner) { }
 }
 
-/// <summary>The LLM endpoint answered, but not with a usable chat completion (truncated JSON, no choice, empty content).</summary>
-public sealed class LlmReplyException : Exception
+/// <summary>
+/// The LLM endpoint answered, but not with a usable chat completion (truncated JSON, no choice, empty content). An
+/// <see cref="IOException"/> like <see cref="LlmEndpointException"/>: what came over the wire was unusable.
+/// </summary>
+public sealed class LlmReplyException : IOException
 {
     /// <summary>Creates the exception.</summary>
     public LlmReplyException(string message, Exception? inner = null) : base(message, inner) { }
@@ -121,15 +127,14 @@ public sealed class LlmReportRewriter : IReportRewriter, IDisposable
     private readonly LastReplyPolicy _lastReply = new();
 
     /// <summary>A rewriter for the options.</summary>
-    /// <exception cref="ArgumentException">The options are invalid.</exception>
-    /// <exception cref="InvalidOperationException">The API key's environment variable is not set.</exception>
+    /// <exception cref="ArgumentException">The options are invalid, or the API key's environment variable is not set (the message names the variable, never a value).</exception>
     public LlmReportRewriter(LlmRewriterOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         Options = options;
         _apiKey = Environment.GetEnvironmentVariable(options.ApiKeyVariable) is { Length: > 0 } k ? k
-            : throw new InvalidOperationException($"the environment variable {options.ApiKeyVariable} is not set; it must hold the API key of the LLM endpoint "
+            : throw new ArgumentException($"the environment variable {options.ApiKeyVariable} is not set; it must hold the API key of the LLM endpoint "
                 + "(any non-empty value for an endpoint that needs none)");
         var clientOptions = new OpenAIClientOptions
         {

@@ -228,7 +228,7 @@ public sealed class LlmReportRewriterTests : IDisposable
     public void A_missing_key_variable_is_a_clear_error_that_names_the_variable()
     {
         var options = new LlmRewriterOptions { Endpoint = new Uri("http://127.0.0.1:9/v1/"), Model = "m", ApiKeyVariable = _keyVariable + "_UNSET" };
-        var e = Assert.Throws<InvalidOperationException>(() => new LlmReportRewriter(options));
+        var e = Assert.Throws<ArgumentException>(() => new LlmReportRewriter(options));
         Assert.Contains(_keyVariable + "_UNSET", e.Message, StringComparison.Ordinal);
     }
 
