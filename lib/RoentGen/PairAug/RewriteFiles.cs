@@ -14,7 +14,7 @@ public static class RewriteFiles
     /// has its own, reproducible, seed):
     /// <list type="bullet">
     /// <item>a <c>.csv</c> (e.g. the generic layout's labels.csv): the <c>report</c> column, or <c>findings</c> and
-    /// <c>impression</c> joined as "FINDINGS: ...\nIMPRESSION: ..."; ids from <c>file</c> or <c>id</c>, else "row-N"; rows
+    /// <c>impression</c> joined as "FINDINGS: ...\nIMPRESSION: ..."; ids from <c>file</c>, <c>id</c> or <c>uid</c>, else "row-N"; rows
     /// without a report are skipped;</item>
     /// <item>any other file: plain text with reports separated by blank lines (a report may span lines, as
     /// "FINDINGS: ...\nIMPRESSION: ..." does); ids "report-N" from 1.</item>
@@ -50,7 +50,7 @@ public static class RewriteFiles
                     if (parts.Count > 0) text = string.Join("\n", parts);
                 }
                 if (text is null) continue;
-                string id = row.Get("file") is { Length: > 0 } file ? file : row.Get("id") is { Length: > 0 } rid ? rid : $"row-{i + 1}";
+                string id = new[] { "file", "id", "uid" }.Select(c => row.Get(c)).FirstOrDefault(v => !string.IsNullOrWhiteSpace(v)) ?? $"row-{i + 1}";
                 reports.Add((id, text.Trim()));
             }
         }
