@@ -157,6 +157,28 @@ public sealed class LlmReportRewriterTests : IDisposable
     }
 
     [Fact]
+    public async Task Cancelling_a_hung_request_stops_at_once_and_is_not_retried()
+    {
+        using var server = new ChatCompletionsServer((_, _) => ChatCompletionsServer.Completion(Rewrite) with { Delay = TimeSpan.FromSeconds(10) });
+        using var rewriter = new LlmReportRewriter(Options(server) with { RequestTimeout = TimeSpan.FromSeconds(30) });
+        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        var sw = Stopwatch.StartNew();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => rewriter.RewriteAsync(Request(), cts.Token));
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(5), $"cancellation took {sw.Elapsed.TotalSeconds:0.0} s");
+        Assert.Equal(1, server.Count);
+    }
+
+    [Fact]
+    public async Task A_Retry_After_longer_than_allowed_ends_with_a_clear_error()
+    {
+        using var server = new ChatCompletionsServer((_, _) => ChatCompletionsServer.Error(429, new Dictionary<string, string> { ["Retry-After"] = "3600" }));
+        using var rewriter = new LlmReportRewriter(Options(server) with { MaxRetryAfter = TimeSpan.FromSeconds(10) });
+        var e = await Assert.ThrowsAsync<LlmEndpointException>(() => rewriter.RewriteAsync(Request()));
+        Assert.Equal(1, server.Count);
+        Assert.Contains("retry after 3600 s", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Truncated_json_is_a_clear_reply_error_and_is_not_retried()
     {
         var full = ChatCompletionsServer.Completion(Rewrite);
