@@ -69,8 +69,17 @@ public static class PromptListSampling
             TableFile = "samples.csv", TableHeader = TableHeader, ChunkSize = 8,
         };
         var range = shard.Range(settings.Prompts.Count);
-        using var progress = ProgressReporter.Start($"sampling shard {shard}", (long)range.Count * settings.Steps, "steps");
-        return job.Run(full, shard, chunk =>
+        ProgressReporter? progress = null;   // started with the first chunk to produce: a refused or finished shard shows none
+        try
+        {
+            return job.Run(full, shard, chunk => ProduceChunk(chunk, progress ??= ProgressReporter.Start($"sampling shard {shard}", (long)range.Count * settings.Steps, "steps")), log);
+        }
+        finally
+        {
+            progress?.Dispose();
+        }
+
+        List<ShardItem> ProduceChunk(ItemRange chunk, ProgressReporter progress)
         {
             Directory.CreateDirectory(Path.Combine(full, "images"));
             var items = new List<ShardItem>(chunk.Count);
@@ -88,6 +97,6 @@ public static class PromptListSampling
                 items.Add(new ShardItem(i, [i.ToString(CultureInfo.InvariantCulture), settings.Prompts[i], settings.SeedOf(i).ToString(CultureInfo.InvariantCulture), file], [file]));
             }
             return items;
-        }, log);
+        }
     }
 }

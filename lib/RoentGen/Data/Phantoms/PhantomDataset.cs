@@ -90,8 +90,17 @@ public static class PhantomDataset
             TableFile = "labels.csv", TableHeader = header, ChunkSize = 64,
         };
         var range = shard.Range(count);
-        using var progress = ProgressReporter.Start($"phantoms {options.Size}px shard {shard}", range.Count, "images", sink);
-        return job.Run(full, shard, chunk =>
+        ProgressReporter? progress = null;   // started with the first chunk to produce: a refused or finished shard shows none
+        try
+        {
+            return job.Run(full, shard, chunk => ProduceChunk(chunk, progress ??= ProgressReporter.Start($"phantoms {options.Size}px shard {shard}", range.Count, "images", sink)), log);
+        }
+        finally
+        {
+            progress?.Dispose();
+        }
+
+        ShardItem[] ProduceChunk(ItemRange chunk, ProgressReporter progress)
         {
             Directory.CreateDirectory(Path.Combine(full, "images"));
             Directory.CreateDirectory(Path.Combine(full, "masks"));
@@ -104,7 +113,7 @@ public static class PhantomDataset
                 progress.Advance();
             });
             return items;
-        }, log);
+        }
     }
 
     // One row of labels.csv from a phantom record (see PhantomRecords for what each field holds), writing its image and
