@@ -24,6 +24,8 @@ log() { echo "slurm-test [$((SECONDS - start))s]: $*"; }
 skip() { echo "slurm-test: SKIP: $*"; exit 77; }
 fail() { echo "slurm-test: FAIL: $*"; exit 1; }
 left() { echo $(( deadline - (SECONDS - start) )); }
+# Seconds a command may still take (at least 1: `timeout 0` would mean no limit at all).
+budget() { local l; l=$(left); [ "$l" -gt 0 ] && echo "$l" || echo 1; }
 
 [ "$(id -u)" -eq 0 ] || skip "needs root (it starts slurmctld, slurmd and munged, and may apt-get install slurm-wlm munge)"
 if ! command -v slurmctld >/dev/null 2>&1 || ! command -v slurmd >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1 || ! command -v sbatch >/dev/null 2>&1; then
@@ -61,7 +63,7 @@ cleanup() {
   done
   if [ "${SLURM_TEST_KEEP:-0}" = 1 ] || [ $code -ne 0 ]; then
     if [ $code -ne 0 ]; then
-      for f in "$work"/slurmctld.log "$work"/slurmd.log "$work"/out/sharded/slurm-logs/*.out; do
+      for f in "$work"/train.log "$work"/whole.log "$work"/slurmctld.log "$work"/slurmd.log "$work"/out/sharded/slurm-logs/*.out; do
         [ -f "$f" ] && { echo "----- $f (last 25 lines)"; tail -n 25 "$f"; }
       done
     fi
@@ -143,7 +145,7 @@ log "node idle"
 # --- the job: a tiny model, a prompt list, 4 shards + merge on Slurm, and the same job unsharded ---------------------
 export OMP_NUM_THREADS=1
 log "training a tiny model"
-timeout "$(left)" $ROENTGEN train ldm --preset tiny --out "$work/model" >"$work/train.log" 2>&1 || fail "tiny training failed (see $work/train.log)"
+timeout "$(budget)" $ROENTGEN train ldm --preset tiny --out "$work/model" >"$work/train.log" 2>&1 || fail "tiny training failed (see $work/train.log)"
 printf '%s\n' "normal chest radiograph" "cardiomegaly" "left pleural effusion" "right pneumothorax" "support devices" "no acute findings" > "$work/prompts.txt"
 sample_args=(sample --checkpoint "$work/model" --prompts "$work/prompts.txt" --steps 3 --scheduler ddim --seed 7)
 
@@ -155,7 +157,7 @@ merge_id="$(echo "$submit_out" | sed -n 's/.*merge job \([0-9]*\).*/\1/p')"
 [ -n "$array_id" ] && [ -n "$merge_id" ] || fail "could not read the job ids from submit.sh's output"
 
 log "unsharded run of the same job while the array runs"
-timeout "$(left)" $ROENTGEN "${sample_args[@]}" --out "$work/out/whole" >"$work/whole.log" 2>&1 || fail "the unsharded run failed (see $work/whole.log)"
+timeout "$(budget)" $ROENTGEN "${sample_args[@]}" --out "$work/out/whole" >"$work/whole.log" 2>&1 || fail "the unsharded run failed (see $work/whole.log)"
 
 while squeue -h -j "$array_id,$merge_id" 2>/dev/null | grep -q .; do
   [ "$(left)" -gt 0 ] || fail "deadline: jobs still queued or running: $(squeue -h -j "$array_id,$merge_id" -o '%i %T %r' | tr '\n' ';')"
