@@ -21,7 +21,7 @@ public sealed class ShardCommandTests : IDisposable
 
     private static RootCommand Roentgen()
     {
-        var root = new RootCommand { DataCommand.Build(), SampleCommand.Build(), MergeCommand.Build() };
+        var root = new RootCommand { DataCommand.Build(), SampleCommand.Build(), MergeCommand.Build(), EvaluateCommand.Build() };
         root.Options.Add(CliPolicy.Verbose);
         return root;
     }
@@ -80,6 +80,14 @@ public sealed class ShardCommandTests : IDisposable
         Assert.Contains("shard(s) 0/2 missing", CliCases.AssertOneLine(err));
         var none = Run("merge", Path.Combine(_dir, "absent"));
         Assert.Equal(CliPolicy.UserError, none.ExitCode);
+    }
+
+    [Fact]
+    public void Evaluate_shard_needs_a_samples_folder()
+    {
+        var (code, _, err) = Run("evaluate", "--checkpoint", _dir, "--shard", "0/2");
+        Assert.Equal(CliPolicy.UserError, code);
+        Assert.Contains("--shard needs --samples DIR", CliCases.AssertOneLine(err));
     }
 
     [Fact]
