@@ -3,6 +3,7 @@ using RoentGen.Data;
 using RoentGen.Data.Phantoms;
 using RoentGen.Data.Reports;
 using RoentGen.Interactive;
+using RoentGen.Platform;
 
 namespace RoentGen.Cli.Commands;
 
@@ -36,7 +37,8 @@ internal static class DataCommand
         {
             Description = "Write into a non-empty --out: first deletes what this verb writes there (images/, masks/, labels.csv), never other files.",
         };
-        var cmd = new Command("phantoms", "Write phantom chest X-rays, masks, reports and labels.csv (generic layout) to a folder.") { n, size, seed, output, overwrite };
+        var shard = ShardOption.Create();
+        var cmd = new Command("phantoms", "Write phantom chest X-rays, masks, reports and labels.csv (generic layout) to a folder.") { n, size, seed, output, overwrite, shard };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var options = new PhantomOptions { Size = parse.GetValue(size), Seed = parse.GetValue(seed) };
@@ -44,6 +46,14 @@ internal static class DataCommand
             int count = parse.GetValue(n);
             if (count < 1) throw new ArgumentOutOfRangeException("--n", count, "--n must be at least 1");
             var dir = parse.GetValue(output)!.FullName;
+            if (ShardOption.Get(parse, shard) is { } part)
+            {
+                // Shards share --out: no emptiness check (the shard bookkeeping refuses a folder of another job instead).
+                if (parse.GetValue(overwrite)) throw new ArgumentException("--overwrite cannot be combined with --shard (shards of one job share --out); use a new folder");
+                var result = PhantomDataset.WriteShard(dir, options, count, part, ProgressReporter.SinkFactory?.Invoke(), line => Console.WriteLine(Cli.Escape(line)));
+                Console.WriteLine(Cli.Escape(ShardOption.Describe(result, dir)));
+                return;
+            }
             OutputPaths.PrepareOwnedFolder(dir, PhantomOutputs, parse.GetValue(overwrite), "--out");
             var summary = PhantomDataset.WriteFolder(dir, options, count, sink: ProgressReporter.SinkFactory?.Invoke());
             Console.WriteLine($"wrote {summary.Count} cases to {Cli.Escape(summary.Directory)} in {summary.Elapsed.TotalSeconds:F1} s ({summary.Count / Math.Max(1e-9, summary.Elapsed.TotalSeconds):F0} images/s); labels: {Cli.Escape(summary.LabelsCsv)}");

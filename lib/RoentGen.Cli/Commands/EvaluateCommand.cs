@@ -6,7 +6,12 @@ using RoentGen.Platform;
 
 namespace RoentGen.Cli.Commands;
 
-/// <summary><c>roentgen evaluate --checkpoint DIR [--json FILE]</c>: adherence, FID, KID and diversity of a trained text-to-CXR model.</summary>
+/// <summary>
+/// <c>roentgen evaluate --checkpoint DIR [--json FILE]</c>: adherence, FID, KID and diversity of a trained text-to-CXR model.
+/// Split over a cluster: <c>--samples S --shard i/N</c> samples shard i of the evaluation images into S
+/// (<see cref="EvaluationSampleShards"/>), <c>roentgen merge S</c> checks them, and <c>--samples S</c> without
+/// <c>--shard</c> evaluates on them.
+/// </summary>
 internal static class EvaluateCommand
 {
     public static Command Build()
@@ -22,14 +27,29 @@ internal static class EvaluateCommand
         var ddpmSteps = new Option<int>("--ddpm-steps") { Description = "Steps of the DDPM reference.", DefaultValueFactory = _ => 250 };
         var heldOut = new Option<int>("--held-out") { Description = "Real held-out phantoms (FID reference).", DefaultValueFactory = _ => 1000 };
         var noBaseline = new Option<bool>("--no-baseline") { Description = "Skip the untrained-UNet baseline." };
+        var samples = new Option<DirectoryInfo?>("--samples")
+        {
+            Description = "Folder of the evaluation images sampled as a sharded job: with --shard i/N, sample that shard there and stop; "
+                          + "without, evaluate on the merged images there (roentgen merge first) instead of sampling them.",
+        };
+        var shard = ShardOption.Create();
         var cmd = new Command("evaluate", "Evaluate a trained text-to-CXR model: prompt adherence per finding, FID/KID against held-out phantoms, MS-SSIM diversity, an untrained baseline and a DDPM reference.")
-            { checkpoint, classifier, json, perPrompt, guidance, steps, scheduler, compare, ddpmSteps, heldOut, noBaseline };
+            { checkpoint, classifier, json, perPrompt, guidance, steps, scheduler, compare, ddpmSteps, heldOut, noBaseline, samples, shard };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var dir = parse.GetValue(checkpoint)!.FullName;
+            var samplesDir = parse.GetValue(samples)?.FullName;
+            var part = ShardOption.Get(parse, shard);
+            if (part is not null && samplesDir is null) throw new ArgumentException("--shard needs --samples DIR (the folder every shard of the evaluation images writes into)");
             var jsonFile = parse.GetValue(json);
-            if (jsonFile is not null) AtomicFile.EnsureWritable(jsonFile.FullName, "--json");
+            if (jsonFile is not null && part is null) AtomicFile.EnsureWritable(jsonFile.FullName, "--json");
             var pipeline = LatentDiffusionRuns.LoadPipeline(dir);
+            if (part is not null)
+            {
+                var sampled = EvaluationSampleShards.Run(pipeline, SampleOptions(parse), dir, samplesDir!, part, line => Console.WriteLine(Cli.Escape(line)));
+                Console.WriteLine(Cli.Escape(ShardOption.Describe(sampled, samplesDir!)));
+                return;
+            }
             var cfg = LatentDiffusionRuns.LoadConfig(dir);
             var proxyDir = parse.GetValue(classifier)?.FullName ?? DefaultClassifierDir(dir);
             Console.WriteLine($"proxy classifier: {proxyDir}");
@@ -40,13 +60,9 @@ internal static class EvaluateCommand
             int n = parse.GetValue(heldOut);
             if (n < 2) throw new ArgumentException("--held-out must be at least 2");
             var (real, _) = ProxyFindingClassifier.PhantomData(cfg.ImageSize, 0, n, WorldSeeds.HeldOut(cfg.DataSeed));
-            var options = new DiffusionEvaluationOptions
-            {
-                ImagesPerPrompt = parse.GetValue(perPrompt), GuidanceScale = parse.GetValue(guidance), Steps = parse.GetValue(steps),
-                Scheduler = NoiseScheduler.ParseKind(parse.GetValue(scheduler)!), SamplerComparisonImages = parse.GetValue(compare),
-                DdpmSteps = parse.GetValue(ddpmSteps), UntrainedBaseline = !parse.GetValue(noBaseline),
-            };
-            var result = DiffusionEvaluation.Run(pipeline, proxy, real, options, Console.WriteLine);
+            var options = SampleOptions(parse) with { SamplerComparisonImages = parse.GetValue(compare), DdpmSteps = parse.GetValue(ddpmSteps), UntrainedBaseline = !parse.GetValue(noBaseline) };
+            using var given = samplesDir is null ? null : EvaluationSampleShards.Load(samplesDir, options, dir);
+            var result = DiffusionEvaluation.Run(pipeline, proxy, real, options, Console.WriteLine, given);
             Cli.Print(result.Summary());
             if (result.Trained.Adherence is { } a) Cli.Print(a.ToDataFrame());
             foreach (var warning in result.Trained.Warnings) Console.Error.WriteLine($"warning: {Cli.Escape(warning)}");
@@ -57,6 +73,13 @@ internal static class EvaluateCommand
             }
         }));
         return cmd;
+
+        // The settings that decide the evaluation images (a sharded sampling job hashes exactly these).
+        DiffusionEvaluationOptions SampleOptions(ParseResult parse) => new()
+        {
+            ImagesPerPrompt = parse.GetValue(perPrompt), GuidanceScale = parse.GetValue(guidance), Steps = parse.GetValue(steps),
+            Scheduler = NoiseScheduler.ParseKind(parse.GetValue(scheduler)!),
+        };
     }
 
     private static string DefaultClassifierDir(string checkpoint)

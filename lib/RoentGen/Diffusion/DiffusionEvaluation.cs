@@ -117,8 +117,12 @@ public static class DiffusionEvaluation
     /// <param name="real">Real held-out images (N, 1, H, W) in [−1, 1] at the pipeline's image size.</param>
     /// <param name="options">Settings (null: defaults).</param>
     /// <param name="log">Receives one line per stage.</param>
+    /// <param name="samples">The trained model's evaluation images (N, 1, H, W), already sampled with these options (by
+    /// <see cref="EvaluationSampleShards"/>, one per expanded prompt); null samples them here. With given samples the
+    /// result's <see cref="DiffusionEvaluationResult.SampleImagesPerSecond"/> is 0 (the time was spent elsewhere).</param>
+    /// <exception cref="ArgumentException">The given samples are not one per expanded prompt.</exception>
     public static DiffusionEvaluationResult Run(TextToImagePipeline pipeline, ProxyFindingClassifier proxy, Tensor real,
-        DiffusionEvaluationOptions? options = null, Action<string>? log = null)
+        DiffusionEvaluationOptions? options = null, Action<string>? log = null, Tensor? samples = null)
     {
         var o = options ?? new DiffusionEvaluationOptions();
         if (o.ImagesPerPrompt < 1) throw new ArgumentOutOfRangeException(nameof(options), o.ImagesPerPrompt, "ImagesPerPrompt must be at least 1");
@@ -134,9 +138,11 @@ public static class DiffusionEvaluation
         // The real images' features are the same for every comparison: compute them once.
         using var fReal = proxy.Features(real);
         Tensor Features(Tensor x) => ReferenceEquals(x, real) ? fReal.alias() : proxy.Features(x);
+        if (samples is not null && samples.shape[0] != texts.Count)
+            throw new ArgumentException($"{samples.shape[0]} given evaluation samples for {texts.Count} expanded prompts ({prompts.Count} prompts x {o.ImagesPerPrompt})", nameof(samples));
         var sw = Stopwatch.StartNew();
-        var images = pipeline.SampleWithProgress(request, "evaluation samples");
-        double ips = texts.Count / sw.Elapsed.TotalSeconds;
+        var images = samples ?? pipeline.SampleWithProgress(request, "evaluation samples");
+        double ips = samples is null ? texts.Count / sw.Elapsed.TotalSeconds : 0;
         var trained = GenerationEvaluation.Run(real, images, expanded, Features, proxy);
         log($"trained: FID {trained.Fid:F2}, adherence mean AUC {trained.Adherence?.MeanAuc:F3} ({texts.Count} images, {ips:F1} images/s)");
 

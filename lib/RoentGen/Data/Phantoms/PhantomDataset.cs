@@ -38,9 +38,7 @@ public static class PhantomDataset
         string full = Path.GetFullPath(dir);
         Directory.CreateDirectory(Path.Combine(full, "images"));
         Directory.CreateDirectory(Path.Combine(full, "masks"));
-        var header = new List<string>(GenericColumns) { "patient_id", "masks" };
-        header.AddRange(Observations.Names);
-        header.AddRange(PhantomGenerator.AttributeKeys);
+        var header = LabelsHeader();
         var rows = new string[count][];
         using var progress = ProgressReporter.Start($"phantoms {options.Size}px", count, "images", sink);
         const int batch = 64;
@@ -50,7 +48,7 @@ public static class PhantomDataset
             var records = PhantomRecords.Create(options, n, start + b);   // one batch at a time: memory stays flat
             Parallel.For(0, n, i =>
             {
-                rows[b + i] = WriteRecord(full, records[i], header.Count);
+                rows[b + i] = WriteRecord(full, records[i], header.Count).Row;
                 progress.Advance();
             });
             progress.SetMetric("images/s", progress.Snapshot().Rate);
@@ -60,8 +58,67 @@ public static class PhantomDataset
         return new PhantomDatasetSummary(full, csv, count, clock.Elapsed);
     }
 
-    // One row of labels.csv from a phantom record (see PhantomRecords for what each field holds), writing its image and masks.
-    private static string[] WriteRecord(string dir, CxrRecord r, int columns)
+    /// <summary>The header of labels.csv: <see cref="GenericColumns"/>, patient_id, masks, the CheXpert columns, the attribute columns.</summary>
+    public static IReadOnlyList<string> LabelsHeader()
+    {
+        var header = new List<string>(GenericColumns) { "patient_id", "masks" };
+        header.AddRange(Observations.Names);
+        header.AddRange(PhantomGenerator.AttributeKeys);
+        return header;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="shard"/> of the job that <see cref="WriteFolder"/> does in one go (cases 0..count − 1), into
+    /// <paramref name="dir"/>, which the job's other shards share (<see cref="ShardJob"/>: chunks of 64 cases, resumable;
+    /// a finished shard is skipped). <c>roentgen merge</c> then writes labels.csv; images/, masks/ and labels.csv of the
+    /// merged folder are byte for byte those of <see cref="WriteFolder"/>(dir, options, count), since case i depends only
+    /// on the world seed and i.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">count is negative, or an option is out of range.</exception>
+    /// <exception cref="RunStateException">The folder holds shards of another phantom job.</exception>
+    public static ShardRunResult WriteShard(string dir, PhantomOptions options, int count, Shard shard, IProgressSink? sink = null, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(shard);
+        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), count, "count must be 0 or more");
+        options.Validate();
+        string full = Path.GetFullPath(dir);
+        var header = LabelsHeader();
+        var job = new ShardJob
+        {
+            Kind = "phantoms", ConfigHash = ShardJob.HashConfig("phantoms", new { options, count }), TotalItems = count,
+            TableFile = "labels.csv", TableHeader = header, ChunkSize = 64,
+        };
+        var range = shard.Range(count);
+        ProgressReporter? progress = null;   // started with the first chunk to produce: a refused or finished shard shows none
+        try
+        {
+            return job.Run(full, shard, chunk => ProduceChunk(chunk, progress ??= ProgressReporter.Start($"phantoms {options.Size}px shard {shard}", range.Count, "images", sink)), log);
+        }
+        finally
+        {
+            progress?.Dispose();
+        }
+
+        ShardItem[] ProduceChunk(ItemRange chunk, ProgressReporter progress)
+        {
+            Directory.CreateDirectory(Path.Combine(full, "images"));
+            Directory.CreateDirectory(Path.Combine(full, "masks"));
+            var records = PhantomRecords.Create(options, chunk.Count, chunk.Start);
+            var items = new ShardItem[chunk.Count];
+            Parallel.For(0, chunk.Count, i =>
+            {
+                var (row, files) = WriteRecord(full, records[i], header.Count);
+                items[i] = new ShardItem(chunk.Start + i, row, files);
+                progress.Advance();
+            });
+            return items;
+        }
+    }
+
+    // One row of labels.csv from a phantom record (see PhantomRecords for what each field holds), writing its image and
+    // masks; returns the row and the files written (relative paths).
+    private static (string[] Row, List<string> Files) WriteRecord(string dir, CxrRecord r, int columns)
     {
         string image = $"images/{r.Id}.png";
         File.WriteAllBytes(Path.Combine(dir, image), ImageIO.EncodePng(r.Image.Load()));
@@ -80,6 +137,6 @@ public static class PhantomDataset
         row.AddRange(Observations.All.Select(o => r.Labels[o].Code()));
         row.AddRange(PhantomGenerator.AttributeKeys.Select(k => r.Attributes.TryGetValue(k, out var v) ? v : ""));
         if (row.Count != columns) throw new InvalidOperationException($"internal: row has {row.Count} fields, header {columns}");
-        return row.ToArray();
+        return (row.ToArray(), [image, .. maskPaths.Select(m => m[(m.IndexOf('=') + 1)..])]);
     }
 }
