@@ -20,7 +20,7 @@ internal static class TrainCommand
         new Option<string>("--preset") { Description = "quick (CPU minutes) or tiny (seconds, for checks).", DefaultValueFactory = _ => "quick" },
         new Option<FileInfo?>("--config") { Description = "An experiment.json to use instead of a preset." },
         new Option<DirectoryInfo>("--out") { Description = "Experiment folder (a finished stage is skipped, an interrupted one resumes).", Required = true },
-        new Option<string>("--data") { Description = "phantoms (the config's phantom world), or a labels.csv folder (every record; see data/README.md).", DefaultValueFactory = _ => LdmTrainingData.Phantoms },
+        new Option<string>("--data") { Description = "phantoms (the config's phantom world), scenes (the general-domain world of captioned shapes, for pretraining a foundation model), or a labels.csv folder (every record; see data/README.md).", DefaultValueFactory = _ => LdmTrainingData.Phantoms },
         Cli.AllowOutsideRootOption());
 
     private static LdmExperimentConfig Resolve(string preset, FileInfo? config)

@@ -1,5 +1,6 @@
 using RoentGen.Data;
 using RoentGen.Data.Datasets;
+using RoentGen.Data.GeneralDomain;
 using RoentGen.Data.Phantoms;
 using static TorchSharp.torch;
 
@@ -41,9 +42,22 @@ public sealed record LdmTrainingData(Tensor Images, IReadOnlyList<string> Prompt
     /// <param name="options">How the labels.csv is read (e.g. <see cref="LoadOptions.AllowOutsideRoot"/>); null: defaults.</param>
     /// <exception cref="DatasetFormatException">The CSV or an image is malformed, or a path leads outside the dataset's folder.</exception>
     public static LdmTrainingData From(string source, LdmExperimentConfig cfg, LoadOptions? options = null) =>
-        string.Equals(source, Phantoms, StringComparison.OrdinalIgnoreCase)
-            ? FromPhantoms(cfg)
-            : FromRecords(GenericCsvLoader.Load(source, options), cfg.ImageSize, cfg.Prompt);
+        string.Equals(source, Phantoms, StringComparison.OrdinalIgnoreCase) ? FromPhantoms(cfg)
+        : string.Equals(source, Scenes, StringComparison.OrdinalIgnoreCase) ? FromScenes(cfg.TrainImages, cfg.ImageSize, cfg.DataSeed)
+        : FromRecords(GenericCsvLoader.Load(source, options), cfg.ImageSize, cfg.Prompt);
+
+    /// <summary>The word that names the built-in general-domain world (captioned scenes of shapes) in <see cref="From"/> and <c>--data</c>.</summary>
+    public const string Scenes = "scenes";
+
+    /// <summary>
+    /// General-domain scenes with their captions as prompts (<see cref="SceneRecords"/>): the data a "foundation model" is
+    /// pretrained on before it is adapted to chest X-rays, at the same size and channel count.
+    /// </summary>
+    public static LdmTrainingData FromScenes(int count, int size, long seed, int start = 0)
+    {
+        var records = SceneRecords.Create(new SceneOptions { Size = Math.Max(size, 32), Seed = seed }, count, start).Prefetch();
+        return FromRecords(records, size, PromptSource.ImpressionAndFindings) with { Source = $"{Scenes}: {count} from index {start} of world {seed}, {size} px" };
+    }
 
     /// <summary>The training phantoms of an experiment (its image count, size, world seed and prompt source).</summary>
     public static LdmTrainingData FromPhantoms(LdmExperimentConfig cfg) => FromPhantoms(cfg.TrainImages, cfg.ImageSize, cfg.DataSeed, 0, cfg.Prompt);

@@ -1,5 +1,7 @@
 using RoentGen.Data.GeneralDomain;
 using RoentGen.Data.Phantoms;
+using RoentGen.Diffusion;
+using static TorchSharp.torch;
 
 namespace RoentGen.Tests.Data;
 
@@ -96,6 +98,19 @@ public class SceneWorldTests
         var shared = SceneGenerator.Vocabulary.Where(w => !functionWords.Contains(w) && reportWords.Contains(w)).ToArray();
         Assert.True(shared.Length == 0, $"caption words that radiology reports also use: {string.Join(", ", shared)}");
         Assert.True(reportWords.Count > 100, $"only {reportWords.Count} report words collected");
+    }
+
+    [Fact]
+    public void LdmTrainingData_FromScenes_PairsEachImageWithItsCaption()
+    {
+        using var scope = NewDisposeScope();
+        var cfg = LdmExperimentConfig.Tiny with { TrainImages = 6 };
+        var data = LdmTrainingData.From("scenes", cfg);
+        var scenes = new SceneGenerator(new SceneOptions { Size = Math.Max(32, cfg.ImageSize), Seed = cfg.DataSeed }).Generate(0, 6);
+        Assert.Equal(scenes.Select(s => s.Caption), data.Prompts);
+        Assert.Equal(new long[] { 6, 1, cfg.ImageSize, cfg.ImageSize }, data.Images.shape);
+        Assert.StartsWith("scenes:", data.Source);
+        Assert.True(data.Images.min().item<float>() >= -1 && data.Images.max().item<float>() <= 1);
     }
 
     [Fact]
