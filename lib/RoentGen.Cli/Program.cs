@@ -22,6 +22,7 @@ root.Subcommands.Add(SegmentCommand.Build());
 root.Subcommands.Add(CompareEncodersCommand.BuildCompare());
 root.Subcommands.Add(CompareEncodersCommand.BuildAblate());
 root.Subcommands.Add(WeightsCommand.Build());
+root.Subcommands.Add(FeedbackCommand.Build());
 
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
