@@ -114,10 +114,14 @@ public sealed class FeedbackServer : IAsyncDisposable
         return new FeedbackServer(app, url, catalog, store, options.Rater);
     }
 
-    /// <summary>Runs until the token is cancelled (Ctrl+C in the CLI), then stops.</summary>
+    /// <summary>
+    /// Runs until the token is cancelled or the host is asked to stop (Ctrl+C or SIGTERM: the host's console lifetime
+    /// handles both), then stops.
+    /// </summary>
     public async Task WaitAsync(CancellationToken cancellationToken)
     {
-        try { await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false); }
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _app.Lifetime.ApplicationStopping);
+        try { await Task.Delay(Timeout.Infinite, either.Token).ConfigureAwait(false); }
         catch (OperationCanceledException) { }
         await _app.StopAsync(CancellationToken.None).ConfigureAwait(false);
     }
