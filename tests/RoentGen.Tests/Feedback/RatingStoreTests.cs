@@ -31,6 +31,14 @@ public sealed class RatingStoreTests
             Assert.Equal(2, current.Count);
             var a = current.Single(r => r.Rater == "a");
             Assert.Equal((null, 2, 3L), (a.Decision, a.Grade, a.Submission)); // a whole rating: the later grade-only submission clears the decision
+            using (var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={db}"))
+            {
+                c.Open();
+                using var cmd = c.CreateCommand();
+                cmd.CommandText = "PRAGMA journal_mode;";
+                Assert.Equal("wal", cmd.ExecuteScalar() as string);
+            }
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
             using var again = RatingStore.Open(db);
             Assert.Equal([1L, 2L, 3L], again.History().Select(h => h.Submission));
             Assert.Equal(RatingDecision.Accept, again.History("a")[0].Decision);
@@ -78,6 +86,26 @@ public sealed class RatingStoreTests
             (rc, _, err) = CliCases.Invoke(Roentgen(), "feedback", "export", "--db", Path.Combine(dir, "none.sqlite"), "--out", hist);
             Assert.Equal(2, rc);
             Assert.Contains("no such ratings database", CliCases.AssertOneLine(err));
+        }
+        finally { TestPaths.DeleteQuietly(dir); }
+    }
+
+    [Fact]
+    public void Serve_refuses_a_missing_folder_a_bad_port_and_an_empty_set_with_one_line()
+    {
+        var dir = TestPaths.NewTempDir();
+        try
+        {
+            var db = Path.Combine(dir, "r.sqlite");
+            var (rc, _, err) = CliCases.Invoke(Roentgen(), "feedback", "serve", "--images", Path.Combine(dir, "none"), "--db", db);
+            Assert.Equal(2, rc);
+            Assert.Contains("images folder not found", CliCases.AssertOneLine(err));
+            (rc, _, err) = CliCases.Invoke(Roentgen(), "feedback", "serve", "--images", dir, "--db", db, "--port", "70000");
+            Assert.Equal(2, rc);
+            Assert.Contains("port must be 0", CliCases.AssertOneLine(err));
+            (rc, _, err) = CliCases.Invoke(Roentgen(), "feedback", "serve", "--images", dir, "--db", db);
+            Assert.Equal(2, rc);
+            Assert.Contains("no images to rate", CliCases.AssertOneLine(err));
         }
         finally { TestPaths.DeleteQuietly(dir); }
     }
