@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that some tests use where they are missing:
 #   chromium          headless chart rendering (tests/RoentGen.Tests/Interactive/ChartRenderingTests.cs)
+#   chromium-driver   /usr/bin/chromedriver for the feedback page's browser test (tests/RoentGen.Tests/Feedback/FeedbackBrowserTests.cs)
 #   python3-nbformat  Jupyter's official notebook validator (tests/RoentGen.Tests/Interactive/NbformatValidator.cs)
-# Idempotent: does nothing where both are present. Never fails the caller: where it cannot install (no root,
+# Idempotent: does nothing where all are present. Never fails the caller: where it cannot install (no root,
 # no sudo, no network, apt error) it prints a warning and exits 0, and those tests then report "skipped".
 set -u
 
@@ -15,6 +16,7 @@ for name in chromium chromium-browser google-chrome; do
   if path=$(command -v "$name" 2>/dev/null); then have_chromium="$path"; break; fi
 done
 if [ -n "$have_chromium" ]; then log "chromium already installed: $have_chromium"; else packages="chromium"; fi
+if [ -x /usr/bin/chromedriver ]; then log "chromium-driver already installed: /usr/bin/chromedriver"; else packages="$packages chromium-driver"; fi
 if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import nbformat" 2>/dev/null; then
   log "python3-nbformat already installed"
 else
