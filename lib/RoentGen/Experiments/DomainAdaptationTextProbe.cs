@@ -147,7 +147,7 @@ public static class TextEncoderProbe
 
     /// <summary>
     /// Probes embeddings of <paramref name="reports"/> (one row per report): the reports are split 60/20/20 (shuffled with
-    /// <see cref="TextProbeOptions.SplitSeed"/>) into probe train, validation and test; the linear probe is fit on train,
+    /// <see cref="TextProbeOptions.SplitSeed"/>, stratified by pneumothorax) into probe train, validation and test; the linear probe is fit on train,
     /// its grid point chosen on validation; the k-NN probe votes from train; both are scored on test.
     /// </summary>
     /// <exception cref="ArgumentException">The embeddings are not (reports, D).</exception>
@@ -158,13 +158,21 @@ public static class TextEncoderProbe
         var o = options ?? new TextProbeOptions();
         if (embeddings.dim() != 2 || embeddings.shape[0] != reports.Count)
             throw new ArgumentException($"embeddings have shape [{string.Join(", ", embeddings.shape)}]; expected ({reports.Count}, D), one row per report of {reports.Name}", nameof(embeddings));
-        int n = reports.Count;
-        var order = Enumerable.Range(0, n).ToArray();
-        new Random(o.SplitSeed).Shuffle(order);
-        int nTrain = (int)Math.Round(n * 0.6), nVal = (int)Math.Round(n * 0.2);
-        var train = order.Take(nTrain).ToArray();
-        var val = order.Skip(nTrain).Take(nVal).ToArray();
-        var test = order.Skip(nTrain + nVal).ToArray();
+        // Stratified by pneumothorax, the headline finding, so its few positives (e.g. in real reports) reach every part.
+        var random = new Random(o.SplitSeed);
+        var parts = new[] { new List<int>(), new List<int>(), new List<int>() };
+        foreach (bool positive in new[] { true, false })
+        {
+            var group = Enumerable.Range(0, reports.Count).Where(i => reports.Labels[i, (int)Observation.Pneumothorax] > 0.5f == positive).ToArray();
+            random.Shuffle(group);
+            int nTrain = (int)Math.Round(group.Length * 0.6), nVal = (int)Math.Round(group.Length * 0.2);
+            parts[0].AddRange(group.Take(nTrain));
+            parts[1].AddRange(group.Skip(nTrain).Take(nVal));
+            parts[2].AddRange(group.Skip(nTrain + nVal));
+        }
+        int[] train = parts[0].ToArray(), val = parts[1].ToArray(), test = parts[2].ToArray();
+        if (train.Length == 0 || val.Length == 0 || test.Length == 0)
+            throw new ArgumentException($"{reports.Name}: {reports.Count} reports leave a probe part empty (train {train.Length}, validation {val.Length}, test {test.Length})", nameof(reports));
         var names = FindingOrder.Select(Observations.Name).ToList();
         float[,] Y(int[] rows)
         {
