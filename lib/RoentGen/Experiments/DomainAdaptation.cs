@@ -34,8 +34,13 @@ public sealed record DomainAdaptationConfig
     /// The chest X-ray experiment every variant shares: architecture, training phantoms, prompt source, learning rates;
     /// its LdmSteps and Seed are replaced by <see cref="FineTuneSteps"/> and the seed, its VaeSteps is the scratch
     /// model's VAE stage. No EMA by default, so the curve's points (raw weights at each step count) and the saved model agree.
+    /// Prompts get 96 tokens rather than the quickstart's 48: the foundation model's tokenizer learned its merges on scene
+    /// captions, so it spells radiology words in byte pieces and a report takes many more of its tokens.
     /// </summary>
-    public LdmExperimentConfig Cxr { get; init; } = LdmExperimentConfig.Quick with { EmaDecay = null, VaeSteps = 300, LdmSteps = 400 };
+    public LdmExperimentConfig Cxr { get; init; } = LdmExperimentConfig.Quick with
+    {
+        EmaDecay = null, VaeSteps = 300, LdmSteps = 400, MaxTokens = 96, Text = LdmExperimentConfig.Quick.Text with { MaxPositions = 96 },
+    };
     /// <summary>General-domain scenes the foundation model is pretrained on.</summary>
     public int SceneImages { get; init; } = 4000;
     /// <summary>World seed of the scenes.</summary>
@@ -299,6 +304,7 @@ public static class DomainAdaptation
         log("text-encoder probe");
         var reportSets = new List<LabelledReports> { LabelledReports.Phantoms(config.ProbeReports, WorldSeeds.HeldOut(cxr.DataSeed), cxr.Prompt) };
         if (iuReportsCsv is not null && LabelledReports.IuReports(iuReportsCsv) is { } iu) reportSets.Add(iu);
+        else log($"real IU reports: {(iuReportsCsv is null ? "none given" : $"not found at {iuReportsCsv}")}, skipped");
         var probes = new List<TextProbeRow>();
         foreach (var reports in reportSets)
             foreach (var (name, seed, model) in probeEncoders)

@@ -164,6 +164,8 @@ public class DomainAdaptationTests
     [Fact]
     public void Config_checks_name_the_field()
     {
+        DomainAdaptationConfig.Quick.Validate();
+        Assert.Equal(96, DomainAdaptationConfig.Quick.Variant(AdaptationVariant.Scratch, 0, "/f").MaxTokens);
         var e = Assert.Throws<ArgumentException>(() => (DomainAdaptationConfig.Tiny with { EvalSteps = [2, 9] }).Validate());
         Assert.Contains("EvalSteps", e.Message);
         Assert.Contains("9", e.Message);
