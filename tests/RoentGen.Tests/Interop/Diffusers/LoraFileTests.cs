@@ -77,6 +77,25 @@ public class LoraFileTests
         Assert.All(loaded.Layers.Values, l => Assert.Equal(layout == LoraFileLayout.DiffusersOld ? 1.0 : 2.0, l.Scale));
     }
 
+    [Fact]
+    public void Layers_of_different_rank_and_alpha_fold_their_scale_into_B_in_the_peft_layout()
+    {
+        using var scope = NewDisposeScope();
+        var pipe = LoraTests.Sd1();
+        var x = LoraTests.Inputs(pipe);
+        const string a = "mid_block.attentions.0.transformer_blocks.0.attn1.to_v", b = "up_blocks.1.attentions.1.transformer_blocks.0.attn2.to_q";
+        using var lora = LoraAdapter.Attach(pipe.Unet, [new LoraTarget(a, 2, 4), new LoraTarget(b, 4, 2)]);   // scales 2 and 0.5
+        LoraTests.Randomise(lora, 13);
+        var adapted = LoraTests.Forward(pipe, x);
+        var file = LoraFile.Save(lora, Path.Combine(TestPaths.NewTempDir("lora-mixed"), "mixed.safetensors"));
+        Assert.False(SafeTensors.ReadHeader(file).Metadata.ContainsKey(LoraFile.MetadataKey));   // diffusers then takes alpha = r per layer
+        var fresh = LoraTests.Sd1("lora-mixed-reload");
+        using var loaded = LoraFile.Load(file, fresh.Unet);
+        Assert.Equal((2, 1.0), (loaded.Layers[a].Rank, loaded.Layers[a].Scale));
+        Assert.Equal((4, 1.0), (loaded.Layers[b].Rank, loaded.Layers[b].Scale));
+        Assert.True(Same(adapted, LoraTests.Forward(fresh, x)), "folding the scales into B changed the outputs");
+    }
+
     private static string WriteFile(Dictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null, string name = LoraFile.FileName)
     {
         var file = Path.Combine(TestPaths.NewTempDir("lora-handmade"), name);
