@@ -112,20 +112,24 @@ public class FineTuningTests
         var (o, e) = (new StringWriter(), new StringWriter());
         Console.SetOut(o);
         Console.SetError(e);
-        int code, bad;
+        int code, bad, missing;
         try
         {
             code = new RootCommand("test") { FinetuneCommand.Build() }
                 .Parse(["finetune", "--weights", weights, "--data", "phantoms", "--phantoms", "2", "--out", runDir, "--train", "lora", "--rank", "2", "--steps", "2"]).Invoke();
             bad = new RootCommand("test") { FinetuneCommand.Build() }
                 .Parse(["finetune", "--weights", weights, "--out", TestPaths.NewTempDir("finetune-cli-bad"), "--train", "vae"]).Invoke();
+            missing = new RootCommand("test") { FinetuneCommand.Build() }
+                .Parse(["finetune", "--weights", Path.Combine(runDir, "no-such-model"), "--out", TestPaths.NewTempDir("finetune-cli-missing")]).Invoke();
         }
         finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
         Assert.True(code == 0, e.ToString());
         Assert.Contains("finetune Lora", o.ToString());
         Assert.True(File.Exists(Path.Combine(runDir, "lora", LoraFile.FileName)));
-        Assert.NotEqual(0, bad);
+        Assert.Equal(2, bad);
         Assert.Contains("--train 'vae'", e.ToString());
+        Assert.Equal(2, missing);
+        Assert.Contains("no-such-model", e.ToString());
     }
 
     [Fact]
