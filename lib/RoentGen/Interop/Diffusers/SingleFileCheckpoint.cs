@@ -205,3 +205,42 @@ public static class SingleFileCheckpoint
         catch (ArgumentException) { return "none"; }
     }
 }
+
+/// <summary>
+/// Opens Stable Diffusion weights from whatever a user points at: a diffusers folder, a single-file LDM checkpoint
+/// (.safetensors, with its configs), or <c>random:NAME</c> (random weights at the size of a preset or config folder, for
+/// measuring memory and time).
+/// </summary>
+public static class StableDiffusionWeights
+{
+    /// <summary>The prefix of random weights: "random:sd15", "random:sd21-base" or "random:DIR".</summary>
+    public const string RandomPrefix = "random:";
+
+    /// <summary>Opens <paramref name="weights"/> (see the class summary) into a pipeline.</summary>
+    /// <param name="weights">A diffusers folder, a .safetensors single file, or random:PRESET|DIR.</param>
+    /// <param name="configs">The configs for a single file (required there), or for random weights (default: the name after random:); ignored for a folder.</param>
+    /// <param name="options">Dtype (the models are built or cast to it), latent size and token length.</param>
+    /// <exception cref="ArgumentException">A single file without configs, or a path that is neither a folder nor a file.</exception>
+    public static TextToImagePipeline Open(string weights, StableDiffusionConfigs? configs, DiffusersLoadOptions? options = null)
+    {
+        options ??= new DiffusersLoadOptions();
+        if (weights.StartsWith(RandomPrefix, StringComparison.Ordinal))
+        {
+            var name = weights[RandomPrefix.Length..];
+            return SingleFileCheckpoint.Random(configs ?? StableDiffusionConfigs.Resolve(name), options);
+        }
+        if (Directory.Exists(weights))
+        {
+            if (!DiffusersPipelineLoader.IsDiffusersFolder(weights))
+                throw new ArgumentException($"{weights}: not a diffusers folder (no model_index.json with a _class_name); expected a Stable Diffusion folder, a .safetensors single file or random:PRESET");
+            return DiffusersPipelineLoader.Load(weights, options);
+        }
+        if (File.Exists(weights))
+        {
+            if (configs is null && !DiffusersFolder.PickleExtensions.Contains(Path.GetExtension(weights).ToLowerInvariant()))
+                throw new ArgumentException($"{weights}: a single-file checkpoint holds no configs; give them (a diffusers folder's configs with tokenizer/, or a preset: {string.Join(", ", StableDiffusionConfigs.Presets)})");
+            return SingleFileCheckpoint.Load(weights, configs ?? StableDiffusionConfigs.FromPreset("sd15"), options);
+        }
+        throw new ArgumentException($"{weights}: no such folder or file (expected a diffusers folder, a .safetensors single file or random:PRESET)");
+    }
+}
