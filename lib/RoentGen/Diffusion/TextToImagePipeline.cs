@@ -113,8 +113,23 @@ public sealed class TextToImagePipeline
     /// <summary>Token sequence length.</summary>
     public int MaxTokens { get; }
 
-    /// <summary>Images decoded per VAE call at the end of sampling.</summary>
+    /// <summary>Images decoded per VAE call at the end of sampling (1: VAE slicing, one image at a time).</summary>
     public int DecodeChunk { get; set; } = 2;
+
+    /// <summary>Tiled decoding of the final latents (<see cref="Diffusion.VaeTiling"/>: close to, not equal to, the whole decode), or null to decode each image whole.</summary>
+    public VaeTiling? VaeTiling { get; set; }
+
+    /// <summary>
+    /// Attention slicing: every attention module of the UNet and the VAE computes its attention over chunks of at most
+    /// <paramref name="queryChunk"/> queries (<see cref="SlicedAttentionProcessor"/>; equal to the whole computation up to
+    /// float rounding); null installs the default fused processor again. Replaces any processor installed before.
+    /// </summary>
+    public void SetAttentionSlicing(int? queryChunk)
+    {
+        IAttentionProcessor processor = queryChunk is int q ? new SlicedAttentionProcessor(q) : ScaledDotProductProcessor.Instance;
+        Unet.SetAttentionProcessor(_ => processor);
+        foreach (var a in Vae.modules().OfType<MultiHeadAttention>()) a.Processor = processor;
+    }
 
     /// <summary>
     /// Grayscale images (B, 1, H, W) for a VAE of <paramref name="channels"/> input channels: the one channel repeated
@@ -279,7 +294,8 @@ public sealed class TextToImagePipeline
         for (long i = 0; i < n; i += DecodeChunk)
         {
             using var decodeScope = NewDisposeScope();
-            var decoded = Vae.DecodeScaled(latents.narrow(0, i, Math.Min(DecodeChunk, n - i)).to(vaeType)).to(ScalarType.Float32);
+            var chunk = latents.narrow(0, i, Math.Min(DecodeChunk, n - i)).to(vaeType);
+            var decoded = (VaeTiling is { } tiling ? tiling.Decode(Vae, chunk / Vae.Config.ScalingFactor) : Vae.DecodeScaled(chunk)).to(ScalarType.Float32);
             if (!decoded.isfinite().all().item<bool>())
                 throw new SamplingDivergedException(
                     $"sampling diverged: the VAE decoder turned finite latents of prompts {offset + i + 1} to {offset + i + decoded.shape[0]} into NaN or infinite pixels; expected finite images (check the VAE's weights)",
