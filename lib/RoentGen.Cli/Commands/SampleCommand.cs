@@ -18,12 +18,15 @@ internal static class SampleCommand
         var seed = new Option<long>("--seed") { Description = "Seed.", DefaultValueFactory = _ => 1 };
         var n = new Option<int>("--n") { Description = "Images per prompt.", DefaultValueFactory = _ => 4 };
         var output = new Option<FileInfo>("--out") { Description = "PNG grid to write.", Required = true };
-        var cmd = new Command("sample", "Generate chest X-rays from text with a trained latent diffusion model.") { checkpoint, prompt, negative, guidance, steps, scheduler, seed, n, output };
+        var precision = new Option<string>("--precision") { Description = "UNet arithmetic: fp32, bf16 (a bfloat16 copy of the float32 weights) or auto (bf16 where the CPU has AVX-512 BF16).", DefaultValueFactory = _ => "auto" };
+        var cmd = new Command("sample", "Generate chest X-rays from text with a trained latent diffusion model.") { checkpoint, prompt, negative, guidance, steps, scheduler, seed, n, output, precision };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var file = parse.GetValue(output)!;
             RoentGen.Platform.AtomicFile.EnsureWritable(file.FullName, "--out");
+            var sampling = RoentGen.Platform.Precisions.Parse(parse.GetValue(precision)!);
             var pipe = LatentDiffusionRuns.LoadPipeline(parse.GetValue(checkpoint)!.FullName);
+            pipe.Precision = sampling;
             int perPrompt = parse.GetValue(n);
             if (perPrompt < 1) throw new ArgumentException("--n must be at least 1");
             var prompts = parse.GetValue(prompt)!.SelectMany(p => Enumerable.Repeat(p, perPrompt)).ToList();
