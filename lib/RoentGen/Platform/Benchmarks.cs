@@ -73,7 +73,7 @@ public sealed record PeerUnetBenchFields
     [JsonPropertyName("fp32_ms_per_step")] public double Fp32MsPerStep { get; init; }
     /// <summary>Median mixed-precision training step, ms.</summary>
     [JsonPropertyName("bf16_ms_per_step")] public double Bf16MsPerStep { get; init; }
-    /// <summary>Fastest and slowest float32 step, ms.</summary>
+    /// <summary>Fastest float32 step, ms.</summary>
     [JsonPropertyName("fp32_min_ms")] public double Fp32MinMs { get; init; }
     /// <summary>Slowest float32 step, ms.</summary>
     [JsonPropertyName("fp32_max_ms")] public double Fp32MaxMs { get; init; }
