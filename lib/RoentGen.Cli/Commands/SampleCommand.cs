@@ -12,7 +12,7 @@ namespace RoentGen.Cli.Commands;
 
 /// <summary>
 /// <c>roentgen sample --checkpoint DIR | --weights DIR|FILE.safetensors|random:PRESET [--config DIR|PRESET] --prompt "..."
-/// [--guidance 4 --steps 20 --scheduler dpmpp --seed 1 --n 8 --size 512 --precision fp32|bf16 --attention-slicing --vae-tiling]
+/// [--guidance 4 --steps 20 --scheduler dpmpp --seed 1 --n 8 --size 512 --precision fp32|bf16|auto --attention-slicing --vae-tiling]
 /// --out FILE.png</c>; prints seconds per step and peak memory. Or <c>roentgen sample --checkpoint DIR --prompts FILE
 /// [--shard i/N] --out DIR</c>: one image per line of FILE, prompt i with seed --seed + i, written into the folder as a
 /// sharded job (<see cref="PromptListSampling"/>; <c>roentgen merge DIR</c> ends it).
@@ -43,7 +43,12 @@ internal static class SampleCommand
         var n = new Option<int>("--n") { Description = "Images per prompt.", DefaultValueFactory = _ => 4 };
         var batch = new Option<int?>("--batch") { Description = "Images per UNet call (default: 1 with --weights, 8 otherwise); guidance doubles the rows." };
         var size = new Option<int?>("--size") { Description = "Image side in pixels with --weights (default: the model's, 512 for SD 1.x and 2.x-base)." };
-        var precision = new Option<string>("--precision") { Description = "fp32 or bf16 (weights stored and computed in bfloat16) with --weights.", DefaultValueFactory = _ => "fp32" };
+        var precision = new Option<string>("--precision")
+        {
+            Description = "fp32, bf16 or auto (bf16 where the CPU has AVX-512 BF16). With --checkpoint the UNet runs on a bfloat16 copy of the float32 weights; "
+                          + "with --weights the weights are stored and computed in bfloat16.",
+            DefaultValueFactory = _ => "auto",
+        };
         var slicing = new Option<bool>("--attention-slicing") { Description = $"Compute attention over chunks of {SliceQueries} queries (same result, less memory)." };
         var tiling = new Option<bool>("--vae-tiling") { Description = "Decode in overlapping 32-latent tiles (256 px for SD), blended (close to, not equal to, the whole decode)." };
         var output = new Option<FileInfo>("--out") { Description = "PNG grid to write.", Required = true };
@@ -78,18 +83,18 @@ internal static class SampleCommand
             var dir = parse.GetValue(checkpoint);
             var source = parse.GetValue(weights);
             if ((dir is null) == (source is null)) throw new ArgumentException("give exactly one of --checkpoint DIR and --weights DIR|FILE|random:PRESET");
-            var dtype = parse.GetValue(precision) switch
-            {
-                "fp32" => ScalarType.Float32,
-                "bf16" => ScalarType.BFloat16,
-                var p => throw new ArgumentException($"--precision {p}: expected fp32 or bf16"),
-            };
-            if (dir is not null && (dtype != ScalarType.Float32 || parse.GetValue(size) is not null || parse.GetValue(config) is not null))
-                throw new ArgumentException("--precision, --size and --config apply to --weights only");
+            var sampling = Precisions.Resolve(Precisions.Parse(parse.GetValue(precision)!));
+            var dtype = sampling == Precision.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
+            if (dir is not null && (parse.GetValue(size) is not null || parse.GetValue(config) is not null))
+                throw new ArgumentException("--size and --config apply to --weights only");
 
             var clock = Stopwatch.StartNew();
             TextToImagePipeline pipe;
-            if (dir is not null) pipe = LatentDiffusionRuns.LoadPipeline(dir.FullName);
+            if (dir is not null)
+            {
+                pipe = LatentDiffusionRuns.LoadPipeline(dir.FullName);
+                pipe.Precision = sampling;
+            }
             else
             {
                 var configs = parse.GetValue(config) is { } c ? StableDiffusionConfigs.Resolve(c) : null;
@@ -148,7 +153,7 @@ internal static class SampleCommand
             Console.WriteLine($"loaded in {loadSeconds:F1} s; {timing.Steps} steps at {timing.SecondsPerStep:F2} s/step{(request.GuidanceScale != 1 ? " (guided: conditional and unconditional rows)" : "")}, "
                               + $"decode and the rest {timing.OtherSeconds:F1} s, {total:F1} s in all");
             Console.WriteLine($"memory: {rssBefore:F0} MiB resident before sampling; peak {Memory.PeakRssMb():F0} MiB {(reset ? "while sampling" : "over the process")}"
-                              + $"{(reset ? $", {peakLoading:F0} MiB while loading" : "")} ({images.shape[^1]} px, {parse.GetValue(precision)}"
+                              + $"{(reset ? $", {peakLoading:F0} MiB while loading" : "")} ({images.shape[^1]} px, {Precisions.ToShortName(sampling)}"
                               + $"{(parse.GetValue(slicing) ? ", attention slicing" : "")}{(parse.GetValue(tiling) ? ", VAE tiling" : "")}, {get_num_threads()} threads)");
         }));
         return cmd;

@@ -99,6 +99,8 @@ public sealed record DiffusionQuickstartResult
     public double LdmFinalLoss { get; init; }
     /// <summary>Denoiser training speed over the whole run.</summary>
     public double LdmTrainImagesPerSecond { get; init; }
+    /// <summary>The arithmetic the VAE and the denoiser trained in: "fp32" or "bf16" (the config's Precision resolved on this machine).</summary>
+    public string TrainingPrecision { get; init; } = "";
     /// <summary>The evaluation (adherence, FID, KID, MS-SSIM, untrained baseline, sampler comparison) as JSON.</summary>
     public required System.Text.Json.JsonElement Evaluation { get; init; }
 }
@@ -305,6 +307,7 @@ public static class Quickstart
             LatentScalingFactor = vae.Config.ScalingFactor,
             LdmFinalLoss = TailMean(ldmHistory.Loss, 50),
             LdmTrainImagesPerSecond = ldmSeconds > 0 && ldm.StepsTrained > 0 ? ldm.StepsTrained * (double)cfg.LdmBatch / ldmSeconds : double.NaN,
+            TrainingPrecision = Precisions.ToShortName(Precisions.Resolve(cfg.Precision)),
             Evaluation = JsonDocument.Parse(eval.ToJson()).RootElement.Clone(),
         };
         DiffusionSection(report, o, result, eval, proxyAuc, reconGrid, grid, vaeHistory, ldmHistory);

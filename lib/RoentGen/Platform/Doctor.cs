@@ -67,6 +67,7 @@ public sealed record DoctorReport
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,   // a figure that could not be measured is NaN
     };
 }
 
@@ -142,12 +143,15 @@ public static class Doctor
     }
 
     /// <summary>Median float32 matmul GFLOP/s over 5 timed runs after a warm-up.</summary>
-    public static double MeasureMatmulGflops(int n = 2048, int repeats = 5)
+    public static double MeasureMatmulGflops(int n = 2048, int repeats = 5) => MeasureMatmulGflops(n, repeats, torch.ScalarType.Float32);
+
+    /// <summary>Median n x n matmul GFLOP/s in <paramref name="type"/> (e.g. bfloat16: that arithmetic's peak) over timed runs after a warm-up.</summary>
+    public static double MeasureMatmulGflops(int n, int repeats, torch.ScalarType type)
     {
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
-        var a = torch.randn(n, n);
-        var b = torch.randn(n, n);
+        var a = torch.randn(n, n).to(type);
+        var b = torch.randn(n, n).to(type);
         torch.matmul(a, b).Dispose();
         var times = new List<double>();
         for (int i = 0; i < repeats; i++)
