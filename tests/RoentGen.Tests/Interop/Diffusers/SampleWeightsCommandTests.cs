@@ -48,7 +48,7 @@ public class SampleWeightsCommandTests
         Assert.Contains("holds no configs", Run(["--weights", file, .. Common(Path.Combine(dir, "x.png"))]).Err);
         Assert.NotEqual(0, Run(["--weights", dir, "--checkpoint", dir, .. Common(Path.Combine(dir, "x.png"))]).Code);
         Assert.NotEqual(0, Run(Common(Path.Combine(dir, "x.png"))).Code);
-        Assert.Contains("expected fp32 or bf16", Run(["--weights", dir, "--precision", "fp16", .. Common(Path.Combine(dir, "x.png"))]).Err);
+        Assert.Contains("unknown precision 'fp16'; expected fp32, bf16 or auto", Run(["--weights", dir, "--precision", "fp16", .. Common(Path.Combine(dir, "x.png"))]).Err);
         Assert.False(File.Exists(Path.Combine(dir, "x.png")));
         TestPaths.DeleteQuietly(dir);
     }
