@@ -23,6 +23,8 @@ public sealed record AgreementRow(string Finding, int TruePositive, int FalsePos
     public double Precision => TruePositive + FalsePositive == 0 ? 0 : (double)TruePositive / (TruePositive + FalsePositive);
     /// <summary>TP / (TP + FN), 0 when undefined.</summary>
     public double Recall => TruePositive + FalseNegative == 0 ? 0 : (double)TruePositive / (TruePositive + FalseNegative);
+    /// <summary>Whether F1 is defined: some report is positive in the reference or in the labeler's output.</summary>
+    public bool IsDefined => TruePositive + FalsePositive + FalseNegative > 0;
     /// <summary>Harmonic mean of precision and recall, 0 when undefined.</summary>
     public double F1 => Precision + Recall == 0 ? 0 : 2 * Precision * Recall / (Precision + Recall);
 }
@@ -150,8 +152,17 @@ public static class LabelerAgreement
         return (truth, labels);
     }
 
-    /// <summary>Macro-averaged F1 over rows.</summary>
-    public static double MacroF1(IReadOnlyList<AgreementRow> rows) => rows.Count == 0 ? 0 : rows.Average(r => r.F1);
+    /// <summary>
+    /// Macro-averaged F1 over the rows where F1 is defined (<see cref="AgreementRow.IsDefined"/>: some report positive in the
+    /// reference or in the labeler's output); a finding absent from both, as can happen in half a small sample, is left out
+    /// rather than counted as 0. 0 when no row is defined.
+    /// </summary>
+    public static double MacroF1(IReadOnlyList<AgreementRow> rows)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        var defined = rows.Where(r => r.IsDefined).ToArray();
+        return defined.Length == 0 ? 0 : defined.Average(r => r.F1);
+    }
 
     /// <summary>
     /// The agreement table as indented JSON: the file, the half and split rule, how uncertain labels were counted, the
@@ -166,7 +177,7 @@ public static class LabelerAgreement
             {
                 ["finding"] = r.Finding, ["reference_positives"] = r.ReferencePositives,
                 ["tp"] = r.TruePositive, ["fp"] = r.FalsePositive, ["fn"] = r.FalseNegative, ["tn"] = r.TrueNegative,
-                ["accuracy"] = r.Accuracy, ["precision"] = r.Precision, ["recall"] = r.Recall, ["f1"] = r.F1,
+                ["accuracy"] = r.Accuracy, ["precision"] = r.Precision, ["recall"] = r.Recall, ["f1"] = r.IsDefined ? r.F1 : null,
             });
         var root = new JsonObject
         {
@@ -187,8 +198,10 @@ public static class LabelerAgreement
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture, $"{"finding",-18} {"ref+",5} {"TP",4} {"FP",4} {"FN",4} {"acc",6} {"prec",6} {"rec",6} {"F1",6}");
         foreach (var r in rows)
-            sb.AppendLine(CultureInfo.InvariantCulture, $"{r.Finding,-18} {r.ReferencePositives,5} {r.TruePositive,4} {r.FalsePositive,4} {r.FalseNegative,4} {r.Accuracy,6:F3} {r.Precision,6:F3} {r.Recall,6:F3} {r.F1,6:F3}");
-        sb.AppendLine(CultureInfo.InvariantCulture, $"macro F1 {MacroF1(rows):F3}");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"{r.Finding,-18} {r.ReferencePositives,5} {r.TruePositive,4} {r.FalsePositive,4} {r.FalseNegative,4} {r.Accuracy,6:F3} {r.Precision,6:F3} {r.Recall,6:F3} {(r.IsDefined ? r.F1.ToString("F3", CultureInfo.InvariantCulture) : "-"),6}");
+        int undefined = rows.Count(r => !r.IsDefined);
+        string leftOut = undefined == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $" (over {rows.Count - undefined} findings: {undefined} with no positive report on either side left out)");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"macro F1 {MacroF1(rows):F3}{leftOut}");
         return sb.ToString();
     }
 }
