@@ -13,20 +13,27 @@ namespace RoentGen.Data.Reports;
 public sealed record LabeledMention(Observation Observation, Mention Mention, string Phrase, string Sentence, string Reason);
 
 /// <summary>
-/// A rule-based CheXpert-style report labeler (after Irvin et al. 2019): the text is normalised and split
-/// into sentences and those into clauses (negation and uncertainty scopes end at "but", "however",
-/// "although", "which", "except", ...). Each observation has mention phrases with synonyms (and a few
-/// exclusions such as "pericardial effusion"); attribute rules read "heart size is normal" / "the heart is
-/// enlarged" / "costophrenic angles are sharp" by the qualifier nearest the subject. A mention is
-/// uncertain when a double-negative uncertainty phrase is in its clause ("cannot be excluded", "cannot rule
-/// out"); otherwise negative when a negation cue precedes it in the clause ("no", "without", "negative for",
-/// "free of", "no evidence of", "resolved") or follows it ("is not seen", "has resolved"); otherwise
-/// uncertain when an uncertainty cue precedes it ("possible", "may", "likely", "suggestive of",
-/// "concerning for", ...) or follows it ("is suspected", "versus"); otherwise positive. Mentions of one
-/// observation aggregate as positive over uncertain over negative. No Finding is positive when no
-/// observation other than Support Devices is positive or uncertain (CheXpert's rule), else blank; an empty report
-/// gets no label at all.
-/// Works on real reports too (IU X-ray phrasing and "XXXX" de-identification tokens).
+/// A rule-based CheXpert-style report labeler, after the approach Irvin et al. (2019) document for the CheXpert labeler:
+/// mention extraction from phrase lists per observation, then NegBio-style negation and uncertainty cues before and
+/// after each mention, then aggregation. The text is normalised and split into sentences and those into clauses
+/// (negation and uncertainty scopes end at "but", "however", "although", "which", "except", ...). Each observation has
+/// mention phrases with synonyms and abbreviations (PTX, CHF, enlarged heart, collapse, infiltrate, airspace disease,
+/// vascular prominence, cephalization, ...) and exclusions ("pericardial effusion", a calcified nodule); attribute rules
+/// read "heart size is normal" / "the heart is enlarged" / "costophrenic angles are blunted" by the qualifier nearest the
+/// subject ("at the upper limits of normal" reads as normal, as in CheXpert's negation patterns; "borderline" as
+/// uncertain). A mention is uncertain when a double-negative uncertainty phrase is in its clause ("cannot be excluded",
+/// "cannot rule out"); otherwise negative when a negation cue precedes it in the clause ("no", "without", "neither",
+/// "negative for", "free of", "absence of", "resolved") or follows it ("is not seen", "has resolved", "has cleared",
+/// "has been ruled out"); otherwise uncertain when an uncertainty cue precedes it ("possible", "may", "likely",
+/// "borderline", "suggestive of", "concerning for", "rule out", ...) or follows it ("is suspected", "versus");
+/// otherwise positive. Mentions of one observation aggregate as positive over uncertain over negative.
+/// No Finding, as in CheXpert's aggregation: positive when no observation other than Support Devices is positive or
+/// uncertain AND no finding outside the 14 observations (emphysema, granuloma, calcification, scarring, degenerative
+/// change, scoliosis, hernia, atherosclerosis, low lung volumes, ...: CheXpert's "No Finding" mention list does the same)
+/// is positive or uncertain; else blank. An empty report gets no label at all.
+/// Works on real reports too (IU X-ray phrasing and "XXXX" de-identification tokens); its lexicons were rebuilt from
+/// radiology phrasing against the development half of the shared IU sample only (<see cref="IuReportSplit"/>), and
+/// its agreement is reported on the held-out half.
 /// </summary>
 public sealed class ReportLabeler
 {
