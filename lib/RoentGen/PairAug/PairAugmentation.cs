@@ -166,6 +166,41 @@ public static class PairAugmentation
         ]);
     }
 
+    /// <summary>
+    /// Prunes the pairs of a pairs.jsonl again from their written scores (no model needed): InterAug pairs (an "inter"
+    /// score) by <see cref="PairPruning.KeepInter"/> at <paramref name="threshold"/>, IntraAug pairs ("image", "change",
+    /// "text") together by <see cref="PairPruning.KeepIntra"/> at <paramref name="margin"/>; the file is rewritten with
+    /// the new kept flags. Counts: "pairs", "inter_kept", "intra_after_image", "intra_after_change", "intra_kept", "kept", "pruned".
+    /// </summary>
+    /// <exception cref="InvalidDataException">A pair has neither score set; the message names it.</exception>
+    public static AugmentationResult Prune(string pairsFile, double threshold = PairPruning.InterAugThreshold, double margin = PairPruning.IntraAugMargin)
+    {
+        var pairs = ReadPairs(pairsFile).ToList();
+        var inter = new List<int>();
+        var intra = new List<int>();
+        for (int i = 0; i < pairs.Count; i++)
+        {
+            var sc = pairs[i].Scores ?? new Dictionary<string, double>();
+            if (sc.ContainsKey("inter")) inter.Add(i);
+            else if (sc.ContainsKey("image") && sc.ContainsKey("change") && sc.ContainsKey("text")) intra.Add(i);
+            else throw new InvalidDataException($"{pairsFile}: pair '{pairs[i].Id}' has neither an 'inter' score nor the 'image', 'change' and 'text' scores");
+        }
+        var interKept = PairPruning.KeepInter(inter.Select(i => pairs[i].Scores["inter"]).ToList(), threshold);
+        for (int k = 0; k < inter.Count; k++) pairs[inter[k]] = pairs[inter[k]] with { Kept = interKept[k] };
+        HybridPruningResult? hybrid = null;
+        if (intra.Count > 0)
+        {
+            hybrid = PairPruning.KeepIntra(intra.Select(i => new IntraScores(pairs[i].Scores["image"], pairs[i].Scores["change"], pairs[i].Scores["text"])).ToList(), margin);
+            for (int k = 0; k < intra.Count; k++) pairs[intra[k]] = pairs[intra[k]] with { Kept = hybrid.Kept[k] };
+        }
+        int kept = pairs.Count(p => p.Kept);
+        return Finish(Path.GetDirectoryName(Path.GetFullPath(pairsFile))!, pairs,
+        [
+            new("pairs", pairs.Count), new("inter_kept", interKept.Count(x => x)), new("intra_after_image", hybrid?.AfterImage ?? 0),
+            new("intra_after_change", hybrid?.AfterChange ?? 0), new("intra_kept", hybrid?.AfterText ?? 0), new("kept", kept), new("pruned", pairs.Count - kept),
+        ], Path.GetFileName(pairsFile));
+    }
+
     /// <summary>Reads a pairs.jsonl (every line one <see cref="AugmentedPair"/>).</summary>
     /// <exception cref="InvalidDataException">A line is not a pair; the message names the file and line.</exception>
     public static IReadOnlyList<AugmentedPair> ReadPairs(string pairsFile)
@@ -218,9 +253,9 @@ public static class PairAugmentation
         return rel.Replace('\\', '/');
     }
 
-    private static AugmentationResult Finish(string outDir, List<AugmentedPair> pairs, List<KeyValuePair<string, int>> counts)
+    private static AugmentationResult Finish(string outDir, List<AugmentedPair> pairs, List<KeyValuePair<string, int>> counts, string fileName = PairsFileName)
     {
-        string file = Path.Combine(outDir, PairsFileName);
+        string file = Path.Combine(outDir, fileName);
         string tmp = file + ".tmp";
         File.WriteAllLines(tmp, pairs.Select(p => JsonSerializer.Serialize(p, Json)));
         File.Move(tmp, file, overwrite: true);

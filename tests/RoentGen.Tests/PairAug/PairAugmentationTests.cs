@@ -1,3 +1,5 @@
+using System.CommandLine;
+using RoentGen.Cli.Commands;
 using RoentGen.Diffusion;
 using RoentGen.PairAug;
 using RoentGen.Text;
@@ -130,5 +132,23 @@ public class PairAugmentationTests
         // The real image is the pair's source image (written at the pipeline's size).
         var again = PairAugmentation.IntraAug(pipe, new PooledEmbedder(), Intra, options, TestPaths.NewTempDir("intraaug2"), seed: 9, realImages: real);
         Assert.Equal(result.Pairs.Select(p => p.Scores["text"]), again.Pairs.Select(p => p.Scores["text"]));
+    }
+
+    [Fact]
+    public void Prune_reapplies_both_rules_to_the_written_scores_from_the_command_line()
+    {
+        var dir = TestPaths.NewTempDir("prune");
+        var file = Path.Combine(dir, PairAugmentation.PairsFileName);
+        AugmentedPair Intra(string id, double a, double b, double c) =>
+            new(id, $"images/{id}.png", "report", "s", new Dictionary<string, double> { ["image"] = a, ["change"] = b, ["text"] = c }, true);
+        AugmentedPair Inter(string id, double s) => new(id, $"images/{id}.png", "report", "s", new Dictionary<string, double> { ["inter"] = s }, false);
+        var pairs = new[] { Intra("a", 0.9, 0.5, 0.4), Intra("b", 0.8, 0.1, 0.3), Inter("x", 0.31), Intra("c", 0.7, 0.3, 0.2), Inter("y", 0.3), Intra("d", 0.801, 0.3, 0.3) };
+        File.WriteAllLines(file, pairs.Select(p => System.Text.Json.JsonSerializer.Serialize(p)));
+        var root = new RootCommand { PairAugCommand.Build() };
+        Assert.Equal(0, root.Parse(["pairaug", "prune", "--pairs", file]).Invoke());
+        var back = PairAugmentation.ReadPairs(file).ToDictionary(p => p.Id, p => p.Kept);
+        Assert.Equal(new Dictionary<string, bool> { ["a"] = true, ["b"] = false, ["x"] = true, ["c"] = false, ["y"] = false, ["d"] = true }, back);
+        var counts = PairAugmentation.Prune(file, threshold: 0.2, margin: 0.21).Counts.ToDictionary(kv => kv.Key, kv => kv.Value);
+        Assert.Equal((6, 2, 4, 4, 4, 6, 0), (counts["pairs"], counts["inter_kept"], counts["intra_after_image"], counts["intra_after_change"], counts["intra_kept"], counts["kept"], counts["pruned"]));
     }
 }
