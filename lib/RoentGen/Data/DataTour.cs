@@ -69,10 +69,10 @@ public static class DataTour
         if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "count must be at least 1");
         var chosen = new List<PhantomCase>();
         void Take(PhantomCase? c) { if (c is not null && chosen.Count < count && !chosen.Contains(c)) chosen.Add(c); }
-        Take(cases.FirstOrDefault(c => c.Present.Count == 0));
+        Take(cases.FirstOrDefault(c => c.Present.All(o => o == Observation.NoFinding)));
         Take(cases.FirstOrDefault(c => Observations.All.Any(o => c.Labels[o] == Mention.Uncertain)));
         foreach (var o in Observations.All.Where(o => o != Observation.NoFinding))
-            Take(cases.Where(c => c.Present.Contains(o) && !chosen.Contains(c)).OrderBy(c => c.Present.Count).FirstOrDefault());
+            Take(cases.Where(c => c.Present.Contains(o) && !chosen.Contains(c)).OrderBy(c => c.Present.Count(p => p != Observation.NoFinding)).FirstOrDefault());
         return chosen;
     }
 
