@@ -111,3 +111,28 @@ public class TeachingViewsTests
         public Tensor Predict(Tensor images) => full(images.shape[0], Observations.All.Count, p);
     }
 }
+
+[Collection(ProcessStateCollection.Name)]
+public class EncoderShowcaseTests
+{
+    [Fact]
+    public void Showcase_draws_each_structures_predicted_mask_per_image_and_a_generated_report()
+    {
+        using var vit = new RoentGen.Vision.VisionTransformer(new RoentGen.Vision.VitConfig { ImageSize = 32, PatchSize = 8, HiddenSize = 32, Layers = 1, Heads = 2 });
+        var encoder = new RoentGen.Evaluation.Probes.VitEncoder(vit, "tiny");
+        var data = RoentGen.Evaluation.Probes.ProbeData.FromPhantoms(30, size: 32, seed: 5);
+        var options = RoentGen.Experiments.EncoderComparisonConfig.ProbesFor("tiny");
+        var show = RoentGen.Experiments.EncoderShowcases.Run(encoder, data, options, images: 2);
+        Assert.Equal("tiny", show.Encoder);
+        int structures = show.Segmentation.PerStructure.Count;
+        Assert.True(structures >= 2);
+        Assert.Equal(2, show.Segmentation.Predictions!.shape[0]);
+        Assert.Equal(2 * structures, show.Masks.Cells.Count);
+        Assert.All(show.Masks.Cells, c => Assert.NotNull(c.Mask));
+        Assert.False(string.IsNullOrEmpty(show.ReferenceReport));
+        Assert.NotNull(show.GeneratedReport);
+        var labels = RoentGen.Experiments.EncoderShowcases.Has(data.Train, Observation.NoFinding);
+        Assert.Equal(data.Train.Count, labels.Length);
+        Assert.Equal(Enumerable.Range(0, data.Train.Count).Select(i => data.Train.Labels[i, 0] > 0.5f), labels);
+    }
+}
