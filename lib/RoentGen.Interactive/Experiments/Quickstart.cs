@@ -117,6 +117,12 @@ public sealed record DiffusionQuickstartResult
 public static class Quickstart
 {
     /// <summary>
+    /// The small prompt-grid PNG (first six prompts at the model's resolution) the quickstart writes beside
+    /// prompt-grid.png; the README shows a copy of it from docs/images/.
+    /// </summary>
+    public const string ThumbnailFile = "prompt-grid-thumb.png";
+
+    /// <summary>
     /// Prompts of the sample grid: normal, each finding, left against right, small against large, phrased as the
     /// phantom reports phrase them.
     /// </summary>
@@ -303,6 +309,11 @@ public static class Quickstart
         var grid = ImageGrid.FromTensor(shown, columns: o.GridSeeds, captions: captions,
             title: $"DPM-Solver++ 20 steps, guidance {o.Evaluation.GuidanceScale}; rows: prompts");
         AtomicFile.WriteAllBytes(Path.Combine(o.OutputDir, "prompt-grid.png"), grid.ToPng());
+        // A small copy for the README's thumbnail (well under 200 KB): the first six prompts at the model's own resolution.
+        int thumbImages = Math.Min(6, GridPrompts.Count) * o.GridSeeds;
+        var thumb = ImageGrid.FromTensor(gridImages.narrow(0, 0, Math.Min(thumbImages, gridImages.shape[0])), columns: o.GridSeeds,
+            captions: captions.Take(thumbImages), title: "prompt grid (rows: prompts)");
+        AtomicFile.WriteAllBytes(Path.Combine(o.OutputDir, ThumbnailFile), thumb.ToPng());
 
         stage("evaluating: adherence, FID, KID, diversity, baselines");
         var eval = DiffusionEvaluation.Run(pipeline, proxy, heldOut, o.Evaluation, line => log.WriteLine("   " + line));

@@ -142,6 +142,27 @@ public static class Doctor
         return report;
     }
 
+    /// <summary>
+    /// The float32 matmul probe at several sizes and thread counts (the current count, then 1 thread; the count is
+    /// restored afterwards): one row per (size, threads). Small products cannot keep every core's vector units busy,
+    /// so GFLOP/s depends on the size as much as on the machine: compare figures only at the same size and threads.
+    /// </summary>
+    public static IReadOnlyList<MatmulMeasurement> MatmulSweep(IReadOnlyList<int> sizes, int repeats = 5)
+    {
+        int threads = torch.get_num_threads();
+        var rows = new List<MatmulMeasurement>();
+        try
+        {
+            foreach (var t in threads > 1 ? new[] { threads, 1 } : [threads])
+            {
+                torch.set_num_threads(t);
+                foreach (var n in sizes) rows.Add(new MatmulMeasurement(n, t, MeasureMatmulGflops(n, repeats)));
+            }
+        }
+        finally { torch.set_num_threads(threads); }
+        return rows;
+    }
+
     /// <summary>Median float32 matmul GFLOP/s over 5 timed runs after a warm-up.</summary>
     public static double MeasureMatmulGflops(int n = 2048, int repeats = 5) => MeasureMatmulGflops(n, repeats, torch.ScalarType.Float32);
 
@@ -190,3 +211,9 @@ public static class Doctor
         return (model, features);
     }
 }
+
+/// <summary>One float32 matmul timing of <see cref="Doctor.MatmulSweep"/>.</summary>
+/// <param name="Size">n of the n x n by n x n product.</param>
+/// <param name="Threads">libtorch's intra-op threads.</param>
+/// <param name="Gflops">Median GFLOP/s (2 n³ operations per product).</param>
+public sealed record MatmulMeasurement(int Size, int Threads, double Gflops);
