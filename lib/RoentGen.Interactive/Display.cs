@@ -14,7 +14,7 @@ namespace RoentGen.Interactive;
 /// <summary>
 /// How the library's objects look in a notebook. <see cref="Register"/> installs text/html formatters
 /// (Microsoft.DotNet.Interactive.Formatting) for images, grids, anything <see cref="IPngDisplayable"/>, tensors,
-/// Plotly.NET charts and data frames; <see cref="ToMimeBundle"/> gives the same renderings to a notebook runner.
+/// Plotly.NET charts, data frames and diagrams (inline SVG); <see cref="ToMimeBundle"/> gives the same renderings to a notebook runner.
 /// </summary>
 public static class Display
 {
@@ -38,6 +38,7 @@ public static class Display
             Formatter.Register<Tensor>(TensorHtml, html);
             Formatter.Register<Figure>(FigureHtml.ToNotebookHtml, html);
             Formatter.Register<DataFrame>(DataFrameHtml, html);
+            Formatter.Register<RoentGen.Teaching.Diagram>(d => d.ToSvg(), html);
             // Inside a kernel, progress becomes an HTML bar updated in place (the CLI installs its console bar instead).
             if (NotebookHost.IsNotebook) ProgressReporter.SinkFactory = () => ProgressSinks.Notebook();
             _registered = true;
@@ -175,6 +176,7 @@ public static class Display
         Tensor t => TensorHtml(t),
         Figure f => FigureHtml.ToNotebookHtml(f),
         DataFrame df => DataFrameHtml(df),
+        RoentGen.Teaching.Diagram d => d.ToSvg(),
         IHtmlContent h => HtmlContentString(h),
         _ => null,
     };

@@ -17,11 +17,12 @@ internal static class DataCommand
         BuildLabelReports,
         DataInspectCommand.Build,
         DataStatsCommand.Build,
+        DataLabelerAgreementCommand.Build,
     ];
 
     public static Command Build()
     {
-        var cmd = new Command("data", "Datasets: generate the procedural CXR world, label report text, inspect a labels.csv dataset, compare image statistics.");
+        var cmd = new Command("data", "Datasets: generate the procedural CXR world, label report text, measure the labeler on IU reports, inspect a labels.csv dataset, compare image statistics.");
         foreach (var verb in Verbs) cmd.Subcommands.Add(verb());
         return cmd;
     }

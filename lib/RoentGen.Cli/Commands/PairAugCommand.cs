@@ -15,6 +15,34 @@ internal static class PairAugCommand
     {
         var cmd = new Command("pairaug", "PairAug (Xie et al., CVPR 2024): new image-report pairs for vision-language pretraining.");
         cmd.Subcommands.Add(BuildRewrite());
+        cmd.Subcommands.Add(BuildPrune());
+        return cmd;
+    }
+
+    private static Command BuildPrune()
+    {
+        var pairs = new Option<FileInfo>("--pairs") { Description = "A pairs.jsonl written by InterAug or IntraAug (its scores are kept; the kept flags are rewritten).", Required = true };
+        var threshold = new Option<double>("--threshold")
+        {
+            Description = "InterAug: keep a pair when its scaled score (logit scale x cosine) is above this (PairAug: 0.3).",
+            DefaultValueFactory = _ => PairPruning.InterAugThreshold,
+        };
+        var margin = new Option<double>("--margin")
+        {
+            Description = "IntraAug: keep a pair when each of its three scores is above that score's mean minus this (PairAug: 0.003).",
+            DefaultValueFactory = _ => PairPruning.IntraAugMargin,
+        };
+        var cmd = new Command("prune", "Prune generated pairs again from their written scores (InterAug threshold, IntraAug hybrid rule) and print the counts per stage.")
+            { pairs, threshold, margin };
+        cmd.SetAction((parse, ct) => Cli.RunAsync(parse, () =>
+        {
+            var file = parse.GetValue(pairs)!.FullName;
+            if (!File.Exists(file)) throw new FileNotFoundException($"--pairs: {file} does not exist; expected a pairs.jsonl written by InterAug or IntraAug", file);
+            var result = PairAugmentation.Prune(file, parse.GetValue(threshold), parse.GetValue(margin));
+            Console.WriteLine(string.Join(", ", result.Counts.Select(kv => $"{kv.Key} {kv.Value}")));
+            Console.WriteLine($"wrote {Cli.Escape(file)}");
+            return Task.FromResult(0);
+        }));
         return cmd;
     }
 

@@ -13,8 +13,9 @@ internal static class QuickstartCommand
         var noNotebooks = new Option<bool>("--no-notebooks") { Description = "Do not execute the notebooks." };
         var noDiffusion = new Option<bool>("--no-diffusion") { Description = "Skip the latent diffusion part (data stages only, seconds)." };
         var preset = new Option<string>("--preset") { Description = "quick (the full job, about 20 minutes on 2 cores) or tiny (a smoke check in about a minute; numbers meaningless).", DefaultValueFactory = _ => "quick" };
+        var precision = TrainCommand.PrecisionOption();
         var cmd = new Command("quickstart", "The main job: build the CXR world, train a text-to-CXR latent diffusion model, sample and evaluate it, run the quick notebooks, write report.html and metrics.json.")
-            { output, n, noNotebooks, noDiffusion, preset };
+            { output, n, noNotebooks, noDiffusion, preset, precision };
         cmd.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
         {
             if (parse.GetValue(n) < 1) return Cli.Fail($"--n must be at least 1, got {parse.GetValue(n)}");
@@ -34,6 +35,7 @@ internal static class QuickstartCommand
                     return Cli.Fail($"unknown preset '{p}'; expected quick or tiny");
             }
             options = options with { Diffusion = !parse.GetValue(noDiffusion) };
+            if (parse.GetValue(precision) is { } chosen) options = options with { Ldm = options.Ldm with { Precision = RoentGen.Platform.Precisions.Parse(chosen) } };
             var result = await Quickstart.RunAsync(options);
             Console.WriteLine($"done in {result.Seconds:F0} s: {options.OutputDir}/report.html, metrics.json");
             return result.Notebooks.Values.All(ok => ok) ? 0 : 1;

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using RoentGen.Data.Datasets;
 using RoentGen.Diffusion;
+using RoentGen.Platform;
 
 namespace RoentGen.Cli.Commands;
 
@@ -16,31 +17,36 @@ internal static class TrainCommand
         return cmd;
     }
 
-    private static (Option<string> Preset, Option<FileInfo?> Config, Option<DirectoryInfo> Out, Option<string> Data, Option<bool> Outside) CommonOptions() => (
+    private static (Option<string> Preset, Option<FileInfo?> Config, Option<DirectoryInfo> Out, Option<string> Data, Option<bool> Outside, Option<string?> Precision) CommonOptions() => (
         new Option<string>("--preset") { Description = "quick (CPU minutes) or tiny (seconds, for checks).", DefaultValueFactory = _ => "quick" },
         new Option<FileInfo?>("--config") { Description = "An experiment.json to use instead of a preset." },
         new Option<DirectoryInfo>("--out") { Description = "Experiment folder (a finished stage is skipped, an interrupted one resumes).", Required = true },
         new Option<string>("--data") { Description = "phantoms (the config's phantom world), scenes (the general-domain world of captioned shapes, for pretraining a foundation model), or a labels.csv folder (every record; see data/README.md).", DefaultValueFactory = _ => LdmTrainingData.Phantoms },
-        Cli.AllowOutsideRootOption());
+        Cli.AllowOutsideRootOption(),
+        PrecisionOption());
 
-    private static LdmExperimentConfig Resolve(string preset, FileInfo? config)
+    /// <summary>The <c>--precision</c> option of the training verbs and the quickstart (null: the config's, Auto by default).</summary>
+    internal static Option<string?> PrecisionOption() =>
+        new("--precision") { Description = "Training arithmetic: fp32, bf16 (bfloat16 compute, float32 weights and optimizer state) or auto (bf16 where the CPU has AVX-512 BF16). Default: the config's Precision (auto)." };
+
+    private static LdmExperimentConfig Resolve(string preset, FileInfo? config, string? precision)
     {
-        if (config is not null) return LdmExperimentConfig.Load(config.FullName);
-        return preset switch
+        var cfg = config is not null ? LdmExperimentConfig.Load(config.FullName) : preset switch
         {
             "quick" => LdmExperimentConfig.Quick,
             "tiny" => LdmExperimentConfig.Tiny,
             _ => throw new ArgumentException($"unknown preset '{preset}'; expected quick or tiny"),
         };
+        return precision is null ? cfg : cfg with { Precision = Precisions.Parse(precision) };
     }
 
     private static Command BuildVae()
     {
-        var (preset, config, output, data, outside) = CommonOptions();
-        var cmd = new Command("vae", "Train the autoencoder and measure its latent scaling factor.") { preset, config, output, data, outside };
+        var (preset, config, output, data, outside, precision) = CommonOptions();
+        var cmd = new Command("vae", "Train the autoencoder and measure its latent scaling factor.") { preset, config, output, data, outside, precision };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
-            var cfg = Resolve(parse.GetValue(preset)!, parse.GetValue(config));
+            var cfg = Resolve(parse.GetValue(preset)!, parse.GetValue(config), parse.GetValue(precision));
             var dir = parse.GetValue(output)!.FullName;
             var result = LatentDiffusionRuns.TrainVae(cfg, LdmTrainingData.From(parse.GetValue(data)!, cfg, new LoadOptions { AllowOutsideRoot = parse.GetValue(outside) }), dir);
             Console.WriteLine($"VAE{(result.Skipped ? " (already trained)" : "")}: final loss {result.History.Loss[^1]:F4}, latent scaling factor {result.Vae.Config.ScalingFactor:F4}; saved to {dir}/vae");
@@ -50,12 +56,12 @@ internal static class TrainCommand
 
     private static Command BuildLdm()
     {
-        var (preset, config, output, data, outside) = CommonOptions();
+        var (preset, config, output, data, outside, precision) = CommonOptions();
         var frozen = new Option<bool>("--freeze-text-encoder") { Description = "Train the UNet only (RoentGen's ablation baseline)." };
-        var cmd = new Command("ldm", "Train the text-conditioned latent diffusion model (and its VAE first when the experiment trains one and has not yet).") { preset, config, output, data, outside, frozen };
+        var cmd = new Command("ldm", "Train the text-conditioned latent diffusion model (and its VAE first when the experiment trains one and has not yet).") { preset, config, output, data, outside, frozen, precision };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
-            var cfg = Resolve(parse.GetValue(preset)!, parse.GetValue(config));
+            var cfg = Resolve(parse.GetValue(preset)!, parse.GetValue(config), parse.GetValue(precision));
             if (parse.GetValue(frozen)) cfg = cfg with { TrainTextEncoder = false };
             var dir = parse.GetValue(output)!.FullName;
             var result = LatentDiffusionRuns.EnsureTrained(cfg, LdmTrainingData.From(parse.GetValue(data)!, cfg, new LoadOptions { AllowOutsideRoot = parse.GetValue(outside) }), dir);

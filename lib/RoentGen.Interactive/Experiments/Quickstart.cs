@@ -72,6 +72,8 @@ public sealed record QuickstartResult
     public IReadOnlyList<AgreementRow>? IuAgreement { get; init; }
     /// <summary>Macro F1 over <see cref="IuAgreement"/>.</summary>
     public double? IuMacroF1 { get; init; }
+    /// <summary>Macro F1 on the held-out half of the IU reports (<see cref="IuReportSplit"/>, odd uids): reports the labeler's rules were not developed against.</summary>
+    public double? IuHeldOutMacroF1 { get; init; }
     /// <summary>Executed notebooks and whether each ran clean.</summary>
     public IReadOnlyDictionary<string, bool> Notebooks { get; init; } = new Dictionary<string, bool>();
     /// <summary>Wall time of the whole job.</summary>
@@ -99,6 +101,8 @@ public sealed record DiffusionQuickstartResult
     public double LdmFinalLoss { get; init; }
     /// <summary>Denoiser training speed over the whole run.</summary>
     public double LdmTrainImagesPerSecond { get; init; }
+    /// <summary>The arithmetic the VAE and the denoiser trained in: "fp32" or "bf16" (the config's Precision resolved on this machine).</summary>
+    public string TrainingPrecision { get; init; } = "";
     /// <summary>The evaluation (adherence, FID, KID, MS-SSIM, untrained baseline, sampler comparison) as JSON.</summary>
     public required System.Text.Json.JsonElement Evaluation { get; init; }
 }
@@ -112,6 +116,12 @@ public sealed record DiffusionQuickstartResult
 /// </summary>
 public static class Quickstart
 {
+    /// <summary>
+    /// The small prompt-grid PNG (first six prompts at the model's resolution) the quickstart writes beside
+    /// prompt-grid.png; the README shows a copy of it from docs/images/.
+    /// </summary>
+    public const string ThumbnailFile = "prompt-grid-thumb.png";
+
     /// <summary>
     /// Prompts of the sample grid: normal, each finding, left against right, small against large, phrased as the
     /// phantom reports phrase them.
@@ -190,7 +200,13 @@ public static class Quickstart
         }, local => Interlocked.Add(ref exact, local));
         IReadOnlyList<AgreementRow>? iu = null;
         var iuCsv = o.RealSampleDir is null ? null : Path.Combine(o.RealSampleDir, "iu_xray_reports_sample.csv");
-        if (iuCsv is not null && File.Exists(iuCsv)) iu = LabelerAgreement.EvaluateIu(Csv.ReadFile(iuCsv), labeler);
+        double? iuHeldOut = null;
+        if (iuCsv is not null && File.Exists(iuCsv))
+        {
+            var iuTable = Csv.ReadFile(iuCsv);
+            iu = LabelerAgreement.EvaluateIu(iuTable, labeler);
+            iuHeldOut = LabelerAgreement.MacroF1(LabelerAgreement.EvaluateIu(iuTable, labeler, IuHalf.HeldOut));
+        }
 
         var partial = new QuickstartResult
         {
@@ -201,6 +217,7 @@ public static class Quickstart
             LabelerExact = exact,
             IuAgreement = iu,
             IuMacroF1 = iu is null ? null : LabelerAgreement.MacroF1(iu),
+            IuHeldOutMacroF1 = iuHeldOut,
         };
         WorldSection(report, partial, gallery, sample);
         RealComparisonSection(report, o, sample);
@@ -292,6 +309,11 @@ public static class Quickstart
         var grid = ImageGrid.FromTensor(shown, columns: o.GridSeeds, captions: captions,
             title: $"DPM-Solver++ 20 steps, guidance {o.Evaluation.GuidanceScale}; rows: prompts");
         AtomicFile.WriteAllBytes(Path.Combine(o.OutputDir, "prompt-grid.png"), grid.ToPng());
+        // A small copy for the README's thumbnail (well under 200 KB): the first six prompts at the model's own resolution.
+        int thumbImages = Math.Min(6, GridPrompts.Count) * o.GridSeeds;
+        var thumb = ImageGrid.FromTensor(gridImages.narrow(0, 0, Math.Min(thumbImages, gridImages.shape[0])), columns: o.GridSeeds,
+            captions: captions.Take(thumbImages), title: "prompt grid (rows: prompts)");
+        AtomicFile.WriteAllBytes(Path.Combine(o.OutputDir, ThumbnailFile), thumb.ToPng());
 
         stage("evaluating: adherence, FID, KID, diversity, baselines");
         var eval = DiffusionEvaluation.Run(pipeline, proxy, heldOut, o.Evaluation, line => log.WriteLine("   " + line));
@@ -305,6 +327,7 @@ public static class Quickstart
             LatentScalingFactor = vae.Config.ScalingFactor,
             LdmFinalLoss = TailMean(ldmHistory.Loss, 50),
             LdmTrainImagesPerSecond = ldmSeconds > 0 && ldm.StepsTrained > 0 ? ldm.StepsTrained * (double)cfg.LdmBatch / ldmSeconds : double.NaN,
+            TrainingPrecision = Precisions.ToShortName(Precisions.Resolve(cfg.Precision)),
             Evaluation = JsonDocument.Parse(eval.ToJson()).RootElement.Clone(),
         };
         DiffusionSection(report, o, result, eval, proxyAuc, reconGrid, grid, vaeHistory, ldmHistory);
@@ -323,7 +346,7 @@ public static class Quickstart
               .Paragraph($"Recovers the generator's labels exactly (all 14 observations) on {r.LabelerExact} of {r.LabelerReports} generated reports.");
         if (r.IuAgreement is { } iu)
         {
-            report.Paragraph($"Agreement with the human MeSH tags of {iu[0].Total} real IU reports (measured on the sample its rules were written against): macro F1 {r.IuMacroF1:F3}.")
+            report.Paragraph($"Agreement with the human MeSH tags of {iu[0].Total} real IU reports: macro F1 {r.IuMacroF1:F3} on all of them; {r.IuHeldOutMacroF1:F3} on the held-out half (odd uids), whose text was not read while the rules were written.")
                   .Raw("<table><tr><th>finding</th><th>tagged</th><th>precision</th><th>recall</th><th>F1</th></tr>" +
                        string.Concat(iu.Select(row => $"<tr><td>{row.Finding}</td><td>{row.ReferencePositives}</td><td>{row.Precision:F3}</td><td>{row.Recall:F3}</td><td>{row.F1:F3}</td></tr>")) + "</table>");
         }

@@ -58,6 +58,24 @@ public static class DataTour
         return grid;
     }
 
+    /// <summary>
+    /// A varied sample for reading reports: one normal case, one hedged case (a label of −1, uncertain) when there is
+    /// one, then one case per finding in <see cref="Observations.All"/> order (the one with the fewest other findings
+    /// first), each case at most once, up to <paramref name="count"/> cases. The first cases of a phantom set are
+    /// mostly normal; this shows what the report writer does with each finding.
+    /// </summary>
+    public static IReadOnlyList<PhantomCase> VariedReportSample(IReadOnlyList<PhantomCase> cases, int count = 8)
+    {
+        if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "count must be at least 1");
+        var chosen = new List<PhantomCase>();
+        void Take(PhantomCase? c) { if (c is not null && chosen.Count < count && !chosen.Contains(c)) chosen.Add(c); }
+        Take(cases.FirstOrDefault(c => c.Present.All(o => o == Observation.NoFinding)));
+        Take(cases.FirstOrDefault(c => Observations.All.Any(o => c.Labels[o] == Mention.Uncertain)));
+        foreach (var o in Observations.All.Where(o => o != Observation.NoFinding))
+            Take(cases.Where(c => c.Present.Contains(o) && !chosen.Contains(c)).OrderBy(c => c.Present.Count(p => p != Observation.NoFinding)).FirstOrDefault());
+        return chosen;
+    }
+
     /// <summary>Reports beside the labeler's labels and the generator's truth, one row per case.</summary>
     public static DataFrame ReportsWithLabels(IEnumerable<PhantomCase> cases, ReportLabeler? labeler = null)
     {

@@ -44,7 +44,7 @@ public sealed class DenoisingObjective
     public double? MinSnrGamma { get; }
 
     /// <summary>
-    /// The scalar loss of one batch. The text encoder runs with gradients only when it is trainable. Random draws, in
+    /// The scalar loss of one batch, in the latents' type (float32) whatever the UNet computes in. The text encoder runs with gradients only when it is trainable. Random draws, in
     /// this order, all from <paramref name="generator"/>: which prompts drop (drawn even at dropout 0), the noise, the
     /// timesteps.
     /// </summary>
@@ -66,6 +66,7 @@ public sealed class DenoisingObjective
         var noise = randn(x0.shape, generator: generator);
         var t = randint(0, Schedule.TrainTimesteps, [b], dtype: ScalarType.Int64, generator: generator);   // (B)
         var pred = model.Unet.call(Schedule.AddNoise(x0, noise, t), t, context);
+        if (pred.dtype != x0.dtype) pred = pred.to(x0.dtype);   // a bfloat16 UNet (mixed precision): the loss in float32
         if (MinSnrGamma is not double gamma) return nn.functional.mse_loss(pred, Schedule.Target(x0, noise, t));
         var perSample = (pred - Schedule.Target(x0, noise, t)).pow(2).mean([1, 2, 3]);   // (B)
         return (perSample * Schedule.MinSnrWeights(t, gamma)).mean();

@@ -3,6 +3,7 @@ using RoentGen.Data.Phantoms;
 using RoentGen.Nn;
 using RoentGen.Platform;
 using RoentGen.Text;
+using RoentGen.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -26,6 +27,8 @@ public sealed record DiffusionBenchOptions
     public double GuidanceScale { get; init; } = 4;
     /// <summary>The float32 matmul peak to compare with; null: measured in the same run.</summary>
     public double? MatmulPeakGflops { get; init; }
+    /// <summary>The bfloat16 matmul peak to compare the mixed-precision training with; null: measured in the same run.</summary>
+    public double? Bf16MatmulPeakGflops { get; init; }
 }
 
 /// <summary>What <see cref="DiffusionBenchmark.Run"/> measured, for one experiment config on this machine.</summary>
@@ -51,8 +54,22 @@ public sealed record DiffusionBenchResult
     public double LdmGflops { get; init; }
     /// <summary><see cref="LdmGflops"/> / <see cref="MatmulPeakGflops"/>.</summary>
     public double LdmFractionOfPeak => LdmGflops / MatmulPeakGflops;
+    /// <summary>bfloat16 2048² matmul throughput (the peak the mixed-precision training is compared with).</summary>
+    public double Bf16MatmulPeakGflops { get; init; }
+    /// <summary>Denoiser training throughput in mixed precision (bfloat16 compute on copies of the float32 weights).</summary>
+    public double LdmBf16TrainImagesPerSecond { get; init; }
+    /// <summary>Achieved denoiser training GFLOP/s in mixed precision (the same counted FLOPs per step).</summary>
+    public double LdmBf16Gflops { get; init; }
+    /// <summary><see cref="LdmBf16TrainImagesPerSecond"/> / <see cref="LdmTrainImagesPerSecond"/>.</summary>
+    public double LdmBf16Speedup => LdmBf16TrainImagesPerSecond / LdmTrainImagesPerSecond;
+    /// <summary><see cref="LdmBf16Gflops"/> / <see cref="Bf16MatmulPeakGflops"/>.</summary>
+    public double LdmBf16FractionOfPeak => LdmBf16Gflops / Bf16MatmulPeakGflops;
     /// <summary>Guided text-to-image sampling throughput (decode included).</summary>
     public double SampleImagesPerSecond { get; init; }
+    /// <summary>The same sampling with the UNet in bfloat16 (<see cref="TextToImagePipeline.Precision"/>).</summary>
+    public double SampleBf16ImagesPerSecond { get; init; }
+    /// <summary><see cref="SampleBf16ImagesPerSecond"/> / <see cref="SampleImagesPerSecond"/>.</summary>
+    public double SamplingBf16Speedup => SampleBf16ImagesPerSecond / SampleImagesPerSecond;
     /// <summary>Bytes of the float32 weights of VAE, UNet and text encoder, in MiB.</summary>
     public double WeightsMb { get; init; }
     /// <summary>Resident memory one no-grad UNet call on a guided batch adds to the process, in MiB.</summary>
@@ -71,7 +88,9 @@ public sealed record DiffusionBenchResult
         new("LDM training FLOPs", LdmGflopPerStep, "GFLOP/step", "3x the counted forward (convolutions, linear layers, attention products)"),
         new("LDM training achieved", LdmGflops, "GFLOP/s", $"{LdmFractionOfPeak:P0} of the float32 matmul peak {MatmulPeakGflops:F0} GFLOP/s measured in this run"),
         new("VAE training", VaeTrainImagesPerSecond, "images/s", $"{model}: {VaeGflopPerStep:F1} GFLOP/step, {VaeGflops:F1} GFLOP/s ({VaeGflops / MatmulPeakGflops:P0} of peak)"),
+        new("LDM training bf16", LdmBf16TrainImagesPerSecond, "images/s", $"mixed precision (bfloat16 compute, float32 master weights): {LdmBf16Speedup:F2}x float32; {LdmBf16Gflops:F0} GFLOP/s, {LdmBf16FractionOfPeak:P0} of the bfloat16 matmul peak {Bf16MatmulPeakGflops:F0} GFLOP/s measured in this run"),
         new("sampling", SampleImagesPerSecond, "images/s", "DPM-Solver++ 2M, classifier-free guidance, decode included"),
+        new("sampling bf16", SampleBf16ImagesPerSecond, "images/s", $"the same with the UNet in bfloat16: {SamplingBf16Speedup:F2}x float32"),
         new("sampling peak memory", SamplingPeakMb, "MiB", $"weights + what sampling adds; {SamplingMemoryRatio:F2}x the weights ({WeightsMb:F1} MiB) plus one UNet call ({OneUnetCallMb:F1} MiB)"),
     ];
 }
@@ -91,7 +110,8 @@ public static class DiffusionBenchmark
             throw new ArgumentException("TimedSteps, SampleImages, SampleBatch and SampleSteps must be at least 1");
         log ??= _ => { };
         double peak = o.MatmulPeakGflops ?? Doctor.MeasureMatmulGflops(2048);
-        log($"float32 matmul peak {peak:F0} GFLOP/s");
+        double bf16Peak = o.Bf16MatmulPeakGflops ?? Doctor.MeasureMatmulGflops(2048, 5, ScalarType.BFloat16);
+        log($"matmul peak: float32 {peak:F0} GFLOP/s, bfloat16 {bf16Peak:F0} GFLOP/s");
 
         manual_seed(cfg.Seed);
         var reports = new PhantomGenerator(new PhantomOptions { Size = 64, Seed = cfg.DataSeed }).Generate(0, 200).Select(c => $"{c.Impression} {c.Findings}").ToList();
@@ -123,6 +143,13 @@ public static class DiffusionBenchmark
         using (NewDisposeScope()) pipeline.Sample(request);
         double sampleSeconds = sw.Elapsed.TotalSeconds;
         log($"sampling: {o.SampleImages / sampleSeconds:F2} images/s; adds {samplingExtra:F0} MiB (weights {weightsMb:F1} MiB, one UNet call adds {oneCall:F1} MiB)");
+        pipeline.Precision = Precision.BFloat16;
+        using (NewDisposeScope()) pipeline.Sample(request with { Prompts = prompts.Take(o.SampleBatch).ToList(), Steps = 2 });   // warm-up: builds the bf16 copy
+        sw.Restart();
+        using (NewDisposeScope()) pipeline.Sample(request);
+        double sampleBf16Seconds = sw.Elapsed.TotalSeconds;
+        pipeline.Precision = Precision.Float32;
+        log($"sampling bf16: {o.SampleImages / sampleBf16Seconds:F2} images/s");
 
         // Denoiser training: UNet + text encoder, as LatentDiffusionRuns trains them.
         unet.train(); text.train();
@@ -147,6 +174,26 @@ public static class DiffusionBenchmark
         });
         double ldmSps = o.TimedSteps / ldmSeconds;
         log($"LDM training: {ldmSps * cfg.LdmBatch:F1} images/s, {ldmFlops / 1e9:F1} GFLOP/step, {ldmFlops * ldmSps / 1e9:F1} GFLOP/s");
+
+        // The same step in mixed precision, as LatentDiffusionRuns trains with Precision BFloat16: forward and backward on
+        // bfloat16 copies, gradients added to the float32 weights, the optimizer on those, the copies refreshed.
+        var unetCopy = new BFloat16Shadow<UNet2DConditionModel>(unet, () => new UNet2DConditionModel(unet.Config));
+        var textCopy = new BFloat16Shadow<ClipTextModel>(text, () => new ClipTextModel(text.Config));
+        unetCopy.PullWeights(); textCopy.PullWeights();
+        double ldmBf16Seconds = TimeSteps(o, () =>
+        {
+            ldmOpt.zero_grad();
+            var noise = randn_like(latents);
+            var pred = unetCopy.Compute.call(latents + noise, randint(0, 1000, [cfg.LdmBatch], dtype: ScalarType.Int64), textCopy.Compute.call(ids));
+            var loss = nn.functional.mse_loss(pred.to(ScalarType.Float32), noise);
+            loss.backward();
+            unetCopy.PushGradients(); textCopy.PushGradients();
+            nn.utils.clip_grad_norm_(unet.parameters().Concat(text.parameters()), 1.0);
+            ldmOpt.step();
+            unetCopy.PullWeights(); textCopy.PullWeights();
+        });
+        double ldmBf16Sps = o.TimedSteps / ldmBf16Seconds;
+        log($"LDM training bf16: {ldmBf16Sps * cfg.LdmBatch:F1} images/s, {ldmFlops * ldmBf16Sps / 1e9:F1} GFLOP/s");
         ldmOpt.Dispose();
 
         // Autoencoder training with its loss.
@@ -177,6 +224,10 @@ public static class DiffusionBenchmark
         {
             Threads = get_num_threads(),
             MatmulPeakGflops = peak,
+            Bf16MatmulPeakGflops = bf16Peak,
+            LdmBf16TrainImagesPerSecond = ldmBf16Sps * cfg.LdmBatch,
+            LdmBf16Gflops = ldmFlops * ldmBf16Sps / 1e9,
+            SampleBf16ImagesPerSecond = o.SampleImages / sampleBf16Seconds,
             VaeTrainImagesPerSecond = vaeSps * cfg.VaeBatch,
             VaeGflopPerStep = vaeFlops / 1e9,
             VaeGflops = vaeFlops * vaeSps / 1e9,

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using RoentGen.Interop;
 using RoentGen.Platform;
+using RoentGen.Text;
 using RoentGen.Training;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -30,12 +31,15 @@ public sealed record VaeStageConfig
     public VaeLossConfig VaeLoss { get; init; } = new();
     /// <summary>Seed.</summary>
     public long Seed { get; init; }
+    /// <summary>Training arithmetic (<see cref="LdmExperimentConfig.Precision"/>; left out of the JSON when Auto, as configs written before it).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public Precision Precision { get; init; }
 
     /// <summary>The VAE stage of an experiment on some data.</summary>
     public static VaeStageConfig Of(LdmExperimentConfig cfg, string data) => new()
     {
         Data = data, ImageSize = cfg.ImageSize, Vae = cfg.Vae, Part = cfg.Parts.Vae, VaeSteps = cfg.VaeSteps, VaeBatch = cfg.VaeBatch,
-        VaeLr = cfg.VaeLr, VaeLoss = cfg.VaeLoss, Seed = cfg.Seed,
+        VaeLr = cfg.VaeLr, VaeLoss = cfg.VaeLoss, Seed = cfg.Seed, Precision = cfg.Precision,
     };
 }
 
@@ -140,23 +144,26 @@ public static class LatentDiffusionRuns
             ? LatentDiffusionModel.LoadVae(LatentDiffusionModel.ResolvePartFolder(from, LdmPart.Vae), cfg.Vae, "Parts.Vae.From")
             : new AutoencoderKL(cfg.Vae);
         var opt = optim.AdamW(vae.parameters(), lr: cfg.VaeLr, weight_decay: 0);
+        var precision = Precisions.Resolve(cfg.Precision);
+        // Mixed precision: forward and backward on a bfloat16 copy, float32 weights, optimizer state and loss.
+        var shadow = precision == Precision.BFloat16 ? new BFloat16Shadow<AutoencoderKL>(vae, () => new AutoencoderKL(vae.Config)) : null;
+        var computeVae = shadow?.Compute ?? vae;
         var trainer = new Trainer(new Dictionary<string, nn.Module> { ["vae"] = vae }, opt,
             new TrainerOptions { TotalSteps = cfg.VaeSteps, WarmupSteps = Math.Min(50, cfg.VaeSteps / 10), CheckpointEvery = options.CheckpointEvery ?? 100, Seed = cfg.Seed, Title = "VAE" },
-            run.Path, cfg);
+            run.Path, cfg, shadow is null ? null : [shadow]);
         long n = data.Images.shape[0];
         var history = trainer.Run(ctx =>
         {
             var idx = tensor(Enumerable.Range(0, cfg.VaeBatch).Select(_ => (long)ctx.Random.Next((int)n)).ToArray());
             var x = data.Images.index_select(0, idx);
-            var posterior = vae.Encode(x);
-            var terms = VaeLoss.Compute(x, vae.Decode(posterior.Sample(ctx.Generator)), posterior, cfg.VaeLoss);
+            var terms = VaeTrainingLoss(computeVae, x, ctx.Generator, cfg.VaeLoss);
             trainer.Report("l1", terms.L1);
             trainer.Report("ssim", terms.Ssim);
             return terms.Total;
         }, options.Cancellation, AfterStep(options, "vae"));
         vae.MeasureScalingFactor(data.Images);
         Checkpoint.Save(vaeDir, vae, vae.Config);
-        run.Finish(cfg.VaeSteps, clock.Elapsed.TotalSeconds, history.Loss.Count > 0 ? history.Loss[^1] : double.NaN);
+        run.Finish(cfg.VaeSteps, clock.Elapsed.TotalSeconds, history.Loss.Count > 0 ? history.Loss[^1] : double.NaN, Precisions.ToShortName(precision));
         return new VaeRunResult(vae, history) { StepsTrained = history.Steps - before };
     }
 
@@ -204,6 +211,8 @@ public static class LatentDiffusionRuns
         if (cfg.Trains(LdmPart.Unet)) groups.Add(new AdamW.ParamGroup(model.Unet.parameters(), cfg.UnetLr, 0.9, 0.999, 1e-8, 0.01));
         if (cfg.Trains(LdmPart.TextEncoder)) groups.Add(new AdamW.ParamGroup(model.TextEncoder.parameters(), cfg.TextLr, 0.9, 0.999, 1e-8, 0.01));
         var opt = optim.AdamW(groups);
+        var precision = Precisions.Resolve(cfg.Precision);
+        var (computeModel, shadows) = precision == Precision.BFloat16 ? MixedPrecisionModel(model) : (model, []);
         // Frozen parts are checkpointed too (a resumed run checks they are the same); only trained ones get an EMA.
         var modules = new Dictionary<string, nn.Module> { [LatentDiffusionModel.UnetFolder] = model.Unet, [LatentDiffusionModel.TextEncoderFolder] = model.TextEncoder };
         var trainer = new Trainer(modules, opt,
@@ -212,17 +221,17 @@ public static class LatentDiffusionRuns
                 TotalSteps = cfg.LdmSteps, WarmupSteps = Math.Min(100, cfg.LdmSteps / 10), CheckpointEvery = options.CheckpointEvery ?? 200,
                 EmaDecay = cfg.EmaDecay, Seed = cfg.Seed + 1, Title = "LDM",
             },
-            run.Path, cfg);
+            run.Path, cfg, shadows);
         long n = latents.shape[0];
         var history = trainer.Run(ctx =>
         {
             var idx = tensor(Enumerable.Range(0, cfg.LdmBatch).Select(_ => (long)ctx.Random.Next((int)n)).ToArray());
-            return objective.Loss(model, new DenoisingBatch(latents.index_select(0, idx), ids.index_select(0, idx)), ctx.Generator);
+            return objective.Loss(computeModel, new DenoisingBatch(latents.index_select(0, idx), ids.index_select(0, idx)), ctx.Generator);
         }, options.Cancellation, LdmAfterStep(options, model));
         trainer.ApplyEma();   // sample with the EMA weights of every trained part
         model.Save(dir);
         AtomicFile.WriteAllText(Path.Combine(dir, ConfigFile), JsonSerializer.Serialize(cfg, SafeTensors.ConfigJsonOptions));
-        run.Finish(cfg.LdmSteps, clock.Elapsed.TotalSeconds, history.Loss.Count > 0 ? history.Loss[^1] : double.NaN);
+        run.Finish(cfg.LdmSteps, clock.Elapsed.TotalSeconds, history.Loss.Count > 0 ? history.Loss[^1] : double.NaN, Precisions.ToShortName(precision));
         return new LdmRunResult(model, history) { Dir = dir, Config = cfg, StepsTrained = history.Steps - before };
     }
 
@@ -286,6 +295,38 @@ public static class LatentDiffusionRuns
             model.Unet.train();
             model.TextEncoder.train();
         };
+    }
+
+    /// <summary>
+    /// The autoencoder's training loss on images <paramref name="x"/> (float32, [−1, 1]) computed by <paramref name="vae"/>
+    /// in its own arithmetic: a bfloat16 copy (<see cref="BFloat16Shadow{TModule}"/>) encodes and decodes in bfloat16,
+    /// while the posterior's sample, the KL and the reconstruction loss are float32. A float32 model computes as before.
+    /// </summary>
+    public static VaeLossTerms VaeTrainingLoss(AutoencoderKL vae, Tensor x, Generator? generator, VaeLossConfig loss)
+    {
+        var type = vae.parameters().First().dtype;
+        if (type == ScalarType.Float32)
+        {
+            var posterior = vae.Encode(x);
+            return VaeLoss.Compute(x, vae.Decode(posterior.Sample(generator)), posterior, loss);
+        }
+        var moments = vae.Encode(x.to(type));
+        var posterior32 = new DiagonalGaussian(cat([moments.Mean, moments.LogVar], 1).to(ScalarType.Float32));   // (B, 2L, h, w), float32
+        var reconstruction = vae.Decode(posterior32.Sample(generator).to(type)).to(ScalarType.Float32);
+        return VaeLoss.Compute(x, reconstruction, posterior32, loss);
+    }
+
+    /// <summary>
+    /// A model whose UNet and text encoder are bfloat16 copies of <paramref name="model"/>'s (its VAE and tokenizer
+    /// shared), with the copies that keep them in step with the float32 parts during training.
+    /// </summary>
+    public static (LatentDiffusionModel Compute, IReadOnlyList<BFloat16Shadow> Shadows) MixedPrecisionModel(LatentDiffusionModel model)
+    {
+        var unet = new BFloat16Shadow<UNet2DConditionModel>(model.Unet, () => new UNet2DConditionModel(model.Unet.Config));
+        var text = new BFloat16Shadow<ClipTextModel>(model.TextEncoder, () => new ClipTextModel(model.TextEncoder.Config));
+        var compute = new LatentDiffusionModel(model.Vae, text.Compute, model.Tokenizer, unet.Compute, model.Scheduler, model.LatentSize, model.MaxTokens,
+            model.Sources);
+        return (compute, [unet, text]);
     }
 
     private static Action<int>? AfterStep(LdmRunOptions options, string stage) =>

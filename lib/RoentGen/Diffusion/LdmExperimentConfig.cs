@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using RoentGen.Interop;
 using RoentGen.Nn;
 using RoentGen.Platform;
@@ -70,6 +71,13 @@ public sealed record LdmExperimentConfig
     /// trained when <see cref="TrainTextEncoder"/>; all built from this config.
     /// </summary>
     public LdmPartsConfig Parts { get; init; } = new();
+    /// <summary>
+    /// Arithmetic of the VAE and denoiser training (<see cref="Platform.Precision"/>): bfloat16 compute with float32 master
+    /// weights, optimizer state and loss, or float32 throughout. Auto (the default) is bfloat16 where the CPU has AVX-512
+    /// BF16 (Linux) and float32 elsewhere; it is left out of the JSON, so configs written before this setting read as Auto.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public Precision Precision { get; init; } = Precision.Auto;
 
     /// <summary>The CPU quick preset the quickstart trains.</summary>
     public static LdmExperimentConfig Quick => new();

@@ -1,6 +1,7 @@
 using RoentGen.Nn;
 using RoentGen.Platform;
 using RoentGen.Text;
+using RoentGen.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -113,8 +114,51 @@ public sealed class TextToImagePipeline
     /// <summary>Token sequence length.</summary>
     public int MaxTokens { get; }
 
-    /// <summary>Images decoded per VAE call at the end of sampling.</summary>
+    /// <summary>Images decoded per VAE call at the end of sampling (1: VAE slicing, one image at a time).</summary>
     public int DecodeChunk { get; set; } = 2;
+
+    /// <summary>Tiled decoding of the final latents (<see cref="Diffusion.VaeTiling"/>: close to, not equal to, the whole decode), or null to decode each image whole.</summary>
+    public VaeTiling? VaeTiling { get; set; }
+
+    /// <summary>
+    /// Attention slicing: every attention module of the UNet and the VAE computes its attention over chunks of at most
+    /// <paramref name="queryChunk"/> queries (<see cref="SlicedAttentionProcessor"/>; equal to the whole computation up to
+    /// float rounding); null installs the default fused processor again. Replaces any processor installed before.
+    /// </summary>
+    public void SetAttentionSlicing(int? queryChunk)
+    {
+        IAttentionProcessor processor = queryChunk is int q ? new SlicedAttentionProcessor(q) : ScaledDotProductProcessor.Instance;
+        Unet.SetAttentionProcessor(_ => processor);
+        foreach (var a in Vae.modules().OfType<MultiHeadAttention>()) a.Processor = processor;
+    }
+
+    /// <summary>
+    /// Arithmetic of the UNet calls (float32 by default). With bfloat16 (or Auto on a CPU with AVX-512 BF16) a float32
+    /// UNet runs through a bfloat16 copy of its weights (<see cref="BFloat16Shadow{TModule}"/>, refreshed from the UNet at
+    /// the start of every <c>Sample</c> call and given the UNet's attention processors), while the latents, the guidance
+    /// combination, the scheduler's update, the text encoder and the decoder stay float32. A UNet loaded in half precision
+    /// computes in its own type whatever this says.
+    /// </summary>
+    public Precision Precision { get; set; } = Precision.Float32;
+
+    /// <summary>
+    /// Return freed native memory to the system before each denoising step after the first (glibc's malloc_trim; a no-op
+    /// where it is missing). The peak memory of sampling beyond one UNet call came from freed blocks of earlier steps that
+    /// the native heap kept, not from live tensors; trimming costs a few milliseconds per step. On by default.
+    /// </summary>
+    public bool TrimNativeHeapEachStep { get; set; } = true;
+
+    private BFloat16Shadow<UNet2DConditionModel>? _bf16Unet;
+
+    // The module that computes the UNet calls of one Sample call: the UNet, or its refreshed bfloat16 copy.
+    private UNet2DConditionModel ComputeUnet()
+    {
+        if (Precisions.Resolve(Precision) != Precision.BFloat16 || Unet.parameters().First().dtype != ScalarType.Float32) return Unet;
+        _bf16Unet ??= new BFloat16Shadow<UNet2DConditionModel>(Unet, () => new UNet2DConditionModel(Unet.Config));
+        _bf16Unet.PullWeights();
+        foreach (var (master, copy) in Unet.AttentionModules.Zip(_bf16Unet.Compute.AttentionModules)) copy.Processor = master.Processor;
+        return _bf16Unet.Compute;
+    }
 
     /// <summary>
     /// Grayscale images (B, 1, H, W) for a VAE of <paramref name="channels"/> input channels: the one channel repeated
@@ -199,13 +243,14 @@ public sealed class TextToImagePipeline
                 $"(one per prompt for {request.Prompts.Count} prompts, latent channels and side of this pipeline)", nameof(request));
         using var _ = no_grad();
         Unet.eval(); TextEncoder.eval(); Vae.eval();
+        var unet = ComputeUnet();
         var outputs = new List<Tensor>();
         for (int start = 0; start < request.Prompts.Count; start += request.BatchSize)
         {
             int n = Math.Min(request.BatchSize, request.Prompts.Count - start);
             using var scope = NewDisposeScope();
             var prompts = request.Prompts.Skip(start).Take(n).ToList();
-            var images = SampleBatch(request, prompts, start, onStepDone, onStep);
+            var images = SampleBatch(unet, request, prompts, start, onStepDone, onStep);
             outputs.Add(images.MoveToOuterDisposeScope());
         }
         var all = cat(outputs, 0);
@@ -213,7 +258,7 @@ public sealed class TextToImagePipeline
         return all;
     }
 
-    private Tensor SampleBatch(SampleRequest r, List<string> prompts, int offset, Action<int, int>? onStepDone, Action<SamplingStepState>? onStep)
+    private Tensor SampleBatch(UNet2DConditionModel unet, SampleRequest r, List<string> prompts, int offset, Action<int, int>? onStepDone, Action<SamplingStepState>? onStep)
     {
         int n = prompts.Count;
         // 1. Text: conditional and unconditional (negative prompt) contexts, stacked for one UNet pass.
@@ -249,6 +294,7 @@ public sealed class TextToImagePipeline
         // 3. Denoising loop with classifier-free guidance.
         for (int i = first; i < scheduler.Timesteps.Count; i++)
         {
+            if (TrimNativeHeapEachStep && i > first) Memory.TrimNativeHeap();   // the previous step's scope is freed by now
             var step = new SamplingStep(i, scheduler.Timesteps.Count, scheduler.Timesteps[i], offset, n, guided);
             if (onStep is not null)
             {
@@ -259,7 +305,8 @@ public sealed class TextToImagePipeline
             var input = scheduler.ScaleModelInput(latents, i);
             var ts = full(step.Rows, step.Timestep, dtype: ScalarType.Int64);
             Tensor output;
-            using (step.Enter()) output = Unet.call(guided ? cat([input, input], 0) : input, ts, context);   // (rows, C, h, w)
+            using (step.Enter()) output = unet.call(guided ? cat([input, input], 0) : input, ts, context);   // (rows, C, h, w)
+            if (output.dtype != latents.dtype) output = output.to(latents.dtype);   // a bfloat16 copy: guidance and the update in float32
             if (guided)
             {
                 var parts = output.chunk(2, 0);
@@ -279,7 +326,8 @@ public sealed class TextToImagePipeline
         for (long i = 0; i < n; i += DecodeChunk)
         {
             using var decodeScope = NewDisposeScope();
-            var decoded = Vae.DecodeScaled(latents.narrow(0, i, Math.Min(DecodeChunk, n - i)).to(vaeType)).to(ScalarType.Float32);
+            var chunk = latents.narrow(0, i, Math.Min(DecodeChunk, n - i)).to(vaeType);
+            var decoded = (VaeTiling is { } tiling ? tiling.Decode(Vae, chunk / Vae.Config.ScalingFactor) : Vae.DecodeScaled(chunk)).to(ScalarType.Float32);
             if (!decoded.isfinite().all().item<bool>())
                 throw new SamplingDivergedException(
                     $"sampling diverged: the VAE decoder turned finite latents of prompts {offset + i + 1} to {offset + i + decoded.shape[0]} into NaN or infinite pixels; expected finite images (check the VAE's weights)",

@@ -366,7 +366,8 @@ public sealed class UNet2DConditionModel : nn.Module<Tensor, Tensor, Tensor, Ten
 
     /// <summary>
     /// Predicts ε (or v): latents (B, C, h, w) with h and w divisible by 2^(levels−1), timesteps (B) int64,
-    /// text tokens (B, S, CrossAttentionDim).
+    /// text tokens (B, S, CrossAttentionDim). Inputs of another floating type are cast to the weights' type, and the
+    /// prediction comes out in it.
     /// </summary>
     public override Tensor forward(Tensor latents, Tensor timesteps, Tensor context)
     {
@@ -377,6 +378,9 @@ public sealed class UNet2DConditionModel : nn.Module<Tensor, Tensor, Tensor, Ten
         if (context.shape[^1] != Config.CrossAttentionDim)
             throw new ArgumentException($"context width {context.shape[^1]} does not match CrossAttentionDim {Config.CrossAttentionDim}");
         if (timesteps.dim() == 0) timesteps = timesteps.expand(latents.shape[0]);
+        var type = conv_in.weight!.dtype;                 // a bfloat16 copy (mixed precision) takes float32 inputs in its own type
+        if (latents.dtype != type) latents = latents.to(type);
+        if (context.dtype != type) context = context.to(type);
         var temb = time_embedding.call(TimestepFeatures.Sinusoidal(timesteps, Config.BlockOutChannels[0]).to(latents.dtype));
         var x = conv_in.call(latents);
         var skips = new List<Tensor> { x };

@@ -69,6 +69,24 @@ public sealed record PromptAdherenceResult(IReadOnlyList<FindingAdherence> Findi
         new DoubleDataFrameColumn("mean_p_named", Findings.Select(f => f.MeanProbabilityNamed)),
         new DoubleDataFrameColumn("mean_p_not_named", Findings.Select(f => f.MeanProbabilityNotNamed)));
 
+    /// <summary>
+    /// <see cref="ToDataFrame"/> with each AUC's Hanley-McNeil standard error and its normal-approximation interval at
+    /// <paramref name="level"/> (clipped to [0, 1]): auc_se, auc_low, auc_high. An interval that holds 0.5 does not show
+    /// adherence at this number of images; one wholly below 0.5 means the generator draws the finding more often when the
+    /// prompt does not name it.
+    /// </summary>
+    public DataFrame ToDataFrameWithIntervals(double level = 0.95)
+    {
+        if (!(level > 0 && level < 1)) throw new ArgumentOutOfRangeException(nameof(level), level, "level must be in (0, 1)");
+        double z = MathNet.Numerics.Distributions.Normal.InvCDF(0, 1, 0.5 + level / 2);
+        var se = Findings.Select(f => Statistics.HanleyMcNeil.StandardError(f.Auc, f.ImagesNamed, f.ImagesNotNamed)).ToList();
+        var df = ToDataFrame();
+        df.Columns.Add(new DoubleDataFrameColumn("auc_se", se));
+        df.Columns.Add(new DoubleDataFrameColumn("auc_low", Findings.Select((f, i) => Math.Max(0, f.Auc - z * se[i]))));
+        df.Columns.Add(new DoubleDataFrameColumn("auc_high", Findings.Select((f, i) => Math.Min(1, f.Auc + z * se[i]))));
+        return df;
+    }
+
     /// <summary>A bar chart of the per-finding AUCs, with the mean in the title (chance is 0.5).</summary>
     public Figure ToChart()
     {

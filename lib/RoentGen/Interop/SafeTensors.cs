@@ -167,9 +167,26 @@ public static class SafeTensors
     /// <summary>Reads safetensors from a seekable stream (validating first).</summary>
     /// <param name="stream">A readable, seekable stream positioned at the start of the file.</param>
     /// <param name="name">A name for error messages.</param>
-    public static SafeTensorsFile Load(Stream stream, string name)
+    public static SafeTensorsFile Load(Stream stream, string name) => Load(stream, name, null);
+
+    /// <summary>
+    /// Reads only the tensors whose names <paramref name="include"/> accepts (the whole header is validated first), so that
+    /// a large file can be read part by part; tensors are on the CPU.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">No such file.</exception>
+    /// <exception cref="InvalidDataException">The file breaks the format.</exception>
+    public static SafeTensorsFile Load(string path, Func<string, bool> include)
     {
-        var (infos, metadata, dataStart) = ReadHeader(stream, name);
+        ArgumentNullException.ThrowIfNull(include);
+        if (!File.Exists(path)) throw new FileNotFoundException($"safetensors file not found: {path}", path);
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        return Load(fs, path, include);
+    }
+
+    private static SafeTensorsFile Load(Stream stream, string name, Func<string, bool>? include)
+    {
+        var (all, metadata, dataStart) = ReadHeader(stream, name);
+        var infos = include is null ? all : all.Where(i => include(i.Name)).ToList();
         var tensors = new Dictionary<string, Tensor>();
         try
         {

@@ -67,6 +67,7 @@ public sealed record DoctorReport
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,   // a figure that could not be measured is NaN
     };
 }
 
@@ -141,13 +142,37 @@ public static class Doctor
         return report;
     }
 
+    /// <summary>
+    /// The float32 matmul probe at several sizes and thread counts (the current count, then 1 thread; the count is
+    /// restored afterwards): one row per (size, threads). Small products cannot keep every core's vector units busy,
+    /// so GFLOP/s depends on the size as much as on the machine: compare figures only at the same size and threads.
+    /// </summary>
+    public static IReadOnlyList<MatmulMeasurement> MatmulSweep(IReadOnlyList<int> sizes, int repeats = 5)
+    {
+        int threads = torch.get_num_threads();
+        var rows = new List<MatmulMeasurement>();
+        try
+        {
+            foreach (var t in threads > 1 ? new[] { threads, 1 } : [threads])
+            {
+                torch.set_num_threads(t);
+                foreach (var n in sizes) rows.Add(new MatmulMeasurement(n, t, MeasureMatmulGflops(n, repeats)));
+            }
+        }
+        finally { torch.set_num_threads(threads); }
+        return rows;
+    }
+
     /// <summary>Median float32 matmul GFLOP/s over 5 timed runs after a warm-up.</summary>
-    public static double MeasureMatmulGflops(int n = 2048, int repeats = 5)
+    public static double MeasureMatmulGflops(int n = 2048, int repeats = 5) => MeasureMatmulGflops(n, repeats, torch.ScalarType.Float32);
+
+    /// <summary>Median n x n matmul GFLOP/s in <paramref name="type"/> (e.g. bfloat16: that arithmetic's peak) over timed runs after a warm-up.</summary>
+    public static double MeasureMatmulGflops(int n, int repeats, torch.ScalarType type)
     {
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
-        var a = torch.randn(n, n);
-        var b = torch.randn(n, n);
+        var a = torch.randn(n, n).to(type);
+        var b = torch.randn(n, n).to(type);
         torch.matmul(a, b).Dispose();
         var times = new List<double>();
         for (int i = 0; i < repeats; i++)
@@ -186,3 +211,9 @@ public static class Doctor
         return (model, features);
     }
 }
+
+/// <summary>One float32 matmul timing of <see cref="Doctor.MatmulSweep"/>.</summary>
+/// <param name="Size">n of the n x n by n x n product.</param>
+/// <param name="Threads">libtorch's intra-op threads.</param>
+/// <param name="Gflops">Median GFLOP/s (2 n³ operations per product).</param>
+public sealed record MatmulMeasurement(int Size, int Threads, double Gflops);

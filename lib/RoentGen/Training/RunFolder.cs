@@ -127,10 +127,13 @@ public sealed class RunFolder
         return this;
     }
 
-    /// <summary>Marks the job finished: writes run.json (kind, steps, seconds of this call, final loss, when), atomically, last.</summary>
-    public RunRecord Finish(int steps, double seconds, double finalLoss = double.NaN)
+    /// <summary>
+    /// Marks the job finished: writes run.json (kind, steps, seconds of this call, final loss, when, and the arithmetic
+    /// it trained in when given: "fp32" or "bf16"), atomically, last.
+    /// </summary>
+    public RunRecord Finish(int steps, double seconds, double finalLoss = double.NaN, string? precision = null)
     {
-        var record = new RunRecord(Kind, steps, seconds, double.IsFinite(finalLoss) ? finalLoss : null, DateTimeOffset.UtcNow);
+        var record = new RunRecord(Kind, steps, seconds, double.IsFinite(finalLoss) ? finalLoss : null, DateTimeOffset.UtcNow) { Precision = precision };
         AtomicFile.WriteAllText(System.IO.Path.Combine(Path, RunFile), JsonSerializer.Serialize(record, SafeTensors.ConfigJsonOptions));
         return record;
     }
@@ -214,4 +217,8 @@ public sealed class RunFolder
 /// <param name="Seconds">Wall time of the call that finished it.</param>
 /// <param name="FinalLoss">Loss of the last step, when there was one.</param>
 /// <param name="FinishedUtc">When it finished.</param>
-public sealed record RunRecord(string Kind, int Steps, double Seconds, double? FinalLoss, DateTimeOffset FinishedUtc);
+public sealed record RunRecord(string Kind, int Steps, double Seconds, double? FinalLoss, DateTimeOffset FinishedUtc)
+{
+    /// <summary>The arithmetic the call that finished the job trained in ("fp32" or "bf16"); null when not recorded.</summary>
+    public string? Precision { get; init; }
+}

@@ -76,6 +76,7 @@ public sealed class Trainer
     private readonly object? _config;
     private readonly Dictionary<string, double> _stepMetrics = new();
     private Dictionary<string, Ema>? _emas;
+    private readonly IReadOnlyList<BFloat16Shadow> _shadows;
 
     /// <summary>Creates a loop over named modules (e.g. "unet", "text_encoder") and their optimizer.</summary>
     /// <param name="modules">Trained modules by name; each is checkpointed as NAME.safetensors.</param>
@@ -83,7 +84,14 @@ public sealed class Trainer
     /// <param name="options">Loop settings.</param>
     /// <param name="outputDir">Where checkpoints go (null: none, no resume).</param>
     /// <param name="config">The experiment's config record, written as config.json beside every checkpoint.</param>
-    public Trainer(IReadOnlyDictionary<string, nn.Module> modules, OptimizerHelper optimizer, TrainerOptions options, string? outputDir = null, object? config = null)
+    /// <param name="shadows">
+    /// Mixed precision: bfloat16 copies of (some of) <paramref name="modules"/> that the loss function computes with
+    /// (null or empty: the loss uses the modules themselves). The loop casts the float32 weights into each copy before
+    /// the first step and after every optimizer step, and adds each copy's gradients to the float32 weights after every
+    /// backward pass; the optimizer, clipping, EMA and checkpoints see only the float32 modules.
+    /// </param>
+    public Trainer(IReadOnlyDictionary<string, nn.Module> modules, OptimizerHelper optimizer, TrainerOptions options, string? outputDir = null, object? config = null,
+        IReadOnlyList<BFloat16Shadow>? shadows = null)
     {
         if (options.TotalSteps < 1) throw new ArgumentException($"TotalSteps must be at least 1, got {options.TotalSteps}");
         if (options.GradAccumulation < 1) throw new ArgumentException($"GradAccumulation must be at least 1, got {options.GradAccumulation}");
@@ -92,6 +100,10 @@ public sealed class Trainer
         _options = options;
         _outputDir = outputDir;
         _config = config;
+        _shadows = shadows ?? [];
+        foreach (var s in _shadows)
+            if (!modules.Values.Contains(s.MasterModule))
+                throw new ArgumentException("a bfloat16 copy's master is not one of the trained modules", nameof(shadows));
     }
 
     /// <summary>The history so far (restored on resume).</summary>
@@ -136,6 +148,7 @@ public sealed class Trainer
         var initialLrs = groups.Select(g => g.InitialLearningRate).ToArray();
         var parameters = _modules.Values.SelectMany(m => m.parameters()).Where(p => p.requires_grad).ToList();
         foreach (var m in _modules.Values) m.train();
+        foreach (var s in _shadows) s.PullWeights();
 
         using var progress = ProgressReporter.Start(_options.Title, _options.TotalSteps, "steps");
         if (start > 0) progress.Advance(start);
@@ -157,10 +170,12 @@ public sealed class Trainer
                 double value = l.item<float>();
                 if (!double.IsFinite(value)) throw new RoentGen.Platform.RunStateException($"{_options.Title}: loss is {value} at step {step} (micro-batch {micro})");
                 (l / _options.GradAccumulation).backward();
+                foreach (var s in _shadows) s.PushGradients();
                 stepLoss += value / _options.GradAccumulation;
             }
             if (_options.GradClipNorm > 0) nn.utils.clip_grad_norm_(parameters, _options.GradClipNorm);
             _optimizer.step();
+            foreach (var s in _shadows) s.PullWeights();
             if (_emas is not null)
                 foreach (var (name, ema) in _emas) ema.Update(_modules[name], TrainerOptions.WarmedUpEmaDecay(_options.EmaDecay!.Value, step));
             if (afterStep is not null)
@@ -184,6 +199,7 @@ public sealed class Trainer
                 SaveCheckpoint(step + 1);
         }
         foreach (var m in _modules.Values) m.eval();
+        foreach (var s in _shadows) s.ComputeModule.eval();
         return History;
     }
 

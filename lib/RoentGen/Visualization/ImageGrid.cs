@@ -102,7 +102,13 @@ public sealed class ImageGrid : IPngDisplayable
 
     internal int EffectiveFontScale => FontScale > 0 ? FontScale : Math.Max(1, CellSize().W / 128);
 
-    private int CaptionHeight => _cells.Any(c => !string.IsNullOrEmpty(c.Caption)) ? (BitmapFont.GlyphHeight + 3) * EffectiveFontScale : 0;
+    /// <summary>Most lines a caption wraps onto; what still does not fit ends with "...".</summary>
+    public const int MaxCaptionLines = 3;
+
+    // Every caption strip has the height of the longest wrapped caption, so rows stay aligned.
+    private int CaptionLines => _cells.Count == 0 ? 0
+        : _cells.Max(c => string.IsNullOrEmpty(c.Caption) ? 0 : WrapCaption(c.Caption, CellSize().W, EffectiveFontScale).Count);
+    private int CaptionHeight => CaptionLines * (BitmapFont.GlyphHeight + 3) * EffectiveFontScale;
     private int TitleHeight => string.IsNullOrEmpty(Title) ? 0 : (BitmapFont.GlyphHeight + 4) * EffectiveFontScale;
     private int Rows => Math.Max(1, (_cells.Count + Columns - 1) / Columns);
     private int UsedColumns => Math.Max(1, Math.Min(Columns, _cells.Count));
@@ -162,9 +168,12 @@ public sealed class ImageGrid : IPngDisplayable
             if (!string.IsNullOrEmpty(cell.Caption))
             {
                 var (cx, cy, cwid, _) = CaptionRect(i);
-                var text = Fit(cell.Caption, cwid, scale);
-                int tx = cx + Math.Max(0, (cwid - BitmapFont.MeasureWidth(text, scale)) / 2);
-                BitmapFont.Draw(rgb, width, height, text, tx, cy + 2 * scale, scale, 0, 0, 0);
+                var lines = WrapCaption(cell.Caption, cwid, scale);
+                for (int l = 0; l < lines.Count; l++)
+                {
+                    int tx = cx + Math.Max(0, (cwid - BitmapFont.MeasureWidth(lines[l], scale)) / 2);
+                    BitmapFont.Draw(rgb, width, height, lines[l], tx, cy + 2 * scale + l * (BitmapFont.GlyphHeight + 3) * scale, scale, 0, 0, 0);
+                }
             }
         }
         return rgb;
@@ -175,6 +184,28 @@ public sealed class ImageGrid : IPngDisplayable
 
     /// <summary>"ImageGrid: 8 images, 4 columns, 'title'".</summary>
     public override string ToString() => $"ImageGrid: {_cells.Count} images, {Columns} columns{(Title is null ? "" : $", '{Title}'")}";
+
+    /// <summary>
+    /// A caption broken at spaces (or inside a word longer than a line) into lines that fit <paramref name="width"/>
+    /// pixels at font scale <paramref name="scale"/>, at most <see cref="MaxCaptionLines"/>; the last line ends with
+    /// "..." when text is left over.
+    /// </summary>
+    public static IReadOnlyList<string> WrapCaption(string text, int width, int scale)
+    {
+        int perLine = Math.Max(1, (width / Math.Max(1, scale) + 1) / BitmapFont.Advance);
+        var lines = new List<string>();
+        var rest = text.Trim();
+        while (rest.Length > 0 && lines.Count < MaxCaptionLines)
+        {
+            if (rest.Length <= perLine) { lines.Add(rest); rest = ""; break; }
+            int cut = rest.LastIndexOf(' ', Math.Min(perLine, rest.Length - 1));
+            if (cut <= 0) cut = perLine;   // one word longer than the line: break inside it
+            lines.Add(rest[..cut].TrimEnd());
+            rest = rest[cut..].TrimStart();
+        }
+        if (rest.Length > 0) lines[^1] = Fit(lines[^1] + " " + rest, width, scale);
+        return lines;
+    }
 
     // Shortens text with "..." so it fits a width at a scale.
     private static string Fit(string text, int width, int scale)

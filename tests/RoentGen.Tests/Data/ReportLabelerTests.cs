@@ -48,7 +48,8 @@ public class ReportLabelerTests(ITestOutputHelper output)
     [InlineData("Heart size normal.", Observation.Cardiomegaly, Mention.Negative)]
     [InlineData("The heart is not enlarged.", Observation.Cardiomegaly, Mention.Negative)]
     [InlineData("The heart is mildly enlarged.", Observation.Cardiomegaly, Mention.Positive)]
-    [InlineData("Heart size is at the upper limits of normal.", Observation.Cardiomegaly, Mention.Uncertain)]
+    [InlineData("Heart size is at the upper limits of normal.", Observation.Cardiomegaly, Mention.Negative)]
+    [InlineData("Heart size is borderline.", Observation.Cardiomegaly, Mention.Uncertain)]
     [InlineData("The heart, pulmonary XXXX and mediastinum are within normal limits.", Observation.EnlargedCardiomediastinum, Mention.Negative)]
     [InlineData("Blunting of the left costophrenic angle.", Observation.PleuralEffusion, Mention.Positive)]
     [InlineData("The costophrenic angles are sharp.", Observation.PleuralEffusion, Mention.Negative)]
@@ -66,7 +67,10 @@ public class ReportLabelerTests(ITestOutputHelper output)
     public void NoFinding_FollowsTheCheXpertRule()
     {
         Assert.Equal(Mention.Positive, L("Heart size normal. Lungs are clear. No focal airspace disease. XXXX are intact.", Observation.NoFinding));
-        Assert.Equal(Mention.Positive, L("The lungs are clear. Degenerative changes of the spine.", Observation.NoFinding));
+        // a finding outside the 14 observations (CheXpert's "No Finding" mention list: degenerative change, granuloma, emphysema,
+        // ...) withholds No Finding when present, not when negated
+        Assert.Equal(Mention.NotMentioned, L("The lungs are clear. Degenerative changes of the spine.", Observation.NoFinding));
+        Assert.Equal(Mention.Positive, L("The lungs are clear. No emphysema.", Observation.NoFinding));
         // support devices do not cancel No Finding
         Assert.Equal(Mention.Positive, L("Left chest wall pacemaker. No acute cardiopulmonary process.", Observation.NoFinding));
         // an uncertain finding does
@@ -85,7 +89,8 @@ public class ReportLabelerTests(ITestOutputHelper output)
     /// <summary>
     /// Agreement with the human MeSH tags of the 300 real IU reports in the shared sample. The floors were set
     /// a little under what was measured ON THIS SAME SAMPLE while writing the rules (so this is a tuned, not a
-    /// held-out, estimate): macro F1 0.856 (uncertain counted positive).
+    /// held-out, estimate): macro F1 0.856 (uncertain counted positive). The rules were later rebuilt against the development
+    /// half only (#16); the held-out figure is <see cref="ReportLabelerHeldOutTests.Agrees_with_human_tags_on_held_out_IU_reports"/>.
     /// </summary>
     [SkippableFact]
     public void AgreesWithHumanTags_OnRealIuReports()

@@ -32,7 +32,7 @@ public class DiffusionBenchmarkTests
         Assert.True(r.LdmTrainImagesPerSecond > 0 && r.VaeTrainImagesPerSecond > 0 && r.SampleImagesPerSecond > 0);
         Assert.True(r.LdmGflopPerStep > 0.001, $"LDM {r.LdmGflopPerStep} GFLOP/step");
         Assert.True(r.VaeGflopPerStep > 0.001, $"VAE {r.VaeGflopPerStep} GFLOP/step");
-        Assert.Equal(6, r.ToFigures("tiny").Count);
+        Assert.Equal(8, r.ToFigures("tiny").Count);
         Assert.True(r.WeightsMb > 0);
 
         // The per-step figure is three forward passes of the counted work at the training batch and shapes (checked by

@@ -20,8 +20,9 @@ public class QuickstartTests
 
         Assert.NotNull(r.Diffusion);
         Assert.Equal(40, r.LabelerReports);
-        foreach (var f in new[] { "report.html", "metrics.json", "evaluation.json", "prompt-grid.png", "doctor.json", "gallery.png" })
+        foreach (var f in new[] { "report.html", "metrics.json", "evaluation.json", "prompt-grid.png", Quickstart.ThumbnailFile, "doctor.json", "gallery.png" })
             Assert.True(File.Exists(Path.Combine(dir, f)), $"{f} missing");
+        Assert.True(new FileInfo(Path.Combine(dir, Quickstart.ThumbnailFile)).Length < 200_000, "the README thumbnail must stay under 200 KB");
         Assert.True(File.Exists(Path.Combine(dir, "experiment", LatentDiffusionRuns.ConfigFile)));
         Assert.True(File.Exists(Path.Combine(dir, "proxy", RoentGen.Training.Checkpoint.WeightsFileName)), "the judge was not saved");
 

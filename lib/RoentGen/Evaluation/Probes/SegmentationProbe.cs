@@ -20,6 +20,8 @@ public sealed record SegmentationProbeOptions
 
     /// <summary>A quick setting for tests and smoke runs.</summary>
     public static SegmentationProbeOptions Quick { get; } = new() { Epochs = 25 };
+    /// <summary>Keep the first this many test images' predicted masks in <see cref="SegmentationProbeResult.Predictions"/> (0: none).</summary>
+    public int KeepPredictions { get; init; }
 }
 
 /// <summary>Test Dice of one structure.</summary>
@@ -32,7 +34,14 @@ public sealed record StructureDice(string Structure, double Dice, int TestImages
 /// <param name="PerStructure">Dice per structure.</param>
 /// <param name="MeanDice">Mean over the structures with a finite Dice.</param>
 /// <param name="FinalLoss">Training loss of the last epoch.</param>
-public sealed record SegmentationProbeResult(IReadOnlyList<StructureDice> PerStructure, double MeanDice, double FinalLoss);
+public sealed record SegmentationProbeResult(IReadOnlyList<StructureDice> PerStructure, double MeanDice, double FinalLoss)
+{
+    /// <summary>
+    /// Predicted masks (K, C, S, S) of the first K test images (K = <see cref="SegmentationProbeOptions.KeepPredictions"/>),
+    /// channels in <see cref="PerStructure"/> order, 1 where sigmoid ≥ 0.5; null when none were kept.
+    /// </summary>
+    public Tensor? Predictions { get; init; }
+}
 
 /// <summary>
 /// Segmentation from frozen patch tokens: a linear (1×1) head maps each token to one logit per structure; the logit
@@ -86,9 +95,13 @@ public static class SegmentationProbe
             lastLoss = sum / batches;
         }
         var per = new List<StructureDice>();
+        Tensor? kept = null;
         using (no_grad())
         {
-            var pred = Upsample(head.call(xTe), size).sigmoid().ge(0.5).to_type(ScalarType.Float32) * pTe;
+            var raw = Upsample(head.call(xTe), size).sigmoid().ge(0.5).to_type(ScalarType.Float32);   // (N, C, S, S)
+            if (options.KeepPredictions > 0)
+                kept = raw.narrow(0, 0, Math.Min(options.KeepPredictions, raw.shape[0])).clone().MoveToOuterDisposeScope();
+            var pred = raw * pTe;
             var gt = yTe * pTe;
             for (int c = 0; c < names.Count; c++)
             {
@@ -98,7 +111,7 @@ public static class SegmentationProbe
             }
         }
         head.Dispose();
-        return new SegmentationProbeResult(per, ProbeMetrics.MeanFinite(per.Select(p => p.Dice)), lastLoss);
+        return new SegmentationProbeResult(per, ProbeMetrics.MeanFinite(per.Select(p => p.Dice)), lastLoss) { Predictions = kept };
     }
 
     // (N, P, D) tokens as a (N, D, gh, gw) map.

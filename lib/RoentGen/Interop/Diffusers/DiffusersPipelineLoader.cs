@@ -111,29 +111,7 @@ public static class DiffusersPipelineLoader
         var schedCfg = summary.Scheduler!;
         var tokenizer = BpeTokenizer.LoadFolder(Path.Combine(root, "tokenizer"));
 
-        var unetConfig = ToUNetConfig(unetCfg, problems);
-        var vaeConfig = ToVaeConfig(vaeCfg, problems);
-        var textConfig = ToTextConfig(textCfg, tokenizer, problems);
-        var schedule = ToScheduleConfig(schedCfg, problems);
-        if (unetCfg.InChannels != vaeCfg.LatentChannels || unetCfg.OutChannels != vaeCfg.LatentChannels)
-            problems.Add($"unet/config.json: in_channels {unetCfg.InChannels} and out_channels {unetCfg.OutChannels} must equal vae/config.json latent_channels {vaeCfg.LatentChannels}");
-        if (unetCfg.CrossAttentionDim != textCfg.HiddenSize)
-            problems.Add($"unet/config.json: cross_attention_dim {unetCfg.CrossAttentionDim} must equal text_encoder/config.json hidden_size {textCfg.HiddenSize}");
-        int latentSize = options.LatentSize ?? unetCfg.SampleSize ?? 0;
-        if (latentSize <= 0) problems.Add("unet/config.json: no sample_size; pass DiffusersLoadOptions.LatentSize");
-        else if (latentSize % (1 << (unetCfg.Levels - 1)) != 0)
-            problems.Add($"latent size {latentSize} is not divisible by {1 << (unetCfg.Levels - 1)} (the UNet's {unetCfg.Levels} levels)");
-        int maxTokens = options.MaxTokens ?? tokenizer.ModelMaxLength ?? textCfg.MaxPositionEmbeddings;
-        if (maxTokens < 2 || maxTokens > textCfg.MaxPositionEmbeddings)
-            problems.Add($"{maxTokens} tokens per prompt do not fit text_encoder/config.json max_position_embeddings {textCfg.MaxPositionEmbeddings} (expected 2 to that)");
-        foreach (var (file, validate) in new (string, Action)[]
-                 { ("unet/config.json", unetConfig.Validate), ("vae/config.json", vaeConfig.Validate), ("text_encoder/config.json", textConfig.Validate) })
-        {
-            try { validate(); }
-            catch (ArgumentException e) { problems.Add($"{file}: {e.Message}"); }
-        }
-        try { _ = new NoiseSchedule(schedule); }
-        catch (ArgumentException e) { problems.Add($"scheduler/scheduler_config.json: {e.Message}"); }
+        var (unetConfig, vaeConfig, textConfig, schedule, latentSize, maxTokens) = ToLibraryConfigs(unetCfg, vaeCfg, textCfg, schedCfg, tokenizer, options, problems);
         if (problems.Count > 0) throw Refused(root, problems);
 
         // Read every component's weights first, so that a folder with several problems reports all of them at once.
@@ -180,6 +158,41 @@ public static class DiffusersPipelineLoader
         {
             foreach (var d in sources.Values) foreach (var t in d.Values) t.Dispose();
         }
+    }
+
+    /// <summary>
+    /// The library's configs for a pipeline's four diffusers configs and tokenizer (each converted, cross-checked and
+    /// validated); every problem is added to <paramref name="problems"/>, named with its config file.
+    /// </summary>
+    internal static (UNetConfig Unet, VaeConfig Vae, TextConfig Text, NoiseScheduleConfig Schedule, int LatentSize, int MaxTokens) ToLibraryConfigs(
+        UNet2DConditionConfig unetCfg, AutoencoderKLConfig vaeCfg, ClipTextConfig textCfg, SchedulerConfig schedCfg, BpeTokenizer tokenizer,
+        DiffusersLoadOptions options, List<string> problems)
+    {
+        var unetConfig = ToUNetConfig(unetCfg, problems);
+        var vaeConfig = ToVaeConfig(vaeCfg, problems);
+        var textConfig = ToTextConfig(textCfg, tokenizer, problems);
+        var schedule = ToScheduleConfig(schedCfg, problems);
+        if (unetCfg.InChannels != vaeCfg.LatentChannels || unetCfg.OutChannels != vaeCfg.LatentChannels)
+            problems.Add($"unet/config.json: in_channels {unetCfg.InChannels} and out_channels {unetCfg.OutChannels} must equal vae/config.json latent_channels {vaeCfg.LatentChannels}");
+        if (unetCfg.CrossAttentionDim != textCfg.HiddenSize)
+            problems.Add($"unet/config.json: cross_attention_dim {unetCfg.CrossAttentionDim} must equal text_encoder/config.json hidden_size {textCfg.HiddenSize}");
+        int latentSize = options.LatentSize ?? unetCfg.SampleSize ?? 0;
+        if (latentSize <= 0) problems.Add("unet/config.json: no sample_size; pass DiffusersLoadOptions.LatentSize");
+        else if (latentSize % (1 << (unetCfg.Levels - 1)) != 0)
+            problems.Add($"latent size {latentSize} is not divisible by {1 << (unetCfg.Levels - 1)} (the UNet's {unetCfg.Levels} levels)");
+        int maxTokens = options.MaxTokens ?? tokenizer.ModelMaxLength ?? textCfg.MaxPositionEmbeddings;
+        if (maxTokens < 2 || maxTokens > textCfg.MaxPositionEmbeddings)
+            problems.Add($"{maxTokens} tokens per prompt do not fit text_encoder/config.json max_position_embeddings {textCfg.MaxPositionEmbeddings} (expected 2 to that)");
+        foreach (var (file, validate) in new (string, Action)[]
+                 { ("unet/config.json", unetConfig.Validate), ("vae/config.json", vaeConfig.Validate), ("text_encoder/config.json", textConfig.Validate) })
+        {
+            try { validate(); }
+            catch (ArgumentException e) { problems.Add($"{file}: {e.Message}"); }
+        }
+        try { _ = new NoiseSchedule(schedule); }
+        catch (ArgumentException e) { problems.Add($"scheduler/scheduler_config.json: {e.Message}"); }
+
+        return (unetConfig, vaeConfig, textConfig, schedule, latentSize, maxTokens);
     }
 
     /// <summary>The UNet this library builds for a diffusers UNet config; what it cannot build is added to <paramref name="problems"/>.</summary>

@@ -1,0 +1,87 @@
+using System.Runtime.InteropServices;
+using System.Text.Json.Serialization;
+using static TorchSharp.torch;
+
+namespace RoentGen.Platform;
+
+/// <summary>
+/// The arithmetic a model computes in. Training in <see cref="BFloat16"/> is mixed precision: the forward and backward
+/// passes run on a bfloat16 copy of the weights, while the weights the optimizer updates (and its state) stay float32.
+/// </summary>
+[JsonConverter(typeof(JsonStringEnumConverter<Precision>))]
+public enum Precision
+{
+    /// <summary>BFloat16 where the CPU computes it natively (AVX-512 BF16 on Linux), float32 elsewhere.</summary>
+    Auto,
+    /// <summary>Everything in float32.</summary>
+    Float32,
+    /// <summary>BFloat16 compute, float32 master weights, optimizer state and loss.</summary>
+    BFloat16,
+}
+
+/// <summary>Resolves <see cref="Precision.Auto"/> from the CPU's features and converts precisions to tensor types.</summary>
+public static class Precisions
+{
+    private static readonly Lazy<bool> NativeBf16 = new(() =>
+    {
+        if (!RuntimeInformation.IsOSPlatform(OSPlatform.Linux)) return false;
+        try { return File.Exists("/proc/cpuinfo") && HasAvx512Bf16(File.ReadAllText("/proc/cpuinfo")); }
+        catch (IOException) { return false; }
+        catch (UnauthorizedAccessException) { return false; }
+    });
+
+    /// <summary>True when this machine computes bfloat16 natively (Linux, /proc/cpuinfo lists <c>avx512_bf16</c>).</summary>
+    public static bool MachineHasNativeBf16 => NativeBf16.Value;
+
+    /// <summary>True when a /proc/cpuinfo text lists the <c>avx512_bf16</c> flag on a "flags" line.</summary>
+    public static bool HasAvx512Bf16(string cpuinfo)
+    {
+        ArgumentNullException.ThrowIfNull(cpuinfo);
+        foreach (var line in cpuinfo.Split('\n'))
+        {
+            int colon = line.IndexOf(':');
+            if (colon < 0 || line[..colon].Trim() != "flags") continue;
+            if (line[(colon + 1)..].Split(' ', '\t', StringSplitOptions.RemoveEmptyEntries).Contains("avx512_bf16")) return true;
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// <see cref="Precision.Auto"/> as <see cref="Precision.BFloat16"/> on Linux with AVX-512 BF16 (read from
+    /// <paramref name="cpuinfo"/>), <see cref="Precision.Float32"/> otherwise; the other values unchanged.
+    /// </summary>
+    /// <param name="precision">The requested precision.</param>
+    /// <param name="cpuinfo">The text of /proc/cpuinfo (null: none, so Auto is float32).</param>
+    /// <param name="isLinux">Whether the machine runs Linux (Auto is float32 elsewhere).</param>
+    public static Precision Resolve(Precision precision, string? cpuinfo, bool isLinux) => precision switch
+    {
+        Precision.Auto => isLinux && cpuinfo is not null && HasAvx512Bf16(cpuinfo) ? Precision.BFloat16 : Precision.Float32,
+        _ => precision,
+    };
+
+    /// <summary>The precision this machine runs: <see cref="Precision.Auto"/> resolved from its own /proc/cpuinfo.</summary>
+    public static Precision Resolve(Precision precision) =>
+        precision == Precision.Auto ? (MachineHasNativeBf16 ? Precision.BFloat16 : Precision.Float32) : precision;
+
+    /// <summary>The tensor type of a resolved precision's compute (Auto resolved on this machine).</summary>
+    public static ScalarType ComputeType(Precision precision) =>
+        Resolve(precision) == Precision.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
+
+    /// <summary>The command-line and metrics spelling: fp32, bf16 or auto.</summary>
+    public static string ToShortName(Precision precision) => precision switch
+    {
+        Precision.Float32 => "fp32",
+        Precision.BFloat16 => "bf16",
+        _ => "auto",
+    };
+
+    /// <summary>Parses fp32/float32, bf16/bfloat16 or auto (case-insensitive).</summary>
+    /// <exception cref="ArgumentException">Another word; the message lists the accepted ones.</exception>
+    public static Precision Parse(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "fp32" or "float32" => Precision.Float32,
+        "bf16" or "bfloat16" => Precision.BFloat16,
+        "auto" => Precision.Auto,
+        _ => throw new ArgumentException($"unknown precision '{text}'; expected fp32, bf16 or auto"),
+    };
+}
