@@ -44,7 +44,7 @@ internal static class QuickstartCommand
     }
 
     // The repository holding the notebooks: walk up from the working directory, then from the program.
-    private static string? RepositoryRoot()
+    internal static string? RepositoryRoot()
     {
         foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
             for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)

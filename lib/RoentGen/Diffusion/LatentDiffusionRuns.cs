@@ -61,6 +61,13 @@ public sealed record LdmRunOptions
     public CancellationToken Cancellation { get; init; }
     /// <summary>Called after each optimizer step with the stage ("vae" or "ldm") and the step (0-based), e.g. for a live chart.</summary>
     public Action<string, int>? AfterStep { get; init; }
+    /// <summary>
+    /// Called after each optimizer step of the denoising stage (after <see cref="AfterStep"/>, before the step is
+    /// checkpointed) with the model being trained (its raw weights, not the EMA) and the step (0-based): e.g. to evaluate
+    /// the model at a few step counts. It must leave the weights as they are; it may switch the parts to evaluation mode
+    /// (the stage puts its trained parts back into training mode after it).
+    /// </summary>
+    public Action<LatentDiffusionModel, int>? AfterLdmStep { get; init; }
 }
 
 /// <summary>What the VAE stage gives.</summary>
@@ -220,7 +227,7 @@ public static class LatentDiffusionRuns
         {
             var idx = tensor(Enumerable.Range(0, cfg.LdmBatch).Select(_ => (long)ctx.Random.Next((int)n)).ToArray());
             return objective.Loss(computeModel, new DenoisingBatch(latents.index_select(0, idx), ids.index_select(0, idx)), ctx.Generator);
-        }, options.Cancellation, AfterStep(options, "ldm"));
+        }, options.Cancellation, LdmAfterStep(options, model));
         trainer.ApplyEma();   // sample with the EMA weights of every trained part
         model.Save(dir);
         AtomicFile.WriteAllText(Path.Combine(dir, ConfigFile), JsonSerializer.Serialize(cfg, SafeTensors.ConfigJsonOptions));
@@ -276,6 +283,19 @@ public static class LatentDiffusionRuns
         RoentGen.Interop.Diffusers.DiffusersPipelineLoader.IsDiffusersFolder(dir)
             ? RoentGen.Interop.Diffusers.DiffusersPipelineLoader.Load(dir)
             : LatentDiffusionModel.Load(dir).ToPipeline();
+
+    private static Action<int>? LdmAfterStep(LdmRunOptions options, LatentDiffusionModel model)
+    {
+        var after = AfterStep(options, "ldm");
+        if (options.AfterLdmStep is not { } hook) return after;
+        return step =>
+        {
+            after?.Invoke(step);
+            hook(model, step);
+            model.Unet.train();
+            model.TextEncoder.train();
+        };
+    }
 
     /// <summary>
     /// The autoencoder's training loss on images <paramref name="x"/> (float32, [−1, 1]) computed by <paramref name="vae"/>

@@ -22,6 +22,7 @@ public class NotebookExecutionTests
         { "03-prompt-sweeps.ipynb", "checkpoint=no-such-folder;fallbackPreset=tiny;seeds=2;imagesPerPrompt=1;maxSteps=5" },
         { "04-rad-dino-pretraining.ipynb", RadDinoParameters },
         { "05-probes-and-tsne.ipynb", EncoderComparisonParameters },
+        { "06-roentgen-domain-adaptation.ipynb", "resultsDir=;preset=tiny;seeds=0" },
         { "08-real-weights.ipynb", "weights=;outDir=;sampleSteps=2;loraSteps=2;phantoms=2" },
     };
 

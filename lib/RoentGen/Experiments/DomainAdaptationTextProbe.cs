@@ -1,0 +1,192 @@
+using RoentGen.Data;
+using RoentGen.Data.Phantoms;
+using RoentGen.Data.Reports;
+using RoentGen.Diffusion;
+using RoentGen.Evaluation.Probes;
+using RoentGen.Text;
+using static TorchSharp.torch;
+
+namespace RoentGen.Experiments;
+
+/// <summary>Report texts with their 14 CheXpert observations as binary positives, the text-encoder probe's data.</summary>
+/// <param name="Name">Where the reports came from.</param>
+/// <param name="Texts">One text per report.</param>
+/// <param name="Labels">(N, 14): 1 where the observation is positive, in <see cref="Observations.All"/> order.</param>
+public sealed record LabelledReports(string Name, IReadOnlyList<string> Texts, float[,] Labels)
+{
+    /// <summary>Number of reports.</summary>
+    public int Count => Texts.Count;
+
+    /// <summary>Reports whose label is positive for an observation.</summary>
+    public int Positives(Observation o) => Enumerable.Range(0, Count).Count(i => Labels[i, (int)o] > 0.5f);
+
+    /// <summary>
+    /// Phantom reports 0..count−1 of world <paramref name="worldSeed"/> (their true findings as labels), each written as a
+    /// training prompt of <paramref name="source"/> (so the encoder sees text in the form it was trained on).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Fewer than 10 reports.</exception>
+    public static LabelledReports Phantoms(int count, long worldSeed, PromptSource source = PromptSource.ImpressionAndFindings)
+    {
+        if (count < 10) throw new ArgumentOutOfRangeException(nameof(count), count, "the text probe needs at least 10 reports (train, validation and test)");
+        var generator = new PhantomGenerator(new PhantomOptions { Size = 64, Seed = worldSeed });
+        var texts = new string[count];
+        var labels = new CxrLabels[count];
+        Parallel.For(0, count, i =>
+        {
+            var (_, report) = generator.GenerateReport(i);
+            texts[i] = LdmTrainingData.PromptOf(report.Impression, report.Findings, source).Trim();
+            labels[i] = report.Labels;
+        });
+        return new LabelledReports($"phantom reports (world {worldSeed}, n={count})", texts, Matrix(labels));
+    }
+
+    /// <summary>
+    /// The real Indiana University reports of a CSV (columns findings and impression, as in the shared real-data
+    /// sample's iu_xray_reports_sample.csv), labelled by <paramref name="labeler"/> (uncertain mentions count as
+    /// negative: only what a report states as present is a positive). Null when the file does not exist.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The CSV lacks a findings or impression column (named), or holds fewer than 10 reports with text.</exception>
+    public static LabelledReports? IuReports(string csvPath, ReportLabeler? labeler = null)
+    {
+        if (!File.Exists(csvPath)) return null;
+        labeler ??= new ReportLabeler();
+        var table = Csv.ReadFile(csvPath);
+        var texts = new List<string>();
+        foreach (var row in table.Rows)
+        {
+            var findings = row.Get("findings") ?? throw new InvalidDataException($"{csvPath}: no 'findings' column; expected the IU reports' columns (findings, impression)");
+            var impression = row.Get("impression") ?? throw new InvalidDataException($"{csvPath}: no 'impression' column; expected the IU reports' columns (findings, impression)");
+            var text = LdmTrainingData.PromptOf(impression.Trim(), findings.Trim(), PromptSource.ImpressionAndFindings).Trim();
+            if (text.Length > 0) texts.Add(text);
+        }
+        if (texts.Count < 10) throw new InvalidDataException($"{csvPath}: {texts.Count} reports with text; the text probe needs at least 10");
+        return new LabelledReports($"IU reports ({Path.GetFileName(csvPath)}, n={texts.Count}, labelled by the report labeler)", texts,
+            Matrix(texts.Select(labeler.Label).ToList()));
+    }
+
+    private static float[,] Matrix(IReadOnlyList<CxrLabels> labels)
+    {
+        var m = new float[labels.Count, Observations.All.Count];
+        for (int i = 0; i < labels.Count; i++)
+            foreach (var o in Observations.All) m[i, (int)o] = labels[i].Has(o) ? 1f : 0f;
+        return m;
+    }
+}
+
+/// <summary>Settings of the text-encoder probe.</summary>
+public sealed record TextProbeOptions
+{
+    /// <summary>The linear probe's grid and steps.</summary>
+    public LinearProbeOptions Linear { get; init; } = LinearProbeOptions.Quick;
+    /// <summary>k of the k-NN probe.</summary>
+    public int KnnK { get; init; } = 20;
+    /// <summary>Vote temperature of the k-NN probe.</summary>
+    public double KnnTemperature { get; init; } = 0.07;
+    /// <summary>Seed of the 60/20/20 split of the reports into probe train, validation and test.</summary>
+    public int SplitSeed { get; init; }
+}
+
+/// <summary>One finding's held-out AUCs from the text embeddings.</summary>
+/// <param name="Finding">CheXpert name.</param>
+/// <param name="LinearAuc">Test AUC of the linear probe (NaN when train or test lacks a class).</param>
+/// <param name="KnnAuc">Test AUC of the k-NN probe (NaN likewise).</param>
+/// <param name="TestPositives">Positive test reports.</param>
+/// <param name="TestCount">Test reports.</param>
+public sealed record FindingProbeAuc(string Finding, double LinearAuc, double KnnAuc, int TestPositives, int TestCount);
+
+/// <summary>What the probes read from one text encoder's embeddings of one report set.</summary>
+/// <param name="Encoder">Which encoder (e.g. "foundation", "unet+text").</param>
+/// <param name="Reports">Which reports.</param>
+/// <param name="LinearMacroAuc">Mean linear-probe AUC over the scored findings.</param>
+/// <param name="KnnMacroAuc">Mean k-NN AUC over the scored findings.</param>
+/// <param name="Findings">Per finding, pneumothorax first.</param>
+public sealed record TextProbeResult(string Encoder, string Reports, double LinearMacroAuc, double KnnMacroAuc, IReadOnlyList<FindingProbeAuc> Findings)
+{
+    /// <summary>The row of one finding (CheXpert name).</summary>
+    /// <exception cref="KeyNotFoundException">No such finding.</exception>
+    public FindingProbeAuc this[string finding] => Findings.FirstOrDefault(f => f.Finding == finding)
+        ?? throw new KeyNotFoundException($"no finding '{finding}' in the text probe of {Encoder} (have: {string.Join(", ", Findings.Select(f => f.Finding))})");
+}
+
+/// <summary>
+/// What a text encoder knows about findings: report embeddings (the pooled output, the end token's hidden state, as
+/// CLIP pools) probed per finding by a linear probe (<see cref="LinearProbe"/>, grid chosen on validation) and a k-NN
+/// probe (<see cref="KnnProbe"/>), with held-out AUCs. RoentGen (Chambon et al. 2022) compares the text encoder before
+/// and after fine-tuning this way, headlining pneumothorax.
+/// </summary>
+public static class TextEncoderProbe
+{
+    /// <summary>The findings in table order: pneumothorax first, then the rest in CheXpert order.</summary>
+    public static IReadOnlyList<Observation> FindingOrder { get; } =
+        new[] { Observation.Pneumothorax }.Concat(Observations.All.Where(o => o != Observation.Pneumothorax)).ToArray();
+
+    /// <summary>Pooled embeddings (N, D) of texts, computed without gradients in batches.</summary>
+    public static Tensor Embed(BpeTokenizer tokenizer, ClipTextModel encoder, IReadOnlyList<string> texts, int maxTokens, int batchSize = 64)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(encoder);
+        if (texts.Count == 0) throw new ArgumentException("no texts to embed", nameof(texts));
+        using var _ = no_grad();
+        bool wasTraining = encoder.training;
+        encoder.eval();
+        var parts = new List<Tensor>();
+        for (int i = 0; i < texts.Count; i += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            var ids = tokenizer.EncodeBatch(texts.Skip(i).Take(batchSize).ToList(), maxTokens).Ids;   // (b, L)
+            parts.Add(encoder.Encode(ids).Pooled.to(ScalarType.Float32).MoveToOuterDisposeScope());     // (b, D)
+        }
+        if (wasTraining) encoder.train();
+        var all = cat(parts, 0);                                                                        // (N, D)
+        foreach (var p in parts) p.Dispose();
+        return all;
+    }
+
+    /// <summary>The embeddings of a model's text encoder (with its tokenizer and token length).</summary>
+    public static Tensor Embed(LatentDiffusionModel model, IReadOnlyList<string> texts) => Embed(model.Tokenizer, model.TextEncoder, texts, model.MaxTokens);
+
+    /// <summary>
+    /// Probes embeddings of <paramref name="reports"/> (one row per report): the reports are split 60/20/20 (shuffled with
+    /// <see cref="TextProbeOptions.SplitSeed"/>, stratified by pneumothorax) into probe train, validation and test; the linear probe is fit on train,
+    /// its grid point chosen on validation; the k-NN probe votes from train; both are scored on test.
+    /// </summary>
+    /// <exception cref="ArgumentException">The embeddings are not (reports, D).</exception>
+    public static TextProbeResult Run(Tensor embeddings, LabelledReports reports, string encoder, TextProbeOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(embeddings);
+        ArgumentNullException.ThrowIfNull(reports);
+        var o = options ?? new TextProbeOptions();
+        if (embeddings.dim() != 2 || embeddings.shape[0] != reports.Count)
+            throw new ArgumentException($"embeddings have shape [{string.Join(", ", embeddings.shape)}]; expected ({reports.Count}, D), one row per report of {reports.Name}", nameof(embeddings));
+        // Stratified by pneumothorax, the headline finding, so its few positives (e.g. in real reports) reach every part.
+        var random = new Random(o.SplitSeed);
+        var parts = new[] { new List<int>(), new List<int>(), new List<int>() };
+        foreach (bool positive in new[] { true, false })
+        {
+            var group = Enumerable.Range(0, reports.Count).Where(i => reports.Labels[i, (int)Observation.Pneumothorax] > 0.5f == positive).ToArray();
+            random.Shuffle(group);
+            int nTrain = (int)Math.Round(group.Length * 0.6), nVal = (int)Math.Round(group.Length * 0.2);
+            parts[0].AddRange(group.Take(nTrain));
+            parts[1].AddRange(group.Skip(nTrain).Take(nVal));
+            parts[2].AddRange(group.Skip(nTrain + nVal));
+        }
+        int[] train = parts[0].ToArray(), val = parts[1].ToArray(), test = parts[2].ToArray();
+        if (train.Length == 0 || val.Length == 0 || test.Length == 0)
+            throw new ArgumentException($"{reports.Name}: {reports.Count} reports leave a probe part empty (train {train.Length}, validation {val.Length}, test {test.Length})", nameof(reports));
+        var names = FindingOrder.Select(Observations.Name).ToList();
+        float[,] Y(int[] rows)
+        {
+            var y = new float[rows.Length, names.Count];
+            for (int i = 0; i < rows.Length; i++)
+                for (int j = 0; j < names.Count; j++) y[i, j] = reports.Labels[rows[i], (int)FindingOrder[j]];
+            return y;
+        }
+        using var scope = NewDisposeScope();
+        var x = embeddings.to(ScalarType.Float32);
+        Tensor X(int[] rows) => x.index_select(0, tensor(rows.Select(r => (long)r).ToArray()));
+        var linear = LinearProbe.TrainMultiLabel(X(train), Y(train), X(val), Y(val), X(test), Y(test), names, o.Linear);
+        var knn = KnnProbe.Evaluate(X(train), Y(train), X(test), Y(test), names, o.KnnK, o.KnnTemperature);
+        var rows = names.Select((name, j) => new FindingProbeAuc(name, linear.PerLabel[j].Auc, knn.PerLabel[j].Auc, linear.PerLabel[j].TestPositives, linear.PerLabel[j].TestCount)).ToList();
+        return new TextProbeResult(encoder, reports.Name, linear.MacroAuc, knn.MacroAuc, rows);
+    }
+}

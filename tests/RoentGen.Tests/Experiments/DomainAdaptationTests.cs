@@ -1,0 +1,182 @@
+using System.CommandLine;
+using RoentGen.Cli.Commands;
+using RoentGen.Data;
+using RoentGen.Diffusion;
+using RoentGen.Evaluation.Statistics;
+using RoentGen.Experiments;
+using RoentGen.Tests.Cli;
+using static TorchSharp.torch;
+
+namespace RoentGen.Tests.Experiments;
+
+[Collection(ProcessStateCollection.Name)]
+public class DomainAdaptationTests
+{
+    [Fact]
+    public void Tiny_study_resumes_after_an_interruption_and_writes_every_variant_through_the_cli()
+    {
+        var dir = TestPaths.NewTempDir("adapt");
+        var cfg = DomainAdaptationConfig.Tiny;
+        var log = new List<string>();
+        using var cts = new CancellationTokenSource();
+        bool inVariantB = false;
+        void Log(string line)
+        {
+            log.Add(line);
+            if (line.StartsWith("seed 0, (b)", StringComparison.Ordinal)) inVariantB = true;
+            // Interrupt variant (b) right after its first evaluation (step 2 of 4, checkpointed at 2).
+            if (inVariantB && line.Contains("step 2:", StringComparison.Ordinal)) cts.Cancel();
+        }
+        Assert.Throws<OperationCanceledException>(() => DomainAdaptation.Run(cfg, [0], dir, null, Log, cts.Token));
+        var foundationDir = Path.Combine(dir, DomainAdaptation.FoundationFolder);
+        var aDir = DomainAdaptation.VariantFolder(dir, 0, AdaptationVariant.UnetOnly);
+        var bDir = DomainAdaptation.VariantFolder(dir, 0, AdaptationVariant.UnetAndText);
+        Assert.True(LatentDiffusionModel.Exists(foundationDir));
+        Assert.True(LatentDiffusionModel.Exists(aDir));
+        Assert.False(LatentDiffusionModel.Exists(bDir));
+        Assert.True(File.Exists(Path.Combine(bDir, DomainAdaptation.CurveFolder, "step-000002.json")));
+        Assert.False(File.Exists(Path.Combine(dir, DomainAdaptation.ResultFile)));
+        var aWeights = Path.Combine(aDir, LatentDiffusionModel.UnetFolder, "model.safetensors");
+        var aHash = CliCases.Hash(aWeights);
+
+        // The same study through the CLI: the foundation and variant (a) are skipped, (b) resumes, the rest run.
+        var root = new RootCommand { AdaptCommand.Build() };
+        var (rc, stdout, stderr) = CliCases.Invoke(root, "adapt", "--preset", "tiny", "--out", dir, "--seeds", "0", "--iu-reports", Path.Combine(dir, "none.csv"));
+        Assert.Equal(2, rc);                                            // a named IU file that does not exist is a user error
+        Assert.Contains("--iu-reports", stderr);
+        (rc, stdout, stderr) = CliCases.Invoke(root, "adapt", "--preset", "tiny", "--out", dir, "--seeds", "0");
+        Assert.True(rc == 0, stderr);
+        Assert.Contains("foundation model: finished before, loaded", stdout);
+        Assert.Equal(aHash, CliCases.Hash(aWeights));
+        Assert.True(File.Exists(Path.Combine(dir, DomainAdaptationReport.ReportFile)));
+
+        var result = DomainAdaptationResult.Load(dir);
+        Assert.Equal(DomainAdaptation.Variants.Select(DomainAdaptation.Key).ToArray(), result.Runs.Select(r => r.Variant).ToArray());
+        foreach (var run in result.Runs)
+        {
+            foreach (var s in cfg.EvalSteps) Assert.True(double.IsFinite(run.At(s)!.AdherenceMeanAuc), $"{run.Variant} step {s} has no adherence");
+            Assert.Equal(run.Variant is "unet-only" or "unet-text", run.At(0) is not null);
+        }
+        Assert.True(result.Runs.Single(r => r.Variant == "unet-only").TextEncoderUnchanged);
+        Assert.Equal(result.Shift, result.Runs.Single(r => r.Variant == "unet-text").At(0));
+        Assert.Contains(result.TextProbes, p => p.Encoder == "foundation");
+        Assert.Contains(result.TextProbes, p => p.Encoder == "unet-text" && p.Seed == 0);
+        Assert.Equal("Pneumothorax", result.TextProbes[0].Result.Findings[0].Finding);
+        Assert.Contains(result.Claims, c => c.Paper.Contains("+25"));
+        Assert.Equal(cfg.FineTuneSteps, result.Config.FineTuneSteps);
+
+        // What each variant took from the foundation model and what it kept frozen, bit for bit.
+        var foundation = LatentDiffusionModel.Load(foundationDir);
+        var a = LatentDiffusionModel.Load(aDir);
+        var b = LatentDiffusionModel.Load(bDir);
+        var c = LatentDiffusionModel.Load(DomainAdaptation.VariantFolder(dir, 0, AdaptationVariant.Scratch));
+        var d = LatentDiffusionModel.Load(DomainAdaptation.VariantFolder(dir, 0, AdaptationVariant.VaeFineTuned));
+        Assert.True(DomainAdaptation.SameWeights(foundation.TextEncoder, a.TextEncoder));
+        Assert.True(DomainAdaptation.SameWeights(foundation.Vae, a.Vae));
+        Assert.True(DomainAdaptation.SameWeights(foundation.Vae, b.Vae));
+        Assert.False(DomainAdaptation.SameWeights(foundation.Unet, a.Unet));
+        Assert.False(DomainAdaptation.SameWeights(foundation.TextEncoder, b.TextEncoder));
+        Assert.False(DomainAdaptation.SameWeights(foundation.Vae, d.Vae));
+        Assert.Equal(foundation.Tokenizer.Merges, b.Tokenizer.Merges);
+        Assert.NotEqual(foundation.Tokenizer.Merges, c.Tokenizer.Merges);   // scratch learns its own tokenizer on the reports
+
+        // Init-from: before any step, a fine-tuning variant's UNet and text encoder are the foundation model's.
+        var data = LdmTrainingData.FromPhantoms(cfg.Cxr);
+        var built = LatentDiffusionModel.Build(cfg.Variant(AdaptationVariant.UnetAndText, 0, foundationDir), data.Prompts);
+        Assert.True(DomainAdaptation.SameWeights(foundation.Unet, built.Unet));
+        Assert.True(DomainAdaptation.SameWeights(foundation.TextEncoder, built.TextEncoder));
+        Assert.True(built.IsTrainable(LdmPart.TextEncoder));
+        Assert.False(LatentDiffusionModel.Build(cfg.Variant(AdaptationVariant.UnetOnly, 0, foundationDir), data.Prompts).IsTrainable(LdmPart.TextEncoder));
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public void Text_probe_gives_the_known_auc_on_hand_made_embeddings()
+    {
+        // 100 reports: pneumothorax in every third, cardiomegaly in every other.
+        int n = 100;
+        var labels = new float[n, Observations.All.Count];
+        for (int i = 0; i < n; i++)
+        {
+            labels[i, (int)Observation.Pneumothorax] = i % 3 == 0 ? 1 : 0;
+            labels[i, (int)Observation.Cardiomegaly] = i % 2 == 0 ? 1 : 0;
+        }
+        var reports = new LabelledReports("hand-made", Enumerable.Range(0, n).Select(i => $"report {i}").ToList(), labels);
+        var options = new TextProbeOptions { KnnK = 5, Linear = RoentGen.Evaluation.Probes.LinearProbeOptions.Quick };
+
+        // Embedding that encodes pneumothorax exactly (and nothing else): perfect for pneumothorax, chance-free for neither.
+        var rows = new float[n * 2];
+        for (int i = 0; i < n; i++) { rows[2 * i] = labels[i, (int)Observation.Pneumothorax]; rows[2 * i + 1] = 1 - labels[i, (int)Observation.Pneumothorax]; }
+        var separable = TextEncoderProbe.Run(tensor(rows, [n, 2]), reports, "oracle", options);
+        Assert.Equal("Pneumothorax", separable.Findings[0].Finding);
+        Assert.Equal(1.0, separable["Pneumothorax"].LinearAuc, 9);
+        Assert.Equal(1.0, separable["Pneumothorax"].KnnAuc, 9);
+        Assert.True(separable["Pneumothorax"].TestPositives >= 6, "the split keeps pneumothorax positives in the test part");
+        Assert.True(double.IsNaN(separable["Edema"].LinearAuc), "a finding with no positive is not scored");
+
+        // A constant embedding carries nothing: every score ties, AUC exactly 0.5.
+        var constant = TextEncoderProbe.Run(ones(n, 4), reports, "constant", options);
+        Assert.Equal(0.5, constant["Pneumothorax"].LinearAuc, 9);
+        Assert.Equal(0.5, constant["Pneumothorax"].KnnAuc, 9);
+        Assert.Equal(0.5, constant["Cardiomegaly"].KnnAuc, 9);
+
+        Assert.Throws<ArgumentException>(() => TextEncoderProbe.Run(ones(n - 1, 4), reports, "short", options));
+    }
+
+    [Fact]
+    public void Claims_use_paired_differences_over_the_seeds_and_the_result_round_trips()
+    {
+        var cfg = DomainAdaptationConfig.Tiny;
+        var shift = new CurvePoint(0, 50, 0.1, 0.5, 0.5, 12, 1);
+        long[] seeds = [0, 1, 2];
+        double[] bAdherence = [0.8, 0.9, 1.0], aAdherence = [0.7, 0.7, 0.7];
+        var runs = new List<VariantRun>();
+        foreach (var v in DomainAdaptation.Variants)
+            for (int i = 0; i < 3; i++)
+            {
+                double adh = v == AdaptationVariant.UnetAndText ? bAdherence[i] : v == AdaptationVariant.UnetOnly ? aAdherence[i] : 0.6;
+                runs.Add(new VariantRun(DomainAdaptation.Key(v), seeds[i],
+                    cfg.EvalSteps.Select(s => new CurvePoint(s, 10 + i, 0.01, adh, adh, 12, 1)).ToList()));
+            }
+        var result = DomainAdaptationResult.Build(cfg, seeds, shift, runs, [], 1);
+
+        var textHelps = result.Claims.Single(c => c.Measure.StartsWith("adherence AUC (b) − (a)", StringComparison.Ordinal));
+        var expected = Summary.Of([0.1, 0.2, 0.3]);
+        Assert.Equal(0.2, textHelps.Estimate, 9);
+        Assert.Equal(expected.Lower, textHelps.Lower, 9);
+        Assert.Equal(expected.Upper, textHelps.Upper, 9);
+        Assert.Equal(TTest.Paired([0.8, 0.9, 1.0], [0.7, 0.7, 0.7], Alternative.Greater).P, textHelps.P, 9);
+        Assert.StartsWith("undecided", textHelps.Verdict);        // [−0.05, 0.45] includes 0
+        var shiftClaim = result.Claims[0];
+        Assert.Equal(0.4, shiftClaim.Estimate, 9);                 // (b) at the budget − the foundation's 0.5
+        Assert.Equal("supported", shiftClaim.Verdict);
+        Assert.Equal(0.9, result.CurveAt("unet-text", cfg.FineTuneSteps, "adherence").Mean, 9);
+
+        var path = Path.Combine(TestPaths.NewTempDir("adapt-json"), DomainAdaptation.ResultFile);
+        result.Save(path);
+        var loaded = DomainAdaptationResult.Load(path);
+        Assert.Equal(result.ToJson(), loaded.ToJson());
+        Assert.Equal(result.ClaimTable().Rows.Count, loaded.ClaimTable().Rows.Count);
+        Assert.Equal(4, result.CurveFigure("adherence").Traces.Count(t => t.ShowLegend is null));
+        Assert.Throws<FileNotFoundException>(() => DomainAdaptationResult.Load(Path.Combine(Path.GetDirectoryName(path)!, "missing.json")));
+    }
+
+    [Fact]
+    public void Config_checks_name_the_field()
+    {
+        DomainAdaptationConfig.Quick.Validate();
+        Assert.Equal(96, DomainAdaptationConfig.Quick.Variant(AdaptationVariant.Scratch, 0, "/f").MaxTokens);
+        var e = Assert.Throws<ArgumentException>(() => (DomainAdaptationConfig.Tiny with { EvalSteps = [2, 9] }).Validate());
+        Assert.Contains("EvalSteps", e.Message);
+        Assert.Contains("9", e.Message);
+        Assert.Contains("SceneSeed", Assert.Throws<ArgumentException>(() => (DomainAdaptationConfig.Tiny with { SceneSeed = 1 }).Validate()).Message);
+        Assert.Contains("known presets", Assert.Throws<ArgumentException>(() => DomainAdaptationConfig.FromPreset("huge")).Message);
+        var a = DomainAdaptationConfig.Tiny.Variant(AdaptationVariant.UnetOnly, 3, "/f");
+        Assert.False(a.Trains(LdmPart.TextEncoder));
+        Assert.False(a.Trains(LdmPart.Vae));
+        Assert.Equal(3, a.Seed);
+        Assert.Equal("/f", a.Parts.Unet.From);
+        Assert.True(DomainAdaptationConfig.Tiny.Variant(AdaptationVariant.VaeFineTuned, 0, "/f").Trains(LdmPart.Vae));
+        Assert.Null(DomainAdaptationConfig.Tiny.Variant(AdaptationVariant.Scratch, 0, "/f").Parts.Unet.From);
+    }
+}
