@@ -45,7 +45,7 @@ internal static class SampleCommand
         var size = new Option<int?>("--size") { Description = "Image side in pixels with --weights (default: the model's, 512 for SD 1.x and 2.x-base)." };
         var precision = new Option<string>("--precision")
         {
-            Description = "fp32, bf16 or auto (bf16 where the CPU has AVX-512 BF16). With --checkpoint the UNet runs on a bfloat16 copy of the float32 weights; "
+            Description = "fp32, bf16 or auto (bf16 where the CPU has AVX-512 BF16 and multiplies faster in it). With --checkpoint the UNet runs on a bfloat16 copy of the float32 weights; "
                           + "with --weights the weights are stored and computed in bfloat16.",
             DefaultValueFactory = _ => "auto",
         };

@@ -11,7 +11,10 @@ namespace RoentGen.Platform;
 [JsonConverter(typeof(JsonStringEnumConverter<Precision>))]
 public enum Precision
 {
-    /// <summary>BFloat16 where the CPU computes it natively (AVX-512 BF16 on Linux), float32 elsewhere.</summary>
+    /// <summary>
+    /// BFloat16 where the CPU computes it natively (AVX-512 BF16 on Linux) and a matmul probe finds it faster than
+    /// float32 on this machine; float32 elsewhere.
+    /// </summary>
     Auto,
     /// <summary>Everything in float32.</summary>
     Float32,
@@ -33,6 +36,30 @@ public static class Precisions
     /// <summary>True when this machine computes bfloat16 natively (Linux, /proc/cpuinfo lists <c>avx512_bf16</c>).</summary>
     public static bool MachineHasNativeBf16 => NativeBf16.Value;
 
+    /// <summary>How much faster bfloat16 must multiply than float32 in the probe for Auto to choose it.</summary>
+    public const double AutoMinimumSpeedup = 1.25;
+
+    private static readonly Lazy<bool> Bf16Faster = new(() =>
+    {
+        if (!MachineHasNativeBf16) return false;
+        // The flag alone does not say bf16 is faster: libtorch's CPU kernels reach about 2x float32 on some AVX-512 BF16
+        // machines and less than float32 on others (both measured on this project's machines). A 1024 x 1024 matmul in
+        // each type, a few milliseconds, decides once per process.
+        double fp32 = Doctor.MeasureMatmulGflops(1024, 5, ScalarType.Float32);
+        double bf16 = Doctor.MeasureMatmulGflops(1024, 5, ScalarType.BFloat16);
+        return BFloat16Pays(fp32, bf16);
+    });
+
+    /// <summary>
+    /// True when this machine computes bfloat16 natively and a matmul probe (once per process) finds it at least
+    /// <see cref="AutoMinimumSpeedup"/> times the float32 rate: what <see cref="Precision.Auto"/> resolves by.
+    /// </summary>
+    public static bool MachineComputesBf16Faster => Bf16Faster.Value;
+
+    /// <summary>Whether probe rates favour bfloat16: bf16 GFLOP/s at least <see cref="AutoMinimumSpeedup"/> times float32's.</summary>
+    public static bool BFloat16Pays(double float32Gflops, double bfloat16Gflops) =>
+        float32Gflops > 0 && bfloat16Gflops >= AutoMinimumSpeedup * float32Gflops;
+
     /// <summary>True when a /proc/cpuinfo text lists the <c>avx512_bf16</c> flag on a "flags" line.</summary>
     public static bool HasAvx512Bf16(string cpuinfo)
     {
@@ -47,7 +74,7 @@ public static class Precisions
     }
 
     /// <summary>
-    /// <see cref="Precision.Auto"/> as <see cref="Precision.BFloat16"/> on Linux with AVX-512 BF16 (read from
+    /// The flag part of <see cref="Precision.Auto"/> (the probe aside): <see cref="Precision.BFloat16"/> on Linux with AVX-512 BF16 (read from
     /// <paramref name="cpuinfo"/>), <see cref="Precision.Float32"/> otherwise; the other values unchanged.
     /// </summary>
     /// <param name="precision">The requested precision.</param>
@@ -59,9 +86,12 @@ public static class Precisions
         _ => precision,
     };
 
-    /// <summary>The precision this machine runs: <see cref="Precision.Auto"/> resolved from its own /proc/cpuinfo.</summary>
+    /// <summary>
+    /// The precision this machine runs: <see cref="Precision.Auto"/> is bfloat16 only where the CPU has AVX-512 BF16
+    /// and the matmul probe finds it faster (<see cref="MachineComputesBf16Faster"/>).
+    /// </summary>
     public static Precision Resolve(Precision precision) =>
-        precision == Precision.Auto ? (MachineHasNativeBf16 ? Precision.BFloat16 : Precision.Float32) : precision;
+        precision == Precision.Auto ? (MachineComputesBf16Faster ? Precision.BFloat16 : Precision.Float32) : precision;
 
     /// <summary>The tensor type of a resolved precision's compute (Auto resolved on this machine).</summary>
     public static ScalarType ComputeType(Precision precision) =>

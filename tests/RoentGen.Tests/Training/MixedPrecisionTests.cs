@@ -30,6 +30,11 @@ public class MixedPrecisionTests
         Assert.Equal(Precision.Float32, Precisions.Parse("fp32"));
         Assert.Equal(Precision.Auto, Precisions.Parse("auto"));
         Assert.Contains("fp32, bf16 or auto", Assert.Throws<ArgumentException>(() => Precisions.Parse("fp16")).Message);
+        // the probe half of Auto: the flag is not enough, bf16 must also multiply at least 1.25x faster
+        Assert.True(Precisions.BFloat16Pays(float32Gflops: 180, bfloat16Gflops: 400));   // AMD EPYC figures (docs/PLATFORM.md)
+        Assert.False(Precisions.BFloat16Pays(float32Gflops: 292, bfloat16Gflops: 165));  // an Intel Xeon with avx512_bf16 measured here
+        Assert.False(Precisions.BFloat16Pays(float32Gflops: 200, bfloat16Gflops: 240));  // 1.2x: not worth the rounding
+        Assert.False(Precisions.BFloat16Pays(float32Gflops: 0, bfloat16Gflops: 240));
         Assert.NotEqual(Precision.Auto, Precisions.Resolve(Precision.Auto));
     }
 
