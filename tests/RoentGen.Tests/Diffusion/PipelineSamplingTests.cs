@@ -17,17 +17,7 @@ public class PipelineSamplingTests
     ];
 
     /// <summary>Random weights (seeded), 16x16 images, 8x8 latents: enough to tell prompts and latents apart.</summary>
-    private static TextToImagePipeline TinyPipeline()
-    {
-        var cfg = LdmExperimentConfig.Tiny with { ImageSize = 16 };
-        manual_seed(11);
-        var tokenizer = BpeTokenizer.Train(Corpus, 300);
-        var textCfg = cfg.Text with { VocabSize = tokenizer.VocabSize, EndTokenId = tokenizer.EndId, MaxPositions = cfg.MaxTokens };
-        var vae = new AutoencoderKL(cfg.Vae);
-        var unet = new UNet2DConditionModel(cfg.Unet with { InChannels = cfg.Vae.LatentChannels, OutChannels = cfg.Vae.LatentChannels, CrossAttentionDim = textCfg.HiddenSize });
-        var text = new ClipTextModel(textCfg);
-        return new TextToImagePipeline(vae, unet, text, tokenizer, new NoiseSchedule(cfg.Schedule), cfg.LatentSize, cfg.MaxTokens);
-    }
+    private static TextToImagePipeline TinyPipeline() => TinyPipelines.Untrained(11, Corpus);
 
     private static bool Same(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.eq(b).all().item<bool>();
 

@@ -13,16 +13,7 @@ public sealed class PromptListSamplingTests : IDisposable
 
     public void Dispose() => TestPaths.DeleteQuietly(_dir);
 
-    private static TextToImagePipeline TinyPipeline()
-    {
-        var cfg = LdmExperimentConfig.Tiny with { ImageSize = 16 };
-        manual_seed(5);
-        var tokenizer = BpeTokenizer.Train(["small left pleural effusion", "no pneumothorax", "cardiomegaly"], 300);
-        var textCfg = cfg.Text with { VocabSize = tokenizer.VocabSize, EndTokenId = tokenizer.EndId, MaxPositions = cfg.MaxTokens };
-        var vae = new AutoencoderKL(cfg.Vae);
-        var unet = new UNet2DConditionModel(cfg.Unet with { InChannels = cfg.Vae.LatentChannels, OutChannels = cfg.Vae.LatentChannels, CrossAttentionDim = textCfg.HiddenSize });
-        return new TextToImagePipeline(vae, unet, new ClipTextModel(textCfg), tokenizer, new NoiseSchedule(cfg.Schedule), cfg.LatentSize, cfg.MaxTokens);
-    }
+    private static TextToImagePipeline TinyPipeline() => TinyPipelines.Untrained(5);
 
     [Fact]
     public void Three_shards_merge_to_the_unsharded_run_byte_for_byte()

@@ -11,16 +11,7 @@ namespace RoentGen.Tests.Diffusion;
 [Collection(ProcessStateCollection.Name)]
 public class SamplingValuesTests
 {
-    private static TextToImagePipeline TinyPipeline()
-    {
-        var cfg = LdmExperimentConfig.Tiny with { ImageSize = 16 };
-        manual_seed(3);
-        var tokenizer = BpeTokenizer.Train(["small left pleural effusion", "no pneumothorax", "cardiomegaly"], 300);
-        var textCfg = cfg.Text with { VocabSize = tokenizer.VocabSize, EndTokenId = tokenizer.EndId, MaxPositions = cfg.MaxTokens };
-        var vae = new AutoencoderKL(cfg.Vae);
-        var unet = new UNet2DConditionModel(cfg.Unet with { InChannels = cfg.Vae.LatentChannels, OutChannels = cfg.Vae.LatentChannels, CrossAttentionDim = textCfg.HiddenSize });
-        return new TextToImagePipeline(vae, unet, new ClipTextModel(textCfg), tokenizer, new NoiseSchedule(cfg.Schedule), cfg.LatentSize, cfg.MaxTokens);
-    }
+    private static TextToImagePipeline TinyPipeline() => TinyPipelines.Untrained(3);
 
     [Theory]
     [InlineData(double.NaN)]

@@ -6,6 +6,8 @@ using RoentGen.Text;
 using TorchSharp;
 using static TorchSharp.torch;
 
+using RoentGen.Tests.Diffusion;
+
 namespace RoentGen.Tests.PairAug;
 
 /// <summary>PairAug's pruning rules on hand-checked numbers, and InterAug / IntraAug folders on a tiny pipeline.</summary>
@@ -30,16 +32,7 @@ public class PairAugmentationTests
         "cardiomegaly with mild edema", "left lower lobe atelectasis", "no pneumothorax", "large right pleural effusion",
     ];
 
-    private static TextToImagePipeline TinyPipeline()
-    {
-        var cfg = LdmExperimentConfig.Tiny with { ImageSize = 16 };
-        manual_seed(11);
-        var tokenizer = BpeTokenizer.Train(Corpus, 300);
-        var textCfg = cfg.Text with { VocabSize = tokenizer.VocabSize, EndTokenId = tokenizer.EndId, MaxPositions = cfg.MaxTokens };
-        var vae = new AutoencoderKL(cfg.Vae);
-        var unet = new UNet2DConditionModel(cfg.Unet with { InChannels = cfg.Vae.LatentChannels, OutChannels = cfg.Vae.LatentChannels, CrossAttentionDim = textCfg.HiddenSize });
-        return new TextToImagePipeline(vae, unet, new ClipTextModel(textCfg), tokenizer, new NoiseSchedule(cfg.Schedule), cfg.LatentSize, cfg.MaxTokens);
-    }
+    private static TextToImagePipeline TinyPipeline() => TinyPipelines.Untrained(11, Corpus);
 
     private static ReportRewrite Rewrite(string id, RewriteOperation op, string original, string rewritten) =>
         new(id, op, original, rewritten, "test", null, null);
