@@ -68,7 +68,8 @@ public static class Precisions
         {
             int colon = line.IndexOf(':');
             if (colon < 0 || line[..colon].Trim() != "flags") continue;
-            if (line[(colon + 1)..].Split(' ', '\t', StringSplitOptions.RemoveEmptyEntries).Contains("avx512_bf16")) return true;
+            // Split([' ', '\t'], ...): Split(' ', '\t', options) would bind '\t' to a count of 9 parts and miss later flags
+            if (line[(colon + 1)..].Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries).Contains("avx512_bf16")) return true;
         }
         return false;
     }

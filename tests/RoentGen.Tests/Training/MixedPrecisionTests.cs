@@ -13,6 +13,8 @@ namespace RoentGen.Tests.Training;
 public class MixedPrecisionTests
 {
     private const string FlagsWithBf16 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n\nprocessor\t: 1\n";
+    // a real flags line (an Intel Xeon of this project's machines), where avx512_bf16 is the 90th flag
+    private const string RealFlagsWithBf16 = "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ss ht syscall nx pdpe1gb rdtscp lm constant_tsc rep_good nopl xtopology nonstop_tsc cpuid tsc_known_freq pni pclmulqdq ssse3 fma cx16 pcid sse4_1 sse4_2 x2apic movbe popcnt tsc_deadline_timer aes xsave avx f16c rdrand hypervisor lahf_lm abm 3dnowprefetch cpuid_fault invpcid_single ssbd ibrs ibpb stibp ibrs_enhanced fsgsbase tsc_adjust bmi1 avx2 smep bmi2 erms invpcid avx512f avx512dq rdseed adx smap avx512ifma clflushopt clwb avx512cd sha_ni avx512bw avx512vl xsaveopt xsavec xgetbv1 xsaves avx_vnni avx512_bf16 wbnoinvd arat avx512vbmi umip pku ospke waitpkg avx512_vbmi2 gfni vaes vpclmulqdq avx512_vnni avx512_bitalg avx512_vpopcntdq rdpid cldemote movdiri movdir64b md_clear serialize tsxldtrk amx_bf16 avx512_fp16 amx_tile amx_int8 arch_capabilities\n";
     private const string FlagsWithoutBf16 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\nbugs\t\t: avx512_bf16_is_not_a_flag\n";
 
     [Fact]
@@ -20,6 +22,7 @@ public class MixedPrecisionTests
     {
         Assert.True(Precisions.HasAvx512Bf16(FlagsWithBf16));
         Assert.False(Precisions.HasAvx512Bf16(FlagsWithoutBf16));
+        Assert.True(Precisions.HasAvx512Bf16(RealFlagsWithBf16)); // a long line: every flag is read, not the first few
         Assert.Equal(Precision.BFloat16, Precisions.Resolve(Precision.Auto, FlagsWithBf16, isLinux: true));
         Assert.Equal(Precision.Float32, Precisions.Resolve(Precision.Auto, FlagsWithoutBf16, isLinux: true));
         Assert.Equal(Precision.Float32, Precisions.Resolve(Precision.Auto, FlagsWithBf16, isLinux: false));
