@@ -195,8 +195,7 @@ public static class Doctor
             {
                 var lines = File.ReadLines("/proc/cpuinfo").TakeWhile(l => l.Length > 0).ToList();
                 model = lines.FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim();
-                var flags = lines.FirstOrDefault(l => l.StartsWith("flags"))?.Split(':', 2)[1]
-                    .Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet() ?? [];
+                var flags = Precisions.CpuFlags(string.Join('\n', lines));
                 string[] interesting = ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile"];
                 features.AddRange(interesting.Where(flags.Contains));
             }

@@ -61,7 +61,10 @@ public static class Precisions
         float32Gflops > 0 && bfloat16Gflops >= AutoMinimumSpeedup * float32Gflops;
 
     /// <summary>True when a /proc/cpuinfo text lists the <c>avx512_bf16</c> flag on a "flags" line.</summary>
-    public static bool HasAvx512Bf16(string cpuinfo)
+    public static bool HasAvx512Bf16(string cpuinfo) => CpuFlags(cpuinfo).Contains("avx512_bf16");
+
+    /// <summary>The flags of the first "flags" line of a /proc/cpuinfo text (empty when there is none).</summary>
+    public static IReadOnlySet<string> CpuFlags(string cpuinfo)
     {
         ArgumentNullException.ThrowIfNull(cpuinfo);
         foreach (var line in cpuinfo.Split('\n'))
@@ -69,9 +72,9 @@ public static class Precisions
             int colon = line.IndexOf(':');
             if (colon < 0 || line[..colon].Trim() != "flags") continue;
             // Split([' ', '\t'], ...): Split(' ', '\t', options) would bind '\t' to a count of 9 parts and miss later flags
-            if (line[(colon + 1)..].Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries).Contains("avx512_bf16")) return true;
+            return line[(colon + 1)..].Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
         }
-        return false;
+        return new HashSet<string>();
     }
 
     /// <summary>
