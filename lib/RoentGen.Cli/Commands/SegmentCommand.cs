@@ -79,9 +79,10 @@ internal static class SegmentCommand
         var outside = Cli.AllowOutsideRootOption();
         var cleanup = new Option<bool>("--cleanup") { Description = "Score the masks after anatomical clean-up: the two largest lung components (one for the heart), holes filled." };
         var overlays = new Option<FileInfo?>("--overlays") { Description = "Also write a PNG of each image's reference and predicted lungs (first 16 images with a mask)." };
+        var tta = new Option<bool>("--tta") { Description = "Test-time augmentation: average the probabilities over zooms 0.9, 1 and 1/0.9 (three passes per image)." };
         var cmd = new Command("eval", "Dice of a trained segmenter on labelled images: per structure (with 'lungs'), per image, beside all-foreground and all-background baselines.")
         {
-            model, data, json, threads, outside, overlays, cleanup,
+            model, data, json, threads, outside, overlays, cleanup, tta,
         };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
@@ -93,7 +94,8 @@ internal static class SegmentCommand
             var modelDir = parse.GetValue(model)!;
             using var segmenter = Segmenter.Load(modelDir);
             var dataset = SegmentationData.LabelsCsv(parse.GetValue(data)!, parse.GetValue(outside));
-            var result = SegmentationEvaluation.Evaluate(segmenter, dataset, Path.GetFullPath(modelDir), parse.GetValue(cleanup));
+            var augmentation = parse.GetValue(tta) ? new TestTimeAugmentation() : null;
+            var result = SegmentationEvaluation.Evaluate(segmenter, dataset, Path.GetFullPath(modelDir), parse.GetValue(cleanup), augmentation);
             Cli.Print(result.ToDataFrame());
             foreach (var line in result.Summary().Split(Environment.NewLine)) Console.WriteLine(Cli.Escape(line));
             if (result.SkippedWithoutMask > 0) Console.WriteLine($"skipped {result.SkippedWithoutMask} records without a mask of {string.Join(", ", segmenter.Structures)}");
@@ -102,7 +104,7 @@ internal static class SegmentCommand
             if (overlayFile is not null)
             {
                 var structure = result.Structures.Select(x => x.Structure).FirstOrDefault() ?? segmenter.Structures[0];
-                AtomicFile.WriteAllBytes(overlayFile.FullName, SegmentationEvaluation.Overlays(segmenter, dataset, structure, cleanup: parse.GetValue(cleanup)).ToPng());
+                AtomicFile.WriteAllBytes(overlayFile.FullName, SegmentationEvaluation.Overlays(segmenter, dataset, structure, cleanup: parse.GetValue(cleanup), tta: augmentation).ToPng());
                 Console.WriteLine($"wrote {Cli.Escape(overlayFile.FullName)}");
             }
             return 0;

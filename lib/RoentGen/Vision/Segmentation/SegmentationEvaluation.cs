@@ -41,6 +41,9 @@ public sealed record StructureEvaluation(string Structure, int Images, double Me
 public sealed record SegmentationEvaluationResult(string Model, string Data, int Size, IReadOnlyList<StructureEvaluation> Structures,
     IReadOnlyList<ImageDice> Images, int SkippedWithoutMask, double Seconds)
 {
+    /// <summary>How the masks were predicted: "one pass" or the test-time zooms, and whether clean-up was applied.</summary>
+    public string Prediction { get; init; } = "one pass";
+
     /// <summary>The result of one structure.</summary>
     /// <exception cref="KeyNotFoundException">Not evaluated (the message lists those that were).</exception>
     public StructureEvaluation this[string structure] => Structures.FirstOrDefault(s => s.Structure == structure)
@@ -75,7 +78,7 @@ public sealed record SegmentationEvaluationResult(string Model, string Data, int
             };
         var root = new JsonObject
         {
-            ["model"] = Model, ["data"] = Data, ["size"] = Size, ["skipped_without_mask"] = SkippedWithoutMask, ["seconds"] = Math.Round(Seconds, 2),
+            ["model"] = Model, ["data"] = Data, ["size"] = Size, ["prediction"] = Prediction, ["skipped_without_mask"] = SkippedWithoutMask, ["seconds"] = Math.Round(Seconds, 2),
             ["structures"] = structures,
             ["images"] = new JsonArray(Images.Select(i => (JsonNode)new JsonObject
             {
@@ -109,7 +112,8 @@ public static class SegmentationEvaluation
     /// the reference mask (blue) beside the model's prediction (green), captioned with the image's Dice.
     /// </summary>
     /// <exception cref="ArgumentException">The model has no such structure.</exception>
-    public static RoentGen.Visualization.ImageGrid Overlays(Segmenter model, CxrDataset data, string structure = "lungs", int max = 16, bool cleanup = false)
+    public static RoentGen.Visualization.ImageGrid Overlays(Segmenter model, CxrDataset data, string structure = "lungs", int max = 16, bool cleanup = false,
+        TestTimeAugmentation? tta = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
@@ -118,7 +122,7 @@ public static class SegmentationEvaluation
         var (set, _) = SegmentationData.Load(data, [structure], model.Config.Size);
         using var _set = set;
         using var scope = NewDisposeScope();
-        var pred = model.Predict(set.Images, cleanup: cleanup);
+        var pred = model.Predict(set.Images, cleanup: cleanup, tta: tta);
         int size = model.Config.Size, pixels = size * size;
         var grid = new RoentGen.Visualization.ImageGrid(4, $"{structure}: reference (blue) and prediction (green)");
         var present = set.Present.select(1, 0).data<float>().ToArray();
@@ -145,7 +149,8 @@ public static class SegmentationEvaluation
     /// <param name="data">Labelled images.</param>
     /// <param name="modelName">How the result names the model.</param>
     /// <param name="cleanup">Score the predictions after <see cref="MaskCleanup"/> (largest components, holes filled).</param>
-    public static SegmentationEvaluationResult Evaluate(Segmenter model, CxrDataset data, string modelName, bool cleanup = false)
+    /// <param name="tta">Test-time augmentation (null: one pass per image).</param>
+    public static SegmentationEvaluationResult Evaluate(Segmenter model, CxrDataset data, string modelName, bool cleanup = false, TestTimeAugmentation? tta = null)
     {
         var watch = Stopwatch.StartNew();
         var structures = model.Structures.Where(s => data.Any(r => SegmentationData.MaskName(r, s) is not null)).ToList();
@@ -153,7 +158,7 @@ public static class SegmentationEvaluation
         var (set, without) = SegmentationData.Load(data, structures, model.Config.Size);
         using var _ = set;
         using var scope = NewDisposeScope();
-        var pred = model.Predict(set.Images, cleanup: cleanup);                 // (N, C_model, S, S)
+        var pred = model.Predict(set.Images, cleanup: cleanup, tta: tta);       // (N, C_model, S, S)
         int n = set.Records.Count, pixels = model.Config.Size * model.Config.Size;
         var images = new List<ImageDice>();
         var per = new List<StructureEvaluation>();
@@ -184,7 +189,9 @@ public static class SegmentationEvaluation
                 sumP + sumG == 0 ? double.NaN : 2 * inter / (sumP + sumG),
                 Mean(rows.Select(r => r.AllForegroundDice)), rows.Any(r => r.MaskFraction > 0) ? 0 : double.NaN));
         }
-        return new SegmentationEvaluationResult(modelName, data.Name, model.Config.Size, per, images, without, watch.Elapsed.TotalSeconds);
+        string prediction = (tta is null ? "one pass" : $"test-time zooms {string.Join(", ", tta.Zooms.Select(z => z.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)))}")
+            + (cleanup ? ", clean-up" : "");
+        return new SegmentationEvaluationResult(modelName, data.Name, model.Config.Size, per, images, without, watch.Elapsed.TotalSeconds) { Prediction = prediction };
     }
 
     private static double Mean(IEnumerable<double> v)

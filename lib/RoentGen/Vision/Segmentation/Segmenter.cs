@@ -38,9 +38,13 @@ public sealed class Segmenter : IDisposable
     /// <paramref name="cleanup"/>, each structure's anatomical clean-up (<see cref="MaskCleanup"/>: the two largest
     /// components of the lungs, the largest of the heart, holes filled).
     /// </summary>
-    public Tensor Predict(Tensor images, int batchSize = 16, bool cleanup = false)
+    /// <param name="images">(B, 1, S, S) intensities.</param>
+    /// <param name="batchSize">Images per forward pass.</param>
+    /// <param name="cleanup">Apply <see cref="MaskCleanup"/> to each structure.</param>
+    /// <param name="tta">Average the probabilities over <see cref="TestTimeAugmentation"/>'s zooms before thresholding (null: one pass).</param>
+    public Tensor Predict(Tensor images, int batchSize = 16, bool cleanup = false, TestTimeAugmentation? tta = null)
     {
-        var raw = PredictRaw(images, batchSize);
+        var raw = PredictRaw(images, batchSize, tta);
         if (!cleanup || Structures.All(s => MaskCleanup.ComponentsOf(s) == 0)) return raw;
         long b = raw.shape[0], c = raw.shape[1];
         int h = (int)raw.shape[2], w = (int)raw.shape[3];
@@ -57,7 +61,7 @@ public sealed class Segmenter : IDisposable
         return tensor(values, [b, c, h, w]);
     }
 
-    private Tensor PredictRaw(Tensor images, int batchSize)
+    private Tensor PredictRaw(Tensor images, int batchSize, TestTimeAugmentation? tta)
     {
         Network.eval();
         using var _ = no_grad();
@@ -66,7 +70,8 @@ public sealed class Segmenter : IDisposable
         {
             using var scope = NewDisposeScope();
             var x = images.narrow(0, s, Math.Min(batchSize, images.shape[0] - s));
-            parts.Add(Logits(x).ge(0).to_type(ScalarType.Float32).MoveToOuterDisposeScope());
+            var mask = tta is null ? Logits(x).ge(0) : tta.Probabilities(x, Logits).ge(0.5);
+            parts.Add(mask.to_type(ScalarType.Float32).MoveToOuterDisposeScope());
         }
         using var joined = NewDisposeScope();
         var result = cat(parts, 0).MoveToOuterDisposeScope();
