@@ -75,11 +75,12 @@ public sealed record AugmentationStudyConfig
     /// <summary>The CPU preset: N = 250 and 1,000, five seeds, k = 4, 600 classifier steps, 64 px.</summary>
     public static AugmentationStudyConfig Quick { get; } = new();
 
-    /// <summary>A seconds-long preset for tests: N = 24, two seeds, k = 2, the tiny generator at 32 px, a few steps everywhere.</summary>
+    /// <summary>A seconds-long preset for tests: N = 16, two seeds, k = 2, the tiny generator at 32 px, a narrow classifier, a few steps everywhere.</summary>
     public static AugmentationStudyConfig Tiny { get; } = new()
     {
-        Sizes = [24], Seeds = [0, 1], SyntheticMultiple = 2, Training = new ProxyTrainingOptions { Steps = 4, BatchSize = 8, WarmupSteps = 1 },
-        ValidationImages = 16, TestImages = 24, SamplerSteps = 2, SampleBatch = 16, JudgeImages = 48, JudgeSteps = 4, DiversityGroups = 6,
+        Sizes = [16], Seeds = [0, 1], SyntheticMultiple = 2, Classifier = new ProxyClassifierConfig { Channels = [8, 16], FeatureWidth = 16, NormGroups = 4 },
+        Training = new ProxyTrainingOptions { Steps = 3, BatchSize = 8, WarmupSteps = 1 },
+        ValidationImages = 12, TestImages = 16, SamplerSteps = 2, SampleBatch = 32, JudgeImages = 32, JudgeSteps = 3, DiversityGroups = 4,
         AuditImages = 16, Memorization = new MemorizationOptions { ClosestPairs = 4 }, Generator = LdmExperimentConfig.Tiny,
     };
 
@@ -191,7 +192,7 @@ public static class AugmentationStudy
     /// <summary>
     /// The generator in <paramref name="dir"/>: a trained experiment folder (model and experiment.json, as
     /// <c>roentgen train</c>, the quickstart and every <c>roentgen adapt</c> variant write), or a <c>roentgen adapt</c>
-    /// output folder, whose RoentGen variant (b) of its lowest seed is taken.
+    /// output folder (it holds foundation/), whose RoentGen variant (b) of its lowest seed is taken.
     /// </summary>
     /// <exception cref="DirectoryNotFoundException">No such folder.</exception>
     /// <exception cref="ArgumentException">The folder holds no trained model, or a model without its experiment.json; the message says what was expected.</exception>
@@ -200,7 +201,7 @@ public static class AugmentationStudy
         ArgumentException.ThrowIfNullOrWhiteSpace(dir);
         var full = Path.GetFullPath(dir);
         if (!Directory.Exists(full)) throw new DirectoryNotFoundException($"--generator {dir}: no such folder");
-        if (!LatentDiffusionModel.Exists(full) && File.Exists(Path.Combine(full, DomainAdaptation.ResultFile)))
+        if (!LatentDiffusionModel.Exists(full) && Directory.Exists(Path.Combine(full, DomainAdaptation.FoundationFolder)))
         {
             var adapted = Directory.GetDirectories(full, "seed-*")
                 .Select(d => (Dir: Path.Combine(d, DomainAdaptation.Key(AdaptationVariant.UnetAndText)), Seed: long.TryParse(Path.GetFileName(d)[5..], NumberStyles.Integer, CultureInfo.InvariantCulture, out var s) ? s : long.MaxValue))
