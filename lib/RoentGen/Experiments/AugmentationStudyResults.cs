@@ -407,6 +407,33 @@ public sealed record AugmentationStudyResult
         return grid;
     }
 
+    /// <summary>
+    /// A few training reports with their real image and their synthetic copies, one report per row (real first), read
+    /// from the study folder: what the classifier of each arm sees for the same label.
+    /// </summary>
+    /// <param name="outDir">The study's output folder.</param>
+    /// <param name="reports">Reports to show (the first ones of the training set).</param>
+    /// <exception cref="FileNotFoundException">A cached synthetic image is missing.</exception>
+    public ImageGrid ExamplesGrid(string outDir, int reports = 4)
+    {
+        int k = Config.SyntheticMultiple, n = Math.Min(reports, Config.Sizes.Max());
+        var records = Data.Phantoms.PhantomRecords.Create(new Data.Phantoms.PhantomOptions { Size = Math.Max(64, Generator.ImageSize), Seed = Generator.World }, n, 0, masks: false).Prefetch();
+        var grid = new ImageGrid(k + 1, "Each row: a training report's real image, then its synthetic copies");
+        for (int i = 0; i < n; i++)
+        {
+            var labels = records[i].Labels;
+            var named = Observations.All.Where(o => o != Observation.NoFinding && labels[o] is Mention.Positive or Mention.Uncertain).Select(o => o.Name()).ToList();
+            grid.Add(records.LoadImage(records[i], Generator.ImageSize), $"real {i}: {(named.Count == 0 ? "no finding" : string.Join(", ", named))}");
+            for (int c = 0; c < k; c++)
+            {
+                var file = AugmentationStudy.SyntheticPath(outDir, c, i);
+                if (!File.Exists(file)) throw new FileNotFoundException($"synthetic image {c} of report {i} is not cached at {file}", file);
+                grid.Add(Data.ImageIO.Read(file), $"synthetic {i}.{c}");
+            }
+        }
+        return grid;
+    }
+
     private double FindingMean(int size, string arm, Observation f, Func<FindingScore, double> get) =>
         Summary.OfFinite(Runs.Where(r => r.Size == size && r.Arm == arm).Select(r => r.PerFinding.FirstOrDefault(p => p.Finding == f) is { } s ? get(s) : double.NaN)).Mean;
 
