@@ -59,8 +59,11 @@ public sealed record AugmentationStudyConfig
     public int JudgeSteps { get; init; } = 600;
     /// <summary>Reports whose k synthetic copies are compared for diversity (MS-SSIM within a report's copies).</summary>
     public int DiversityGroups { get; init; } = 50;
-    /// <summary>Generated images audited for memorization (copy 0 of every report first); also the number of held-out real images of the baseline.</summary>
-    public int AuditImages { get; init; } = 500;
+    /// <summary>
+    /// Generated images audited for memorization (copy 0 of every report first, then copy 1, ...), and at most as many
+    /// held-out real images for the baseline; null: every generated image (and every test image).
+    /// </summary>
+    public int? AuditImages { get; init; }
     /// <summary>The memorization audit's thresholds.</summary>
     public MemorizationOptions Memorization { get; init; } = new();
     /// <summary>
@@ -113,7 +116,7 @@ public sealed record AugmentationStudyConfig
         if (SampleBatch < 1) throw new ArgumentException($"SampleBatch must be at least 1, got {SampleBatch}");
         if (JudgeImages < 1 || JudgeSteps < 1) throw new ArgumentException($"JudgeImages and JudgeSteps must be at least 1, got {JudgeImages} and {JudgeSteps}");
         if (DiversityGroups < 1) throw new ArgumentException($"DiversityGroups must be at least 1, got {DiversityGroups}");
-        if (AuditImages < 1) throw new ArgumentException($"AuditImages must be at least 1, got {AuditImages}");
+        if (AuditImages is < 1) throw new ArgumentException($"AuditImages must be at least 1 (or null: every generated image), got {AuditImages}");
         Memorization.Validate();
     }
 
@@ -260,7 +263,9 @@ public static class AugmentationStudy
         long world = gen.DataSeed;
         int nMax = config.Sizes.Max();
         int k = config.SyntheticMultiple;
-        var classifier = config.Classifier with { InputSize = size };
+        // The classifier reads the generator's image size; results.json records the config it really trained with.
+        config = config with { Classifier = config.Classifier with { InputSize = size } };
+        var classifier = config.Classifier;
         classifier.Validate();
 
         // 2. Pin what the cached files depend on; sizes and seeds may change between calls.
@@ -316,9 +321,10 @@ public static class AugmentationStudy
         if (audit is null)
         {
             using var scope = NewDisposeScope();
-            log($"memorization audit: {Math.Min(config.AuditImages, k * nMax)} synthetic and {Math.Min(config.AuditImages, config.TestImages)} held-out real images against {nMax} training images");
-            audit = WriteJson(auditPath, Memorization.Audit(AuditedSynthetic(synthetic, config.AuditImages), realImages,
-                testImages.narrow(0, 0, Math.Min(config.AuditImages, config.TestImages)), judge.Features, config.Memorization));
+            int generated = Math.Min(config.AuditImages ?? int.MaxValue, k * nMax), heldOut = Math.Min(config.AuditImages ?? int.MaxValue, config.TestImages);
+            log($"memorization audit: {generated} synthetic and {heldOut} held-out real images against {nMax} training images");
+            audit = WriteJson(auditPath, Memorization.Audit(AuditedSynthetic(synthetic, generated), realImages,
+                testImages.narrow(0, 0, heldOut), judge.Features, config.Memorization));
         }
         log(string.Create(CultureInfo.InvariantCulture,
             $"memorization: near-duplicates (SSIM >= {audit.Options.SsimThreshold}) {audit.GeneratedRate.SsimRate:P1} of synthetic vs {audit.RealRate.SsimRate:P1} of held-out real; closest pair SSIM {audit.ClosestPairs.FirstOrDefault()?.Ssim ?? double.NaN:F3}"));
