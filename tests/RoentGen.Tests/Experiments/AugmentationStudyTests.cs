@@ -57,6 +57,18 @@ public class AugmentationStudyTests
         Assert.Equal(3, result.Arms.Count);
         Assert.Equal(2, result.ClaimTable().Rows.Count);
         Assert.Contains(result.Narrative(), l => l.StartsWith("Synthetic data did not measurably help", StringComparison.Ordinal));
+
+        // Bad command-line values are user errors (exit 2) before any work.
+        var root = new RootCommand { AugmentStudyCommand.Build() };
+        var outDir = Path.Combine(Path.GetTempPath(), $"augment-never-{Guid.NewGuid():N}");
+        foreach (var (args, expected) in new[] { (new[] { "--sizes", "250,abc" }, "--sizes"), (new[] { "--sizes", "24,24" }, "repeats"), (new[] { "--seeds", "x" }, "--seeds"), (new[] { "--preset", "huge" }, "known presets") })
+        {
+            string[] preset = args[0] == "--preset" ? [] : ["--preset", "tiny"];
+            var (rc, _, stderr) = CliCases.Invoke(root, ["augment-study", .. preset, "--out", outDir, .. args]);
+            Assert.True(rc == 2, $"{string.Join(" ", args)}: exit {rc}, {stderr}");
+            Assert.Contains(expected, stderr);
+        }
+        Assert.False(Directory.Exists(outDir));
     }
 
     [Fact]
