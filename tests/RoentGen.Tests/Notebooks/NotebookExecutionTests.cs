@@ -23,6 +23,7 @@ public class NotebookExecutionTests
         { "04-rad-dino-pretraining.ipynb", RadDinoParameters },
         { "05-probes-and-tsne.ipynb", EncoderComparisonParameters },
         { "06-roentgen-domain-adaptation.ipynb", "resultsDir=;preset=tiny;seeds=0" },
+        { "07-synthetic-augmentation.ipynb", "resultsDir=;preset=tiny;generator=;seeds=0,1;sizes=" },
         { "08-real-weights.ipynb", "weights=;outDir=;sampleSteps=2;loraSteps=2;phantoms=2" },
     };
 
