@@ -13,19 +13,25 @@ namespace RoentGen.Tests.Diffusion;
 /// ControlNet trains without touching the base; runs resume; generation is deterministic and batch-independent; a saved
 /// model loads back; mask adherence scores every structure.
 /// </summary>
-[Collection(ProcessStateCollection.Name)]
-public class MaskConditioningTests
+/// <summary>Shared tiny models of the mask-conditioning tests.</summary>
+internal static class TinyMaskModels
 {
-    private static readonly string[] Channels = ["lungs", "heart", "pleural_effusion"];
-
-    // One tiny trained LDM folder (32 px, latent 16) shared by the tests that train or load.
-    private static readonly Lazy<string> TinyLdm = new(() =>
+    /// <summary>One tiny trained LDM folder (32 px, latent 16), trained once per test run.</summary>
+    public static readonly Lazy<string> Ldm = new(() =>
     {
         var dir = TestPaths.NewTempDir("mask-ldm");
         var cfg = LdmExperimentConfig.Tiny with { TrainImages = 8, VaeSteps = 2, LdmSteps = 2, Precision = RoentGen.Platform.Precision.Float32 };
         LatentDiffusionRuns.EnsureTrained(cfg, LdmTrainingData.FromPhantoms(cfg), dir);
         return dir;
     });
+}
+
+[Collection(ProcessStateCollection.Name)]
+public class MaskConditioningTests
+{
+    private static readonly string[] Channels = ["lungs", "heart", "pleural_effusion"];
+
+    private static Lazy<string> TinyLdm => TinyMaskModels.Ldm;
 
     private static MaskConditioningConfig Tiny(MaskConditioningVariant variant) =>
         MaskConditioningConfig.FromPreset("tiny") with { Variant = variant, From = TinyLdm.Value, MaskChannels = Channels };
@@ -169,7 +175,7 @@ public class MaskConditioningTests
     [Fact]
     public void Mask_adherence_scores_each_structure_and_the_phantoms_own_images_follow_their_masks_best()
     {
-        var segRun = SegmentationRuns.Train(SegmentationConfig.FromPreset("tiny") with { Size = 32, Steps = 30, TrainImages = 48 }, TestPaths.NewTempDir("mask-seg"));
+        var segRun = SegmentationRuns.Train(SegmentationConfig.FromPreset("tiny") with { Size = 32, Steps = 20, TrainImages = 24 }, TestPaths.NewTempDir("mask-seg"));
         using var segmenter = Segmenter.Load(segRun.Folder);
         var world = new PhantomGenerator(new PhantomOptions { Size = 64, Seed = 1 });
         var cases = world.Generate(300, 6);
