@@ -156,6 +156,41 @@ public static class MaskConditionSets
         return result;
     }
 
+    /// <summary>
+    /// A grid with one cell per condition: its image (generated, or the lungs and heart in grey when
+    /// <paramref name="images"/> is null) with the condition's first finding mask (else the lungs) overlaid in that
+    /// finding's colour, captioned with the edit (or the id).
+    /// </summary>
+    public static RoentGen.Visualization.ImageGrid Overlays(IReadOnlyList<MaskCondition> conditions, IReadOnlyList<GrayImage>? images = null, int columns = 4, string? title = null)
+    {
+        var grid = new RoentGen.Visualization.ImageGrid(columns, title);
+        for (int i = 0; i < conditions.Count; i++)
+        {
+            var c = conditions[i];
+            var lungs = c.Masks.TryGetValue("lungs", out var l) ? l : c.Masks.Values.First();
+            GrayImage background;
+            if (images is not null) background = images[i];
+            else
+            {
+                background = new GrayImage(lungs.Width, lungs.Height);
+                for (int p = 0; p < background.Pixels.Length; p++)
+                    background.Pixels[p] = 0.15f + 0.35f * lungs.Pixels[p] + (c.Masks.TryGetValue("heart", out var h) ? 0.5f * h.Pixels[p] : 0);
+            }
+            var name = c.Masks.Keys.Where(k => k is not ("lungs" or "heart")).OrderBy(MaskOrder).FirstOrDefault() ?? "lungs";
+            var mask = c.Masks[name];
+            if (mask.Width != background.Width) mask = RoentGen.Data.Datasets.ImageResize.ToSquare(mask, background.Width, isMask: true);
+            grid.AddWithMask(background, mask, c.Edits.Count > 0 ? c.Edits[^1] : $"{c.Id}: {name}", DataTour.MaskColor(name), 0.45f);
+        }
+        return grid;
+    }
+
+    /// <summary>One row per condition: id, edits, positive labels and the impression.</summary>
+    public static Microsoft.Data.Analysis.DataFrame Table(IReadOnlyList<MaskCondition> conditions) => new(
+        new Microsoft.Data.Analysis.StringDataFrameColumn("id", conditions.Select(c => c.Id)),
+        new Microsoft.Data.Analysis.StringDataFrameColumn("edits", conditions.Select(c => string.Join("; ", c.Edits))),
+        new Microsoft.Data.Analysis.StringDataFrameColumn("labels", conditions.Select(c => string.Join(", ", c.Report.Labels.Positives.Select(o => o.Name())))),
+        new Microsoft.Data.Analysis.StringDataFrameColumn("impression", conditions.Select(c => c.Report.Impression)));
+
     private static int MaskOrder(string name)
     {
         int i = MaskConditioningConfig.PhantomMaskNames.ToList().IndexOf(name);
