@@ -300,6 +300,13 @@ public sealed class UNetMidBlock : nn.Module
 }
 
 /// <summary>
+/// Residuals a ControlNet adds inside a <see cref="UNet2DConditionModel"/> (see <see cref="UNet2DConditionModel.Forward"/>).
+/// </summary>
+/// <param name="Down">One per skip connection, each of that skip's shape (B, C_i, h_i, w_i).</param>
+/// <param name="Mid">One of the mid block output's shape.</param>
+public sealed record UNetResiduals(IReadOnlyList<Tensor> Down, Tensor Mid);
+
+/// <summary>
 /// The text-conditioned denoising UNet of latent diffusion (Rombach et al. 2022), with diffusers'
 /// UNet2DConditionModel parameter names (conv_in, time_embedding.linear_1/2, down_blocks.{i}.resnets/attentions/
 /// downsamplers, mid_block, up_blocks, conv_norm_out, conv_out), so that its weights load by name.
@@ -369,7 +376,16 @@ public sealed class UNet2DConditionModel : nn.Module<Tensor, Tensor, Tensor, Ten
     /// text tokens (B, S, CrossAttentionDim). Inputs of another floating type are cast to the weights' type, and the
     /// prediction comes out in it.
     /// </summary>
-    public override Tensor forward(Tensor latents, Tensor timesteps, Tensor context)
+    public override Tensor forward(Tensor latents, Tensor timesteps, Tensor context) => Forward(latents, timesteps, context, null);
+
+    /// <summary>
+    /// <see cref="forward"/> with residuals added inside the network (ControlNet, Zhang et al. 2023): each of
+    /// <see cref="UNetResiduals.Down"/> is added to the matching skip connection (the conv_in output, then every ResNet or
+    /// transformer output and every downsampler output of the down blocks, in order: <see cref="SkipChannels"/>), and
+    /// <see cref="UNetResiduals.Mid"/> to the mid block's output. Null residuals compute exactly <see cref="forward"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The residuals do not match the skips in count or shape.</exception>
+    public Tensor Forward(Tensor latents, Tensor timesteps, Tensor context, UNetResiduals? residuals)
     {
         using var scope = NewDisposeScope();
         int factor = 1 << (Config.BlockOutChannels.Length - 1);
@@ -386,13 +402,46 @@ public sealed class UNet2DConditionModel : nn.Module<Tensor, Tensor, Tensor, Ten
         var skips = new List<Tensor> { x };
         foreach (var down in down_blocks) x = down.Forward(x, temb, context, skips);
         x = mid_block.Forward(x, temb, context);
+        if (residuals is not null)
+        {
+            if (residuals.Down.Count != skips.Count)
+                throw new ArgumentException($"{residuals.Down.Count} down-block residuals given; this UNet has {skips.Count} skip connections", nameof(residuals));
+            for (int i = 0; i < skips.Count; i++)
+            {
+                if (!residuals.Down[i].shape.SequenceEqual(skips[i].shape))
+                    throw new ArgumentException($"down residual {i} has shape [{string.Join(", ", residuals.Down[i].shape)}]; the skip is [{string.Join(", ", skips[i].shape)}]", nameof(residuals));
+                skips[i] = skips[i] + residuals.Down[i].to(skips[i].dtype);
+            }
+            if (!residuals.Mid.shape.SequenceEqual(x.shape))
+                throw new ArgumentException($"mid residual has shape [{string.Join(", ", residuals.Mid.shape)}]; the mid block's output is [{string.Join(", ", x.shape)}]", nameof(residuals));
+            x = x + residuals.Mid.to(x.dtype);
+        }
         foreach (var up in up_blocks) x = up.Forward(x, temb, context, skips);
         x = conv_out.call(nn.functional.silu(conv_norm_out.call(x)));
         return x.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Channels of the skip connections in the order <see cref="Forward"/> collects them: conv_in's output, then each
+    /// down block's ResNet (or transformer) outputs and its downsampler's output. A ControlNet gives one residual per entry.
+    /// </summary>
+    public IReadOnlyList<int> SkipChannels
+    {
+        get
+        {
+            var ch = Config.BlockOutChannels;
+            var list = new List<int> { ch[0] };
+            for (int i = 0; i < ch.Length; i++)
+            {
+                for (int j = 0; j < Config.LayersPerBlock; j++) list.Add(ch[i]);
+                if (i < ch.Length - 1) list.Add(ch[i]);
+            }
+            return list;
+        }
+    }
+
     /// <summary>MLP on the sinusoidal features: linear_1, SiLU, linear_2.</summary>
-    private sealed class TimestepEmbedding : nn.Module<Tensor, Tensor>
+    internal sealed class TimestepEmbedding : nn.Module<Tensor, Tensor>
     {
         private readonly Linear linear_1, linear_2;
         public TimestepEmbedding(int inDim, int dim) : base("time_embedding")

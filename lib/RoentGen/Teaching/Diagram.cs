@@ -143,4 +143,32 @@ public static class Diagrams
         };
         return new Diagram("DINOv2: student (trained by gradients) and EMA teacher", boxes, arrows, 745, 250);
     }
+
+    /// <summary>
+    /// ControlNet (Zhang, Rao and Agrawala 2023) as notebook 10 uses it: the masks pass through a small conditioning
+    /// network to the latent size and a zero convolution Z, are added to the noisy latents' features, and go through a
+    /// trainable copy F_c of the frozen UNet's encoder; each of its outputs passes through a zero convolution and is added
+    /// to the frozen UNet F's matching skip and mid-block output: y = F(x) + Z(F_c(x + Z(c))). The text still reaches
+    /// both through cross-attention.
+    /// </summary>
+    public static Diagram ControlNet()
+    {
+        var boxes = new List<DiagramBox>
+        {
+            new("latent", 10, 30, 130, 50, "Noisy latents x", "z_t, t", "#f4f4f4"),
+            new("unet", 380, 30, 200, 60, "Frozen UNet F", "encoder, mid block, decoder", "#fff6e0"),
+            new("out", 630, 30, 110, 60, "y", "predicted noise", "#fdecea"),
+            new("masks", 10, 200, 130, 50, "Masks c", "lungs, heart, findings", "#f4f4f4"),
+            new("cond", 180, 200, 150, 50, "Conditioning net", "convs to latent size, Z"),
+            new("copy", 380, 190, 200, 60, "Trainable copy F_c", "encoder + mid block of F", "#e8f5e9"),
+            new("zero", 630, 190, 110, 60, "Zero 1x1 convs Z", "one per skip + mid"),
+            new("report", 180, 110, 150, 45, "Report (text)", "cross-attention", "#f4f4f4"),
+        };
+        var arrows = new List<DiagramArrow>
+        {
+            new("latent", "unet"), new("unet", "out"), new("latent", "copy", "x"), new("masks", "cond"), new("cond", "copy", "+ Z(c)"),
+            new("copy", "zero"), new("zero", "unet", "added to skips and mid (x scale)"), new("report", "unet", Dashed: true), new("report", "copy", Dashed: true),
+        };
+        return new Diagram("ControlNet: y = F(x) + Z(F_c(x + Z(c)))", boxes, arrows, 760, 270);
+    }
 }

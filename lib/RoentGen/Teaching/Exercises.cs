@@ -99,6 +99,12 @@ public static class Exercises
         new("05-q2", "An AUC of 0.75 has a Hanley-McNeil standard error of 0.13. Does its 95 % interval (AUC +- 1.96 SE) include 0.5? (yes or no)",
             "yes: 0.75 - 1.96 x 0.13 = 0.495 < 0.5, so with so few images 0.75 is not yet distinguishable from chance.",
             "Compute 0.75 - 1.96 x 0.13.", new[] { "yes" }),
+        new("10-q1", "A ControlNet has just been initialised from a trained UNet. By how much does it change the UNet's noise prediction? (a number)",
+            "0: every zero convolution Z has zero weight and bias, so Z(F_c(x + Z(c))) = 0 and y = F(x); training starts from the text-only model and cannot harm it at step 0.",
+            "What does a 1x1 convolution with all-zero weights and bias output?", 0.0, 1e-9),
+        new("10-q2", "A generated image's lungs overlap the conditioning lung mask in 60 pixels; the segmented lungs cover 80 pixels and the mask 70. What is the Dice? (a number)",
+            "0.8: Dice = 2 |P and G| / (|P| + |G|) = 120 / 150.",
+            "Dice = 2 x overlap / (sum of the two areas).", 0.8, 1e-6),
     ];
 
     private static readonly Dictionary<string, Exercise> ById = Items.ToDictionary(e => e.Id, StringComparer.Ordinal);

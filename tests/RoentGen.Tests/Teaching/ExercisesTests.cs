@@ -23,6 +23,8 @@ public class ExercisesTests
         { "04-q3", "ibot", "dino" },
         { "05-q1", "no", "yes" },
         { "05-q2", "yes", "no" },
+        { "10-q1", 0.0, 1.0 },
+        { "10-q2", 0.8, 0.857 },
     };
 
     [Theory]
