@@ -42,7 +42,7 @@ public sealed record SyntheticDataStudyOptions
 /// seeds, its 95 % interval and a one-sided paired t-test, Bonferroni and Holm over every comparison.
 /// <para>Layout of the output folder: config.json (pinned), synthetic/nN-sS/SOURCE/ (cached images, manifest.json last),
 /// cells/nN/sS/ARM.json (one per trained arm, atomic), cells/nN/sS/real-classifier/ and real-seg/ (the proxies),
-/// filter.json per cell, real-sample/, results.json. A second call reads finished cells back and trains the rest.</para>
+/// filter-SOURCE.json per cell and source, real-sample/, results.json. A second call reads finished cells back and trains the rest.</para>
 /// </summary>
 public static class SyntheticDataStudy
 {
@@ -156,12 +156,17 @@ public static class SyntheticDataStudy
     /// <summary>Synthetic images of a cell the proxy filter kept and rejected (with the reason); null before the filter ran.</summary>
     public static RoentGen.Visualization.ImageGrid? FilterExamples(string outDir, int size, long seed, int max = 8)
     {
-        var file = Path.Combine(outDir, "cells", $"n{size}", $"s{seed}", "filter.json");
-        if (!File.Exists(file)) return null;
-        var verdicts = JsonSerializer.Deserialize<List<ProxyVerdict>>(File.ReadAllText(file), SyntheticDataStudyResult.JsonOptions)!.ToDictionary(v => v.Id);
-        var images = new[] { "text-single", "text-report", "mask" }
-            .Select(s => SyntheticDataStudySets.TryLoad(Path.Combine(outDir, "synthetic", $"n{size}-s{seed}", s)))
-            .Where(s => s is not null).SelectMany(s => s!).Where(s => verdicts.ContainsKey(s.Id)).ToList();
+        var verdicts = new Dictionary<string, ProxyVerdict>(StringComparer.Ordinal);
+        var images = new List<SyntheticImage>();
+        foreach (var source in CellContext.Sources)
+        {
+            var file = Path.Combine(outDir, "cells", $"n{size}", $"s{seed}", $"filter-{source}.json");
+            var cached = SyntheticDataStudySets.TryLoad(Path.Combine(outDir, "synthetic", $"n{size}-s{seed}", source));
+            if (!File.Exists(file) || cached is null) continue;
+            foreach (var v in JsonSerializer.Deserialize<List<ProxyVerdict>>(File.ReadAllText(file), SyntheticDataStudyResult.JsonOptions)!) verdicts[v.Id] = v;
+            images.AddRange(cached.Where(s => verdicts.ContainsKey(s.Id)));
+        }
+        if (images.Count == 0) return null;
         var grid = new RoentGen.Visualization.ImageGrid(4, $"proxy filter (n={size}, seed {seed}): kept and rejected");
         var kept = images.Where(s => verdicts[s.Id].Keep).Take(max / 2).ToList();
         var rejected = images.Where(s => !verdicts[s.Id].Keep).Take(max - kept.Count).ToList();
@@ -181,7 +186,7 @@ public static class SyntheticDataStudy
     {
         private IReadOnlyList<PhantomCase>? _cases;
         private readonly Dictionary<string, IReadOnlyList<SyntheticImage>> _sources = new(StringComparer.Ordinal);
-        private Dictionary<string, bool>? _keep;
+        private readonly Dictionary<string, Dictionary<string, bool>> _keep = new(StringComparer.Ordinal);
 
         public SyntheticDataStudyConfig Config => config;
         public int Size => size;
@@ -226,30 +231,38 @@ public static class SyntheticDataStudy
             return _sources[name] = images;
         }
 
-        public string FilterFile => Path.Combine(Folder, "filter.json");
+        public static IReadOnlyList<string> Sources { get; } = ["text-single", "text-report", "mask"];
 
-        public Dictionary<string, bool> Keep(Func<IReadOnlyList<ProxyVerdict>> judge)
+        public string FilterFile(string source) => Path.Combine(Folder, $"filter-{source}.json");
+
+        /// <summary>The filter's verdict per image id of one source, judged once per cell and source and read back after.</summary>
+        public Dictionary<string, bool> Keep(string source, IReadOnlyList<SyntheticImage> images, Func<IReadOnlyList<SyntheticImage>, IReadOnlyList<ProxyVerdict>> judge)
         {
-            if (_keep is not null) return _keep;
-            if (File.Exists(FilterFile))
-                return _keep = JsonSerializer.Deserialize<List<ProxyVerdict>>(File.ReadAllText(FilterFile), SyntheticDataStudyResult.JsonOptions)!
-                    .ToDictionary(v => v.Id, v => v.Keep, StringComparer.Ordinal);
-            var verdicts = judge();
-            Directory.CreateDirectory(Folder);
-            AtomicFile.WriteAllText(FilterFile, JsonSerializer.Serialize(verdicts, SyntheticDataStudyResult.JsonOptions));
-            return _keep = verdicts.ToDictionary(v => v.Id, v => v.Keep, StringComparer.Ordinal);
+            if (_keep.TryGetValue(source, out var have)) return have;
+            var path = FilterFile(source);
+            IReadOnlyList<ProxyVerdict> verdicts;
+            if (File.Exists(path)) verdicts = JsonSerializer.Deserialize<List<ProxyVerdict>>(File.ReadAllText(path), SyntheticDataStudyResult.JsonOptions)!;
+            else
+            {
+                verdicts = judge(images);
+                Directory.CreateDirectory(Folder);
+                AtomicFile.WriteAllText(path, JsonSerializer.Serialize(verdicts, SyntheticDataStudyResult.JsonOptions));
+            }
+            return _keep[source] = verdicts.ToDictionary(v => v.Id, v => v.Keep, StringComparer.Ordinal);
         }
 
         public IEnumerable<FilterSummary> FilterSummaries()
         {
-            if (!File.Exists(FilterFile)) yield break;
-            var verdicts = JsonSerializer.Deserialize<List<ProxyVerdict>>(File.ReadAllText(FilterFile), SyntheticDataStudyResult.JsonOptions)!;
-            foreach (var g in verdicts.GroupBy(v => SourceOf(v.Id)))
-                yield return new FilterSummary(size, seed, g.Key, g.Count(), g.Count(v => v.Keep), g.Count(v => v.ClassifierAgrees == false),
-                    g.Count(v => v.Dice is double d && d < config.FilterMinDice), g.Count(v => v.ExpertRejected));
+            foreach (var source in Sources)
+            {
+                var path = FilterFile(source);
+                if (!File.Exists(path)) continue;
+                var v = JsonSerializer.Deserialize<List<ProxyVerdict>>(File.ReadAllText(path), SyntheticDataStudyResult.JsonOptions)!;
+                yield return new FilterSummary(size, seed, source, v.Count, v.Count(x => x.Keep), v.Count(x => x.ClassifierAgrees == false),
+                    v.Count(x => x.Dice is double d && d < config.FilterMinDice), v.Count(x => x.ExpertRejected));
+            }
         }
 
-        private string SourceOf(string id) => id.StartsWith(Prefix + "-", StringComparison.Ordinal) ? id[(Prefix.Length + 1)..^5] : "?";
     }
 
     // ---------------------------------------------------------------------------------------------------------------
@@ -274,25 +287,27 @@ public static class SyntheticDataStudy
     {
         var clock = Stopwatch.StartNew();
         var cfg = cell.Config;
-        var offered = new List<SyntheticImage>();
+        var offered = new List<(string Source, IReadOnlyList<SyntheticImage> Images)>();
         int m = cell.SyntheticCount;
         if (arm.TextSingle)
-            offered.AddRange(cell.Source("text-single", () => SyntheticDataStudySets.FromText(o.TextGenerator!, "text-single", cell.Prefix,
-                SyntheticDataStudySets.SingleDiseasePrompts(cell.Cases, m, cell.Seed), cfg.ImageSize, cfg.SamplingSteps, cfg.GuidanceScale, cell.Seed * 1_000_003 + 1), log));
+            offered.Add(("text-single", cell.Source("text-single", () => SyntheticDataStudySets.FromText(o.TextGenerator!, "text-single", cell.Prefix,
+                SyntheticDataStudySets.SingleDiseasePrompts(cell.Cases, m, cell.Seed), cfg.ImageSize, cfg.SamplingSteps, cfg.GuidanceScale, cell.Seed * 1_000_003 + 1), log)));
         if (arm.TextReport)
-            offered.AddRange(cell.Source("text-report", () => SyntheticDataStudySets.FromText(o.TextGenerator!, "text-report", cell.Prefix,
+            offered.Add(("text-report", cell.Source("text-report", () => SyntheticDataStudySets.FromText(o.TextGenerator!, "text-report", cell.Prefix,
                 Enumerable.Range(0, m).Select(i => cell.Cases[i % cell.Cases.Count]).Select(c =>
                     (LdmTrainingData.PromptOf(c.Impression, c.Findings, PromptSource.ImpressionAndFindings), c.Labels)).ToList(),
-                cfg.ImageSize, cfg.SamplingSteps, cfg.GuidanceScale, cell.Seed * 1_000_003 + 2), log));
+                cfg.ImageSize, cfg.SamplingSteps, cfg.GuidanceScale, cell.Seed * 1_000_003 + 2), log)));
         if (arm.Mask)
-            offered.AddRange(cell.Source("mask", () => SyntheticDataStudySets.FromMasks(maskGenerator, cell.Prefix,
-                SyntheticDataStudySets.TransformedConditions(cell.Cases, m, cell.Seed), cfg.ImageSize, cell.Seed * 1_000_003 + 3), log));
-        var used = offered;
-        if (arm.Filtered)
+            offered.Add(("mask", cell.Source("mask", () => SyntheticDataStudySets.FromMasks(maskGenerator, cell.Prefix,
+                SyntheticDataStudySets.TransformedConditions(cell.Cases, m, cell.Seed), cfg.ImageSize, cell.Seed * 1_000_003 + 3), log)));
+        var used = new List<SyntheticImage>();
+        foreach (var (source, images0) in offered)
         {
-            var keep = cell.Keep(() => Judge(cell, o, log));
-            used = offered.Where(s => keep.GetValueOrDefault(s.Id, true)).ToList();
+            if (!arm.Filtered) { used.AddRange(images0); continue; }
+            var keep = cell.Keep(source, images0, all => Judge(cell, source, all, o, log));
+            used.AddRange(images0.Where(s => keep[s.Id]));
         }
+        int offeredCount = offered.Sum(x => x.Images.Count);
         var images = cell.RealImages.Concat(used.Select(s => s.Image)).ToList();
         var labels = cell.Cases.Select(c => c.Labels).Concat(used.Select(s => s.Labels)).ToList();
         using var classifier = TrainClassifier(cfg, images, labels, cell.Seed, cancellation);
@@ -304,22 +319,19 @@ public static class SyntheticDataStudy
             seg.Dispose();
             dice = d;
         }
-        return Cell(arm, cell, offered.Count, used.Count, scores, dice, clock);
+        return Cell(arm, cell, offeredCount, used.Count, scores, dice, clock);
     }
 
     // The proxies: the real-only classifier (validation thresholds from its cell) and segmenter of this cell.
-    private static IReadOnlyList<ProxyVerdict> Judge(CellContext cell, SyntheticDataStudyOptions o, Action<string> log)
+    private static IReadOnlyList<ProxyVerdict> Judge(CellContext cell, string source, IReadOnlyList<SyntheticImage> images, SyntheticDataStudyOptions o, Action<string> log)
     {
         var realCell = cell.TryLoad(SyntheticArm.Real) ?? throw new InvalidOperationException($"{cell.Folder}: the real-only cell must be trained before the filter can use its models");
         using var classifier = ProxyFindingClassifier.Load(Path.Combine(cell.Folder, "real-classifier"));
         using var segmenter = Segmenter.Load(Path.Combine(cell.Folder, "real-seg"));
         var thresholds = Observations.All.Select(ob => realCell.Thresholds.GetValueOrDefault(ob.Name(), 0.5)).ToList();
         var filter = new ProxyFilter(classifier, thresholds, segmenter, new ProxyFilterOptions { MinDice = cell.Config.FilterMinDice }, o.ExpertRejected);
-        var all = new[] { "text-single", "text-report", "mask" }
-            .Select(s => SyntheticDataStudySets.TryLoad(Path.Combine(cell.SyntheticFolder, s)))
-            .Where(s => s is not null).SelectMany(s => s!).ToList();
-        var verdicts = filter.Judge(all);
-        log($"n={cell.Size} seed={cell.Seed}: proxy filter kept {verdicts.Count(v => v.Keep)} of {verdicts.Count} synthetic images");
+        var verdicts = filter.Judge(images);
+        log($"n={cell.Size} seed={cell.Seed}: proxy filter kept {verdicts.Count(v => v.Keep)} of {verdicts.Count} {source} images");
         return verdicts;
     }
 

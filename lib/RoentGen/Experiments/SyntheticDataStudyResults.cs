@@ -108,6 +108,7 @@ public sealed record SyntheticDataStudyResult(SyntheticDataStudyConfig Config, I
     {
         WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // "mask+filter", not "mask\u002Bfilter"
     };
 
     /// <summary>The paper's two headline results beside this study's largest gains.</summary>
