@@ -99,6 +99,13 @@ public static class Exercises
         new("05-q2", "An AUC of 0.75 has a Hanley-McNeil standard error of 0.13. Does its 95 % interval (AUC +- 1.96 SE) include 0.5? (yes or no)",
             "yes: 0.75 - 1.96 x 0.13 = 0.495 < 0.5, so with so few images 0.75 is not yet distinguishable from chance.",
             "Compute 0.75 - 1.96 x 0.13.", new[] { "yes" }),
+
+        new("11-q1", "A study makes 10 comparisons; one arm's one-sided p is 0.004. Is it significant at a family-wise 0.05 after Bonferroni? (yes or no)",
+            "yes: Bonferroni multiplies by the number of comparisons, 10 x 0.004 = 0.04 < 0.05 (Holm, never larger than Bonferroni, agrees).",
+            "Multiply p by the number of comparisons.", new[] { "yes" }),
+        new("11-q2", "Five seeds give paired differences with mean 0.020 and standard error 0.010; t(0.975; 4) = 2.776. What is the half-width of the 95 % interval?",
+            "2.776 x 0.010 = 0.0278: the interval 0.020 +- 0.028 includes 0, so five seeds do not yet separate this arm from real-only.",
+            "Half-width = t x SE, with n - 1 = 4 degrees of freedom.", 0.0278, 5e-4),
     ];
 
     private static readonly Dictionary<string, Exercise> ById = Items.ToDictionary(e => e.Id, StringComparer.Ordinal);

@@ -23,6 +23,8 @@ public class ExercisesTests
         { "04-q3", "ibot", "dino" },
         { "05-q1", "no", "yes" },
         { "05-q2", "yes", "no" },
+        { "11-q1", "yes", "no" },
+        { "11-q2", 0.0278, 0.0196 },
     };
 
     [Theory]
