@@ -463,7 +463,7 @@ public static class SyntheticDataStudy
         var seg = cfg.SegmentationAtSize with { Structures = [SegmentationData.LungsStructure], Steps = cfg.RealSampleSteps };
         foreach (long seed in seeds)
         {
-            var order = masked.ToList().OrderBy(_ => 0).ToList();
+            var order = masked.ToList();
             var rng = new Random((int)seed);
             for (int i = order.Count - 1; i > 0; i--) { int j = rng.Next(i + 1); (order[i], order[j]) = (order[j], order[i]); }
             var train = masked.Derive($"{data.Name} (train split {seed})", order.Take(cfg.RealSampleTrain));

@@ -13,7 +13,10 @@ namespace RoentGen.Experiments;
 
 /// <summary>
 /// The synthetic sources of the study, made from the real training cases of one (size, seed) cell and cached as PNG
-/// files with a manifest.json written last (a source whose manifest exists is read back, never regenerated):
+/// files with a manifest.json written last (a source whose manifest exists is read back, never regenerated). The manifest
+/// is the one <c>roentgen feedback serve --images FOLDER</c> reads (file, id, prompt, positive labels, masks by name; plus
+/// "chexpert", the 14 label codes), so a cached source can be rated as it is and the exported ratings name the same ids
+/// the study's <c>--ratings</c> filter looks up:
 /// <list type="bullet">
 /// <item>"text-single": one image per prompt naming a single finding of a training case (the report of that finding alone);</item>
 /// <item>"text-report": one image per training case's full report;</item>
@@ -113,16 +116,16 @@ public static class SyntheticDataStudySets
             foreach (var e in root["images"]!.AsArray())
             {
                 string id = (string)e!["id"]!;
-                var codes = e["labels"]!.AsArray().Select(v => (string)v!).ToArray();
+                var codes = e["chexpert"]!.AsArray().Select(v => (string)v!).ToArray();
                 var labels = new CxrLabels();
                 for (int o = 0; o < codes.Length; o++) labels[(Observation)o] = Observations.ParseCode(codes[o]);
                 Dictionary<string, GrayImage>? masks = null;
-                if (e["masks"] is JsonArray names)
+                if (e["masks"] is JsonObject files)
                 {
                     masks = new Dictionary<string, GrayImage>(StringComparer.Ordinal);
-                    foreach (var n in names) masks[(string)n!] = ImageIO.Read(Path.Combine(folder, $"{id}.{(string)n!}.png"));
+                    foreach (var (name, file) in files) masks[name] = ImageIO.Read(Path.Combine(folder, (string)file!));
                 }
-                list.Add(new SyntheticImage(id, source, ImageIO.Read(Path.Combine(folder, id + ".png")), labels, masks, (string)e["prompt"]!));
+                list.Add(new SyntheticImage(id, source, ImageIO.Read(Path.Combine(folder, (string)e["file"]!)), labels, masks, (string)e["prompt"]!));
             }
             return list;
         }
@@ -133,7 +136,7 @@ public static class SyntheticDataStudySets
     }
 
     /// <summary>Writes a source: each image (16-bit PNG) and mask (8-bit PNG), then the manifest (atomically, last).</summary>
-    public static void Save(string folder, string source, IReadOnlyList<SyntheticImage> images, IReadOnlyList<string>? conditions = null)
+    public static void Save(string folder, string source, IReadOnlyList<SyntheticImage> images)
     {
         Directory.CreateDirectory(folder);
         var entries = new JsonArray();
@@ -145,11 +148,16 @@ public static class SyntheticDataStudySets
                 foreach (var (name, mask) in s.Masks) ImageIO.WritePng(Path.Combine(folder, $"{s.Id}.{name}.png"), mask);
             var e = new JsonObject
             {
-                ["id"] = s.Id, ["prompt"] = s.Prompt,
-                ["labels"] = new JsonArray(Observations.All.Select(o => (JsonNode)JsonValue.Create(s.Labels[o].Code())!).ToArray()),
+                ["file"] = s.Id + ".png", ["id"] = s.Id, ["prompt"] = s.Prompt,
+                ["labels"] = new JsonArray(s.Labels.Positives.Select(o => (JsonNode)JsonValue.Create(o.Name())!).ToArray()),
+                ["chexpert"] = new JsonArray(Observations.All.Select(o => (JsonNode)JsonValue.Create(s.Labels[o].Code())!).ToArray()),
             };
-            if (s.Masks is not null) e["masks"] = new JsonArray(s.Masks.Keys.Select(k => (JsonNode)JsonValue.Create(k)!).ToArray());
-            if (conditions is not null) e["condition"] = conditions[i];
+            if (s.Masks is not null)
+            {
+                var files = new JsonObject();
+                foreach (var name in s.Masks.Keys) files[name] = $"{s.Id}.{name}.png";
+                e["masks"] = files;
+            }
             entries.Add(e);
         }
         var root = new JsonObject { ["source"] = source, ["count"] = images.Count, ["images"] = entries };

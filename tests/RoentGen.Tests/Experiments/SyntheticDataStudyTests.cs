@@ -52,6 +52,10 @@ public class SyntheticDataStudyTests
         Assert.Equal(result.Cells.Count, back.Cells.Count);
         Assert.Equal(2, back.Headlines().Count);
         Assert.NotNull(SyntheticDataStudy.Examples(dir, 8, 0, "mask"));
+        // A cached source is a folder the feedback page serves as it is, under the ids the --ratings filter looks up.
+        var catalog = RoentGen.Feedback.FeedbackCatalog.Load(Path.Combine(dir, "synthetic", "n8-s0", "mask"));
+        Assert.Equal(Enumerable.Range(0, 8).Select(i => $"n8-s0-mask-{i:D4}"), catalog.Images.Select(i => i.Id));
+        Assert.All(catalog.Images, i => Assert.Contains("lungs", i.Masks.Keys));
         Assert.NotNull(SyntheticDataStudy.FilterExamples(dir, 8, 0));
         var html = SyntheticDataStudyReport.Build(result, dir).ToHtml();
         Assert.Contains("Prakash et al. 2024", html);
