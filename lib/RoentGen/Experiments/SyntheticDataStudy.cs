@@ -65,7 +65,7 @@ public static class SyntheticDataStudy
         log ??= _ => { };
         var watch = Stopwatch.StartNew();
         Directory.CreateDirectory(outDir);
-        Pin(config, outDir);
+        Pin(config, outDir, o.ExpertRejected);
         var seeds = o.Seeds ?? Enumerable.Range(0, config.Seeds).Select(s => (long)s).ToList();
         var world = new PhantomOptions { Size = Math.Max(64, config.ImageSize), Seed = config.WorldSeed };
         var maskGenerator = o.MaskGenerator ?? new PhantomOracleGenerator(world);
@@ -120,19 +120,27 @@ public static class SyntheticDataStudy
         return result;
     }
 
-    private static void Pin(SyntheticDataStudyConfig config, string outDir)
+    private static void Pin(SyntheticDataStudyConfig config, string outDir, IReadOnlySet<string>? expertRejected)
     {
-        // Sizes and seeds may grow between calls; everything else must match the folder's study.
+        // Sizes and seeds may grow between calls; everything else, and the expert vetoes the filtered arms were trained
+        // with, must match the folder's study.
         string text = JsonSerializer.Serialize(config with { Sizes = [], Seeds = 1 }, SyntheticDataStudyResult.JsonOptions);
+        string vetoes = JsonSerializer.Serialize((expertRejected ?? new HashSet<string>()).Order(StringComparer.Ordinal).ToList(), SyntheticDataStudyResult.JsonOptions);
         var path = Path.Combine(outDir, ConfigFile);
+        var vetoPath = Path.Combine(outDir, ExpertRejectedFile);
         if (File.Exists(path))
         {
             if (File.ReadAllText(path) != text)
                 throw new InvalidOperationException($"{path}: this folder holds a synthetic-data study of another config; use another --out or the same preset/config (sizes and seeds may change)");
-            return;
+            if (File.Exists(vetoPath) && File.ReadAllText(vetoPath) != vetoes)
+                throw new InvalidOperationException($"{vetoPath}: this folder's filtered arms were trained with other expert ratings; use another --out for these --ratings");
         }
-        AtomicFile.WriteAllText(path, text);
+        if (!File.Exists(vetoPath)) AtomicFile.WriteAllText(vetoPath, vetoes);
+        if (!File.Exists(path)) AtomicFile.WriteAllText(path, text);
     }
+
+    /// <summary>The pinned list of image ids the expert ratings rejected, inside the output folder.</summary>
+    public const string ExpertRejectedFile = "expert-rejected.json";
 
     /// <summary>
     /// Cached synthetic images of one source ("text-single", "text-report" or "mask") of a cell, captioned with their prompt,

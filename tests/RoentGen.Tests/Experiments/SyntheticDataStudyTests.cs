@@ -16,7 +16,11 @@ public class SyntheticDataStudyTests
     public void Tiny_study_writes_every_arm_and_resumes_after_an_interruption()
     {
         var dir = TestPaths.NewTempDir("synth-study");
-        var options = new SyntheticDataStudyOptions { TextGenerator = TinyPipelines.Untrained(3), TextGeneratorName = "untrained tiny LDM", Seeds = [0, 1] };
+        var options = new SyntheticDataStudyOptions
+        {
+            TextGenerator = TinyPipelines.Untrained(3), TextGeneratorName = "untrained tiny LDM", Seeds = [0, 1],
+            ExpertRejected = new HashSet<string> { "n8-s0-mask-0000" },   // an expert's veto (what --ratings reads from a ratings CSV)
+        };
         using var stop = new CancellationTokenSource();
         var lines = new List<string>();
         Assert.ThrowsAny<OperationCanceledException>(() => SyntheticDataStudy.Run(Tiny(), dir, options, line =>
@@ -46,6 +50,8 @@ public class SyntheticDataStudyTests
             }
         }
         Assert.Equal(["mask", "text-report", "text-single"], result.Filter.Select(f => f.Source).Distinct().Order());
+        Assert.Equal(1, result.Filter.Single(f => f.Seed == 0 && f.Source == "mask").ExpertRejected);
+        Assert.Equal(0, result.Filter.Single(f => f.Seed == 1 && f.Source == "mask").ExpertRejected);
         var json = File.ReadAllText(Path.Combine(dir, SyntheticDataStudy.ResultFile));
         foreach (var arm in SyntheticArm.All) Assert.Contains($"\"{arm.Name}\"", json);
         var back = SyntheticDataStudyResult.Load(Path.Combine(dir, SyntheticDataStudy.ResultFile));
@@ -66,6 +72,8 @@ public class SyntheticDataStudyTests
         // Another config in the same folder is refused rather than mixed in.
         var e = Assert.Throws<InvalidOperationException>(() => SyntheticDataStudy.Run(Tiny() with { ClassifierSteps = 3 }, dir, options));
         Assert.Contains("another config", e.Message);
+        // So are other expert ratings: the filtered arms were trained without these vetoes.
+        Assert.Contains("other expert ratings", Assert.Throws<InvalidOperationException>(() => SyntheticDataStudy.Run(Tiny(), dir, options with { ExpertRejected = null })).Message);
     }
 
     [Fact]
