@@ -40,7 +40,7 @@ public sealed record SyntheticDataStudyOptions
 /// (<see cref="SyntheticArm.All"/>), tested on phantoms of the held-out world; the real-only models are also the proxies
 /// of the filtered arms (<see cref="ProxyFilter"/>). Arms are compared with real-only by the mean paired difference over
 /// seeds, its 95 % interval and a one-sided paired t-test, Bonferroni and Holm over every comparison.
-/// <para>Layout of the output folder: config.json (pinned), synthetic/nN-sS/SOURCE/ (cached images, manifest.json last),
+/// <para>Layout of the output folder: config.json and expert-rejected.json (pinned), synthetic/nN-sS/SOURCE/ (cached images, manifest.json last),
 /// cells/nN/sS/ARM.json (one per trained arm, atomic), cells/nN/sS/real-classifier/ and real-seg/ (the proxies),
 /// filter-SOURCE.json per cell and source, real-sample/, results.json. A second call reads finished cells back and trains the rest.</para>
 /// </summary>
