@@ -29,6 +29,7 @@ root.Subcommands.Add(MergeCommand.Build());
 root.Subcommands.Add(FeedbackCommand.Build());
 root.Subcommands.Add(FinetuneCommand.Build());
 root.Subcommands.Add(MasksCommand.Build());
+root.Subcommands.Add(SynthStudyCommand.Build());
 
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))

@@ -105,6 +105,13 @@ public static class Exercises
         new("10-q2", "A generated image's lungs overlap the conditioning lung mask in 60 pixels; the segmented lungs cover 80 pixels and the mask 70. What is the Dice? (a number)",
             "0.8: Dice = 2 |P and G| / (|P| + |G|) = 120 / 150.",
             "Dice = 2 x overlap / (sum of the two areas).", 0.8, 1e-6),
+
+        new("11-q1", "A study makes 10 comparisons; one arm's one-sided p is 0.004. Is it significant at a family-wise 0.05 after Bonferroni? (yes or no)",
+            "yes: Bonferroni multiplies by the number of comparisons, 10 x 0.004 = 0.04 < 0.05 (Holm, never larger than Bonferroni, agrees).",
+            "Multiply p by the number of comparisons.", new[] { "yes" }),
+        new("11-q2", "Five seeds give paired differences with mean 0.020 and standard error 0.010; t(0.975; 4) = 2.776. What is the half-width of the 95 % interval?",
+            "2.776 x 0.010 = 0.0278: the interval 0.020 +- 0.028 includes 0, so five seeds do not yet separate this arm from real-only.",
+            "Half-width = t x SE, with n - 1 = 4 degrees of freedom.", 0.0278, 5e-4),
     ];
 
     private static readonly Dictionary<string, Exercise> ById = Items.ToDictionary(e => e.Id, StringComparer.Ordinal);

@@ -39,6 +39,31 @@ public sealed class PhantomGenerator
     }
 
     /// <summary>
+    /// Case <paramref name="index"/> (its patient, anatomy and projection) drawn with the findings of
+    /// <paramref name="truth"/> instead of its own: the phantom oracle of the synthetic-data study renders an edited
+    /// condition (a finding moved, resized or flipped) this way. Only edits of the case's own findings are drawn: a lesion
+    /// or consolidation is centred on <paramref name="lesionCentre"/> / <paramref name="consolidationCentre"/> (image
+    /// pixels at <see cref="PhantomOptions.Size"/>) when given, else in its named lobe's place of this case; a changed side of
+    /// an effusion, pneumothorax, fracture or atelectasis is mirrored; a finding absent from the case is not added, and
+    /// one absent from <paramref name="truth"/> is not drawn. The report is written from <paramref name="truth"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The truth adds a finding the case does not have (the message names it).</exception>
+    public PhantomCase GenerateEdited(int index, PhantomFindings truth, (double X, double Y)? lesionCentre = null, (double X, double Y)? consolidationCentre = null)
+    {
+        if (index < 0) throw new ArgumentOutOfRangeException(nameof(index), index, "case index must be 0 or more");
+        ArgumentNullException.ThrowIfNull(truth);
+        var spec = PhantomSampler.Sample(Options, index);
+        PhantomEdits.Apply(spec, truth, Options.Size, lesionCentre, consolidationCentre, $"phantom_{index:D6}");
+        int n = Options.Size;
+        var res = new PhantomRenderer(spec, n).Render();
+        var masks = new Dictionary<string, GrayImage>();
+        foreach (var (k, m) in res.Masks) masks[k] = new GrayImage(n, n, m);
+        var report = WriteReport(truth, index);
+        return new PhantomCase($"phantom_{index:D6}", $"pp{index:D6}", new GrayImage(n, n, res.Image), masks, report.Labels,
+            PresentObservations(truth), Attributes(spec), spec.Sex, spec.Age, spec.View, report.Findings, report.Impression, truth);
+    }
+
+    /// <summary>
     /// The truth and report of case <paramref name="index"/> without drawing the image (fast; identical to
     /// <see cref="PhantomCase.Truth"/>, <see cref="PhantomCase.Findings"/>, <see cref="PhantomCase.Impression"/> and <see cref="PhantomCase.Labels"/> of <see cref="Generate(int)"/>).
     /// </summary>

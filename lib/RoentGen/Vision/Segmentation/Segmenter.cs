@@ -121,7 +121,7 @@ public sealed class Segmenter : IDisposable
     public void Dispose() => Network.Dispose();
 }
 
-/// <summary>What <see cref="SegmentationRuns.Train"/> did.</summary>
+/// <summary>What <see cref="SegmentationRuns"/>.Train did.</summary>
 /// <param name="Folder">The run folder.</param>
 /// <param name="ModelFolder">The saved segmenter.</param>
 /// <param name="TrainedNow">False when the folder already held the finished run.</param>
@@ -166,7 +166,45 @@ public static class SegmentationRuns
         var watch = Stopwatch.StartNew();
         var (set, _) = SegmentationData.Load(data, config.Structures, config.Size, config.TrainImages);
         using var pool = set;
-        log($"segmentation: {pool.Records.Count} training images of {data.Name} at {config.Size} px, structures {string.Join(", ", config.Structures)}; "
+        return TrainOn(config, run, modelDir, pool, data.Name, watch, log, cancellation);
+    }
+
+    /// <summary>
+    /// Trains (or resumes, or finds finished) the run of <paramref name="config"/> in <paramref name="folder"/> on images and
+    /// masks already stacked (e.g. real images joined with synthetic ones); <see cref="SegmentationConfig.Data"/> and
+    /// <see cref="SegmentationConfig.TrainImages"/> are only recorded. The set's masks must be in the config's structure
+    /// order and its images at the config's size.
+    /// </summary>
+    /// <param name="config">The run's config (validated).</param>
+    /// <param name="folder">The run folder.</param>
+    /// <param name="pool">Training images (N, 1, S, S) in [0, 1], masks (N, C, S, S) and presence (N, C); not disposed here.</param>
+    /// <param name="dataName">How the log names the data.</param>
+    /// <param name="log">Progress lines (default: none).</param>
+    /// <param name="cancellation">Stops the run between steps (the last checkpoint stays).</param>
+    /// <exception cref="ArgumentException">The config is out of range, or the set's shape does not fit it (the message names the shapes).</exception>
+    /// <exception cref="InvalidOperationException">The folder holds another run.</exception>
+    public static SegmentationRun Train(SegmentationConfig config, string folder, SegmentationSet pool, string dataName, Action<string>? log = null,
+        CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(pool);
+        config.Validate();
+        log ??= _ => { };
+        long[] want = [pool.Images.shape[0], config.Structures.Count, config.Size, config.Size];
+        if (pool.Images.dim() != 4 || pool.Images.shape[1] != 1 || pool.Images.shape[2] != config.Size || pool.Images.shape[3] != config.Size
+            || !pool.Masks.shape.SequenceEqual(want) || !pool.Present.shape.SequenceEqual(new[] { want[0], want[1] }) || want[0] < 1)
+            throw new ArgumentException($"segmentation set: images [{string.Join(", ", pool.Images.shape)}], masks [{string.Join(", ", pool.Masks.shape)}], present [{string.Join(", ", pool.Present.shape)}]; "
+                + $"expected (N >= 1, 1, {config.Size}, {config.Size}), (N, {config.Structures.Count}, {config.Size}, {config.Size}) and (N, {config.Structures.Count}) for structures {string.Join(", ", config.Structures)}", nameof(pool));
+        var run = RunFolder.Open(folder, Kind, config, "Steps");
+        var modelDir = Path.Combine(run.Path, Segmenter.ModelFolder);
+        if (run.IsFinishedAt(config.Steps) && File.Exists(Path.Combine(modelDir, Checkpoint.WeightsFileName)))
+            return new SegmentationRun(run.Path, modelDir, false, config.Steps, 0, run.Finished!.FinalLoss ?? double.NaN, 0);
+        return TrainOn(config, run, modelDir, pool, dataName, Stopwatch.StartNew(), log, cancellation);
+    }
+
+    private static SegmentationRun TrainOn(SegmentationConfig config, RunFolder run, string modelDir, SegmentationSet pool, string dataName, Stopwatch watch,
+        Action<string> log, CancellationToken cancellation)
+    {
+        log($"segmentation: {pool.Images.shape[0]} training images of {dataName} at {config.Size} px, structures {string.Join(", ", config.Structures)}; "
             + $"U-Net {string.Join("-", config.Widths)} ({config.ParameterEstimate() / 1e6:0.00}M parameters), {config.Steps} steps of {config.BatchSize}; loaded in {watch.Elapsed.TotalSeconds:0.0} s");
         run.Start();
 
@@ -194,6 +232,6 @@ public static class SegmentationRuns
         double loss = history.Steps > 0 ? history.Loss[^1] : double.NaN;
         run.Finish(history.Steps, watch.Elapsed.TotalSeconds, loss);
         log($"segmentation: {history.Steps} steps in {watch.Elapsed.TotalSeconds:0.0} s, final loss {loss:0.0000}; model in {modelDir}");
-        return new SegmentationRun(run.Path, modelDir, true, history.Steps, watch.Elapsed.TotalSeconds, loss, pool.Records.Count);
+        return new SegmentationRun(run.Path, modelDir, true, history.Steps, watch.Elapsed.TotalSeconds, loss, (int)pool.Images.shape[0]);
     }
 }

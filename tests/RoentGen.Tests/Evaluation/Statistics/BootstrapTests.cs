@@ -67,4 +67,20 @@ public class BootstrapTests
         Assert.Contains("at least 1, got 0", Assert.Throws<ArgumentException>(() => Bootstrap.Percentile([1], Bootstrap.Mean, 0)).Message);
         Assert.Contains("observation 1 is NaN", Assert.Throws<ArgumentException>(() => Bootstrap.Percentile([1, double.NaN], Bootstrap.Mean)).Message);
     }
+
+    [Fact]
+    public void Percentile_interval_of_the_mean_matches_the_exact_bootstrap_distribution()
+    {
+        // The exact bootstrap distribution of the mean of {0, 1, 2, 5}: all 4^4 = 256 equally likely resamples, enumerated
+        // with python3 (no scipy here):
+        //   python3 -c "import itertools as i,collections as c;n=c.Counter(sum(t)/4 for t in i.product([0,1,2,5],repeat=4));k=sorted(n);print([(v,sum(n[u] for u in k if u<=v)/256) for v in k])"
+        // gives the cumulative probabilities P(mean <= 0.25) = 5/256 = 0.0195, P(mean <= 0.5) = 15/256 = 0.0586,
+        // P(mean <= 3.75) = 247/256 = 0.9648, P(mean <= 4.0) = 251/256 = 0.9805. So the exact 2.5 % and 97.5 % quantiles are
+        // 0.5 and 4.0, each at least 0.0055 (over 5 binomial standard deviations at B = 20000) from the neighbouring jump:
+        // the percentile interval of a large bootstrap lands on them exactly.
+        var ci = Bootstrap.Percentile([0.0, 1.0, 2.0, 5.0], Bootstrap.Mean, resamples: 20000, seed: 3);
+        Assert.Equal(2.0, ci.Estimate, 12);
+        Assert.Equal(0.5, ci.Lower, 12);
+        Assert.Equal(4.0, ci.Upper, 12);
+    }
 }
