@@ -16,6 +16,7 @@ internal static class PairAugCommand
         var cmd = new Command("pairaug", "PairAug (Xie et al., CVPR 2024): new image-report pairs for vision-language pretraining.");
         cmd.Subcommands.Add(BuildRewrite());
         cmd.Subcommands.Add(BuildPrune());
+        foreach (var verb in PairAugVlpCommands.Build()) cmd.Subcommands.Add(verb);
         return cmd;
     }
 

@@ -65,10 +65,11 @@ public static class PairAugStudy
     /// <param name="realSample">The real sample's folder (labels.csv) for the TB-vs-normal zero-shot; skipped when null or absent.</param>
     /// <param name="log">One line per stage.</param>
     /// <param name="cancellation">Stops between training steps; a later call resumes.</param>
+    /// <param name="generator">A generator already in memory (tests, notebooks); it replaces <paramref name="generatorDir"/> and the trained one.</param>
     /// <exception cref="ArgumentException">A repeated seed or a config out of range.</exception>
     /// <exception cref="RunStateException">The folder holds a study of another config.</exception>
     public static PairAugStudyResult Run(PairAugStudyConfig config, string outDir, IReadOnlyList<long>? seeds = null, string? generatorDir = null,
-        string? realSample = null, Action<string>? log = null, CancellationToken cancellation = default)
+        string? realSample = null, Action<string>? log = null, CancellationToken cancellation = default, TextToImagePipeline? generator = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
@@ -90,8 +91,8 @@ public static class PairAugStudy
         // 1. The real pool and the generator.
         var pool = TrainingRecords.Phantoms(new PhantomOptions { Size = config.Clip.SourceSize, Seed = config.Clip.WorldSeed }, config.Clip.Phantoms);
         var real = pool.Dataset!;
-        TextToImagePipeline? pipeline = null;
-        string generator = generatorDir ?? Path.Combine(outDir, "generator");
+        TextToImagePipeline? pipeline = generator;
+        string generatorFolder = generatorDir ?? Path.Combine(outDir, "generator");
         TextToImagePipeline Pipeline()
         {
             if (pipeline is not null) return pipeline;
@@ -102,8 +103,8 @@ public static class PairAugStudy
             }
             else
             {
-                log($"generator: {config.Generator.TrainImages} phantoms, VAE {config.Generator.VaeSteps} + denoiser {config.Generator.LdmSteps} steps -> {generator}");
-                var trained = LatentDiffusionRuns.EnsureTrained(config.Generator, LdmTrainingData.FromPhantoms(config.Generator), generator,
+                log($"generator: {config.Generator.TrainImages} phantoms, VAE {config.Generator.VaeSteps} + denoiser {config.Generator.LdmSteps} steps -> {generatorFolder}");
+                var trained = LatentDiffusionRuns.EnsureTrained(config.Generator, LdmTrainingData.FromPhantoms(config.Generator), generatorFolder,
                     new LdmRunOptions { Cancellation = cancellation });
                 log(trained.Skipped ? "generator: finished before, loaded" : $"generator: trained {trained.StepsTrained} denoiser steps");
                 pipeline = trained.Model.ToPipeline();
@@ -322,7 +323,7 @@ public sealed class RealTbData
             return null;
         }
         var images = ImageTensors.Stack(rows.Select(r => all.LoadImage(r, size)));
-        var description = $"{folder}: {labels.Count(x => x)} TB and {labels.Count(x => !x)} normal images with reports ({string.Join(", ", tbSets.Order())})";
+        var description = $"{folder}: {labels.Count(x => x)} TB and {labels.Count(x => !x)} normal images with reports ({string.Join(", ", rows.Select(r => r.Dataset).Distinct().Order())})";
         log?.Invoke($"real sample: {description}");
         return new RealTbData(images, labels, description);
     }

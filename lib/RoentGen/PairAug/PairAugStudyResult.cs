@@ -7,6 +7,7 @@ using RoentGen.Evaluation;
 using RoentGen.Evaluation.Statistics;
 using RoentGen.Methods;
 using RoentGen.Platform;
+using RoentGen.Visualization;
 using static TorchSharp.torch;
 
 namespace RoentGen.PairAug;
@@ -106,6 +107,20 @@ public sealed record PairAugTsne(
         var e = new float[points.Count, 2];
         for (int i = 0; i < points.Count; i++) { e[i, 0] = (float)points[i].X; e[i, 1] = (float)points[i].Y; }
         return (e, points.Select(p => p.Group).ToList(), points.Select(p => p.Text).ToList());
+    }
+
+    /// <summary>The image view: real vs InterAug vs IntraAug images, hover text their reports.</summary>
+    public Figure ImageFigure()
+    {
+        var (e, g, h) = AsArrays(Images);
+        return TSneCharts.Scatter(e, g, $"t-SNE of image embeddings ({Model}): real vs synthetic", h);
+    }
+
+    /// <summary>The report view: real reports vs InterAug and IntraAug rewrites.</summary>
+    public Figure ReportFigure()
+    {
+        var (e, g, h) = AsArrays(Reports);
+        return TSneCharts.Scatter(e, g, $"t-SNE of report embeddings ({Model}): real vs rewritten", h);
     }
 
     /// <summary>Writes the views atomically.</summary>

@@ -24,6 +24,7 @@ public class NotebookExecutionTests
         { "05-probes-and-tsne.ipynb", EncoderComparisonParameters },
         { "06-roentgen-domain-adaptation.ipynb", "resultsDir=;preset=tiny;seeds=0" },
         { "08-real-weights.ipynb", "weights=;outDir=;sampleSteps=2;loraSteps=2;phantoms=2" },
+        { "09-pairaug.ipynb", "studyDir=;preset=tiny;seeds=0,1;editSteps=2;rewriteExamples=2" },
     };
 
     private const string EncoderComparisonParameters = "preset=tiny;outDir=;tsnePoints=24;ablationVariants=baseline,no-ibot;seeds=0,1;seedsDir=";
