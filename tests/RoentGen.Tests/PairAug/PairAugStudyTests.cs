@@ -54,6 +54,13 @@ public class PairAugStudyTests
         Assert.Equal(result.Runs.Count, back.Runs.Count);
         Assert.Equal(4, result.ResultsTable().Rows.Count);
 
+        // The HTML report holds the tables and both t-SNE charts.
+        var html = RoentGen.Experiments.PairAugStudyReport.Build(result).ToHtml();
+        Assert.Contains("real + InterAug + IntraAug pairs (kept)", html, StringComparison.Ordinal);
+        Assert.Contains("zero_shot_macro_auc", html, StringComparison.Ordinal);
+        Assert.Contains("t-SNE of image embeddings", html, StringComparison.Ordinal);
+        Assert.Contains("t-SNE of report embeddings", html, StringComparison.Ordinal);
+
         // A second call trains and generates nothing.
         var again = new List<string>();
         var second = PairAugStudy.Run(config, dir, realSample: TestPaths.RealSample, log: again.Add);

@@ -78,6 +78,49 @@ public sealed class PairAugVlpCommandTests : IDisposable
         Assert.Equal(whole.Kept, merged.Pairs.Count(p => p.Kept));
     }
 
+    [Fact]
+    public void Inter_and_sharded_intra_draw_from_a_generator_folder_score_with_a_clip_folder_and_merge_the_shards()
+    {
+        // An untrained tiny generator saved as a model folder, an untrained tiny CLIP unit, and real rewrites of phantom reports.
+        var pipe = RoentGen.Tests.Diffusion.TinyPipelines.Untrained(11);
+        var generator = Path.Combine(_dir, "generator");
+        new LatentDiffusionModel(pipe.Vae, pipe.TextEncoder, pipe.Tokenizer, pipe.Unet, pipe.Schedule.Config, pipe.LatentSize, pipe.MaxTokens).Save(generator);
+        var cfg = ClipConfig.Matching(DinoConfig.Tiny, 8, 1) with { TokenizerReports = 8 };
+        var pool = RoentGen.Training.TrainingRecords.Phantoms(new RoentGen.Data.Phantoms.PhantomOptions { Size = cfg.SourceSize, Seed = 1 }, 8);
+        var clip = Path.Combine(_dir, "clip");
+        using (var model = new ClipModel(cfg, ClipTraining.TrainTokenizer(cfg, pool))) model.Save(clip);
+        var reports = Path.Combine(_dir, "reports.txt");
+        File.WriteAllText(reports, string.Join("\n\n", pool.Dataset!.Select(r => r.Report.FullText)) + "\n");
+        var intraRewrites = Path.Combine(_dir, "intra.jsonl");
+        var interRewrites = Path.Combine(_dir, "inter.jsonl");
+        Assert.Equal(0, CliCases.Invoke(Roentgen(), "pairaug", "rewrite", "--in", reports, "--op", "change-in-symptoms", "--out", intraRewrites).ExitCode);
+        Assert.Equal(0, CliCases.Invoke(Roentgen(), "pairaug", "rewrite", "--in", reports, "--op", "partial-opposite", "--out", interRewrites, "--limit", "3").ExitCode);
+        int intraCount = RewriteFiles.ReadRewrites(intraRewrites).Count;
+        Assert.True(intraCount >= 2, $"{intraCount} intra rewrites");
+
+        var inter = Path.Combine(_dir, "inter");
+        var (rc, stdout, stderr) = CliCases.Invoke(Roentgen(), "pairaug", "inter", "--rewrites", interRewrites, "--generator", generator, "--clip", clip, "--out", inter, "--steps", "2");
+        Assert.True(rc == 0, stderr + stdout);
+        Assert.Contains("generated 3", stdout, StringComparison.Ordinal);
+        Assert.Equal(3, PairAugmentation.ReadPairs(Path.Combine(inter, PairAugmentation.PairsFileName)).Count);
+
+        var intra = Path.Combine(_dir, "intra");
+        (rc, stdout, stderr) = CliCases.Invoke(Roentgen(), "pairaug", "intra", "--rewrites", intraRewrites, "--generator", generator, "--clip", clip, "--out", intra, "--steps", "2", "--limit", "3", "--shard", "0/2");
+        Assert.True(rc == 0, stderr + stdout);
+        Assert.Contains("when all 2 shards are done", stdout, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(intra, PairAugmentation.PairsFileName)));
+        (rc, stdout, stderr) = CliCases.Invoke(Roentgen(), "pairaug", "intra", "--rewrites", intraRewrites, "--generator", generator, "--clip", clip, "--out", intra, "--steps", "2", "--limit", "3", "--shard", "1/2");
+        Assert.True(rc == 0, stderr + stdout);
+        Assert.Contains("all 2 shards done, pruned together", stdout, StringComparison.Ordinal);
+        var merged = PairAugmentation.ReadPairs(Path.Combine(intra, PairAugmentation.PairsFileName));
+        Assert.Equal(Math.Min(3, intraCount), merged.Count);
+        Assert.All(merged, p => Assert.True(File.Exists(Path.Combine(intra, p.Image)), p.Image));
+        // A finished shard is not drawn again.
+        (rc, stdout, _) = CliCases.Invoke(Roentgen(), "pairaug", "intra", "--rewrites", intraRewrites, "--generator", generator, "--clip", clip, "--out", intra, "--steps", "2", "--limit", "3", "--shard", "0/2");
+        Assert.Equal(0, rc);
+        Assert.Contains("already holds its pairs", stdout, StringComparison.Ordinal);
+    }
+
     /// <summary>Images pooled to 4x4, texts to seeded vectors.</summary>
     private sealed class PooledTextEmbedder : IClipEmbedder
     {
