@@ -34,7 +34,7 @@ internal static class PairAugVlpCommands
         };
         var generator = new Option<string>("--generator") { Description = "A trained text-to-CXR folder (roentgen train / quickstart output, or a diffusers folder).", Required = true };
         var clip = new Option<string>("--clip") { Description = "The CLIP-style model that scores the pairs (roentgen pairaug pretrain --out DIR).", Required = true };
-        var output = new Option<string>("--out") { Description = "Output folder: images/ and pairs.jsonl (with --shard: shards/TAG/, merged into pairs.jsonl when every shard is done).", Required = true };
+        var output = new Option<string>("--out") { Description = "Output folder: images/, pairs.jsonl (every pair, its scores and kept flag) and labels.csv (the kept pairs, generic layout); with --shard: shards/TAG/, merged when every shard is done.", Required = true };
         var steps = new Option<int>("--steps") { Description = $"DDIM steps (PairAug: {(inter ? 50 : 75)}).", DefaultValueFactory = _ => inter ? 50 : 75 };
         var guidance = new Option<double>("--guidance") { Description = "Guidance scale (PairAug: 4).", DefaultValueFactory = _ => 4 };
         var seed = new Option<long>("--seed") { Description = "Base seed: rewrite i draws from seed + i (the same with or without --shard).", DefaultValueFactory = _ => 0 };
@@ -98,13 +98,15 @@ internal static class PairAugVlpCommands
                 }
                 Console.WriteLine(string.Join(", ", result.Counts.Select(kv => $"{kv.Key} {kv.Value}")));
                 Console.WriteLine($"wrote {Cli.Escape(result.PairsFile)}");
+                if (part is null) Console.WriteLine($"wrote {Cli.Escape(PairsCsv.Write(result.PairsFile, inter ? "interaug" : "intraaug"))} (the kept pairs, generic layout)");
             }
             if (part is not null)
             {
                 var merged = PairAugShards.MergeIfComplete(outDir, part.Count, thresholdValue, marginValue);
                 Console.WriteLine(merged is null
                     ? $"shard {part} done; when all {part.Count} shards are done, any of them (or a rerun) writes {Cli.Escape(Path.Combine(outDir, PairAugmentation.PairsFileName))}"
-                    : $"all {part.Count} shards done, pruned together: {string.Join(", ", merged.Counts.Select(kv => $"{kv.Key} {kv.Value}"))}; wrote {Cli.Escape(merged.PairsFile)}");
+                    : $"all {part.Count} shards done, pruned together: {string.Join(", ", merged.Counts.Select(kv => $"{kv.Key} {kv.Value}"))}; wrote {Cli.Escape(merged.PairsFile)} "
+                      + $"and {Cli.Escape(PairsCsv.Write(merged.PairsFile, inter ? "interaug" : "intraaug"))}");
             }
         }));
         return cmd;

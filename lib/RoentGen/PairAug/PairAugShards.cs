@@ -1,3 +1,5 @@
+using RoentGen.Data;
+using RoentGen.Data.Reports;
 using RoentGen.Platform;
 
 namespace RoentGen.PairAug;
@@ -30,5 +32,37 @@ public static class PairAugShards
         var file = Path.Combine(outDir, PairAugmentation.PairsFileName);
         AtomicFile.WriteAllText(file, string.Concat(pairs.Select(p => System.Text.Json.JsonSerializer.Serialize(p) + "\n")));
         return PairAugmentation.Prune(file, threshold, margin);
+    }
+}
+
+/// <summary>
+/// A folder of pairs as a generic-layout dataset: labels.csv beside pairs.jsonl with one row per kept pair (file, id,
+/// patient_id = the source report's id, dataset, report, and the 14 CheXpert columns from <see cref="ReportLabeler"/>), so
+/// the folder is a <c>--data DIR</c> for every verb that reads a labels.csv (train clip, probe, data inspect).
+/// </summary>
+public static class PairsCsv
+{
+    /// <summary>The file's name.</summary>
+    public const string FileName = "labels.csv";
+
+    /// <summary>Writes DIR/labels.csv (atomically) for the kept pairs of DIR/pairs.jsonl and returns its path.</summary>
+    /// <param name="pairsFile">A pairs.jsonl.</param>
+    /// <param name="dataset">The dataset column (e.g. "interaug").</param>
+    public static string Write(string pairsFile, string dataset)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(pairsFile))!;
+        var labeler = new ReportLabeler();
+        var header = new List<string> { "file", "id", "patient_id", "dataset", "report" };
+        header.AddRange(Observations.Names);
+        var rows = PairAugmentation.ReadPairs(pairsFile).Where(p => p.Kept).Select(p =>
+        {
+            var labels = labeler.Label(p.Report);
+            var row = new List<string?> { p.Image, p.Id, p.SourceId, dataset, p.Report };
+            row.AddRange(Observations.All.Select(o => labels[o].Code()));
+            return (IReadOnlyList<string?>)row;
+        }).ToList();
+        var path = Path.Combine(dir, FileName);
+        Csv.WriteFile(path, header, rows);
+        return path;
     }
 }

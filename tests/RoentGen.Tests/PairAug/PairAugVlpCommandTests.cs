@@ -102,7 +102,11 @@ public sealed class PairAugVlpCommandTests : IDisposable
         var (rc, stdout, stderr) = CliCases.Invoke(Roentgen(), "pairaug", "inter", "--rewrites", interRewrites, "--generator", generator, "--clip", clip, "--out", inter, "--steps", "2");
         Assert.True(rc == 0, stderr + stdout);
         Assert.Contains("generated 3", stdout, StringComparison.Ordinal);
-        Assert.Equal(3, PairAugmentation.ReadPairs(Path.Combine(inter, PairAugmentation.PairsFileName)).Count);
+        var interPairs = PairAugmentation.ReadPairs(Path.Combine(inter, PairAugmentation.PairsFileName));
+        Assert.Equal(3, interPairs.Count);
+        // labels.csv lists the kept pairs in the generic layout: the folder loads as a dataset.
+        var loaded = RoentGen.Data.Datasets.ImageFolderLoader.LoadFolder(inter);
+        Assert.Equal(interPairs.Count(p => p.Kept), loaded.Count);
 
         var intra = Path.Combine(_dir, "intra");
         (rc, stdout, stderr) = CliCases.Invoke(Roentgen(), "pairaug", "intra", "--rewrites", intraRewrites, "--generator", generator, "--clip", clip, "--out", intra, "--steps", "2", "--limit", "3", "--shard", "0/2");
@@ -115,6 +119,7 @@ public sealed class PairAugVlpCommandTests : IDisposable
         var merged = PairAugmentation.ReadPairs(Path.Combine(intra, PairAugmentation.PairsFileName));
         Assert.Equal(Math.Min(3, intraCount), merged.Count);
         Assert.All(merged, p => Assert.True(File.Exists(Path.Combine(intra, p.Image)), p.Image));
+        Assert.True(File.Exists(Path.Combine(intra, PairsCsv.FileName)));
         // A finished shard is not drawn again.
         (rc, stdout, _) = CliCases.Invoke(Roentgen(), "pairaug", "intra", "--rewrites", intraRewrites, "--generator", generator, "--clip", clip, "--out", intra, "--steps", "2", "--limit", "3", "--shard", "0/2");
         Assert.Equal(0, rc);
