@@ -229,6 +229,10 @@ public sealed record PairAugStudyResult
                 var both = Enumerable.Range(0, a.Length).Where(i => double.IsFinite(a[i]) && double.IsFinite(b[i])).ToArray();
                 double diff = both.Length > 0 ? both.Average(i => a[i] - b[i]) : double.NaN;
                 if (both.Length < 2) return new ArmTest(arm, m, diff, double.NaN, double.NaN, double.NaN, double.NaN, false, $"{both.Length} seed(s) with both values; a paired test needs 2 or more");
+                // AUCs on small test sets are coarse: differences equal up to rounding give a t of ~1e15, which is no evidence.
+                var d = both.Select(i => a[i] - b[i]).ToArray();
+                if (d.Max() - d.Min() <= 1e-9)
+                    return new ArmTest(arm, m, diff, double.NaN, double.NaN, double.NaN, double.NaN, false, $"all {d.Length} paired differences equal ({Signed(d[0])}): t undefined");
                 try
                 {
                     var t = TTest.Paired(both.Select(i => a[i]).ToArray(), both.Select(i => b[i]).ToArray(), Alternative.Greater);
