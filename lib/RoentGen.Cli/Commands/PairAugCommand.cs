@@ -7,7 +7,8 @@ namespace RoentGen.Cli.Commands;
 /// <summary>
 /// <c>roentgen pairaug rewrite --in reports.txt|labels.csv --op partial-opposite|change-in-symptoms --out FILE.jsonl
 /// [--llm-endpoint URL --llm-model M [--llm-key-env NAME] [--cache DIR]] [--seed N] [--limit N]</c>: PairAug's report
-/// rewriting, offline and rule-based by default.
+/// rewriting, offline and rule-based by default; <c>prune</c>; and the image and VLP verbs of <see cref="PairAugVlpCommands"/>
+/// (inter, intra, pretrain, evaluate, study).
 /// </summary>
 internal static class PairAugCommand
 {
@@ -16,6 +17,7 @@ internal static class PairAugCommand
         var cmd = new Command("pairaug", "PairAug (Xie et al., CVPR 2024): new image-report pairs for vision-language pretraining.");
         cmd.Subcommands.Add(BuildRewrite());
         cmd.Subcommands.Add(BuildPrune());
+        foreach (var verb in PairAugVlpCommands.Build()) cmd.Subcommands.Add(verb);
         return cmd;
     }
 

@@ -213,13 +213,9 @@ public sealed class ClipTraining : IDisposable
     /// <exception cref="ArgumentException">The config is inconsistent.</exception>
     public ClipTraining(ClipConfig config, BpeTokenizer tokenizer)
     {
-        config.Validate();
+        Model = new ClipModel(config, tokenizer);      // validates, seeds and builds the towers and heads
         Config = config;
         Tokenizer = tokenizer;
-        manual_seed(config.Seed);
-        Backbone = new VisionTransformer(config.Vit);
-        TextEncoder = new ClipTextModel(config.Text with { VocabSize = tokenizer.VocabSize, EndTokenId = tokenizer.EndId, MaxPositions = config.MaxTokens });
-        Heads = new ClipHeads(config.Vit.HiddenSize, config.Text.HiddenSize, config.ProjectionDim, config.InitialTemperature, config.MaxLogitScale);
         _crop = new RandomResizedCrop(config.Vit.ImageSize, config.CropScaleMin, config.CropScaleMax);
         var decay = new List<Parameter>();
         var noDecay = new List<Parameter>();
@@ -237,20 +233,19 @@ public sealed class ClipTraining : IDisposable
     public ClipConfig Config { get; }
     /// <summary>The tokenizer.</summary>
     public BpeTokenizer Tokenizer { get; }
+    /// <summary>The model being trained, as one unit (<see cref="ClipModel.Save"/> writes it).</summary>
+    public ClipModel Model { get; }
     /// <summary>The image tower (the encoder that is kept and probed).</summary>
-    public VisionTransformer Backbone { get; }
+    public VisionTransformer Backbone => Model.Backbone;
     /// <summary>The text tower.</summary>
-    public ClipTextModel TextEncoder { get; }
+    public ClipTextModel TextEncoder => Model.TextEncoder;
     /// <summary>Projections and temperature.</summary>
-    public ClipHeads Heads { get; }
+    public ClipHeads Heads => Model.Heads;
     /// <summary>AdamW over everything.</summary>
     public OptimizerHelper Optimizer { get; }
 
     /// <summary>What the trainer checkpoints: "backbone", "text_encoder" and "heads".</summary>
-    public IReadOnlyDictionary<string, nn.Module> Modules => new Dictionary<string, nn.Module>
-    {
-        ["backbone"] = Backbone, ["text_encoder"] = TextEncoder, ["heads"] = Heads,
-    };
+    public IReadOnlyDictionary<string, nn.Module> Modules => Model.Modules;
 
     /// <summary>A BPE tokenizer trained on the reports (<see cref="CxrReport.FullText"/>) of the first <see cref="ClipConfig.TokenizerReports"/> records.</summary>
     /// <exception cref="InvalidOperationException">A stream of records (the tokenizer needs a fixed set).</exception>
@@ -289,9 +284,8 @@ public sealed class ClipTraining : IDisposable
     public (Tensor Image, Tensor Text) Embed(Tensor pixels, IReadOnlyList<string> reports)
     {
         using var scope = NewDisposeScope();
-        var ids = Tokenizer.EncodeBatch(reports, Config.MaxTokens).Ids;
-        var image = Heads.ProjectImage(Backbone.call(pixels));
-        var text = Heads.ProjectText(TextEncoder.Encode(ids).Pooled);
+        var image = Model.EmbedImages(pixels);
+        var text = Model.EmbedTexts(reports);
         return (image.MoveToOuterDisposeScope(), text.MoveToOuterDisposeScope());
     }
 
@@ -346,8 +340,6 @@ public sealed class ClipTraining : IDisposable
     public void Dispose()
     {
         Optimizer.Dispose();
-        Backbone.Dispose();
-        TextEncoder.Dispose();
-        Heads.Dispose();
+        Model.Dispose();
     }
 }

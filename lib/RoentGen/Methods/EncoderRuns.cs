@@ -64,7 +64,9 @@ public static class EncoderRuns
 
     /// <summary>
     /// Trains (or resumes, or finds finished) a CLIP-style run on the (image, report) records of <paramref name="pool"/> into
-    /// <paramref name="dir"/>; the tokenizer is kept in DIR/tokenizer and the text tower in DIR/text_encoder.
+    /// <paramref name="dir"/>; the tokenizer is kept in DIR/tokenizer and the text tower in DIR/text_encoder, and the whole
+    /// model (towers, projections, temperature, tokenizer, config) as one unit in DIR/model (<see cref="ClipModel.Load"/>
+    /// reads DIR or DIR/model). A finished run without DIR/model (saved before the unit existed) writes it from its last checkpoint.
     /// </summary>
     /// <exception cref="InvalidOperationException">The folder holds a run of another config.</exception>
     public static EncoderRun Clip(ClipConfig config, TrainingRecords pool, string dir, CancellationToken cancellation = default)
@@ -78,8 +80,9 @@ public static class EncoderRuns
             var history = training.Train(trainer, pool, cancellation);
             Checkpoint.Save(Path.Combine(dir, "text_encoder"), training.TextEncoder, training.TextEncoder.Config);
             Checkpoint.Save(Path.Combine(dir, EncoderFolder), training.Backbone, training.Backbone.Config);
+            training.Model.Save(Path.Combine(dir, ClipModel.RunModelFolder));
             return (history, "CLIP: symmetric InfoNCE");
-        });
+        }, () => ClipModel.Exists(Path.Combine(dir, ClipModel.RunModelFolder)));
     }
 
     /// <summary>True when <paramref name="encoderFolder"/> holds a saved ViT (config.json and model.safetensors).</summary>
@@ -88,11 +91,11 @@ public static class EncoderRuns
 
     // The one lifecycle (RunFolder): config pinned and compared (Steps may grow), skip when finished, resume, run.json last.
     private static EncoderRun Run<TConfig>(string kind, TConfig config, int wantedSteps, string dir, string encoderName,
-        Func<(TrainingHistory History, string Title)> train)
+        Func<(TrainingHistory History, string Title)> train, Func<bool>? otherOutputsExist = null)
     {
         var run = RunFolder.Open(dir, kind, config, "Steps");
         var encoder = Path.Combine(dir, encoderName);
-        if (run.IsFinishedAt(wantedSteps) && IsFinished(encoder))
+        if (run.IsFinishedAt(wantedSteps) && IsFinished(encoder) && (otherOutputsExist?.Invoke() ?? true))
             return new EncoderRun(kind, run.Path, encoder, false, wantedSteps, 0, run.Finished!.FinalLoss ?? double.NaN);
         run.Start();
         int start = run.StepsDone;

@@ -86,6 +86,35 @@ public static class RewriteFiles
     }
 
     /// <summary>
+    /// Reads the rewrites of a JSON-lines file written by <see cref="WriteJsonl"/> (id, operation, source, original,
+    /// rewrite); the intended edits are not read back (null).
+    /// </summary>
+    /// <exception cref="FileNotFoundException">No such file.</exception>
+    /// <exception cref="InvalidDataException">A line is not a rewrite; the message names the file and line.</exception>
+    public static IReadOnlyList<ReportRewrite> ReadRewrites(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"no such rewrites file: {path}; expected the JSON lines written by 'roentgen pairaug rewrite --out'", path);
+        var list = new List<ReportRewrite>();
+        int n = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            n++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            try
+            {
+                using var doc = JsonDocument.Parse(line);
+                var o = doc.RootElement;
+                string Get(string key) => o.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()!
+                    : throw new InvalidDataException($"{path}:{n}: a rewrite needs a string '{key}'");
+                list.Add(new ReportRewrite(Get("id"), RewriteOperations.Parse(Get("operation")), Get("original"), Get("rewrite"), Get("source"), null, null));
+            }
+            catch (JsonException e) { throw new InvalidDataException($"{path}:{n}: not a JSON rewrite ({e.Message})", e); }
+            catch (ArgumentException e) { throw new InvalidDataException($"{path}:{n}: {e.Message}", e); }
+        }
+        return list;
+    }
+
+    /// <summary>
     /// One rewrite as a JSON line: id, operation, source, kept, reason, original, rewrite, intended edits and label changes
     /// (null when unknown), observed label changes, from_cache.
     /// </summary>

@@ -20,17 +20,38 @@ public interface IClipEmbedder
 }
 
 /// <summary>
-/// A trained <see cref="ClipTraining"/> as an <see cref="IClipEmbedder"/>: the ViT and the image projection, the text
-/// tower (through the run's tokenizer and token length) and the text projection. Its modules are put in eval mode for
-/// each call and returned to the mode they were in.
+/// A trained <see cref="ClipTraining"/> as an <see cref="IClipEmbedder"/> (its <see cref="ClipTraining.Model"/> through a
+/// <see cref="ClipModelEmbedder"/>).
 /// </summary>
 public sealed class ClipTrainingEmbedder(ClipTraining clip, int batchSize = 32) : IClipEmbedder
 {
+    private readonly ClipModelEmbedder _inner = new((clip ?? throw new ArgumentNullException(nameof(clip))).Model, batchSize);
+
     /// <summary>The wrapped run.</summary>
-    public ClipTraining Clip { get; } = clip ?? throw new ArgumentNullException(nameof(clip));
+    public ClipTraining Clip { get; } = clip;
 
     /// <inheritdoc />
-    public int ImageSize => Clip.Config.Vit.ImageSize;
+    public int ImageSize => _inner.ImageSize;
+
+    /// <inheritdoc />
+    public Tensor EmbedImages(Tensor images) => _inner.EmbedImages(images);
+
+    /// <inheritdoc />
+    public Tensor EmbedTexts(IReadOnlyList<string> texts) => _inner.EmbedTexts(texts);
+}
+
+/// <summary>
+/// A <see cref="ClipModel"/> as an <see cref="IClipEmbedder"/>: the ViT and the image projection (images resized to the
+/// tower's side), the text tower (through the model's tokenizer and token length) and the text projection. Its modules
+/// are put in eval mode for each call and returned to the mode they were in.
+/// </summary>
+public sealed class ClipModelEmbedder(ClipModel model, int batchSize = 32) : IClipEmbedder
+{
+    /// <summary>The wrapped model.</summary>
+    public ClipModel Model { get; } = model ?? throw new ArgumentNullException(nameof(model));
+
+    /// <inheritdoc />
+    public int ImageSize => Model.ImageSize;
 
     /// <inheritdoc />
     public Tensor EmbedImages(Tensor images)
@@ -42,7 +63,7 @@ public sealed class ClipTrainingEmbedder(ClipTraining clip, int batchSize = 32) 
             var x = images.narrow(0, start, count);
             if (x.shape[2] != ImageSize || x.shape[3] != ImageSize)
                 x = nn.functional.interpolate(x, size: [ImageSize, ImageSize], mode: InterpolationMode.Bilinear, align_corners: false);
-            return Clip.Heads.ProjectImage(Clip.Backbone.call(x));                                     // (n, P)
+            return Model.Heads.ProjectImage(Model.Backbone.call(x));                                  // (n, P)
         });
     }
 
@@ -52,15 +73,15 @@ public sealed class ClipTrainingEmbedder(ClipTraining clip, int batchSize = 32) 
         ArgumentNullException.ThrowIfNull(texts);
         return Batched(texts.Count, (start, count) =>
         {
-            var ids = Clip.Tokenizer.EncodeBatch(texts.Skip((int)start).Take((int)count).ToList(), Clip.Config.MaxTokens).Ids;
-            return Clip.Heads.ProjectText(Clip.TextEncoder.Encode(ids).Pooled);                         // (n, P)
+            var ids = Model.Tokenizer.EncodeBatch(texts.Skip((int)start).Take((int)count).ToList(), Model.Config.MaxTokens).Ids;
+            return Model.Heads.ProjectText(Model.TextEncoder.Encode(ids).Pooled);                      // (n, P)
         });
     }
 
     private Tensor Batched(long n, Func<long, long, Tensor> embed)
     {
         if (n == 0) throw new ArgumentException("nothing to embed");
-        var modules = new nn.Module[] { Clip.Backbone, Clip.TextEncoder, Clip.Heads };
+        var modules = Model.Modules.Values.ToArray();
         var wasTraining = modules.Select(m => m.training).ToArray();
         foreach (var m in modules) m.eval();
         try
@@ -187,10 +208,21 @@ public static class ZeroShot
     public static ZeroShotResult Evaluate(ClipTraining clip, Tensor images, float[,] labels, ZeroShotOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(clip);
+        return Evaluate(clip.Model, images, labels, options);
+    }
+
+    /// <summary>Zero-shot AUCs of a CLIP model (see <see cref="Evaluate(IClipEmbedder, Tensor, float[,], ZeroShotOptions?, double)"/>).</summary>
+    /// <param name="model">The model (e.g. <see cref="ClipModel.Load"/>).</param>
+    /// <param name="images">(N, 1, S, S) images in [-1, 1].</param>
+    /// <param name="labels">(N, 14) 0/1 labels in <see cref="Observations.All"/> order.</param>
+    /// <param name="options">Prompts, findings and bootstrap.</param>
+    public static ZeroShotResult Evaluate(ClipModel model, Tensor images, float[,] labels, ZeroShotOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
         options ??= new ZeroShotOptions();
         double scale = 1;
-        if (options.UseLogitScale) using (no_grad()) scale = clip.Heads.LogitScale().item<float>();
-        return Evaluate(new ClipTrainingEmbedder(clip), images, labels, options, scale);
+        if (options.UseLogitScale) using (no_grad()) scale = model.Heads.LogitScale().item<float>();
+        return Evaluate(new ClipModelEmbedder(model), images, labels, options, scale);
     }
 
     /// <summary>
@@ -266,9 +298,17 @@ public static class ZeroShot
         LinearProbeOptions? options = null, int seed = 0)
     {
         ArgumentNullException.ThrowIfNull(clip);
-        bool wasTraining = clip.Backbone.training;
-        try { return LinearProbeAtFractions(new VitEncoder(clip.Backbone, "clip"), data, fractions, options, seed); }
-        finally { clip.Backbone.train(wasTraining); }
+        return LinearProbeAtFractions(clip.Model, data, fractions, options, seed);
+    }
+
+    /// <summary>Linear probes of a CLIP model's image tower (its ViT's CLS features) at label fractions (see <see cref="LinearProbeAtFractions(IImageEncoder, ProbeData, IReadOnlyList{double}?, LinearProbeOptions?, int)"/>).</summary>
+    public static IReadOnlyList<LabelFractionProbe> LinearProbeAtFractions(ClipModel model, ProbeData data, IReadOnlyList<double>? fractions = null,
+        LinearProbeOptions? options = null, int seed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        bool wasTraining = model.Backbone.training;
+        try { return LinearProbeAtFractions(new VitEncoder(model.Backbone, "clip"), data, fractions, options, seed); }
+        finally { model.Backbone.train(wasTraining); }
     }
 
     /// <summary>

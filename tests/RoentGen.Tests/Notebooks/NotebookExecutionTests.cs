@@ -25,6 +25,7 @@ public class NotebookExecutionTests
         { "06-roentgen-domain-adaptation.ipynb", "resultsDir=;preset=tiny;seeds=0" },
         { "07-synthetic-augmentation.ipynb", "resultsDir=;preset=tiny;generator=;seeds=0,1;sizes=" },
         { "08-real-weights.ipynb", "weights=;outDir=;sampleSteps=2;loraSteps=2;phantoms=2" },
+        { "09-pairaug.ipynb", "studyDir=;preset=tiny;seeds=0,1;editSteps=2;rewriteExamples=2" },
         { "10-mask-conditioned-generation.ipynb", "checkpoint=no-such-folder;fallbackPreset=tiny;maskPreset=tiny;segmenterPreset=tiny;outDir=;conditions=2;sampleSteps=2" },
         { "11-synthetic-data-study.ipynb", "resultsDir=;preset=tiny;seeds=0,1;sizes=8;generator=;realSample=" },
     };

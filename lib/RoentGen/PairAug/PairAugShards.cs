@@ -1,0 +1,68 @@
+using RoentGen.Data;
+using RoentGen.Data.Reports;
+using RoentGen.Platform;
+
+namespace RoentGen.PairAug;
+
+/// <summary>
+/// InterAug and IntraAug split over a cluster (<c>--shard i/N</c>): shard i draws its contiguous slice of the rewrites
+/// (<see cref="Shard.Select{T}"/>, seeds kept as in the whole run) into OUT/shards/TAG/ (images/ and pairs.jsonl, the
+/// latter written last, so a folder with it is finished and skipped). Pruning rules see the whole batch (IntraAug's
+/// thresholds are means over all pairs), so when every shard has finished, <see cref="MergeIfComplete"/> lists all pairs
+/// in OUT/pairs.jsonl (image paths relative to OUT) and prunes them again together from their scores.
+/// </summary>
+public static class PairAugShards
+{
+    /// <summary>The folder of one shard's pairs.</summary>
+    public static string ShardFolder(string outDir, Shard shard) => Path.Combine(outDir, "shards", shard.FileTag);
+
+    /// <summary>True when a branch folder (whole run or shard) holds its pairs.jsonl.</summary>
+    public static bool IsDone(string folder) => File.Exists(Path.Combine(folder, PairAugmentation.PairsFileName));
+
+    /// <summary>
+    /// When all <paramref name="count"/> shards of <paramref name="outDir"/> are done, writes OUT/pairs.jsonl with every
+    /// pair and re-prunes it (<see cref="PairAugmentation.Prune"/>); null while a shard is missing.
+    /// </summary>
+    public static AugmentationResult? MergeIfComplete(string outDir, int count, double threshold = PairPruning.InterAugThreshold, double margin = PairPruning.IntraAugMargin)
+    {
+        var folders = Enumerable.Range(0, count).Select(i => ShardFolder(outDir, new Shard(i, count))).ToList();
+        if (!folders.All(IsDone)) return null;
+        var pairs = folders.SelectMany(f => PairAugmentation.ReadPairs(Path.Combine(f, PairAugmentation.PairsFileName))
+            .Select(p => p with { Image = Path.GetRelativePath(outDir, Path.Combine(f, p.Image)).Replace('\\', '/') })).ToList();
+        var file = Path.Combine(outDir, PairAugmentation.PairsFileName);
+        AtomicFile.WriteAllText(file, string.Concat(pairs.Select(p => System.Text.Json.JsonSerializer.Serialize(p) + "\n")));
+        return PairAugmentation.Prune(file, threshold, margin);
+    }
+}
+
+/// <summary>
+/// A folder of pairs as a generic-layout dataset: labels.csv beside pairs.jsonl with one row per kept pair (file, id,
+/// patient_id = the source report's id, dataset, report, and the 14 CheXpert columns from <see cref="ReportLabeler"/>), so
+/// the folder is a <c>--data DIR</c> for every verb that reads a labels.csv (train clip, probe, data inspect).
+/// </summary>
+public static class PairsCsv
+{
+    /// <summary>The file's name.</summary>
+    public const string FileName = "labels.csv";
+
+    /// <summary>Writes DIR/labels.csv (atomically) for the kept pairs of DIR/pairs.jsonl and returns its path.</summary>
+    /// <param name="pairsFile">A pairs.jsonl.</param>
+    /// <param name="dataset">The dataset column (e.g. "interaug").</param>
+    public static string Write(string pairsFile, string dataset)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(pairsFile))!;
+        var labeler = new ReportLabeler();
+        var header = new List<string> { "file", "id", "patient_id", "dataset", "report" };
+        header.AddRange(Observations.Names);
+        var rows = PairAugmentation.ReadPairs(pairsFile).Where(p => p.Kept).Select(p =>
+        {
+            var labels = labeler.Label(p.Report);
+            var row = new List<string?> { p.Image, p.Id, p.SourceId, dataset, p.Report };
+            row.AddRange(Observations.All.Select(o => labels[o].Code()));
+            return (IReadOnlyList<string?>)row;
+        }).ToList();
+        var path = Path.Combine(dir, FileName);
+        Csv.WriteFile(path, header, rows);
+        return path;
+    }
+}

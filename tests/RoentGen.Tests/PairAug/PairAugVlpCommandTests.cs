@@ -1,0 +1,140 @@
+using System.CommandLine;
+using System.Text.Json;
+using RoentGen.Cli.Commands;
+using RoentGen.Diffusion;
+using RoentGen.Methods;
+using RoentGen.PairAug;
+using RoentGen.Platform;
+using RoentGen.Tests.Cli;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+using CliPolicy = RoentGen.Cli.Commands.Cli;
+
+namespace RoentGen.Tests.PairAug;
+
+/// <summary>The pairaug pretrain and evaluate verbs, and sharded InterAug merged and pruned together.</summary>
+[Collection(ProcessStateCollection.Name)]
+public sealed class PairAugVlpCommandTests : IDisposable
+{
+    private readonly string _dir = TestPaths.NewTempDir("pairaug-vlp-cli");
+
+    public void Dispose() => TestPaths.DeleteQuietly(_dir);
+
+    private static RootCommand Roentgen()
+    {
+        var root = new RootCommand { PairAugCommand.Build() };
+        root.Options.Add(CliPolicy.Verbose);
+        return root;
+    }
+
+    [Fact]
+    public void Pretrain_saves_one_model_unit_and_evaluate_writes_its_json_and_a_wrong_folder_is_refused()
+    {
+        var run = Path.Combine(_dir, "clip");
+        var (rc, stdout, stderr) = CliCases.Invoke(Roentgen(), "pairaug", "pretrain", "--preset", "tiny", "--steps", "2", "--phantoms", "8", "--out", run);
+        Assert.True(rc == 0, stderr + stdout);
+        Assert.True(ClipModel.Exists(Path.Combine(run, ClipModel.RunModelFolder)));
+        Assert.Contains("model in", stdout, StringComparison.Ordinal);
+
+        var json = Path.Combine(_dir, "eval.json");
+        (rc, stdout, stderr) = CliCases.Invoke(Roentgen(), "pairaug", "evaluate", "--model", run, "--images", "12", "--resamples", "100", "--probe-steps", "5", "--json", json);
+        Assert.True(rc == 0, stderr + stdout);
+        Assert.Contains("zero-shot macro AUC", stdout, StringComparison.Ordinal);
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        Assert.Equal(100, doc.RootElement.GetProperty("resamples").GetInt32());
+        Assert.Equal(13, doc.RootElement.GetProperty("zero_shot").GetArrayLength());
+        Assert.Equal(3, doc.RootElement.GetProperty("probes").GetArrayLength());
+
+        (rc, _, stderr) = CliCases.Invoke(Roentgen(), "pairaug", "evaluate", "--model", _dir, "--json", Path.Combine(_dir, "x.json"));
+        Assert.NotEqual(0, rc);
+        Assert.Contains("is not a CLIP model folder", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Sharded_InterAug_merges_into_one_pairs_file_pruned_together_once_every_shard_is_done()
+    {
+        using var scope = NewDisposeScope();
+        var pipe = RoentGen.Tests.Diffusion.TinyPipelines.Untrained(11);
+        var rewrites = Enumerable.Range(0, 5).Select(i => new ReportRewrite($"r{i}", RewriteOperation.PartialOpposite, "no pneumothorax", i % 2 == 0 ? "small left pleural effusion" : "cardiomegaly", "test", null, null)).ToList();
+        var embedder = new PooledTextEmbedder();
+        var options = new InterAugOptions { Steps = 2, BatchSize = 4, Threshold = 0 };
+        var whole = PairAugmentation.InterAug(pipe, embedder, rewrites, options with { Seed = 3 }, Path.Combine(_dir, "whole"));
+        var outDir = Path.Combine(_dir, "sharded");
+        for (int i = 0; i < 2; i++)
+        {
+            Assert.Null(PairAugShards.MergeIfComplete(outDir, 2, 0));
+            var shard = new Shard(i, 2);
+            var range = shard.Range(rewrites.Count);
+            PairAugmentation.InterAug(pipe, embedder, rewrites.Skip(range.Start).Take(range.Count).ToList(), options with { Seed = 3 + range.Start }, PairAugShards.ShardFolder(outDir, shard));
+        }
+        var merged = PairAugShards.MergeIfComplete(outDir, 2, 0);
+        Assert.NotNull(merged);
+        var pairs = PairAugmentation.ReadPairs(merged.PairsFile);
+        Assert.Equal(whole.Pairs.Select(p => p.Id), pairs.Select(p => p.Id));
+        Assert.All(pairs, p => Assert.True(File.Exists(Path.Combine(outDir, p.Image)), p.Image));
+        // Each image drawn from seed + its global index: the same scores as one whole run.
+        Assert.Equal(whole.Pairs.Select(p => Math.Round(p.Scores["inter"], 4)), pairs.Select(p => Math.Round(p.Scores["inter"], 4)));
+        Assert.Equal(whole.Kept, merged.Pairs.Count(p => p.Kept));
+    }
+
+    [Fact]
+    public void Inter_and_sharded_intra_draw_from_a_generator_folder_score_with_a_clip_folder_and_merge_the_shards()
+    {
+        // An untrained tiny generator saved as a model folder, an untrained tiny CLIP unit, and real rewrites of phantom reports.
+        var pipe = RoentGen.Tests.Diffusion.TinyPipelines.Untrained(11);
+        var generator = Path.Combine(_dir, "generator");
+        new LatentDiffusionModel(pipe.Vae, pipe.TextEncoder, pipe.Tokenizer, pipe.Unet, pipe.Schedule.Config, pipe.LatentSize, pipe.MaxTokens).Save(generator);
+        var cfg = ClipConfig.Matching(DinoConfig.Tiny, 8, 1) with { TokenizerReports = 8 };
+        var pool = RoentGen.Training.TrainingRecords.Phantoms(new RoentGen.Data.Phantoms.PhantomOptions { Size = cfg.SourceSize, Seed = 1 }, 8);
+        var clip = Path.Combine(_dir, "clip");
+        using (var model = new ClipModel(cfg, ClipTraining.TrainTokenizer(cfg, pool))) model.Save(clip);
+        var reports = Path.Combine(_dir, "reports.txt");
+        File.WriteAllText(reports, string.Join("\n\n", pool.Dataset!.Select(r => r.Report.FullText)) + "\n");
+        var intraRewrites = Path.Combine(_dir, "intra.jsonl");
+        var interRewrites = Path.Combine(_dir, "inter.jsonl");
+        Assert.Equal(0, CliCases.Invoke(Roentgen(), "pairaug", "rewrite", "--in", reports, "--op", "change-in-symptoms", "--out", intraRewrites).ExitCode);
+        Assert.Equal(0, CliCases.Invoke(Roentgen(), "pairaug", "rewrite", "--in", reports, "--op", "partial-opposite", "--out", interRewrites, "--limit", "3").ExitCode);
+        int intraCount = RewriteFiles.ReadRewrites(intraRewrites).Count;
+        Assert.True(intraCount >= 2, $"{intraCount} intra rewrites");
+
+        var inter = Path.Combine(_dir, "inter");
+        var (rc, stdout, stderr) = CliCases.Invoke(Roentgen(), "pairaug", "inter", "--rewrites", interRewrites, "--generator", generator, "--clip", clip, "--out", inter, "--steps", "2");
+        Assert.True(rc == 0, stderr + stdout);
+        Assert.Contains("generated 3", stdout, StringComparison.Ordinal);
+        var interPairs = PairAugmentation.ReadPairs(Path.Combine(inter, PairAugmentation.PairsFileName));
+        Assert.Equal(3, interPairs.Count);
+        // labels.csv lists the kept pairs in the generic layout: the folder loads as a dataset.
+        var loaded = RoentGen.Data.Datasets.ImageFolderLoader.LoadFolder(inter);
+        Assert.Equal(interPairs.Count(p => p.Kept), loaded.Count);
+
+        var intra = Path.Combine(_dir, "intra");
+        (rc, stdout, stderr) = CliCases.Invoke(Roentgen(), "pairaug", "intra", "--rewrites", intraRewrites, "--generator", generator, "--clip", clip, "--out", intra, "--steps", "2", "--limit", "3", "--shard", "0/2");
+        Assert.True(rc == 0, stderr + stdout);
+        Assert.Contains("when all 2 shards are done", stdout, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(intra, PairAugmentation.PairsFileName)));
+        (rc, stdout, stderr) = CliCases.Invoke(Roentgen(), "pairaug", "intra", "--rewrites", intraRewrites, "--generator", generator, "--clip", clip, "--out", intra, "--steps", "2", "--limit", "3", "--shard", "1/2");
+        Assert.True(rc == 0, stderr + stdout);
+        Assert.Contains("all 2 shards done, pruned together", stdout, StringComparison.Ordinal);
+        var merged = PairAugmentation.ReadPairs(Path.Combine(intra, PairAugmentation.PairsFileName));
+        Assert.Equal(Math.Min(3, intraCount), merged.Count);
+        Assert.All(merged, p => Assert.True(File.Exists(Path.Combine(intra, p.Image)), p.Image));
+        Assert.True(File.Exists(Path.Combine(intra, PairsCsv.FileName)));
+        // A finished shard is not drawn again.
+        (rc, stdout, _) = CliCases.Invoke(Roentgen(), "pairaug", "intra", "--rewrites", intraRewrites, "--generator", generator, "--clip", clip, "--out", intra, "--steps", "2", "--limit", "3", "--shard", "0/2");
+        Assert.Equal(0, rc);
+        Assert.Contains("already holds its pairs", stdout, StringComparison.Ordinal);
+    }
+
+    /// <summary>Images pooled to 4x4, texts to seeded vectors.</summary>
+    private sealed class PooledTextEmbedder : IClipEmbedder
+    {
+        public int ImageSize => 16;
+        public Tensor EmbedImages(Tensor images) => nn.functional.adaptive_avg_pool2d(images, [4, 4]).flatten(1);
+        public Tensor EmbedTexts(IReadOnlyList<string> texts) => stack(texts.Select(t =>
+        {
+            var rng = new Random(t.Aggregate(17, (h, c) => unchecked(h * 31 + c)));
+            return tensor(Enumerable.Range(0, 16).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray());
+        }).ToList(), 0);
+    }
+}
