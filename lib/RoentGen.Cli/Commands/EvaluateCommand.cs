@@ -27,6 +27,11 @@ internal static class EvaluateCommand
         var ddpmSteps = new Option<int>("--ddpm-steps") { Description = "Steps of the DDPM reference.", DefaultValueFactory = _ => 250 };
         var heldOut = new Option<int>("--held-out") { Description = "Real held-out phantoms (FID reference).", DefaultValueFactory = _ => 1000 };
         var noBaseline = new Option<bool>("--no-baseline") { Description = "Skip the untrained-UNet baseline." };
+        var paraphrase = new Option<int>("--paraphrase-images-per-prompt")
+        {
+            Description = "Images per prompt of the held-out paraphrase set (prompts written apart from the report writer), scored beside the main set (0: skip).",
+            DefaultValueFactory = _ => 3,
+        };
         var samples = new Option<DirectoryInfo?>("--samples")
         {
             Description = "Folder of the evaluation images sampled as a sharded job: with --shard i/N, sample that shard there and stop; "
@@ -34,7 +39,7 @@ internal static class EvaluateCommand
         };
         var shard = ShardOption.Create();
         var cmd = new Command("evaluate", "Evaluate a trained text-to-CXR model: prompt adherence per finding, FID/KID against held-out phantoms, MS-SSIM diversity, an untrained baseline and a DDPM reference.")
-            { checkpoint, classifier, json, perPrompt, guidance, steps, scheduler, compare, ddpmSteps, heldOut, noBaseline, samples, shard };
+            { checkpoint, classifier, json, perPrompt, guidance, steps, scheduler, compare, ddpmSteps, heldOut, noBaseline, paraphrase, samples, shard };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var dir = parse.GetValue(checkpoint)!.FullName;
@@ -60,11 +65,22 @@ internal static class EvaluateCommand
             int n = parse.GetValue(heldOut);
             if (n < 2) throw new ArgumentException("--held-out must be at least 2");
             var (real, _) = ProxyFindingClassifier.PhantomData(cfg.ImageSize, 0, n, WorldSeeds.HeldOut(cfg.DataSeed));
-            var options = SampleOptions(parse) with { SamplerComparisonImages = parse.GetValue(compare), DdpmSteps = parse.GetValue(ddpmSteps), UntrainedBaseline = !parse.GetValue(noBaseline) };
+            int perParaphrase = parse.GetValue(paraphrase);
+            if (perParaphrase < 0) throw new ArgumentException($"--paraphrase-images-per-prompt must be 0 (skip) or more, got {perParaphrase}");
+            var options = SampleOptions(parse) with
+            {
+                SamplerComparisonImages = parse.GetValue(compare), DdpmSteps = parse.GetValue(ddpmSteps), UntrainedBaseline = !parse.GetValue(noBaseline),
+                ParaphrasePrompts = perParaphrase > 0 ? ParaphrasePrompts.All : null, ParaphraseImagesPerPrompt = Math.Max(1, perParaphrase),
+            };
             using var given = samplesDir is null ? null : EvaluationSampleShards.Load(samplesDir, options, dir);
             var result = DiffusionEvaluation.Run(pipeline, proxy, real, options, Console.WriteLine, given);
             Cli.Print(result.Summary());
             if (result.Trained.Adherence is { } a) Cli.Print(a.ToDataFrame());
+            if (result.Paraphrase is { } pa)
+            {
+                Console.WriteLine($"paraphrase prompts (written apart from the report writer): mean adherence AUC {pa.MeanAuc:F3}");
+                Cli.Print(pa.ToDataFrame());
+            }
             foreach (var warning in result.Trained.Warnings) Console.Error.WriteLine($"warning: {Cli.Escape(warning)}");
             if (jsonFile is not null)
             {

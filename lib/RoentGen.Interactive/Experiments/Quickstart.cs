@@ -51,8 +51,11 @@ public sealed record QuickstartOptions
     public int HeldOutImages { get; init; } = 1000;
     /// <summary>Seeds (columns) of the prompt grid.</summary>
     public int GridSeeds { get; init; } = 4;
-    /// <summary>Evaluation settings (adherence prompt set, baselines, sampler comparison).</summary>
-    public DiffusionEvaluationOptions Evaluation { get; init; } = new() { SamplerComparisonImages = 64 };
+    /// <summary>
+    /// Evaluation settings (adherence prompt set, the held-out paraphrase set <see cref="ParaphrasePrompts.All"/>,
+    /// baselines, sampler comparison).
+    /// </summary>
+    public DiffusionEvaluationOptions Evaluation { get; init; } = new() { SamplerComparisonImages = 64, ParaphrasePrompts = ParaphrasePrompts.All };
 }
 
 /// <summary>What the main job measured.</summary>
@@ -105,6 +108,15 @@ public sealed record DiffusionQuickstartResult
     public string TrainingPrecision { get; init; } = "";
     /// <summary>The evaluation (adherence, FID, KID, MS-SSIM, untrained baseline, sampler comparison) as JSON.</summary>
     public required System.Text.Json.JsonElement Evaluation { get; init; }
+    /// <summary>Mean adherence AUC on the writer-phrased prompt set (<see cref="PromptAdherence.DefaultPrompts"/> unless the options give another).</summary>
+    [System.Text.Json.Serialization.JsonPropertyName("adherence_writer_mean_auc")]
+    public double AdherenceWriterMeanAuc { get; init; } = double.NaN;
+    /// <summary>Mean adherence AUC on the held-out paraphrase prompts (<see cref="ParaphrasePrompts.All"/>); NaN when not evaluated.</summary>
+    [System.Text.Json.Serialization.JsonPropertyName("adherence_paraphrase_mean_auc")]
+    public double AdherenceParaphraseMeanAuc { get; init; } = double.NaN;
+    /// <summary>Adherence AUC per finding on the paraphrase prompts (finding name to AUC); empty when not evaluated.</summary>
+    [System.Text.Json.Serialization.JsonPropertyName("adherence_paraphrase_auc")]
+    public IReadOnlyDictionary<string, double> AdherenceParaphraseAuc { get; init; } = new Dictionary<string, double>();
 }
 
 /// <summary>
@@ -154,7 +166,20 @@ public static class Quickstart
         PhantomCount = Math.Min(o.PhantomCount, 20), LabelerReports = 200,
         Ldm = LdmExperimentConfig.Tiny with { VaeSteps = 4, LdmSteps = 4 },
         ProxyImages = 64, ProxySteps = 4, HeldOutImages = 16, GridSeeds = 2,
-        Evaluation = o.Evaluation with { ImagesPerPrompt = 1, Steps = 4, SamplerComparisonImages = 4, DdpmSteps = 8 },
+        Evaluation = o.Evaluation with { ImagesPerPrompt = 1, ParaphraseImagesPerPrompt = 1, Steps = 4, SamplerComparisonImages = 4, DdpmSteps = 8 },
+    };
+
+    /// <summary>
+    /// The study preset (<c>roentgen quickstart --preset study</c>): <see cref="LdmExperimentConfig.Study"/> (longer
+    /// training, class-balanced sampling, varied report wording, positive-findings prompts; see its levers), a judge
+    /// trained longer on more phantoms, and more images per prompt for adherence on both the writer's and the
+    /// paraphrase prompts. Sized for about 75 minutes on 2 cores with bfloat16 training.
+    /// </summary>
+    public static QuickstartOptions StudyOptions(QuickstartOptions o) => o with
+    {
+        Ldm = LdmExperimentConfig.Study,
+        ProxyImages = 6000, ProxySteps = 1200, HeldOutImages = 1000, GridSeeds = 4,
+        Evaluation = o.Evaluation with { ImagesPerPrompt = 16, ParaphraseImagesPerPrompt = 6, SamplerComparisonImages = 64, ParaphrasePrompts = ParaphrasePrompts.All },
     };
 
     /// <summary>Runs the job; every output goes under <see cref="QuickstartOptions.OutputDir"/>.</summary>
@@ -329,6 +354,9 @@ public static class Quickstart
             LdmTrainImagesPerSecond = ldmSeconds > 0 && ldm.StepsTrained > 0 ? ldm.StepsTrained * (double)cfg.LdmBatch / ldmSeconds : double.NaN,
             TrainingPrecision = Precisions.ToShortName(Precisions.Resolve(cfg.Precision)),
             Evaluation = JsonDocument.Parse(eval.ToJson()).RootElement.Clone(),
+            AdherenceWriterMeanAuc = eval.Trained.Adherence?.MeanAuc ?? double.NaN,
+            AdherenceParaphraseMeanAuc = eval.Paraphrase?.MeanAuc ?? double.NaN,
+            AdherenceParaphraseAuc = eval.Paraphrase?.Findings.ToDictionary(f => f.Finding.Name(), f => f.Auc) ?? new Dictionary<string, double>(),
         };
         DiffusionSection(report, o, result, eval, proxyAuc, reconGrid, grid, vaeHistory, ldmHistory);
         return result;
@@ -402,6 +430,7 @@ public static class Quickstart
                                                                       : $"the judge sees it on real phantoms (AUC {j:F2}), so the generator does not yet draw it reliably after {cfg.LdmSteps} steps") + ")"))));
             report.Chart(a.ToChart()).Add(a.ToDataFrame());
         }
+        if (eval.Paraphrase is { } para) ParaphraseSection(report, eval.Trained.Adherence, para, eval.Options.ParaphrasePrompts?.Count ?? 0);
         if (eval.Untrained is { } u) verdicts.Add(Verdict(eval.Trained.Fid < u.Fid, $"FID {eval.Trained.Fid:F2} against {u.Fid:F2} for the untrained UNet"));
         if (eval.Samplers.Count == 2)
             verdicts.Add(Verdict(eval.SamplerFidGap <= 0.10, $"{eval.Samplers[0].Sampler} FID {eval.Samplers[0].Fid:F2} vs {eval.Samplers[1].Sampler} {eval.Samplers[1].Fid:F2} ({eval.SamplerFidGap:+0.0%;-0.0%}; target: at most 10% above the DDPM reference; {eval.SamplerComparisonImages} images per sampler, so FID is noisy)"));
@@ -409,6 +438,21 @@ public static class Quickstart
         report.Paragraph("The judge's own held-out AUC per finding bounds what adherence can show: a finding the judge cannot see cannot score high.")
               .Raw("<table><tr><th>finding</th><th>judge held-out AUC</th><th>positives</th></tr>" +
                    string.Concat(proxyAuc.Where(f => f.Positives > 0).Select(f => $"<tr><td>{Observations.Name(f.Finding)}</td><td>{f.Auc:F3}</td><td>{f.Positives}</td></tr>")) + "</table>");
+    }
+
+    // Adherence on the writer's prompts beside the held-out paraphrase prompts, per finding.
+    private static void ParaphraseSection(HtmlReport report, PromptAdherenceResult? writer, PromptAdherenceResult para, int prompts)
+    {
+        static string F(double v) => double.IsFinite(v) ? v.ToString("F3", System.Globalization.CultureInfo.InvariantCulture) : "n/a";
+        var byWriter = writer?.Findings.ToDictionary(f => f.Finding, f => f.Auc) ?? [];
+        report.Heading("Radiology language the writer does not use", 4)
+              .Paragraph($"The same model on {prompts} prompts written apart from the report writer (synonyms, hedges, other word order, " +
+                         $"negations of other findings, abbreviations such as PTX, CHF, ETT, RLL, laterality, the terse style of the IU reports): " +
+                         $"mean adherence AUC {F(para.MeanAuc)} ({para.Images} images) against {F(writer?.MeanAuc ?? double.NaN)} on the writer's own phrasing. " +
+                         "A text encoder that learned the findings rather than the writer's templates scores about the same on both.")
+              .Raw("<table><tr><th>finding</th><th>adherence AUC, writer's prompts</th><th>adherence AUC, paraphrase prompts</th><th>paraphrase images naming it</th></tr>" +
+                   string.Concat(para.Findings.Select(f => $"<tr><td>{Observations.Name(f.Finding)}</td><td>{F(byWriter.GetValueOrDefault(f.Finding, double.NaN))}</td><td>{F(f.Auc)}</td><td>{f.ImagesNamed}</td></tr>")) +
+                   $"<tr><td><b>mean</b></td><td><b>{F(writer?.MeanAuc ?? double.NaN)}</b></td><td><b>{F(para.MeanAuc)}</b></td><td></td></tr></table>");
     }
 
     private static string PromptDescription(PromptSource source) => source switch

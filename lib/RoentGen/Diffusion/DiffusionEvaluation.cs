@@ -32,6 +32,16 @@ public sealed record DiffusionEvaluationOptions
     public int DdpmSteps { get; init; } = 250;
     /// <summary>Prompts with the findings they name (null: <see cref="PromptAdherence.DefaultPrompts"/>).</summary>
     public IReadOnlyList<AdherencePrompt>? Prompts { get; init; }
+    /// <summary>
+    /// A second prompt set phrased apart from the report writer (usually <see cref="ParaphrasePrompts.All"/>), sampled with
+    /// the same settings, <see cref="ParaphraseImagesPerPrompt"/> images each and seeds of its own, and scored for adherence beside the main set
+    /// (null: skipped).
+    /// </summary>
+    public IReadOnlyList<AdherencePrompt>? ParaphrasePrompts { get; init; }
+    /// <summary>Images generated per paraphrase prompt (the set is larger than the main one, so fewer per prompt by default).</summary>
+    public int ParaphraseImagesPerPrompt { get; init; } = 3;
+    /// <summary>Offset of the paraphrase images' seeds from <see cref="Seed"/> (seeds neither the main set nor the sampler comparison uses).</summary>
+    public const long ParaphraseSeedOffset = 2_000_000;
 }
 
 /// <summary>FID of one sampler setting on a shared prompt subset.</summary>
@@ -46,6 +56,8 @@ public sealed record DiffusionEvaluationResult
 {
     /// <summary>The trained model on the full prompt set.</summary>
     public required GenerationEvaluationResult Trained { get; init; }
+    /// <summary>Adherence of the trained model on <see cref="DiffusionEvaluationOptions.ParaphrasePrompts"/> (null when skipped).</summary>
+    public PromptAdherenceResult? Paraphrase { get; init; }
     /// <summary>The same pipeline with an untrained UNet, same prompts and seeds (null when skipped).</summary>
     public GenerationEvaluationResult? Untrained { get; init; }
     /// <summary>The main sampler and the DDPM reference on the same prompts and seeds (empty when skipped).</summary>
@@ -85,6 +97,8 @@ public sealed record DiffusionEvaluationResult
             rows.Add(("adherence mean AUC", a.MeanAuc, "target >= 0.85"));
             rows.Add(("adherence min AUC", a.Findings.Where(f => double.IsFinite(f.Auc)).Select(f => f.Auc).DefaultIfEmpty(double.NaN).Min(), "target >= 0.75 for each finding"));
         }
+        if (Paraphrase is { } p)
+            rows.Add(("adherence mean AUC (paraphrase prompts)", p.MeanAuc, $"{p.Images} images of prompts phrased apart from the report writer; target: as high as the writer's"));
         foreach (var s in Samplers) rows.Add(($"fid {s.Sampler}", s.Fid, $"{SamplerComparisonImages} images, {s.Seconds:F0} s"));
         if (Samplers.Count == 2) rows.Add(("sampler fid gap", SamplerFidGap, "fast sampler's FID relative to DDPM; target <= +10%"));
         return new DataFrame(new StringDataFrameColumn("metric", rows.Select(r => r.Metric)),
@@ -96,11 +110,12 @@ public sealed record DiffusionEvaluationResult
     {
         trained = JsonDocument.Parse(Trained.ToJson()).RootElement,
         untrained = Untrained is null ? (JsonElement?)null : JsonDocument.Parse(Untrained.ToJson()).RootElement,
+        paraphrase_adherence = Paraphrase is null ? (JsonElement?)null : JsonDocument.Parse(Paraphrase.ToJson()).RootElement,
         samplers = Samplers,
         sampler_comparison_images = SamplerComparisonImages,
         sampler_fid_gap = SamplerFidGap,
         sample_images_per_second = SampleImagesPerSecond,
-        options = new { Options.ImagesPerPrompt, Options.GuidanceScale, Options.Steps, Scheduler = Options.Scheduler.ToString(), Options.Seed, Options.DdpmSteps },
+        options = new { Options.ImagesPerPrompt, Options.ParaphraseImagesPerPrompt, Options.GuidanceScale, Options.Steps, Scheduler = Options.Scheduler.ToString(), Options.Seed, Options.DdpmSteps },
     }, DiffusionJson.Options);
 }
 
@@ -126,6 +141,7 @@ public static class DiffusionEvaluation
     {
         var o = options ?? new DiffusionEvaluationOptions();
         if (o.ImagesPerPrompt < 1) throw new ArgumentOutOfRangeException(nameof(options), o.ImagesPerPrompt, "ImagesPerPrompt must be at least 1");
+        if (o.ParaphraseImagesPerPrompt < 1) throw new ArgumentOutOfRangeException(nameof(options), o.ParaphraseImagesPerPrompt, "ParaphraseImagesPerPrompt must be at least 1");
         log ??= _ => { };
         var prompts = o.Prompts ?? PromptAdherence.DefaultPrompts;
         var expanded = prompts.SelectMany(p => Enumerable.Repeat(p, o.ImagesPerPrompt)).ToList();
@@ -177,9 +193,24 @@ public static class DiffusionEvaluation
                 log($"{name}: FID {samplers[^1].Fid:F2} on {m} images ({secs:F0} s)");
             }
         }
+
+        PromptAdherenceResult? paraphrase = null;
+        if (o.ParaphrasePrompts is { Count: > 0 } pp)
+        {
+            using var scope = NewDisposeScope();
+            var ppExpanded = pp.SelectMany(p => Enumerable.Repeat(p, o.ParaphraseImagesPerPrompt)).ToList();
+            // Sampled last, so every number above is what it was without this set.
+            var ppImages = pipeline.SampleWithProgress(request with { Prompts = ppExpanded.Select(p => p.Text).ToList(), Seed = o.Seed + DiffusionEvaluationOptions.ParaphraseSeedOffset },
+                "paraphrase prompts");
+            // The main set's findings, so both tables have the same rows.
+            var rowsOf = trained.Adherence?.Findings.Select(f => f.Finding).ToList();
+            paraphrase = PromptAdherence.Score(ppImages, ppExpanded, proxy, rowsOf);
+            log($"paraphrase prompts: adherence mean AUC {paraphrase.MeanAuc:F3} ({ppExpanded.Count} images)");
+        }
+
         return new DiffusionEvaluationResult
         {
-            Trained = trained, Untrained = untrained, Samplers = samplers, SamplerComparisonImages = m >= 2 ? m : 0,
+            Trained = trained, Paraphrase = paraphrase, Untrained = untrained, Samplers = samplers, SamplerComparisonImages = m >= 2 ? m : 0,
             Options = o, SampleImagesPerSecond = ips, Images = images, ImagePrompts = texts,
         };
     }

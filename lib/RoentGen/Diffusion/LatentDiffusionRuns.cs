@@ -223,9 +223,11 @@ public static class LatentDiffusionRuns
             },
             run.Path, cfg, shadows);
         long n = latents.shape[0];
+        // Class-balanced draws when asked for; otherwise the uniform draws (and random stream) of every earlier run.
+        var balance = cfg.BalanceFindings is double power ? FindingBalance.FromPrompts(data.Prompts, power) : null;
         var history = trainer.Run(ctx =>
         {
-            var idx = tensor(Enumerable.Range(0, cfg.LdmBatch).Select(_ => (long)ctx.Random.Next((int)n)).ToArray());
+            var idx = tensor(Enumerable.Range(0, cfg.LdmBatch).Select(_ => balance is null ? (long)ctx.Random.Next((int)n) : balance.Draw(ctx.Random)).ToArray());
             return objective.Loss(computeModel, new DenoisingBatch(latents.index_select(0, idx), ids.index_select(0, idx)), ctx.Generator);
         }, options.Cancellation, LdmAfterStep(options, model));
         trainer.ApplyEma();   // sample with the EMA weights of every trained part

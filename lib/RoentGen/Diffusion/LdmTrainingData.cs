@@ -60,18 +60,21 @@ public sealed record LdmTrainingData(Tensor Images, IReadOnlyList<string> Prompt
     }
 
     /// <summary>The training phantoms of an experiment (its image count, size, world seed and prompt source).</summary>
-    public static LdmTrainingData FromPhantoms(LdmExperimentConfig cfg) => FromPhantoms(cfg.TrainImages, cfg.ImageSize, cfg.DataSeed, 0, cfg.Prompt);
+    public static LdmTrainingData FromPhantoms(LdmExperimentConfig cfg) => FromPhantoms(cfg.TrainImages, cfg.ImageSize, cfg.DataSeed, 0, cfg.Prompt, cfg.ReportStyle);
 
     /// <summary>
     /// Phantoms with their reports as prompts (see <see cref="PromptSource"/>); the tokenizer's length limit keeps the
-    /// start of a long prompt.
+    /// start of a long prompt. <paramref name="style"/> words the reports (<see cref="Data.Reports.ReportStyle"/>); the
+    /// data's <see cref="Source"/> names it only when it is not the default, so runs of template reports keep their pins.
     /// </summary>
-    public static LdmTrainingData FromPhantoms(int count, int size, long seed, int start = 0, PromptSource source = PromptSource.ImpressionAndFindings)
+    public static LdmTrainingData FromPhantoms(int count, int size, long seed, int start = 0, PromptSource source = PromptSource.ImpressionAndFindings,
+        Data.Reports.ReportStyle style = Data.Reports.ReportStyle.Templates)
     {
         // Phantom records (one source for every trainer), drawn at 64 px or more; smaller training sizes (tests) are
         // area-downsampled by the dataset's loader.
-        var records = PhantomRecords.Create(new PhantomOptions { Size = Math.Max(size, 64), Seed = seed }, count, start, masks: false).Prefetch();
-        return FromRecords(records, size, source) with { Source = $"{Phantoms}: {count} from index {start} of world {seed}, {size} px, prompts {source}" };
+        var records = PhantomRecords.Create(new PhantomOptions { Size = Math.Max(size, 64), Seed = seed, ReportStyle = style }, count, start, masks: false).Prefetch();
+        string wording = style == Data.Reports.ReportStyle.Templates ? "" : $", reports {style}";
+        return FromRecords(records, size, source) with { Source = $"{Phantoms}: {count} from index {start} of world {seed}, {size} px, prompts {source}{wording}" };
     }
 
     /// <summary>

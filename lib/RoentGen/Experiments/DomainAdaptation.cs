@@ -40,6 +40,8 @@ public sealed record DomainAdaptationConfig
     public LdmExperimentConfig Cxr { get; init; } = LdmExperimentConfig.Quick with
     {
         EmaDecay = null, VaeSteps = 300, LdmSteps = 400, MaxTokens = 96, Text = LdmExperimentConfig.Quick.Text with { MaxPositions = 96 },
+        // The template reports this study was measured on (Quick's varied wording came later).
+        ReportStyle = Data.Reports.ReportStyle.Templates,
     };
     /// <summary>General-domain scenes the foundation model is pretrained on.</summary>
     public int SceneImages { get; init; } = 4000;

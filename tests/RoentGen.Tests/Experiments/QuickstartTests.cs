@@ -52,6 +52,7 @@ public class QuickstartTests
         using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "metrics.json")));
         Assert.True(metrics.RootElement.GetProperty("Diffusion").GetProperty("Evaluation").TryGetProperty("trained", out _));
         var html = File.ReadAllText(Path.Combine(dir, "report.html"));
+        AssertParaphraseReported(metrics.RootElement, html, r.Diffusion);
         // Phantoms beside real radiographs when the shared sample is beside the clone; a sentence saying why not otherwise.
         Assert.Equal(TestPaths.RealSample is not null, File.Exists(Path.Combine(dir, "phantoms-beside-real.png")));
         Assert.Contains(TestPaths.RealSample is not null ? "bottom: real frontal radiographs" : "No real sample beside the repository", html);
@@ -68,6 +69,50 @@ public class QuickstartTests
         var again = await Quickstart.RunAsync(Tiny(dir), new StringWriter());
         Assert.Equal(r.Diffusion.LatentScalingFactor, again.Diffusion!.LatentScalingFactor, 6);
         Assert.Equal(checkpoints, CheckpointTimes(dir));
+        Directory.Delete(dir, true);
+    }
+
+    // Adherence on the held-out paraphrase prompts sits beside the writer's: in metrics.json (keys with "adherence",
+    // "paraphrase" and "auc"), in evaluation.json, and as a per-finding table in report.html.
+    private static void AssertParaphraseReported(JsonElement metrics, string html, DiffusionQuickstartResult result)
+    {
+        var d = metrics.GetProperty("Diffusion");
+        double writer = d.GetProperty("adherence_writer_mean_auc").GetDouble(), para = d.GetProperty("adherence_paraphrase_mean_auc").GetDouble();
+        Assert.Equal(result.Evaluation.GetProperty("trained").GetProperty("adherence").GetProperty("mean_auc").GetDouble(), writer);
+        Assert.Equal(result.Evaluation.GetProperty("paraphrase_adherence").GetProperty("mean_auc").GetDouble(), para);
+        Assert.True(double.IsFinite(para) && para >= 0 && para <= 1, $"paraphrase mean AUC {para}");
+        Assert.Equal(ParaphrasePrompts.All.Count, result.Evaluation.GetProperty("paraphrase_adherence").GetProperty("images").GetInt32());
+        Assert.Equal(9, d.GetProperty("adherence_paraphrase_auc").EnumerateObject().Count());
+        Assert.Contains("Radiology language the writer does not use", html);
+        Assert.Contains("adherence AUC, paraphrase prompts", html);
+        Assert.Contains(FormattableString.Invariant($"<td><b>{para:F3}</b></td>"), html);
+    }
+
+    [Fact]
+    public async Task Study_preset_validates_and_its_code_path_runs_at_tiny_scale()
+    {
+        var study = Quickstart.StudyOptions(new QuickstartOptions());
+        Assert.Same(ParaphrasePrompts.All, study.Evaluation.ParaphrasePrompts);
+        Assert.Equal(JsonSerializer.Serialize(LdmExperimentConfig.Study), JsonSerializer.Serialize(study.Ldm));
+        study.Ldm.ValidateParts();
+        Assert.True(study.Evaluation.ImagesPerPrompt >= new QuickstartOptions().Evaluation.ImagesPerPrompt);
+
+        // The same options at toy sizes, keeping the study's levers (balanced sampling, varied reports, prompt source).
+        var dir = TestPaths.NewTempDir();
+        var tiny = Quickstart.TinyOptions(Quickstart.StudyOptions(new QuickstartOptions { OutputDir = dir, PhantomCount = 6 })) with
+        {
+            LabelerReports = 40, HeldOutImages = 16,
+            Ldm = LdmExperimentConfig.Tiny with
+            {
+                VaeSteps = 4, LdmSteps = 4, BalanceFindings = study.Ldm.BalanceFindings, ReportStyle = study.Ldm.ReportStyle, Prompt = study.Ldm.Prompt,
+            },
+        };
+        var r = await Quickstart.RunAsync(tiny, new StringWriter());
+        Assert.Equal(study.Ldm.BalanceFindings, r.Diffusion!.Config.BalanceFindings);
+        var saved = LatentDiffusionRuns.LoadConfig(Path.Combine(dir, "experiment"));
+        Assert.Equal(RoentGen.Data.Reports.ReportStyle.Varied, saved.ReportStyle);
+        using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "metrics.json")));
+        AssertParaphraseReported(metrics.RootElement, File.ReadAllText(Path.Combine(dir, "report.html")), r.Diffusion);
         Directory.Delete(dir, true);
     }
 

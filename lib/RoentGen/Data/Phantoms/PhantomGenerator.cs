@@ -75,7 +75,7 @@ public sealed class PhantomGenerator
     }
 
     private WrittenReport WriteReport(PhantomFindings f, int index) =>
-        ReportWriter.Write(f, PhantomRandom.Mix((ulong)Options.Seed * 31 + (ulong)index + 0x5EED), Options.HedgeProbability);
+        ReportWriter.Write(f, PhantomRandom.Mix((ulong)Options.Seed * 31 + (ulong)index + 0x5EED), Options.HedgeProbability, Options.ReportStyle);
 
     /// <summary>Generates <paramref name="count"/> cases from <paramref name="start"/>, in parallel over cores; the result is in index order and identical to calling <see cref="Generate(int)"/> one by one.</summary>
     public IReadOnlyList<PhantomCase> Generate(int start, int count, int? maxDegreeOfParallelism = null)

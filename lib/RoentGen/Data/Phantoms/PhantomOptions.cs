@@ -36,6 +36,13 @@ public sealed record PhantomOptions
     public double SupportDevicesPrevalence { get; init; } = 0.12;
     /// <summary>Probability that a subtle finding (small effusion, small nodule, plate-like atelectasis) is reported hedged (label -1).</summary>
     public double HedgeProbability { get; init; } = 0.25;
+    /// <summary>
+    /// Wording of the reports (<see cref="RoentGen.Data.Reports.ReportStyle"/>): the writer's templates (the default) or
+    /// varied synonyms, abbreviations, hedges, order and terse style with the same labels. Left out of the JSON at its
+    /// default, so options written before this setting read the same.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public RoentGen.Data.Reports.ReportStyle ReportStyle { get; init; }
     /// <summary>Probability of a female patient.</summary>
     public double FemaleFraction { get; init; } = 0.5;
     /// <summary>Youngest and oldest age in years (uniform).</summary>

@@ -18,7 +18,7 @@ public sealed record LabeledMention(Observation Observation, Mention Mention, st
 /// after each mention, then aggregation. The text is normalised and split into sentences and those into clauses
 /// (negation and uncertainty scopes end at "but", "however", "although", "which", "except", ...). Each observation has
 /// mention phrases with synonyms and abbreviations (PTX, CHF, enlarged heart, collapse, infiltrate, airspace disease,
-/// vascular prominence, cephalization, ...) and exclusions ("pericardial effusion", a calcified nodule); attribute rules
+/// vascular prominence, cephalization, ETT, CP angle, ...) and exclusions ("pericardial effusion", a calcified nodule); attribute rules
 /// read "heart size is normal" / "the heart is enlarged" / "costophrenic angles are blunted" by the qualifier nearest the
 /// subject ("at the upper limits of normal" reads as normal, as in CheXpert's negation patterns; "borderline" as
 /// uncertain). A mention is uncertain when a double-negative uncertainty phrase is in its clause ("cannot be excluded",
@@ -59,7 +59,7 @@ public sealed class ReportLabeler
         new(Observation.PleuralEffusion, R(@"(?<!pericardial )\beffusions?\b|\bpleural fluid\b|\bhydrothora(x|ces)\b")),
         new(Observation.PleuralOther, R(@"\bpleural (thickening|plaques?|scarring|calcifications?)\b|\bfibrothorax\b|\bapical (pleural )?(thickening|cap)\b|\bthickening of the pleura\b")),
         new(Observation.Fracture, R(@"(?<!(catheter|line|wire|lead|tube)s? )\bfractur\w*|\bfx\b")),
-        new(Observation.SupportDevices, R(@"\btubes?\b|\bcatheters?\b|\bpicc\b|\b(central|venous|midline|arterial) lines?\b|\blines and tubes\b|\bport ?a ?cath\b|\bpacemakers?\b|\bpacers?\b|\bdefibrillators?\b|\baicd\b|\bicd\b|\bleads?\b|\belectrodes?\b|\bstents?\b|\b(support|medical|monitoring|cardiac) devices?\b|\bendotracheal\b|\btracheostomy\b|(?<!scapular )\btip\b")),
+        new(Observation.SupportDevices, R(@"\btubes?\b|\bcatheters?\b|\bpicc\b|\b(central|venous|midline|arterial) lines?\b|\blines and tubes\b|\bport ?a ?cath\b|\bpacemakers?\b|\bpacers?\b|\bdefibrillators?\b|\baicd\b|\bicd\b|\bleads?\b|\belectrodes?\b|\bstents?\b|\b(support|medical|monitoring|cardiac) devices?\b|\bendotracheal\b|\bett\b|\btracheostomy\b|(?<!scapular )\btip\b")),
     ];
 
     // "At the upper limits of normal" is a negation in CheXpert's patterns (size at or within the upper limit of normal).
@@ -75,7 +75,7 @@ public sealed class ReportLabeler
             R(@"\bcardiomediastinal( (silhouettes?|contours?|shadow|width))?\b|\bmediastinal (silhouettes?|contours?|width|shadow)\b|\bmediastinum\b|\bcardiomediastinum\b"),
             R(@"\b(enlarged|enlargement|widened|widening|wide|prominent|prominence|increased|large)\b"), Normalish, Borderline),
         new(Observation.PleuralEffusion,
-            R(@"\bcostophrenic (angles?|sulcus|sulci|recess(es)?)\b"),
+            R(@"\b(costophrenic|cp) (angles?|sulcus|sulci|recess(es)?)\b"),
             R(@"\b(blunt\w*|obscured|obliterat\w*)"), R(@"\b(sharp|clear|normal|preserved|unremarkable|well defined)\b"), null),
         new(Observation.PleuralEffusion, R(@"\bpleural spaces?\b"), R(@"(?!)"), R(@"\b(clear|normal|unremarkable)\b"), null),
     ];

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.RegularExpressions;
 using RoentGen.Data.Phantoms;
 
 namespace RoentGen.Data.Reports;
@@ -11,6 +12,23 @@ public sealed record WrittenReport(string Findings, string Impression, CxrLabels
 {
     /// <summary>"FINDINGS: ...\nIMPRESSION: ...".</summary>
     public string Text => $"FINDINGS: {Findings}\nIMPRESSION: {Impression}";
+}
+
+/// <summary>How much the wording of <see cref="ReportWriter"/>'s reports varies beyond its templates.</summary>
+public enum ReportStyle
+{
+    /// <summary>The templates only (the reports every earlier run trained on; the default).</summary>
+    Templates,
+    /// <summary>
+    /// The templates' choices, then restyled with a wording stream of their own: synonyms ("effusion", "cardiac
+    /// enlargement", "edema"), abbreviations (PTX, ETT, CP angle), other hedge words ("questionable", "probable",
+    /// "suspected", "cannot be ruled out"), the terse style of the Indiana University reports ("Heart size normal.",
+    /// "Lungs clear.", no leading "There is a" or "The"), other normal impressions, and the findings sentences in a
+    /// shuffled order. What each sentence asserts is unchanged, so the labels are the same as with
+    /// <see cref="Templates"/>. Lobe abbreviations (RLL), CHF, NG and "fx" are left to
+    /// <see cref="RoentGen.Evaluation.ParaphrasePrompts"/> as words the text encoder never sees in training.
+    /// </summary>
+    Varied,
 }
 
 /// <summary>
@@ -33,7 +51,9 @@ public static class ReportWriter
     /// <param name="f">What the case shows.</param>
     /// <param name="seed">Seed of the wording choices.</param>
     /// <param name="hedgeProbability">Probability that a subtle finding (small effusion, nodule of 12 mm or less, plate-like atelectasis) is hedged (labelled uncertain).</param>
-    public static WrittenReport Write(PhantomFindings f, ulong seed, double hedgeProbability = 0.25)
+    /// <param name="style">How far the wording varies beyond the templates (<see cref="ReportStyle.Templates"/>: the
+    /// templates' text exactly as before; <see cref="ReportStyle.Varied"/>: restyled, same labels).</param>
+    public static WrittenReport Write(PhantomFindings f, ulong seed, double hedgeProbability = 0.25, ReportStyle style = ReportStyle.Templates)
     {
         ArgumentNullException.ThrowIfNull(f);
         var r = new PhantomRandom((long)seed, 0, 3);
@@ -286,6 +306,18 @@ public static class ReportWriter
         };
         var findings = groups.SelectMany(g => g).ToList();
         if (findings.Count == 0) findings.Add(S("The lungs are clear."));
+        if (style == ReportStyle.Varied)
+        {
+            // A stream of its own, so the templates' choices (and so the labels) are those of the Templates style.
+            var v = new PhantomRandom((long)seed, 0, 11);
+            findings = Restyle(findings, ref v);
+            for (int i = findings.Count - 1; i > 0; i--)
+            {
+                int j = v.Int(0, i);
+                (findings[i], findings[j]) = (findings[j], findings[i]);
+            }
+            impression = Restyle(impression, ref v);
+        }
         string findingsText = string.Join(" ", findings.Select(s => s.Text));
         string impressionText = impression.Count > 1 && r.Chance(0.6)
             ? string.Join(" ", impression.Select((s, i) => $"{i + 1}. {s.Text}"))
@@ -296,6 +328,59 @@ public static class ReportWriter
                 labels[o] = Stronger(labels[o], m);
         ApplyNoFindingRule(labels);
         return new WrittenReport(findingsText, impressionText, labels);
+    }
+
+    private sealed record StyleRule(Regex Pattern, string[] Replacements, double Probability);
+
+    private static StyleRule Rule(string pattern, double probability, params string[] replacements) =>
+        new(new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant), replacements, probability);
+
+    // Applied in order to every sentence; each rule that matches fires with its probability and replaces every match
+    // with one pick. Every replacement says what the text said (the labeler reads both the same way).
+    private static readonly StyleRule[] StyleRules =
+    [
+        // hedge words
+        Rule(@"^Possible ", 0.6, "Questionable ", "Probable ", "Suspected "),
+        Rule(@"\bcannot be excluded\b", 0.5, "cannot be ruled out", "is not excluded"),
+        // synonyms and abbreviations
+        Rule(@"\b(left|right) pleural effusion\b", 0.3, "$1-sided pleural effusion"),
+        Rule(@"\bpleural effusion", 0.4, "effusion"),
+        Rule(@"\b[Pp]neumothorax\b", 0.4, "PTX"),
+        Rule(@"\b[Cc]ardiomegaly\b", 0.35, "cardiac enlargement", "enlargement of the heart"),
+        Rule(@"\b([Ee]ndotracheal|ET) tube\b", 0.5, "ETT"),
+        Rule(@"\bcostophrenic angle", 0.5, "CP angle"),
+        Rule(@"\bcentral venous catheter\b", 0.4, "central line", "central venous line"),
+        Rule(@"\b[Pp]ulmonary edema\b", 0.35, "edema", "pulmonary oedema"),
+        Rule(@"\bosseous\b", 0.5, "bony"),
+        // the terse style of the IU reports
+        Rule(@"^There (is|are) (a |an )?", 0.5, ""),
+        Rule(@"^The ", 0.5, ""),
+        Rule(@" (is|are) within normal limits\b", 0.5, " within normal limits"),
+        Rule(@"\bsize is normal\b", 0.6, "size normal"),
+        Rule(@"^Lungs are clear\b", 0.6, "Lungs clear"),
+        // other normal impressions (they assert nothing)
+        Rule(@"^No acute cardiopulmonary (process|abnormality|disease)\.$", 0.5,
+             "No active disease.", "No acute cardiopulmonary findings.", "No active cardiopulmonary process.", "No acute chest findings."),
+    ];
+
+    private static List<Sentence> Restyle(List<Sentence> sentences, ref PhantomRandom v)
+    {
+        var result = new List<Sentence>(sentences.Count);
+        foreach (var sentence in sentences)
+        {
+            string text = sentence.Text;
+            foreach (var rule in StyleRules)
+            {
+                if (!rule.Pattern.IsMatch(text)) continue;
+                bool fire = v.Chance(rule.Probability);
+                string pick = v.Pick(rule.Replacements);
+                if (!fire) continue;
+                text = rule.Pattern.Replace(text, m => m.Result(pick));
+                text = Cap(text);   // a sentence still starts with a capital after "The " or "There is a " is dropped
+            }
+            result.Add(sentence with { Text = text });
+        }
+        return result;
     }
 
     private static string Ordinal(int n) => n switch { 1 => "1st", 2 => "2nd", 3 => "3rd", _ => $"{n}th" };
