@@ -27,6 +27,7 @@ root.Subcommands.Add(PairAugCommand.Build());
 root.Subcommands.Add(MergeCommand.Build());
 root.Subcommands.Add(FeedbackCommand.Build());
 root.Subcommands.Add(FinetuneCommand.Build());
+foreach (var verb in JudgeCommand.Build()) root.Subcommands.Add(verb);
 
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
