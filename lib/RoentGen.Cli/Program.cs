@@ -30,6 +30,7 @@ root.Subcommands.Add(FeedbackCommand.Build());
 root.Subcommands.Add(FinetuneCommand.Build());
 root.Subcommands.Add(MasksCommand.Build());
 root.Subcommands.Add(SynthStudyCommand.Build());
+foreach (var verb in JudgeCommand.Build()) root.Subcommands.Add(verb);
 
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))

@@ -98,7 +98,7 @@ internal static class EvaluateCommand
         };
     }
 
-    private static string DefaultClassifierDir(string checkpoint)
+    internal static string DefaultClassifierDir(string checkpoint)
     {
         var sibling = Path.Combine(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(checkpoint)) ?? checkpoint, "proxy");
         return Directory.Exists(sibling) ? sibling : Path.Combine(checkpoint, "proxy");

@@ -34,6 +34,13 @@ public sealed record ProxyClassifierConfig
             if (c < 1 || c % NormGroups != 0) throw new ArgumentException($"ProxyClassifierConfig.Channels entry {c} must be positive and divisible by NormGroups {NormGroups}");
         if (FeatureWidth < 1) throw new ArgumentException($"ProxyClassifierConfig.FeatureWidth must be positive, got {FeatureWidth}");
     }
+
+    /// <summary>
+    /// A judge that reads 128 px images at about the compute of the default 64 px one: five stages, thin at full
+    /// resolution ([8, 16, 32, 64, 128] channels, 128 px down to 4 px), so that thin findings (a rib's fracture gap, a
+    /// small lesion, a pneumothorax's pleural line) survive the input resizing that the 64 px judge's area downsampling blurs.
+    /// </summary>
+    public static ProxyClassifierConfig Sharp128 { get; } = new() { InputSize = 128, Channels = [8, 16, 32, 64, 128] };
 }
 
 /// <summary>How uncertain (−1) CheXpert labels enter training.</summary>
@@ -62,6 +69,12 @@ public sealed record ProxyTrainingOptions
     public int MaxShift { get; init; } = 3;
     /// <summary>Seed of batch order and augmentation, and of the weight initialisation in <see cref="ProxyFindingClassifier.TrainOnPhantoms"/>.</summary>
     public long Seed { get; init; }
+    /// <summary>
+    /// Class balance of the loss: when above 1, each observation's positive entries are weighted by its negatives over
+    /// its positives in the training labels, clamped to [1, this] (binary cross-entropy's pos_weight), so that rare
+    /// findings pull on the shared features as hard as common ones. 0 (the default) or 1: unweighted, as before.
+    /// </summary>
+    public double MaxPositiveWeight { get; init; }
     /// <summary>Folder for Trainer checkpoints (a run there resumes); null: none.</summary>
     public string? OutputDir { get; init; }
     /// <summary>Checkpoint every this many steps when <see cref="OutputDir"/> is set (0: only at the end).</summary>
@@ -226,9 +239,11 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
         if (labels.dim() != 2 || labels.shape[0] != images.shape[0] || labels.shape[1] != Outputs)
             throw new ArgumentException($"labels must be ({images.shape[0]}, {Outputs}) to match the images, got shape [{string.Join(", ", labels.shape)}]", nameof(labels));
         if (o.BatchSize < 1 || o.Steps < 1) throw new ArgumentException($"BatchSize and Steps must be at least 1, got {o.BatchSize} and {o.Steps}");
+        if (!(o.MaxPositiveWeight >= 0)) throw new ArgumentException($"ProxyTrainingOptions.MaxPositiveWeight must be 0 (off) or at least 1, got {o.MaxPositiveWeight}");
         int n = checked((int)images.shape[0]);
         var x = images.to(ScalarType.Float32);
         var y = labels.to(ScalarType.Float32);
+        var posWeight = o.MaxPositiveWeight > 1 ? PositiveWeights(y, o.MaxPositiveWeight) : null;   // (14) or null
 
         var optimizer = optim.AdamW(parameters(), lr: o.LearningRate, weight_decay: o.WeightDecay);
         var trainer = new Trainer(new Dictionary<string, nn.Module> { ["classifier"] = this }, optimizer, new TrainerOptions
@@ -246,10 +261,29 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
             var target = y.index_select(0, idx);                                 // (B, 14)
             var mask = target.ge(0).to(ScalarType.Float32);
             var perEntry = nn.functional.binary_cross_entropy_with_logits(forward(batch), target.clamp_min(0), reduction: nn.Reduction.None);
+            // pos_weight written out: w·y·(−log σ) + (1 − y)·(−log(1 − σ)) is the plain loss times 1 + (w − 1)·y for 0/1 targets.
+            if (posWeight is not null) perEntry = perEntry * (1 + (posWeight - 1) * target.clamp_min(0));
             var loss = (perEntry * mask).sum() / mask.sum().clamp_min(1);
             progress?.Report(new ProxyTrainingProgress(ctx.Step, o.Steps, loss.item<float>()));
             return loss;
         }, cancellation);
+    }
+
+    /// <summary>
+    /// Per observation, its negatives over its positives among the entries of <paramref name="labels"/> (N, 14) that are
+    /// not left out (−1), clamped to [1, <paramref name="max"/>]; 1 where an observation has no positives.
+    /// </summary>
+    public static Tensor PositiveWeights(Tensor labels, double max)
+    {
+        if (labels.dim() != 2 || labels.shape[1] != Outputs)
+            throw new ArgumentException($"labels must be (N, {Outputs}), got shape [{string.Join(", ", labels.shape)}]", nameof(labels));
+        if (!(max >= 1)) throw new ArgumentOutOfRangeException(nameof(max), max, "the largest positive weight must be at least 1");
+        using var scope = NewDisposeScope();
+        var y = labels.to(ScalarType.Float32);
+        var pos = y.eq(1).to(ScalarType.Float32).sum(dim: 0);     // (14)
+        var neg = y.eq(0).to(ScalarType.Float32).sum(dim: 0);     // (14)
+        var w = where(pos.gt(0), neg / pos.clamp_min(1), ones_like(pos)).clamp(1, max);
+        return w.MoveToOuterDisposeScope();
     }
 
     // Per-image random shift (edge padding, then crop) and a mild brightness/contrast jitter.
@@ -343,16 +377,23 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
     /// error rather than a silent reuse.
     /// </summary>
     /// <exception cref="InvalidOperationException">The folder holds a judge trained with another config.</exception>
+    /// <param name="folder">Where the judge is saved (its run in folder/run).</param>
+    /// <param name="size">Image side of its training phantoms, and its input size.</param>
+    /// <param name="count">Training phantoms.</param>
+    /// <param name="steps">Training steps.</param>
+    /// <param name="seed">World seed of the training phantoms, and the run's seed.</param>
+    /// <param name="config">Its shape (null: the default; InputSize is set to <paramref name="size"/>).</param>
+    /// <param name="maxPositiveWeight">Class balance of the loss (<see cref="ProxyTrainingOptions.MaxPositiveWeight"/>; 0: unweighted).</param>
     public static ProxyFindingClassifier LoadOrTrain(string folder, int size, int count = 4000, int steps = 600, long seed = 1001,
-        ProxyClassifierConfig? config = null)
+        ProxyClassifierConfig? config = null, double maxPositiveWeight = 0)
     {
         var modelConfig = (config ?? new ProxyClassifierConfig()) with { InputSize = size };
-        var run = RunFolder.Open(Path.Combine(folder, "run"), "judge", new JudgeRun(size, count, steps, seed, modelConfig));
+        var run = RunFolder.Open(Path.Combine(folder, "run"), "judge", new JudgeRun(size, count, steps, seed, modelConfig) { MaxPositiveWeight = maxPositiveWeight });
         if (run.IsFinishedAt(steps) && IsSaved(folder)) return Load(folder);
         run.Start();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var model = TrainOnPhantoms(size, count, seed, steps, modelConfig,
-            new ProxyTrainingOptions { Seed = seed, OutputDir = run.Path, CheckpointEvery = 200 });
+            new ProxyTrainingOptions { Seed = seed, OutputDir = run.Path, CheckpointEvery = 200, MaxPositiveWeight = maxPositiveWeight });
         model.Save(folder);
         run.Finish(steps, clock.Elapsed.TotalSeconds);
         return model;
@@ -363,7 +404,12 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
         File.Exists(Path.Combine(folder, Checkpoint.WeightsFileName)) && File.Exists(Path.Combine(folder, Checkpoint.ConfigFileName));
 
     /// <summary>What a judge run in a <see cref="RunFolder"/> pins: its data, steps, seed and model config.</summary>
-    public sealed record JudgeRun(int Size, int Count, int Steps, long Seed, ProxyClassifierConfig Model);
+    public sealed record JudgeRun(int Size, int Count, int Steps, long Seed, ProxyClassifierConfig Model)
+    {
+        /// <summary>Class balance of the loss (<see cref="ProxyTrainingOptions.MaxPositiveWeight"/>); left out of the JSON when 0, as runs written before it.</summary>
+        [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+        public double MaxPositiveWeight { get; init; }
+    }
 
     /// <summary>
     /// Generates <paramref name="count"/> phantoms of the world <paramref name="seed"/> (at <paramref name="size"/>
