@@ -152,6 +152,23 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
         return (Encode(images).Mean * Config.ScalingFactor).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// <see cref="EncodeScaled"/> of a whole training set, <paramref name="chunk"/> images at a time so memory stays
+    /// bounded, in eval mode and without gradients (the latents a diffusion run trains on).
+    /// </summary>
+    public Tensor EncodeScaledInChunks(Tensor images, int chunk = 64)
+    {
+        if (chunk < 1) throw new ArgumentOutOfRangeException(nameof(chunk), chunk, "chunk must be at least 1");
+        using var _ = no_grad();
+        eval();
+        var parts = new List<Tensor>();
+        for (long i = 0; i < images.shape[0]; i += chunk)
+            parts.Add(EncodeScaled(images.narrow(0, i, Math.Min(chunk, images.shape[0] - i))));
+        var all = cat(parts, 0);
+        foreach (var p in parts) p.Dispose();
+        return all;
+    }
+
     /// <summary>Images from diffusion-model latents (divides by the scaling factor).</summary>
     public Tensor DecodeScaled(Tensor latents) => Decode(latents / Config.ScalingFactor);
 

@@ -105,17 +105,8 @@ public sealed class ControlNetModel : nn.Module
         int temb = ch[0] * 4;
         conv_in = nn.Conv2d(c.InChannels, ch[0], 3, padding: 1);
         time_embedding = new UNet2DConditionModel.TimestepEmbedding(ch[0], temb);
-        down_blocks = new ModuleList<UNetDownBlock>();
-        controlnet_down_blocks = new ModuleList<Conv2d>(nn.Conv2d(ch[0], ch[0], 1));
-        int prev = ch[0];
-        for (int i = 0; i < ch.Length; i++)
-        {
-            bool last = i == ch.Length - 1;
-            down_blocks.Add(new UNetDownBlock(prev, ch[i], temb, c, i, c.CrossAttentionLevels[i], !last));
-            for (int j = 0; j < c.LayersPerBlock; j++) controlnet_down_blocks.Add(nn.Conv2d(ch[i], ch[i], 1));
-            if (!last) controlnet_down_blocks.Add(nn.Conv2d(ch[i], ch[i], 1));
-            prev = ch[i];
-        }
+        down_blocks = UNet2DConditionModel.BuildDownBlocks(c, temb);
+        controlnet_down_blocks = new ModuleList<Conv2d>(UNet2DConditionModel.SkipChannelsOf(c).Select(k => nn.Conv2d(k, k, 1)).ToArray());
         mid_block = new UNetMidBlock(ch[^1], temb, c);
         controlnet_mid_block = nn.Conv2d(ch[^1], ch[^1], 1);
         controlnet_cond_embedding = new ControlNetConditioningEmbedding(config.ConditioningChannels, config.ConditioningWidth, ch[0],
@@ -176,10 +167,8 @@ public sealed class ControlNetModel : nn.Module
         if (context.dtype != type) context = context.to(type);
         if (masks.dtype != type) masks = masks.to(type);
         var temb = time_embedding.call(TimestepFeatures.Sinusoidal(timesteps, Config.Unet.BlockOutChannels[0]).to(type));
-        var x = conv_in.call(latents) + controlnet_cond_embedding.call(masks);   // (B, C0, h, w)
-        var skips = new List<Tensor> { x };
-        foreach (var down in down_blocks) x = down.Forward(x, temb, context, skips);
-        x = mid_block.Forward(x, temb, context);
+        var skips = new List<Tensor>();
+        var x = UNet2DConditionModel.Encode(conv_in.call(latents) + controlnet_cond_embedding.call(masks), temb, context, down_blocks, mid_block, skips);
         var down_res = skips.Select((s, i) => (controlnet_down_blocks[i].call(s) * scale).MoveToOuterDisposeScope()).ToList();
         var mid = (controlnet_mid_block.call(x) * scale).MoveToOuterDisposeScope();
         return new UNetResiduals(down_res, mid);

@@ -197,16 +197,8 @@ public static class LatentDiffusionRuns
         int before = run.StepsDone;
         var model = LatentDiffusionModel.Build(cfg, data.Prompts, trainedVae);
         var objective = DenoisingObjective.For(cfg);
-        Tensor latents, ids;
-        using (no_grad())
-        {
-            model.Vae.eval();
-            var parts = new List<Tensor>();
-            for (long i = 0; i < data.Images.shape[0]; i += 64)
-                parts.Add(model.Vae.EncodeScaled(data.Images.narrow(0, i, Math.Min(64, data.Images.shape[0] - i))));
-            latents = cat(parts, 0);                                                  // (N, C, h, w)
-            ids = model.Tokenizer.EncodeBatch(data.Prompts, cfg.MaxTokens).Ids;       // (N, L)
-        }
+        var latents = model.Vae.EncodeScaledInChunks(data.Images);                  // (N, C, h, w)
+        var ids = model.Tokenizer.EncodeBatch(data.Prompts, cfg.MaxTokens).Ids;     // (N, L)
         var groups = new List<AdamW.ParamGroup>();
         if (cfg.Trains(LdmPart.Unet)) groups.Add(new AdamW.ParamGroup(model.Unet.parameters(), cfg.UnetLr, 0.9, 0.999, 1e-8, 0.01));
         if (cfg.Trains(LdmPart.TextEncoder)) groups.Add(new AdamW.ParamGroup(model.TextEncoder.parameters(), cfg.TextLr, 0.9, 0.999, 1e-8, 0.01));

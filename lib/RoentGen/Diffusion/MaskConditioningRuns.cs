@@ -139,16 +139,8 @@ public static class MaskConditioningRuns
         var prompt = PromptSourceOf(cfg.From);
         int size = baseModel.LatentSize * baseModel.Vae.Config.DownsampleFactor;
         var data = MaskConditioningData.FromPhantoms(cfg.TrainImages, size, cfg.DataSeed, cfg.DataStart, cfg.MaskChannels, prompt);
-        Tensor latents, ids;
-        using (no_grad())
-        {
-            baseModel.Vae.eval();
-            var parts = new List<Tensor>();
-            for (long i = 0; i < data.Images.shape[0]; i += 64)
-                parts.Add(baseModel.Vae.EncodeScaled(data.Images.narrow(0, i, Math.Min(64, data.Images.shape[0] - i))));
-            latents = cat(parts, 0);                                                    // (N, C, h, w)
-            ids = baseModel.Tokenizer.EncodeBatch(data.Prompts, baseModel.MaxTokens).Ids;  // (N, L)
-        }
+        var latents = baseModel.Vae.EncodeScaledInChunks(data.Images);                     // (N, C, h, w)
+        var ids = baseModel.Tokenizer.EncodeBatch(data.Prompts, baseModel.MaxTokens).Ids;  // (N, L)
         options.Log?.Invoke($"mask conditioning ({cfg.Variant}): {cfg.TrainImages} phantoms at {size} px, {cfg.MaskChannels.Count} mask channels, {cfg.Steps} steps of {cfg.Batch}; data ready in {clock.Elapsed.TotalSeconds:0.0} s");
         run.Start();
         int before = run.StepsDone;

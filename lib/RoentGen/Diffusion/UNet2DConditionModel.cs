@@ -333,19 +333,11 @@ public sealed class UNet2DConditionModel : nn.Module<Tensor, Tensor, Tensor, Ten
         conv_in = nn.Conv2d(config.InChannels, ch[0], 3, padding: 1);
         time_embedding = new TimestepEmbedding(ch[0], temb);
 
-        down_blocks = new ModuleList<UNetDownBlock>();
-        var skipChannels = new List<int> { ch[0] };
-        int prev = ch[0];
-        for (int i = 0; i < ch.Length; i++)
-        {
-            bool last = i == ch.Length - 1;
-            down_blocks.Add(new UNetDownBlock(prev, ch[i], temb, config, i, config.CrossAttentionLevels[i], !last));
-            for (int j = 0; j < config.LayersPerBlock; j++) skipChannels.Add(ch[i]);
-            if (!last) skipChannels.Add(ch[i]);
-            prev = ch[i];
-        }
+        down_blocks = BuildDownBlocks(config, temb);
         mid_block = new UNetMidBlock(ch[^1], temb, config);
 
+        var skipChannels = SkipChannelsOf(config);
+        int prev = ch[^1];
         up_blocks = new ModuleList<UNetUpBlock>();
         for (int i = 0; i < ch.Length; i++)
         {
@@ -398,10 +390,8 @@ public sealed class UNet2DConditionModel : nn.Module<Tensor, Tensor, Tensor, Ten
         if (latents.dtype != type) latents = latents.to(type);
         if (context.dtype != type) context = context.to(type);
         var temb = time_embedding.call(TimestepFeatures.Sinusoidal(timesteps, Config.BlockOutChannels[0]).to(latents.dtype));
-        var x = conv_in.call(latents);
-        var skips = new List<Tensor> { x };
-        foreach (var down in down_blocks) x = down.Forward(x, temb, context, skips);
-        x = mid_block.Forward(x, temb, context);
+        var skips = new List<Tensor>();
+        var x = Encode(conv_in.call(latents), temb, context, down_blocks, mid_block, skips);
         if (residuals is not null)
         {
             if (residuals.Down.Count != skips.Count)
@@ -425,19 +415,44 @@ public sealed class UNet2DConditionModel : nn.Module<Tensor, Tensor, Tensor, Ten
     /// Channels of the skip connections in the order <see cref="Forward"/> collects them: conv_in's output, then each
     /// down block's ResNet (or transformer) outputs and its downsampler's output. A ControlNet gives one residual per entry.
     /// </summary>
-    public IReadOnlyList<int> SkipChannels
+    public IReadOnlyList<int> SkipChannels => SkipChannelsOf(Config);
+
+    /// <summary><see cref="SkipChannels"/> of a UNet of shape <paramref name="c"/> (the UNet's up blocks and a ControlNet's zero convolutions are sized by it).</summary>
+    internal static List<int> SkipChannelsOf(UNetConfig c)
     {
-        get
+        var ch = c.BlockOutChannels;
+        var list = new List<int> { ch[0] };
+        for (int i = 0; i < ch.Length; i++)
         {
-            var ch = Config.BlockOutChannels;
-            var list = new List<int> { ch[0] };
-            for (int i = 0; i < ch.Length; i++)
-            {
-                for (int j = 0; j < Config.LayersPerBlock; j++) list.Add(ch[i]);
-                if (i < ch.Length - 1) list.Add(ch[i]);
-            }
-            return list;
+            for (int j = 0; j < c.LayersPerBlock; j++) list.Add(ch[i]);
+            if (i < ch.Length - 1) list.Add(ch[i]);
         }
+        return list;
+    }
+
+    /// <summary>The down blocks of a UNet of shape <paramref name="c"/> (the UNet's and a ControlNet's encoder copy are built alike, so weights copy by name).</summary>
+    internal static ModuleList<UNetDownBlock> BuildDownBlocks(UNetConfig c, int tembChannels)
+    {
+        var ch = c.BlockOutChannels;
+        var blocks = new ModuleList<UNetDownBlock>();
+        int prev = ch[0];
+        for (int i = 0; i < ch.Length; i++)
+        {
+            blocks.Add(new UNetDownBlock(prev, ch[i], tembChannels, c, i, c.CrossAttentionLevels[i], i != ch.Length - 1));
+            prev = ch[i];
+        }
+        return blocks;
+    }
+
+    /// <summary>
+    /// The encoder pass shared by the UNet and a ControlNet: <paramref name="x"/> is conv_in's output; it and every down
+    /// block's skip output are appended to <paramref name="skips"/>; returns the mid block's output.
+    /// </summary>
+    internal static Tensor Encode(Tensor x, Tensor temb, Tensor context, ModuleList<UNetDownBlock> downBlocks, UNetMidBlock midBlock, List<Tensor> skips)
+    {
+        skips.Add(x);
+        foreach (var down in downBlocks) x = down.Forward(x, temb, context, skips);
+        return midBlock.Forward(x, temb, context);
     }
 
     /// <summary>MLP on the sinusoidal features: linear_1, SiLU, linear_2.</summary>
