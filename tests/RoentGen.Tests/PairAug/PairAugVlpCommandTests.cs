@@ -57,7 +57,7 @@ public sealed class PairAugVlpCommandTests : IDisposable
         using var scope = NewDisposeScope();
         var pipe = RoentGen.Tests.Diffusion.TinyPipelines.Untrained(11);
         var rewrites = Enumerable.Range(0, 5).Select(i => new ReportRewrite($"r{i}", RewriteOperation.PartialOpposite, "no pneumothorax", i % 2 == 0 ? "small left pleural effusion" : "cardiomegaly", "test", null, null)).ToList();
-        var embedder = new PooledTextEmbedder();
+        var embedder = new PooledEmbedder();
         var options = new InterAugOptions { Steps = 2, BatchSize = 4, Threshold = 0 };
         var whole = PairAugmentation.InterAug(pipe, embedder, rewrites, options with { Seed = 3 }, Path.Combine(_dir, "whole"));
         var outDir = Path.Combine(_dir, "sharded");
@@ -124,17 +124,5 @@ public sealed class PairAugVlpCommandTests : IDisposable
         (rc, stdout, _) = CliCases.Invoke(Roentgen(), "pairaug", "intra", "--rewrites", intraRewrites, "--generator", generator, "--clip", clip, "--out", intra, "--steps", "2", "--limit", "3", "--shard", "0/2");
         Assert.Equal(0, rc);
         Assert.Contains("already holds its pairs", stdout, StringComparison.Ordinal);
-    }
-
-    /// <summary>Images pooled to 4x4, texts to seeded vectors.</summary>
-    private sealed class PooledTextEmbedder : IClipEmbedder
-    {
-        public int ImageSize => 16;
-        public Tensor EmbedImages(Tensor images) => nn.functional.adaptive_avg_pool2d(images, [4, 4]).flatten(1);
-        public Tensor EmbedTexts(IReadOnlyList<string> texts) => stack(texts.Select(t =>
-        {
-            var rng = new Random(t.Aggregate(17, (h, c) => unchecked(h * 31 + c)));
-            return tensor(Enumerable.Range(0, 16).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray());
-        }).ToList(), 0);
     }
 }

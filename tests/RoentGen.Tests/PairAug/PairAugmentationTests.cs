@@ -14,18 +14,6 @@ namespace RoentGen.Tests.PairAug;
 [Collection(ProcessStateCollection.Name)]
 public class PairAugmentationTests
 {
-    /// <summary>A deterministic stand-in for a CLIP model: images pooled to 4×4, texts to seeded vectors.</summary>
-    private sealed class PooledEmbedder : IClipEmbedder
-    {
-        public int ImageSize => 16;
-        public Tensor EmbedImages(Tensor images) => nn.functional.adaptive_avg_pool2d(images, [4, 4]).flatten(1);
-        public Tensor EmbedTexts(IReadOnlyList<string> texts) => stack(texts.Select(t =>
-        {
-            var rng = new Random(t.Aggregate(17, (h, c) => unchecked(h * 31 + c)));
-            return tensor(Enumerable.Range(0, 16).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray());
-        }).ToList(), 0);
-    }
-
     private static readonly string[] Corpus =
     [
         "small left pleural effusion", "no acute cardiopulmonary process", "right upper lobe pneumonia",
