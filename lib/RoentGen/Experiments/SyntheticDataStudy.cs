@@ -67,6 +67,7 @@ public static class SyntheticDataStudy
         Directory.CreateDirectory(outDir);
         Pin(config, outDir, o.ExpertRejected);
         var seeds = o.Seeds ?? Enumerable.Range(0, config.Seeds).Select(s => (long)s).ToList();
+        foreach (long s in seeds) config.RealCaseStart(s);   // a seed out of range fails before any work
         var world = new PhantomOptions { Size = Math.Max(64, config.ImageSize), Seed = config.WorldSeed };
         var maskGenerator = o.MaskGenerator ?? new PhantomOracleGenerator(world);
         string maskName = o.MaskGeneratorName ?? (o.MaskGenerator is null ? PhantomOracleGenerator.Label : maskGenerator.GetType().Name);
@@ -84,7 +85,7 @@ public static class SyntheticDataStudy
             foreach (int size in config.Sizes)
                 foreach (long seed in seeds)
                 {
-                    var cell = new CellContext(config, outDir, size, seed, world, config.Sizes.Max());
+                    var cell = new CellContext(config, outDir, size, seed, world);
                     foreach (var arm in arms)
                     {
                         cancellation.ThrowIfCancellationRequested();
@@ -190,7 +191,7 @@ public static class SyntheticDataStudy
     // ---------------------------------------------------------------------------------------------------------------
     // one (size, seed) cell of the design
 
-    private sealed class CellContext(SyntheticDataStudyConfig config, string outDir, int size, long seed, PhantomOptions world, int maxSize)
+    private sealed class CellContext(SyntheticDataStudyConfig config, string outDir, int size, long seed, PhantomOptions world)
     {
         private IReadOnlyList<PhantomCase>? _cases;
         private readonly Dictionary<string, IReadOnlyList<SyntheticImage>> _sources = new(StringComparer.Ordinal);
@@ -203,8 +204,8 @@ public static class SyntheticDataStudy
         public string SyntheticFolder => Path.Combine(outDir, "synthetic", $"n{size}-s{seed}");
         public string Prefix => $"n{size}-s{seed}";
 
-        /// <summary>The real training cases: cases seed · maxSize … + size of the training world.</summary>
-        public IReadOnlyList<PhantomCase> Cases => _cases ??= new PhantomGenerator(world).Generate(checked((int)(seed * maxSize)), size);
+        /// <summary>The real training cases: the first <c>size</c> of the seed's cases of the training world (<see cref="SyntheticDataStudyConfig.RealCaseStart"/>).</summary>
+        public IReadOnlyList<PhantomCase> Cases => _cases ??= new PhantomGenerator(world).Generate(config.RealCaseStart(seed), size);
 
         public IReadOnlyList<GrayImage> RealImages => Cases.Select(c => SyntheticDataStudySets.Fit(c.Image, config.ImageSize, false)).ToList();
 

@@ -123,6 +123,26 @@ public sealed record SyntheticDataStudyConfig
         _ => throw new ArgumentException($"unknown synthetic-study preset '{name}'; expected one of: {string.Join(", ", PresetNames)}"),
     };
 
+    /// <summary>
+    /// Cases of the training world set aside per seed: seed s trains on the cases from s · SeedStride, the first
+    /// Size of them, so every size's set is a prefix of the larger ones and seeds never share a case. It depends on
+    /// <see cref="ValidationStart"/> alone (not on <see cref="Sizes"/>), so a study extended with a larger size later
+    /// still draws the same real sets for the cells it already holds.
+    /// </summary>
+    [JsonIgnore]
+    public int SeedStride => ValidationStart / 1000;
+
+    /// <summary>The first real training case of <paramref name="seed"/> (<see cref="SeedStride"/>).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The seed is negative or its cases would run into the validation cases.</exception>
+    public int RealCaseStart(long seed)
+    {
+        long last = (seed + 1) * (long)SeedStride;
+        if (seed < 0 || last > ValidationStart)
+            throw new ArgumentOutOfRangeException(nameof(seed), seed,
+                $"study seeds must lie in 0 to {ValidationStart / SeedStride - 1} (each takes {SeedStride} cases of the training world before the validation cases at {ValidationStart})");
+        return checked((int)(seed * SeedStride));
+    }
+
     /// <summary>The classifier shape at <see cref="ImageSize"/>.</summary>
     [JsonIgnore]
     public ProxyClassifierConfig ClassifierAtSize => Classifier with { InputSize = ImageSize };

@@ -77,6 +77,23 @@ public class SyntheticDataStudyTests
     }
 
     [Fact]
+    public void Real_sets_do_not_move_when_a_larger_size_is_added_and_seeds_never_share_a_case()
+    {
+        // A study run at size 100 and later extended to 100 and 1000 must read its finished n100 cells back with the
+        // same real images; the start of a seed's cases therefore cannot depend on the sizes asked for.
+        var small = SyntheticDataStudyConfig.FromPreset("quick") with { Sizes = [100] };
+        var large = small with { Sizes = [100, 300, 1000] };
+        for (long seed = 0; seed < 5; seed++) Assert.Equal(small.RealCaseStart(seed), large.RealCaseStart(seed));
+        // The largest set of one seed ends before the next seed's first case, and the last seed before validation.
+        Assert.True(large.RealCaseStart(0) + large.Sizes.Max() <= large.RealCaseStart(1));
+        long lastSeed = large.ValidationStart / large.SeedStride - 1;
+        Assert.True(large.RealCaseStart(lastSeed) + large.Sizes.Max() <= large.ValidationStart);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => large.RealCaseStart(lastSeed + 1));
+        Assert.Contains("study seeds must lie in 0 to", e.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => large.RealCaseStart(-1));
+    }
+
+    [Fact]
     public void Paired_gain_matches_the_hand_computed_interval_and_one_sided_p()
     {
         // Differences 1, 2, 4: mean 7/3, sd √(7/3), SE √7 / 3, t = √7 with 2 df. With 2 df, P(T ≤ t) = 1/2 + t / (2√(t² + 2)),
