@@ -162,11 +162,13 @@ internal static class MasksCommand
             var mask = MaskConditionedModel.Load(modelDir);
             var pipeline = new MaskConditioningPipeline(mask) { Steps = parse.GetValue(steps) };
             IReadOnlyList<MaskCondition> conds;
+            IReadOnlyList<RoentGen.Data.Phantoms.PhantomCase>? cases = null;
             if (parse.GetValue(conditions) is string cdir) conds = MaskConditionSets.Read(cdir);
             else
             {
                 var cfg = File.Exists(Path.Combine(modelDir, RoentGen.Training.RunFolder.ConfigFile)) ? MaskConditioningRuns.LoadConfig(modelDir) : MaskConditioningConfig.FromPreset("quick");
-                conds = MaskConditioningData.PhantomConditions(parse.GetValue(n), Math.Max(mask.ImageSize, 64), cfg.DataSeed, cfg.DataStart + cfg.TrainImages + 1000);
+                cases = MaskConditioningData.PhantomCases(parse.GetValue(n), Math.Max(mask.ImageSize, 64), cfg.DataSeed, cfg.DataStart + cfg.TrainImages + 1000);
+                conds = cases.Select(MaskCondition.FromCase).ToList();
             }
             string segFolder = parse.GetValue(segmenterDir) ?? Path.Combine(modelDir, "adherence-segmenter");
             if (parse.GetValue(segmenterDir) is null)
@@ -184,7 +186,10 @@ internal static class MasksCommand
                 var text = new TextOnlyMaskBaseline(mask.Base.ToPipeline(), mask.Prompt) { Steps = parse.GetValue(steps) };
                 results.Add(MaskAdherence.Evaluate("text-only", text, conds, segmenter, parse.GetValue(seed)));
             }
+            // Phantom conditions have true images: the segmenter's Dice on them is the ceiling the rows above are read against.
+            if (cases is not null) results.Add(MaskAdherence.OnPhantoms(cases, segmenter));
             Cli.Print(MaskAdherence.Table(results));
+            if (cases is not null) Console.WriteLine($"'{MaskAdherence.PhantomsName}': the segmenter on the phantoms' own images, the ceiling for each structure");
             MaskAdherence.Save(jsonFile.FullName, results, new Dictionary<string, string>
             {
                 ["model"] = Path.GetFullPath(modelDir), ["segmenter"] = Path.GetFullPath(segFolder), ["conditions"] = conds.Count.ToString(System.Globalization.CultureInfo.InvariantCulture),

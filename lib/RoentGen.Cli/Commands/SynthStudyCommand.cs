@@ -74,12 +74,6 @@ internal static class SynthStudyCommand
         return cmd;
     }
 
-    // ==== INTEGRATION POINT (the integrator wires this) ====
-    /// <summary>
-    /// Loads the mask-conditioned generator of <c>--mask-model DIR</c>. Left unimplemented on this branch: the ControlNet /
-    /// input-concat generators land separately and expose <c>MaskConditionedModels.Load(folder)</c>; this is the one line to
-    /// change (<c>return MaskConditionedModels.Load(dir);</c>).
-    /// </summary>
-    // A `roentgen masks train` run folder (ControlNet or input-concat; or its model/ folder).
+    /// <summary>The mask-conditioned generator of <c>--mask-model DIR</c>: a <c>roentgen masks train</c> run folder (ControlNet or input-concat) or its model/ folder.</summary>
     static IMaskConditionedGenerator LoadMaskGenerator(string dir) => RoentGen.Diffusion.MaskConditionedModels.Load(dir);
 }

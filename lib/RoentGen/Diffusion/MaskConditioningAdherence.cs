@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Data.Analysis;
 using RoentGen.Data;
 using RoentGen.Data.Datasets;
+using RoentGen.Data.Phantoms;
 using RoentGen.Evaluation.Statistics;
 using RoentGen.Platform;
 using RoentGen.Synthetic;
@@ -75,6 +76,17 @@ public static class MaskAdherence
             return new StructureAdherence(s, summary.N, summary.Mean, summary.Lower, summary.Upper);
         }).ToList(), images.Count);
     }
+
+    /// <summary>The name of the <see cref="OnPhantoms"/> row.</summary>
+    public const string PhantomsName = "phantoms";
+
+    /// <summary>
+    /// The segmenter's Dice on the phantoms' own images against their own masks: the ceiling a generator's adherence is
+    /// read against. A structure the segmenter finds poorly on true images (a small nodule at 64 px) cannot score well on
+    /// generated ones either, so a low generator Dice means little until it is set beside this row.
+    /// </summary>
+    public static MaskAdherenceResult OnPhantoms(IReadOnlyList<PhantomCase> cases, Segmenter segmenter) =>
+        Score(PhantomsName, cases.Select(c => c.Image).ToList(), cases.Select(MaskCondition.FromCase).ToList(), segmenter);
 
     /// <summary>One row per generator and structure: generator, structure, images, mean Dice and its 95 % interval.</summary>
     public static DataFrame Table(IEnumerable<MaskAdherenceResult> results)

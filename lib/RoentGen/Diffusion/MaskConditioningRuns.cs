@@ -66,7 +66,11 @@ public sealed record MaskConditioningData(Tensor Images, Tensor Masks, IReadOnly
 
     /// <summary>Held-out phantom conditions (no images): cases <paramref name="start"/> onwards of world <paramref name="seed"/>.</summary>
     public static IReadOnlyList<MaskCondition> PhantomConditions(int count, int size, long seed, int start) =>
-        new PhantomGenerator(new PhantomOptions { Size = Math.Max(size, 64), Seed = seed }).Generate(start, count).Select(MaskCondition.FromCase).ToList();
+        PhantomCases(count, size, seed, start).Select(MaskCondition.FromCase).ToList();
+
+    /// <summary>The phantom cases behind <see cref="PhantomConditions"/> (drawn at 64 px or more), with their images.</summary>
+    public static IReadOnlyList<PhantomCase> PhantomCases(int count, int size, long seed, int start) =>
+        new PhantomGenerator(new PhantomOptions { Size = Math.Max(size, 64), Seed = seed }).Generate(start, count);
 }
 
 /// <summary>Settings of a training call that do not change its result.</summary>

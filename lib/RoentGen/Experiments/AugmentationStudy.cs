@@ -102,7 +102,7 @@ public sealed record AugmentationStudyConfig
     {
         if (Sizes is null || Sizes.Count == 0) throw new ArgumentException("Sizes needs at least one training-set size, e.g. [250, 1000]");
         foreach (var n in Sizes)
-            if (n < 2 || n > 1_000_000) throw new ArgumentException($"Sizes: {n} is outside 2..1000000");
+            if (n < 2 || n > AugmentationStudy.MaxSize) throw new ArgumentException($"Sizes: {n} is outside 2..{AugmentationStudy.MaxSize}");
         if (Sizes.Distinct().Count() != Sizes.Count) throw new ArgumentException($"Sizes repeats a size: {string.Join(", ", Sizes)}");
         if (Seeds is null || Seeds.Count == 0) throw new ArgumentException("Seeds needs at least one classifier seed, e.g. [0, 1, 2, 3, 4]");
         if (Seeds.Distinct().Count() != Seeds.Count) throw new ArgumentException($"Seeds repeats a seed: {string.Join(", ", Seeds)}");
@@ -150,6 +150,8 @@ public static class AugmentationStudy
 {
     /// <summary>File name of the results inside the output folder.</summary>
     public const string ResultFile = "results.json";
+    /// <summary>The largest real training-set size; validation phantoms start beyond it (or beyond the generator's training set).</summary>
+    public const int MaxSize = 1_000_000;
     /// <summary>Folder of the generator trained when none is given.</summary>
     public const string GeneratorFolder = "generator";
     /// <summary>Folder of the synthetic image cache.</summary>
@@ -277,7 +279,9 @@ public static class AugmentationStudy
         var trainRecords = PhantomRecords.Create(new PhantomOptions { Size = Math.Max(64, size), Seed = world }, nMax, 0, masks: false).Prefetch();
         var (realImages, realLabels) = ProxyFindingClassifier.RecordData(trainRecords, size);                       // (N_max, 1, S, S), (N_max, 14)
         var prompts = trainRecords.Select(r => LdmTrainingData.PromptOf(r.Report, gen.Prompt)).ToList();
-        int validationStart = Math.Max(nMax, gen.TrainImages);
+        // Beyond every allowed size (Validate caps them at 1,000,000) rather than beyond this call's largest, so a study
+        // extended later with a larger size keeps the validation set (and thresholds) its finished runs were scored with.
+        int validationStart = Math.Max(MaxSize, gen.TrainImages);
         var (valImages, valLabels) = ProxyFindingClassifier.PhantomData(size, validationStart, config.ValidationImages, world);
         var (testImages, testLabels) = ProxyFindingClassifier.PhantomData(size, 0, config.TestImages, WorldSeeds.HeldOut(world));
 

@@ -89,5 +89,9 @@ public sealed class MasksCommandTests : IDisposable
         Assert.True(generators.TryGetProperty("text-only", out var text));
         Assert.Equal(2, text.GetProperty("images").GetInt32());
         Assert.True(text.GetProperty("structures").TryGetProperty("lungs", out _));
+        // Held-out phantom conditions come with their images: the segmenter's own score on them is the ceiling row.
+        Assert.True(generators.TryGetProperty(MaskAdherence.PhantomsName, out var ceiling));
+        Assert.Equal(2, ceiling.GetProperty("images").GetInt32());
+        Assert.Contains("the ceiling for each structure", stdout);
     }
 }

@@ -180,7 +180,8 @@ public class MaskConditioningTests
         var world = new PhantomGenerator(new PhantomOptions { Size = 64, Seed = 1 });
         var cases = world.Generate(300, 6);
         var conditions = cases.Select(MaskCondition.FromCase).ToList();
-        var own = MaskAdherence.Score("phantoms", cases.Select(c => c.Image).ToList(), conditions, segmenter);
+        var own = MaskAdherence.OnPhantoms(cases, segmenter);
+        Assert.Equal(MaskAdherence.PhantomsName, own.Generator);
         var blank = MaskAdherence.Score("blank", cases.Select(_ => new GrayImage(32, 32)).ToList(), conditions, segmenter);
         Assert.Equal(["lungs", "heart"], own.Structures.Select(s => s.Structure));
         Assert.Equal(6, own["lungs"].Images);

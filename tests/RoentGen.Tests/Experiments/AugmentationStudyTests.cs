@@ -128,6 +128,8 @@ public class AugmentationStudyTests
             Assert.True(double.IsFinite(result.Quality.SyntheticAdherence) || result.Quality.Findings.Count == 0);
             Assert.Equal(32, result.Generator.ImageSize);
             Assert.Equal(WorldSeeds.HeldOut(result.Generator.World), result.Generator.TestWorld);
+            // Validation lies beyond any size a later call may add, so extending the study keeps its thresholds' data.
+            Assert.Equal(Math.Max(AugmentationStudy.MaxSize, result.Generator.GeneratorTrainImages), result.Generator.ValidationStart);
             Assert.Equal(8, result.MemorizationGrid(dir).Cells.Count);
 
             // A generator folder is resolved (and a folder of another study's settings is refused).
