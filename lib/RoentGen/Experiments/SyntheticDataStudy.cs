@@ -40,7 +40,7 @@ public sealed record SyntheticDataStudyOptions
 /// (<see cref="SyntheticArm.All"/>), tested on phantoms of the held-out world; the real-only models are also the proxies
 /// of the filtered arms (<see cref="ProxyFilter"/>). Arms are compared with real-only by the mean paired difference over
 /// seeds, its 95 % interval and a one-sided paired t-test, Bonferroni and Holm over every comparison.
-/// <para>Layout of the output folder: config.json and expert-rejected.json (pinned), synthetic/nN-sS/SOURCE/ (cached images, manifest.json last),
+/// <para>Layout of the output folder: config.json, expert-rejected.json and generators.json (pinned), synthetic/nN-sS/SOURCE/ (cached images, manifest.json last),
 /// cells/nN/sS/ARM.json (one per trained arm, atomic), cells/nN/sS/real-classifier/ and real-seg/ (the proxies),
 /// filter-SOURCE.json per cell and source, real-sample/, results.json. A second call reads finished cells back and trains the rest.</para>
 /// </summary>
@@ -71,6 +71,7 @@ public static class SyntheticDataStudy
         var world = new PhantomOptions { Size = Math.Max(64, config.ImageSize), Seed = config.WorldSeed };
         var maskGenerator = o.MaskGenerator ?? new PhantomOracleGenerator(world);
         string maskName = o.MaskGeneratorName ?? (o.MaskGenerator is null ? PhantomOracleGenerator.Label : maskGenerator.GetType().Name);
+        PinGenerators(outDir, o.TextGenerator is null ? null : o.TextGeneratorName, maskName);
         var skipped = new List<string>();
         if (o.TextGenerator is null)
             skipped.AddRange(SyntheticArm.All.Where(a => a.NeedsText).Select(a => $"{a.Name}: no text-to-image generator (--generator DIR)"));
@@ -119,6 +120,31 @@ public static class SyntheticDataStudy
         result.Save(Path.Combine(outDir, ResultFile));
         log($"synth-study: {cells.Count} cells ({computed} trained now) in {watch.Elapsed.TotalSeconds:0} s; wrote {Path.Combine(outDir, ResultFile)}");
         return result;
+    }
+
+    /// <summary>The pinned names of the generators whose images the output folder caches.</summary>
+    public const string GeneratorsFile = "generators.json";
+
+    private sealed record PinnedGenerators(string? Text, string Mask);
+
+    /// <summary>
+    /// Cached images and finished cells belong to the generators that drew them: a later call with another mask generator
+    /// (or another text generator, once one was used) would mix them under the new name, so it is refused. Adding a text
+    /// generator to a folder that had none is allowed (no text image was cached).
+    /// </summary>
+    private static void PinGenerators(string outDir, string? text, string mask)
+    {
+        var path = Path.Combine(outDir, GeneratorsFile);
+        var pinned = File.Exists(path) ? JsonSerializer.Deserialize<PinnedGenerators>(File.ReadAllText(path), SyntheticDataStudyResult.JsonOptions) : null;
+        if (pinned is not null)
+        {
+            if (pinned.Mask != mask)
+                throw new InvalidOperationException($"{path}: this folder's mask arms were drawn by '{pinned.Mask}', not '{mask}'; use another --out for another mask generator");
+            if (text is not null && pinned.Text is not null && pinned.Text != text)
+                throw new InvalidOperationException($"{path}: this folder's text arms were drawn by '{pinned.Text}', not '{text}'; use another --out for another text generator");
+        }
+        var now = new PinnedGenerators(text ?? pinned?.Text, mask);
+        if (pinned != now) AtomicFile.WriteAllText(path, JsonSerializer.Serialize(now, SyntheticDataStudyResult.JsonOptions));
     }
 
     private static void Pin(SyntheticDataStudyConfig config, string outDir, IReadOnlySet<string>? expertRejected)
