@@ -11,6 +11,8 @@ using RoentGen.Synthetic;
 using RoentGen.Vision.Segmentation;
 using static TorchSharp.torch;
 
+using RoentGen.Training;
+
 namespace RoentGen.Experiments;
 
 /// <summary>What a study run uses besides its config: generators, expert ratings, the real sample, seeds.</summary>
@@ -122,30 +124,17 @@ public static class SyntheticDataStudy
         return result;
     }
 
-    /// <summary>The pinned names of the generators whose images the output folder caches.</summary>
+    /// <summary>The pinned names of the generators whose images the output folder caches (<see cref="StudyPins"/>).</summary>
     public const string GeneratorsFile = "generators.json";
-
-    private sealed record PinnedGenerators(string? Text, string Mask);
 
     /// <summary>
     /// Cached images and finished cells belong to the generators that drew them: a later call with another mask generator
     /// (or another text generator, once one was used) would mix them under the new name, so it is refused. Adding a text
     /// generator to a folder that had none is allowed (no text image was cached).
     /// </summary>
-    private static void PinGenerators(string outDir, string? text, string mask)
-    {
-        var path = Path.Combine(outDir, GeneratorsFile);
-        var pinned = File.Exists(path) ? JsonSerializer.Deserialize<PinnedGenerators>(File.ReadAllText(path), SyntheticDataStudyResult.JsonOptions) : null;
-        if (pinned is not null)
-        {
-            if (pinned.Mask != mask)
-                throw new InvalidOperationException($"{path}: this folder's mask arms were drawn by '{pinned.Mask}', not '{mask}'; use another --out for another mask generator");
-            if (text is not null && pinned.Text is not null && pinned.Text != text)
-                throw new InvalidOperationException($"{path}: this folder's text arms were drawn by '{pinned.Text}', not '{text}'; use another --out for another text generator");
-        }
-        var now = new PinnedGenerators(text ?? pinned?.Text, mask);
-        if (pinned != now) AtomicFile.WriteAllText(path, JsonSerializer.Serialize(now, SyntheticDataStudyResult.JsonOptions));
-    }
+    private static void PinGenerators(string outDir, string? text, string mask) =>
+        StudyPins.CheckAndRecord(Path.Combine(outDir, GeneratorsFile), new Dictionary<string, string?> { ["text generator"] = text, ["mask generator"] = mask },
+            "use another --out for another generator");
 
     private static void Pin(SyntheticDataStudyConfig config, string outDir, IReadOnlySet<string>? expertRejected)
     {

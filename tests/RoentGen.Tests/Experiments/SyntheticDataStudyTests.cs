@@ -73,9 +73,9 @@ public class SyntheticDataStudyTests
         var e = Assert.Throws<InvalidOperationException>(() => SyntheticDataStudy.Run(Tiny() with { ClassifierSteps = 3 }, dir, options));
         Assert.Contains("another config", e.Message);
         // So are other generators: the cached images and finished cells were drawn by the first ones.
-        Assert.Contains("text arms were drawn by 'untrained tiny LDM'", Assert.Throws<InvalidOperationException>(() =>
+        Assert.Contains("text generator is 'untrained tiny LDM', not 'another LDM'", Assert.Throws<InvalidOperationException>(() =>
             SyntheticDataStudy.Run(Tiny(), dir, options with { TextGeneratorName = "another LDM" })).Message);
-        Assert.Contains("mask arms were drawn by", Assert.Throws<InvalidOperationException>(() =>
+        Assert.Contains("mask generator is", Assert.Throws<InvalidOperationException>(() =>
             SyntheticDataStudy.Run(Tiny(), dir, options with { MaskGeneratorName = "a ControlNet" })).Message);
         // So are other expert ratings: the filtered arms were trained without these vetoes.
         Assert.Contains("other expert ratings", Assert.Throws<InvalidOperationException>(() => SyntheticDataStudy.Run(Tiny(), dir, options with { ExpertRejected = null })).Message);
