@@ -69,11 +69,13 @@ public static class SyntheticDataStudy
         Directory.CreateDirectory(outDir);
         Pin(config, outDir, o.ExpertRejected);
         var seeds = o.Seeds ?? Enumerable.Range(0, config.Seeds).Select(s => (long)s).ToList();
+        if (seeds.Count == 0) throw new ArgumentException("give at least one seed");
+        if (seeds.Distinct().Count() != seeds.Count) throw new ArgumentException($"seeds repeat: {string.Join(", ", seeds)}");
         foreach (long s in seeds) config.RealCaseStart(s);   // a seed out of range fails before any work
         var world = new PhantomOptions { Size = Math.Max(64, config.ImageSize), Seed = config.WorldSeed };
         var maskGenerator = o.MaskGenerator ?? new PhantomOracleGenerator(world);
         string maskName = o.MaskGeneratorName ?? (o.MaskGenerator is null ? PhantomOracleGenerator.Label : maskGenerator.GetType().Name);
-        PinGenerators(outDir, o.TextGenerator is null ? null : o.TextGeneratorName, maskName);
+        PinSources(outDir, o.TextGenerator is null ? null : o.TextGeneratorName, maskName, o.RealSample is null ? null : Path.GetFullPath(o.RealSample));
         var skipped = new List<string>();
         if (o.TextGenerator is null)
             skipped.AddRange(SyntheticArm.All.Where(a => a.NeedsText).Select(a => $"{a.Name}: no text-to-image generator (--generator DIR)"));
@@ -124,17 +126,27 @@ public static class SyntheticDataStudy
         return result;
     }
 
+    /// <summary>
+    /// The noise seed of image 0 of a synthetic source (1 text-single, 2 text-report, 3 mask) of a seed's cells; image i
+    /// starts from this + i. Hashed, so no two sources or seeds share a starting noise (the earlier seed · 1,000,003 +
+    /// source gave text-report image j the noise of text-single image j + 1).
+    /// </summary>
+    internal static long SourceNoiseSeed(long seed, int source) =>
+        (long)(PhantomRandom.Mix(unchecked((ulong)seed * 0x9E3779B97F4A7C15UL + (ulong)source)) >> 2);
+
     /// <summary>The pinned names of the generators whose images the output folder caches (<see cref="StudyPins"/>).</summary>
     public const string GeneratorsFile = "generators.json";
 
     /// <summary>
-    /// Cached images and finished cells belong to the generators that drew them: a later call with another mask generator
-    /// (or another text generator, once one was used) would mix them under the new name, so it is refused. Adding a text
-    /// generator to a folder that had none is allowed (no text image was cached).
+    /// Cached images and finished cells belong to the generators that drew them, and the real-sample results to the sample
+    /// they were scored on: a later call with another mask generator (or another text generator or real sample, once one was
+    /// used) would mix them under the new name, so it is refused. Adding a text generator or a real sample to a folder that
+    /// had none is allowed (nothing of theirs was cached).
     /// </summary>
-    private static void PinGenerators(string outDir, string? text, string mask) =>
-        StudyPins.CheckAndRecord(Path.Combine(outDir, GeneratorsFile), new Dictionary<string, string?> { ["text generator"] = text, ["mask generator"] = mask },
-            "use another --out for another generator");
+    private static void PinSources(string outDir, string? text, string mask, string? realSample) =>
+        StudyPins.CheckAndRecord(Path.Combine(outDir, GeneratorsFile),
+            new Dictionary<string, string?> { ["text generator"] = text, ["mask generator"] = mask, ["real sample"] = realSample },
+            "use another --out for another generator or real sample");
 
     private static void Pin(SyntheticDataStudyConfig config, string outDir, IReadOnlySet<string>? expertRejected)
     {
@@ -315,15 +327,15 @@ public static class SyntheticDataStudy
         int m = cell.SyntheticCount;
         if (arm.TextSingle)
             offered.Add(("text-single", cell.Source("text-single", () => SyntheticDataStudySets.FromText(o.TextGenerator!, "text-single", cell.Prefix,
-                SyntheticDataStudySets.SingleDiseasePrompts(cell.Cases, m, cell.Seed), cfg.ImageSize, cfg.SamplingSteps, cfg.GuidanceScale, cell.Seed * 1_000_003 + 1), log)));
+                SyntheticDataStudySets.SingleDiseasePrompts(cell.Cases, m, cell.Seed), cfg.ImageSize, cfg.SamplingSteps, cfg.GuidanceScale, SourceNoiseSeed(cell.Seed, 1)), log)));
         if (arm.TextReport)
             offered.Add(("text-report", cell.Source("text-report", () => SyntheticDataStudySets.FromText(o.TextGenerator!, "text-report", cell.Prefix,
                 Enumerable.Range(0, m).Select(i => cell.Cases[i % cell.Cases.Count]).Select(c =>
                     (LdmTrainingData.PromptOf(c.Impression, c.Findings, PromptSource.ImpressionAndFindings), c.Labels)).ToList(),
-                cfg.ImageSize, cfg.SamplingSteps, cfg.GuidanceScale, cell.Seed * 1_000_003 + 2), log)));
+                cfg.ImageSize, cfg.SamplingSteps, cfg.GuidanceScale, SourceNoiseSeed(cell.Seed, 2)), log)));
         if (arm.Mask)
             offered.Add(("mask", cell.Source("mask", () => SyntheticDataStudySets.FromMasks(maskGenerator, cell.Prefix,
-                SyntheticDataStudySets.TransformedConditions(cell.Cases, m, cell.Seed), cfg.ImageSize, cell.Seed * 1_000_003 + 3), log)));
+                SyntheticDataStudySets.TransformedConditions(cell.Cases, m, cell.Seed), cfg.ImageSize, SourceNoiseSeed(cell.Seed, 3)), log)));
         var used = new List<SyntheticImage>();
         foreach (var (source, images0) in offered)
         {

@@ -155,6 +155,7 @@ public sealed record SyntheticDataStudyConfig
     public void Validate()
     {
         if (Sizes is null || Sizes.Count == 0 || Sizes.Any(s => s < 2)) throw new ArgumentException("SyntheticDataStudyConfig.Sizes must list real-set sizes of at least 2");
+        if (Sizes.Distinct().Count() != Sizes.Count) throw new ArgumentException($"SyntheticDataStudyConfig.Sizes repeats a size: {string.Join(", ", Sizes)}");
         if (Seeds < 1) throw new ArgumentException($"SyntheticDataStudyConfig.Seeds must be at least 1, got {Seeds}");
         if (!(SyntheticPerReal > 0)) throw new ArgumentException($"SyntheticDataStudyConfig.SyntheticPerReal must be above 0, got {SyntheticPerReal}");
         if (ValidationImages < 2 || TestImages < 2) throw new ArgumentException($"SyntheticDataStudyConfig.ValidationImages and TestImages must be at least 2, got {ValidationImages} and {TestImages}");

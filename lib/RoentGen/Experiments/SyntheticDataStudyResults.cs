@@ -269,7 +269,7 @@ public sealed record SyntheticDataStudyResult(SyntheticDataStudyConfig Config, I
     /// <summary>The mean paired difference a − b with its 95 % Student-t interval and the one-sided paired t-test p (NaN when undefined).</summary>
     public static (double Difference, double Lower, double Upper, double P, int N) PairedGain(IReadOnlyList<double> a, IReadOnlyList<double> b)
     {
-        var pairs = Enumerable.Range(0, a.Count).Where(i => double.IsFinite(a[i]) && double.IsFinite(b[i])).ToList();
+        var pairs = PairedSeeds(a, b);
         if (pairs.Count == 0) return (double.NaN, double.NaN, double.NaN, double.NaN, 0);
         var x = pairs.Select(i => a[i]).ToArray();
         var y = pairs.Select(i => b[i]).ToArray();
@@ -280,10 +280,16 @@ public sealed record SyntheticDataStudyResult(SyntheticDataStudyConfig Config, I
         return (s.Mean, s.Lower, s.Upper, p, pairs.Count);
     }
 
+    /// <summary>The indices where both values are finite: the seeds a paired comparison (and its two means) uses.</summary>
+    private static List<int> PairedSeeds(IReadOnlyList<double> a, IReadOnlyList<double> b) =>
+        Enumerable.Range(0, a.Count).Where(i => double.IsFinite(a[i]) && double.IsFinite(b[i])).ToList();
+
     private static ArmDifference Pair(string arm, int size, string metric, IReadOnlyList<double> a, IReadOnlyList<double> b)
     {
         var (d, lo, hi, p, n) = PairedGain(a, b);
-        double Mean(IReadOnlyList<double> v) { var f = v.Where(double.IsFinite).ToList(); return f.Count == 0 ? double.NaN : f.Average(); }
+        // Both means over the paired seeds only, so arm mean − real mean is the difference the row reports.
+        var pairs = PairedSeeds(a, b);
+        double Mean(IReadOnlyList<double> v) => pairs.Count == 0 ? double.NaN : pairs.Average(i => v[i]);
         return new ArmDifference(arm, size, metric, n, Mean(a), Mean(b), d, lo, hi, p, double.NaN, double.NaN);
     }
 

@@ -99,6 +99,19 @@ public class SyntheticDataStudyTests
     }
 
     [Fact]
+    public void Synthetic_sources_and_seeds_never_start_from_the_same_noise()
+    {
+        // Image i of a source starts from its base + i; ranges of 100,000 images must not meet across sources or seeds.
+        var bases = new List<long>();
+        for (long seed = 0; seed < 20; seed++)
+            for (int source = 1; source <= 3; source++) bases.Add(SyntheticDataStudy.SourceNoiseSeed(seed, source));
+        Assert.All(bases, b => Assert.True(b >= 0));
+        var sorted = bases.Order().ToList();
+        for (int i = 1; i < sorted.Count; i++) Assert.True(sorted[i] - sorted[i - 1] > 100_000, $"bases {sorted[i - 1]} and {sorted[i]} overlap");
+        Assert.Equal(SyntheticDataStudy.SourceNoiseSeed(3, 2), SyntheticDataStudy.SourceNoiseSeed(3, 2));
+    }
+
+    [Fact]
     public void Paired_gain_matches_the_hand_computed_interval_and_one_sided_p()
     {
         // Differences 1, 2, 4: mean 7/3, sd √(7/3), SE √7 / 3, t = √7 with 2 df. With 2 df, P(T ≤ t) = 1/2 + t / (2√(t² + 2)),
@@ -137,5 +150,31 @@ public class SyntheticDataStudyTests
         Assert.All(tested, x => Assert.Equal(Math.Min(1, 2 * x.P), x.PBonferroni, 12));
         Assert.Equal(Math.Min(1, 2 * tested[0].P), tested[0].PHolm, 12);                                 // Holm: m·p for the smallest
         Assert.Equal(Math.Max(tested[0].PHolm, Math.Min(1, tested[1].P)), tested[1].PHolm, 12);            // then (m − 1)·p, kept monotone
+    }
+
+    [Fact]
+    public void Arm_and_real_means_are_taken_over_the_paired_seeds_so_they_differ_by_the_reported_difference()
+    {
+        static StudyCell Cell(string arm, long seed, double f1, double? dice) =>
+            new(arm, 10, seed, 0, 0, f1, 0.5, new Dictionary<string, double>(), new Dictionary<string, double>(), new Dictionary<string, double>(), dice, null, 0);
+        // Seed 2's mask Dice is undefined: the Dice row pairs seeds 0 and 1 only, and both its means must too.
+        var cells = new List<StudyCell>
+        {
+            Cell("real", 0, 0.3, 0.50), Cell("real", 1, 0.4, 0.60), Cell("real", 2, 0.5, 0.90),
+            Cell("mask", 0, 0.3, 0.55), Cell("mask", 1, 0.4, 0.70), Cell("mask", 2, 0.5, double.NaN),
+        };
+        var dice = SyntheticDataStudyResult.Compare(cells).Single(x => x.Metric == "mean_dice");
+        Assert.Equal(2, dice.Seeds);
+        Assert.Equal(0.625, dice.ArmMean, 12);
+        Assert.Equal(0.55, dice.RealMean, 12);
+        Assert.Equal(dice.ArmMean - dice.RealMean, dice.Difference, 12);
+    }
+
+    [Fact]
+    public void Repeated_sizes_or_seeds_are_refused_before_any_work()
+    {
+        Assert.Contains("repeats a size", Assert.Throws<ArgumentException>(() => (Tiny() with { Sizes = [8, 8] }).Validate()).Message);
+        var e = Assert.Throws<ArgumentException>(() => SyntheticDataStudy.Run(Tiny(), TestPaths.NewTempDir("synth-rep"), new SyntheticDataStudyOptions { Seeds = [0, 0] }));
+        Assert.Contains("seeds repeat", e.Message);
     }
 }
