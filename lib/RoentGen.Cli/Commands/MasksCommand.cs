@@ -166,7 +166,9 @@ internal static class MasksCommand
             if (parse.GetValue(conditions) is string cdir) conds = MaskConditionSets.Read(cdir);
             else
             {
-                var cfg = File.Exists(Path.Combine(modelDir, RoentGen.Training.RunFolder.ConfigFile)) ? MaskConditioningRuns.LoadConfig(modelDir) : MaskConditioningConfig.FromPreset("quick");
+                // Held-out cases begin after the ones the model trained on, which only its run's config knows.
+                var cfg = MaskConditioningRuns.FindRunConfig(modelDir)
+                    ?? throw new ArgumentException($"--model {modelDir}: no run config.json there or beside it, so the phantoms it trained on are unknown; give --conditions (e.g. from 'roentgen masks transform') to score it");
                 cases = MaskConditioningData.PhantomCases(parse.GetValue(n), Math.Max(mask.ImageSize, 64), cfg.DataSeed, cfg.DataStart + cfg.TrainImages + 1000);
                 conds = cases.Select(MaskCondition.FromCase).ToList();
             }

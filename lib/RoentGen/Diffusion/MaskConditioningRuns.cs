@@ -177,6 +177,19 @@ public static class MaskConditioningRuns
         return new MaskConditioningRunResult(model, history) { Dir = dir, StepsTrained = history.Steps - before, Seconds = clock.Elapsed.TotalSeconds };
     }
 
+    /// <summary>
+    /// The training config of the run a model folder belongs to: <paramref name="folder"/>'s own config.json (a run
+    /// folder), or its parent's when <paramref name="folder"/> is the run's model/ folder; null when neither has one.
+    /// </summary>
+    public static MaskConditioningConfig? FindRunConfig(string folder)
+    {
+        var full = Path.GetFullPath(folder).TrimEnd(Path.DirectorySeparatorChar);
+        if (File.Exists(Path.Combine(full, RunFolder.ConfigFile)) && !File.Exists(Path.Combine(full, MaskConditionedModel.IndexFile))) return LoadConfig(full);
+        var parent = Path.GetDirectoryName(full);
+        if (parent is not null && Path.GetFileName(full) == ModelFolder && File.Exists(Path.Combine(parent, RunFolder.ConfigFile))) return LoadConfig(parent);
+        return null;
+    }
+
     /// <summary>The config pinned in a run folder.</summary>
     /// <exception cref="FileNotFoundException">The folder pins no mask-conditioning config.</exception>
     public static MaskConditioningConfig LoadConfig(string dir)

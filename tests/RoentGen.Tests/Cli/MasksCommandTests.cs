@@ -93,5 +93,22 @@ public sealed class MasksCommandTests : IDisposable
         Assert.True(generators.TryGetProperty(MaskAdherence.PhantomsName, out var ceiling));
         Assert.Equal(2, ceiling.GetProperty("images").GetInt32());
         Assert.Contains("the ceiling for each structure", stdout);
+
+        // The run's model/ folder finds the run config beside it (held-out cases follow the trained ones); a model copied
+        // away from its run cannot know them and asks for --conditions instead of guessing.
+        (code, _, err) = Run("masks", "eval", "--model", Path.Combine(run, "model"), "--json", json, "--segmenter", seg.Folder, "--n", "2", "--steps", "2", "--no-text-only");
+        Assert.True(code == 0, err);
+        var away = Path.Combine(_dir, "away");
+        CopyTree(Path.Combine(run, "model"), away);
+        (code, _, err) = Run("masks", "eval", "--model", away, "--json", json, "--segmenter", seg.Folder, "--n", "2", "--steps", "2", "--no-text-only");
+        Assert.NotEqual(0, code);
+        Assert.Contains("give --conditions", err);
+    }
+
+    private static void CopyTree(string from, string to)
+    {
+        foreach (var dir in Directory.GetDirectories(from, "*", SearchOption.AllDirectories)) Directory.CreateDirectory(dir.Replace(from, to));
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories)) File.Copy(file, file.Replace(from, to));
     }
 }
