@@ -107,6 +107,23 @@ public class PhantomOracleGeneratorTests
     }
 
     [Fact]
+    public void A_right_upper_lobe_collapse_flipped_left_is_drawn_in_the_left_upper_zone_with_its_volume_loss()
+    {
+        var world = new PhantomOptions { Size = 128, Seed = 0 };
+        var generator = new PhantomGenerator(world);
+        int index = Enumerable.Range(0, 4000).First(i => generator.GenerateReport(i).Truth.Atelectasis is { Kind: "lobar", Location: "right upper lobe" });
+        var phantom = generator.Generate(index);
+        var truth = phantom.Truth with { Atelectasis = new AtelectasisFinding("lobar", "left upper lobe") };
+        var flipped = generator.GenerateEdited(index, truth);
+        var (ox, oy) = MaskTransforms.Centroid(phantom.Masks["atelectasis"])!.Value;
+        var (fx, fy) = MaskTransforms.Centroid(flipped.Masks["atelectasis"])!.Value;
+        // The patient's left is the image's right; an upper-lobe collapse stays high (not the lower-lobe triangle by the spine).
+        Assert.True(ox < 64 && fx > 64, $"collapse centroid x {ox:0.0} -> {fx:0.0}");
+        Assert.True(Math.Abs(fy - oy) < 8, $"collapse centroid y {oy:0.0} -> {fy:0.0}: the upper lobe should stay in the upper zone");
+        Assert.Contains("left upper lobe", flipped.Report, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
     public void A_condition_not_made_from_a_phantom_case_is_refused_with_its_id()
     {
         var e = Assert.Throws<ArgumentException>(() => PhantomOracleGenerator.CaseIndex("scan_17"));

@@ -46,7 +46,21 @@ internal static class PhantomEdits
                 "left base" => 2,
                 _ => at.Location.StartsWith("right", StringComparison.Ordinal) ? 1 : 2,
             };
-            if (s.AtelLobar) s.AtelV = at.Location == "right upper lobe" ? 1 : 0;
+            if (s.AtelLobar)
+            {
+                // Either upper lobe collapses as the upper triangle (the renderer draws it on whichever side is set).
+                s.AtelV = at.Location.EndsWith("upper lobe", StringComparison.Ordinal) ? 1 : 0;
+                // Volume loss follows a collapse moved to the other side: the trachea is pulled the other way and the
+                // raised hemidiaphragm changes sides (the sampler's shifts, undone on the old side).
+                int was = f.Atelectasis!.Location.StartsWith("right", StringComparison.Ordinal) ? -1 : 1;
+                int now = at.Location.StartsWith("right", StringComparison.Ordinal) ? -1 : 1;
+                if (now != was)
+                {
+                    s.TracheaX += (now - was) * PhantomSampler.AtelectasisTracheaPull;
+                    if (was < 0) { s.DomeR += PhantomSampler.AtelectasisDomeRise; s.DomeL -= PhantomSampler.AtelectasisDomeRise; }
+                    else { s.DomeL += PhantomSampler.AtelectasisDomeRise; s.DomeR -= PhantomSampler.AtelectasisDomeRise; }
+                }
+            }
         }
         if (truth.Edema is null) s.EdemaStrength = 0;
         if (truth.Pneumothorax is null) s.PtxSide = 0;

@@ -46,6 +46,9 @@ internal sealed class PhantomSpec
 /// <summary>Draws a case's patient and findings from the world's probabilities (co-occurrence keeps the marginals).</summary>
 internal static class PhantomSampler
 {
+    /// <summary>Lobar collapse's volume loss: how far the trachea moves toward it, and how far its hemidiaphragm rises.</summary>
+    public const float AtelectasisTracheaPull = 0.012f, AtelectasisDomeRise = 0.02f;
+
     public static readonly string[] Lobes = ["right upper lobe", "right middle lobe", "right lower lobe", "left upper lobe", "lingula", "left lower lobe"];
 
     /// <summary>P(B | A) = hi and P(B | not A) = lo with the marginal P(B) = p kept exactly, for P(A) = pa.</summary>
@@ -224,8 +227,8 @@ internal static class PhantomSampler
                 s.AtelV = loc == "right upper lobe" ? 1 : 0;
                 // volume loss: the trachea pulls toward the collapse and the hemidiaphragm rises
                 int side = loc.StartsWith("right") ? -1 : 1;
-                s.TracheaX += side * 0.012f;
-                if (side < 0) s.DomeR -= 0.02f; else s.DomeL -= 0.02f;
+                s.TracheaX += side * AtelectasisTracheaPull;
+                if (side < 0) s.DomeR -= AtelectasisDomeRise; else s.DomeL -= AtelectasisDomeRise;
             }
         }
         FractureFinding? fx = null;
