@@ -141,8 +141,8 @@ public sealed record AugmentationGenerator(string Dir, LdmExperimentConfig Exper
 /// and a memorization audit (<see cref="Evaluation.Memorization"/>).
 /// <para>
 /// Layout of the output folder: generator/ (the model trained when none is given), study/ (the pinned settings),
-/// synthetic/copy-C/image-IIIIII.png (the cached synthetic images), judge/, quality.json, runs/size-N/ARM/seed-S.json
-/// (one file per finished classifier run, written atomically), memorization.json, results.json. A second call skips
+/// synthetic/copy-C/image-IIIIII.png (the cached synthetic images), judge/, quality-nN.json, runs/size-N/ARM/seed-S.json
+/// (one file per finished classifier run, written atomically), memorization-nN.json (N the largest size), results.json. A second call skips
 /// everything that is written and continues the rest.
 /// </para>
 /// </summary>
@@ -158,10 +158,13 @@ public static class AugmentationStudy
     public const string SyntheticFolder = "synthetic";
     /// <summary>Folder of the judge.</summary>
     public const string JudgeFolder = "judge";
-    /// <summary>The generator's adherence and diversity on the synthetic images.</summary>
-    public const string QualityFile = "quality.json";
-    /// <summary>The memorization audit.</summary>
-    public const string MemorizationFile = "memorization.json";
+    /// <summary>
+    /// The generator's adherence and diversity on the synthetic images of the largest size <paramref name="nMax"/>: one
+    /// file per largest size, so a study extended with a larger size measures again instead of reading the smaller one.
+    /// </summary>
+    public static string QualityFile(int nMax) => $"quality-n{nMax}.json";
+    /// <summary>The memorization audit of the synthetic images of the largest size <paramref name="nMax"/> (one file per largest size).</summary>
+    public static string MemorizationFile(int nMax) => $"memorization-n{nMax}.json";
     /// <summary>Folder of the classifier runs.</summary>
     public const string RunsFolder = "runs";
 
@@ -241,25 +244,11 @@ public static class AugmentationStudy
         outDir = Path.GetFullPath(outDir);
         var clock = Stopwatch.StartNew();
 
-        // 1. The generator: given, or trained here (resumable).
-        AugmentationGenerator generator;
-        LatentDiffusionModel model;
-        if (generatorDir is not null)
-        {
-            generator = ResolveGenerator(generatorDir);
-            log($"generator: {generator.Dir}");
-            model = LatentDiffusionModel.Load(generator.Dir);
-        }
-        else
-        {
-            var dir = Path.Combine(outDir, GeneratorFolder);
-            var g = config.Generator;
-            log($"generator: training {g.TrainImages} phantoms of world {g.DataSeed}, VAE {g.VaeSteps} + denoiser {g.LdmSteps} steps -> {dir}");
-            var trained = LatentDiffusionRuns.EnsureTrained(g, LdmTrainingData.FromPhantoms(g), dir, new LdmRunOptions { Cancellation = cancellation });
-            log(trained.Skipped ? "generator: finished before, loaded" : $"generator: trained {trained.StepsTrained} denoiser steps");
-            generator = new AugmentationGenerator(dir, g, true);
-            model = trained.Model;
-        }
+        // 1. The generator: given, or trained here (resumable). Only its description first: the folder's pin is checked
+        //    before anything loads or trains, so a call that would be refused does not train a generator first.
+        var generator = generatorDir is not null
+            ? ResolveGenerator(generatorDir)
+            : new AugmentationGenerator(Path.Combine(outDir, GeneratorFolder), config.Generator, true);
         var gen = generator.Experiment;
         int size = gen.ImageSize;
         long world = gen.DataSeed;
@@ -273,6 +262,21 @@ public static class AugmentationStudy
         // 2. Pin what the cached files depend on; sizes and seeds may change between calls.
         var pin = new StudyPin(config with { Sizes = [], Seeds = [] }, generator.Dir);
         RunFolder.Open(Path.Combine(outDir, "study"), "augment-study", pin).Start();
+
+        LatentDiffusionModel model;
+        if (!generator.TrainedHere)
+        {
+            log($"generator: {generator.Dir}");
+            model = LatentDiffusionModel.Load(generator.Dir);
+        }
+        else
+        {
+            var g = config.Generator;
+            log($"generator: training {g.TrainImages} phantoms of world {g.DataSeed}, VAE {g.VaeSteps} + denoiser {g.LdmSteps} steps -> {generator.Dir}");
+            var trained = LatentDiffusionRuns.EnsureTrained(g, LdmTrainingData.FromPhantoms(g), generator.Dir, new LdmRunOptions { Cancellation = cancellation });
+            log(trained.Skipped ? "generator: finished before, loaded" : $"generator: trained {trained.StepsTrained} denoiser steps");
+            model = trained.Model;
+        }
 
         // 3. The data: real training phantoms 0..N_max−1 and validation phantoms of the generator's world, test phantoms of another world.
         log($"data: {nMax} training and {config.ValidationImages} validation phantoms of world {world}, {config.TestImages} test phantoms of world {WorldSeeds.HeldOut(world)}, {size} px");
@@ -290,7 +294,7 @@ public static class AugmentationStudy
 
         // 5. The judge and the generator's adherence and diversity on these images.
         var judge = ProxyFindingClassifier.LoadOrTrain(Path.Combine(outDir, JudgeFolder), size, config.JudgeImages, config.JudgeSteps, WorldSeeds.Judge(world));
-        var qualityPath = Path.Combine(outDir, QualityFile);
+        var qualityPath = Path.Combine(outDir, QualityFile(nMax));
         var quality = ReadJson<GeneratorQuality>(qualityPath)
                       ?? WriteJson(qualityPath, GeneratorQuality.Measure(synthetic, realImages, prompts, judge, config.DiversityGroups));
         log(string.Create(CultureInfo.InvariantCulture,
@@ -320,7 +324,7 @@ public static class AugmentationStudy
                 }
 
         // 7. The memorization audit: the synthetic images of the largest N against the real images of their reports.
-        var auditPath = Path.Combine(outDir, MemorizationFile);
+        var auditPath = Path.Combine(outDir, MemorizationFile(nMax));
         var audit = ReadJson<MemorizationAudit>(auditPath);
         if (audit is null)
         {

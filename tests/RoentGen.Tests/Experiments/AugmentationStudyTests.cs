@@ -138,6 +138,16 @@ public class AugmentationStudyTests
             Assert.Throws<ArgumentException>(() => AugmentationStudy.ResolveGenerator(dir));
             var other = Assert.Throws<RunStateException>(() => AugmentationStudy.Run(cfg with { SyntheticMultiple = 3 }, dir, null, _ => { }));
             Assert.Contains("SyntheticMultiple", other.Message);
+            // The pin is checked before the generator trains: a longer generator budget is refused without a step taken.
+            string genDir = Path.Combine(dir, AugmentationStudy.GeneratorFolder);
+            string Snapshot() => string.Join("\n", Directory.GetFiles(genDir, "*", SearchOption.AllDirectories).Order()
+                .Select(f => $"{f} {new FileInfo(f).Length} {File.GetLastWriteTimeUtc(f).Ticks}"));
+            string before = Snapshot();
+            Assert.Throws<RunStateException>(() => AugmentationStudy.Run(cfg with { Generator = cfg.Generator with { LdmSteps = cfg.Generator.LdmSteps + 5 } }, dir, null, _ => { }));
+            Assert.Equal(before, Snapshot());
+            // Quality and memorization are kept per largest size, so a larger size measures again.
+            Assert.True(File.Exists(Path.Combine(dir, AugmentationStudy.QualityFile(n))));
+            Assert.True(File.Exists(Path.Combine(dir, AugmentationStudy.MemorizationFile(n))));
         }
         finally { TestPaths.DeleteQuietly(dir); }
     }
