@@ -146,7 +146,7 @@ public static class PairAugmentation
         var txtNew = clip.EmbedTexts(rewrites.Select(r => r.Rewritten).ToList());
         var txtOrig = clip.EmbedTexts(rewrites.Select(r => r.Original).ToList());
         var s1 = Cosines(imgSyn, imgReal);
-        var s2 = Cosines(imgSyn - imgReal, txtNew - txtOrig);
+        var s2 = ChangeAlignments(imgSyn, imgReal, txtNew, txtOrig);
         var s3 = Cosines(imgSyn, txtNew);
         var scores = Enumerable.Range(0, rewrites.Count).Select(i => new IntraScores(s1[i], s2[i], s3[i])).ToList();
         var pruning = PairPruning.KeepIntra(scores, options.Margin);
@@ -237,6 +237,19 @@ public static class PairAugmentation
             Labels = labeler.Label(p.Report),
         });
         return new CxrDataset(name, root, records);
+    }
+
+    /// <summary>
+    /// IntraAug's change score per row: cos(img_syn − img_real, txt_new − txt_orig) of the L2-normalised (N, P) embeddings,
+    /// as PairAug's released filter takes the differences of MedCLIP's normalised image and text embeddings. Normalising
+    /// first makes the score depend only on the embeddings' directions; without it, a longer embedding of one image or
+    /// report would dominate its difference.
+    /// </summary>
+    public static double[] ChangeAlignments(Tensor imageSynthetic, Tensor imageReal, Tensor textNew, Tensor textOriginal)
+    {
+        using var scope = NewDisposeScope();
+        static Tensor Unit(Tensor x) => nn.functional.normalize(x.to(ScalarType.Float64), p: 2, dim: 1);
+        return Cosines(Unit(imageSynthetic) - Unit(imageReal), Unit(textNew) - Unit(textOriginal));
     }
 
     /// <summary>Row-wise cosine similarity of two (N, P) embeddings.</summary>
