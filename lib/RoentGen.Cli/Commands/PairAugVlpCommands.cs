@@ -67,7 +67,12 @@ internal static class PairAugVlpCommands
             string folder = part is null ? outDir : PairAugShards.ShardFolder(outDir, part);
             long baseSeed = parse.GetValue(seed) + range.Start;
             if (PairAugShards.IsDone(folder)) Console.WriteLine($"{Cli.Escape(folder)} already holds its pairs; nothing to draw");
-            else if (mine.Count == 0) Console.WriteLine($"shard {part} owns none of the {all.Count} rewrites");
+            else if (mine.Count == 0)
+            {
+                // Done with nothing to draw: an empty pairs.jsonl lets the merge count this shard.
+                var empty = PairAugShards.FinishEmpty(folder);
+                Console.WriteLine($"shard {part} owns none of the {all.Count} rewrites; wrote an empty {Cli.Escape(empty.PairsFile)}");
+            }
             else
             {
                 var pipeline = LatentDiffusionRuns.LoadPipeline(parse.GetValue(generator)!);

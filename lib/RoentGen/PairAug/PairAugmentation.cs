@@ -266,7 +266,7 @@ public static class PairAugmentation
         return rel.Replace('\\', '/');
     }
 
-    private static AugmentationResult Finish(string outDir, List<AugmentedPair> pairs, List<KeyValuePair<string, int>> counts, string fileName = PairsFileName)
+    internal static AugmentationResult Finish(string outDir, List<AugmentedPair> pairs, List<KeyValuePair<string, int>> counts, string fileName = PairsFileName)
     {
         string file = Path.Combine(outDir, fileName);
         string tmp = file + ".tmp";
