@@ -119,6 +119,40 @@ public sealed class PairAugVlpCommandTests : IDisposable
     }
 
     [Fact]
+    public void Inter_and_intra_refuse_the_other_operation_s_rewrites_and_a_limit_below_one_before_loading_anything()
+    {
+        string File1(string name, string op)
+        {
+            var path = Path.Combine(_dir, name);
+            File.WriteAllText(path, JsonSerializer.Serialize(new { id = "r0", operation = op, original = "small left pleural effusion", rewrite = "large left pleural effusion", source = "test" }) + "\n");
+            return path;
+        }
+        var symptoms = File1("intra.jsonl", "change-in-symptoms");
+        var opposite = File1("inter.jsonl", "partial-opposite");
+        // The generator and CLIP folders do not exist: each refusal must come first, and name the option.
+        (int, string, string) Run(string verb, string file, params string[] more) => CliCases.Invoke(Roentgen(),
+            ["pairaug", verb, "--rewrites", file, "--generator", Path.Combine(_dir, "no-generator"), "--clip", Path.Combine(_dir, "no-clip"), "--out", Path.Combine(_dir, "out-" + verb), .. more]);
+
+        var (rc, _, stderr) = Run("inter", symptoms);
+        Assert.NotEqual(0, rc);
+        Assert.Contains("--rewrites", stderr, StringComparison.Ordinal);
+        Assert.Contains("holds change-in-symptoms rewrites", stderr, StringComparison.Ordinal);
+        Assert.Contains("pairaug inter needs partial-opposite rewrites", stderr, StringComparison.Ordinal);
+        (rc, _, stderr) = Run("intra", opposite);
+        Assert.NotEqual(0, rc);
+        Assert.Contains("holds partial-opposite rewrites", stderr, StringComparison.Ordinal);
+        Assert.Contains("pairaug intra needs change-in-symptoms rewrites", stderr, StringComparison.Ordinal);
+        foreach (var limit in new[] { "0", "-2" })
+        {
+            (rc, _, stderr) = Run("inter", opposite, "--limit", limit);
+            Assert.NotEqual(0, rc);
+            Assert.Contains($"--limit must be at least 1, got {limit}", stderr, StringComparison.Ordinal);
+        }
+        Assert.False(Directory.Exists(Path.Combine(_dir, "out-inter")));
+        Assert.False(Directory.Exists(Path.Combine(_dir, "out-intra")));
+    }
+
+    [Fact]
     public void Inter_and_sharded_intra_draw_from_a_generator_folder_score_with_a_clip_folder_and_merge_the_shards()
     {
         // An untrained tiny generator saved as a model folder, an untrained tiny CLIP unit, and real rewrites of phantom reports.
