@@ -51,6 +51,17 @@ public sealed record InterAugOptions
     public double Threshold { get; init; } = PairPruning.InterAugThreshold;
     /// <summary>The logit scale that multiplies the cosine (<see cref="PairPruning.InterAugScore"/>): the CLIP model's learned one for PairAug's rule.</summary>
     public double LogitScale { get; init; } = 1;
+
+    /// <summary>Checks the options: 1 to 10,000 steps, guidance in [0, <see cref="SampleRequest.MaxGuidanceScale"/>], a batch of 1 to 4,096, a finite threshold and a positive finite logit scale.</summary>
+    /// <exception cref="ArgumentException">A value is out of range; the message names it and the range.</exception>
+    public void Validate()
+    {
+        Nn.ModelSize.InRange(nameof(Steps), Steps, 1, 10_000);
+        Nn.ModelSize.InRange(nameof(GuidanceScale), GuidanceScale, 0, SampleRequest.MaxGuidanceScale);
+        Nn.ModelSize.InRange(nameof(BatchSize), BatchSize, 1, 4096);
+        if (!double.IsFinite(Threshold)) throw new ArgumentException($"{nameof(Threshold)} is {Threshold}; expected a finite number (PairAug: {PairPruning.InterAugThreshold})");
+        if (!(double.IsFinite(LogitScale) && LogitScale > 0)) throw new ArgumentException($"{nameof(LogitScale)} is {LogitScale}; expected a positive finite number (the CLIP model's logit scale, or 1 for the bare cosine)");
+    }
 }
 
 /// <summary>Options of <see cref="PairAugmentation.IntraAug"/>.</summary>
@@ -82,6 +93,8 @@ public static class PairAugmentation
     public static AugmentationResult InterAug(TextToImagePipeline pipeline, IClipEmbedder clip, IReadOnlyList<ReportRewrite> rewrites, InterAugOptions options, string outDir)
     {
         if (rewrites.Count == 0) throw new ArgumentException("InterAug needs at least one rewritten report", nameof(rewrites));
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
         using var scope = NewDisposeScope();
         var reports = rewrites.Select(r => r.Rewritten).ToList();
         var images = pipeline.Sample(new SampleRequest

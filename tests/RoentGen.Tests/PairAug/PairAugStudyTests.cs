@@ -73,6 +73,38 @@ public class PairAugStudyTests
     }
 
     [Fact]
+    public void A_bad_inter_or_evaluation_setting_fails_validation_before_the_study_starts()
+    {
+        var tiny = PairAugStudyConfig.Tiny;
+        var cases = new (PairAugStudyConfig Config, string[] Words)[]
+        {
+            (tiny with { Inter = tiny.Inter with { Steps = 0 } }, ["Inter", "Steps"]),
+            (tiny with { Inter = tiny.Inter with { BatchSize = 0 } }, ["Inter", "BatchSize"]),
+            (tiny with { Inter = tiny.Inter with { GuidanceScale = double.NaN } }, ["Inter", "GuidanceScale"]),
+            (tiny with { Evaluation = tiny.Evaluation with { Fractions = [] } }, ["Evaluation", "Fractions"]),
+            (tiny with { Evaluation = tiny.Evaluation with { Fractions = [0.1, 0] } }, ["Evaluation", "Fractions", "(0, 1]"]),
+            (tiny with { Evaluation = tiny.Evaluation with { Fractions = [0.1, 1.5] } }, ["Evaluation", "Fractions", "(0, 1]"]),
+            (tiny with { Evaluation = tiny.Evaluation with { Fractions = [0.1, 0.1] } }, ["Evaluation", "Fractions repeat"]),
+            (tiny with { Evaluation = tiny.Evaluation with { Probe = tiny.Evaluation.Probe with { Steps = 0 } } }, ["Evaluation", "Probe.Steps"]),
+            (tiny with { Evaluation = tiny.Evaluation with { Probe = tiny.Evaluation.Probe with { LearningRates = [] } } }, ["Evaluation", "LearningRates"]),
+            (tiny with { Evaluation = tiny.Evaluation with { Probe = tiny.Evaluation.Probe with { LearningRates = [-1e-3] } } }, ["Evaluation", "LearningRates"]),
+            (tiny with { Evaluation = tiny.Evaluation with { Probe = tiny.Evaluation.Probe with { WeightDecays = [double.NaN] } } }, ["Evaluation", "WeightDecays"]),
+            (tiny with { Evaluation = tiny.Evaluation with { ZeroShot = tiny.Evaluation.ZeroShot with { Resamples = 0 } } }, ["Evaluation", "ZeroShot", "Resamples"]),
+        };
+        foreach (var (config, words) in cases)
+        {
+            var e = Assert.Throws<ArgumentException>(config.Validate);
+            foreach (var w in words) Assert.Contains(w, e.Message, StringComparison.Ordinal);
+            // The study refuses it before it makes its folder.
+            var dir = Path.Combine(TestPaths.NewTempDir("pairaug-bad-config"), "study");
+            Assert.Throws<ArgumentException>(() => PairAugStudy.Run(config, dir, log: _ => { }));
+            Assert.False(Directory.Exists(dir));
+        }
+        tiny.Validate();
+        PairAugStudyConfig.Quick.Validate();
+    }
+
+    [Fact]
     public void The_evaluation_json_holds_zero_shot_intervals_and_probes_per_fraction()
     {
         var cfg = ClipConfig.Matching(DinoConfig.Tiny with { Steps = 1, BatchSize = 4 }, 8, 2) with { TokenizerReports = 8 };
