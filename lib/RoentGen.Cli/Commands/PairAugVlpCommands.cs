@@ -57,9 +57,15 @@ internal static class PairAugVlpCommands
             Cli.SetThreads(parse.GetValue(threads));
             double thresholdValue = inter ? parse.GetValue(threshold) : PairPruning.InterAugThreshold;
             double marginValue = inter ? PairPruning.IntraAugMargin : parse.GetValue(margin);
-            var all = RewriteFiles.ReadRewrites(parse.GetValue(rewrites)!.FullName);
-            if (parse.GetValue(limit) is int l) all = all.Take(Math.Max(1, l)).ToList();
-            if (all.Count == 0) throw new ArgumentException($"--rewrites: {parse.GetValue(rewrites)!.FullName} holds no kept rewrite");
+            if (parse.GetValue(limit) is int l && l < 1) throw new ArgumentException($"--limit must be at least 1, got {l}");
+            var rewritesFile = parse.GetValue(rewrites)!.FullName;
+            var all = RewriteFiles.ReadRewrites(rewritesFile);
+            // InterAug draws partially opposite reports; IntraAug edits towards a change in symptoms. The other file would run without complaint.
+            var expected = inter ? RewriteOperation.PartialOpposite : RewriteOperation.ChangeInSymptoms;
+            if (all.FirstOrDefault(r => r.Operation != expected) is { } wrong)
+                throw new ArgumentException($"--rewrites: {rewritesFile} holds {wrong.Operation.CliName()} rewrites (first: '{wrong.Id}'); pairaug {name} needs {expected.CliName()} rewrites (roentgen pairaug rewrite --op {expected.CliName()})");
+            if (parse.GetValue(limit) is int n) all = all.Take(n).ToList();
+            if (all.Count == 0) throw new ArgumentException($"--rewrites: {rewritesFile} holds no kept rewrite");
             var outDir = Path.GetFullPath(parse.GetValue(output)!);
             var part = ShardOption.Get(parse, shard);
             var range = (part ?? Shard.Whole).Range(all.Count);
@@ -67,7 +73,12 @@ internal static class PairAugVlpCommands
             string folder = part is null ? outDir : PairAugShards.ShardFolder(outDir, part);
             long baseSeed = parse.GetValue(seed) + range.Start;
             if (PairAugShards.IsDone(folder)) Console.WriteLine($"{Cli.Escape(folder)} already holds its pairs; nothing to draw");
-            else if (mine.Count == 0) Console.WriteLine($"shard {part} owns none of the {all.Count} rewrites");
+            else if (mine.Count == 0)
+            {
+                // Done with nothing to draw: an empty pairs.jsonl lets the merge count this shard.
+                var empty = PairAugShards.FinishEmpty(folder);
+                Console.WriteLine($"shard {part} owns none of the {all.Count} rewrites; wrote an empty {Cli.Escape(empty.PairsFile)}");
+            }
             else
             {
                 var pipeline = LatentDiffusionRuns.LoadPipeline(parse.GetValue(generator)!);

@@ -100,7 +100,8 @@ public sealed class LlmEndpointException : IOException
 }
 
 /// <summary>
-/// The LLM endpoint answered, but not with a usable chat completion (truncated JSON, no choice, empty content). An
+/// The LLM endpoint answered, but not with a usable chat completion (truncated JSON, no choice, empty content, a reply
+/// cut off at the token limit). An
 /// <see cref="IOException"/> like <see cref="LlmEndpointException"/>: what came over the wire was unusable.
 /// </summary>
 public sealed class LlmReplyException : IOException
@@ -115,7 +116,7 @@ public sealed class LlmReplyException : IOException
 /// instruction followed by the report, with the configured temperature, token limit and the request's seed. Retries are
 /// this class's own (the SDK's are off): HTTP 429 and 5xx, timeouts (<see cref="LlmRewriterOptions.RequestTimeout"/>)
 /// and connection failures are retried with exponential backoff, honouring Retry-After; other HTTP errors and malformed
-/// replies end with <see cref="LlmEndpointException"/> or <see cref="LlmReplyException"/>. Every rewrite is stored in the
+/// replies (a reply cut off at the token limit among them) end with <see cref="LlmEndpointException"/> or <see cref="LlmReplyException"/>. Every rewrite is stored in the
 /// cache before it is returned, and a cached one is returned without a request. The API key is read once from the
 /// environment and appears in no message, log or file.
 /// </summary>
@@ -245,11 +246,16 @@ public sealed class LlmReportRewriter : IReportRewriter, IDisposable
         throw new LlmEndpointException($"the LLM endpoint {where} failed {Options.MaxAttempts} times; gave up (last failure: {lastFailure})");
     }
 
-    // The reply's text, or a clear error for an empty choice list or empty content.
-    private static string Content(ChatResponse response, string where)
+    // The reply's text, or a clear error for an empty choice list, a reply cut off at the token limit, or empty content.
+    private string Content(ChatResponse response, string where)
     {
         if (response.Messages.Count == 0)
             throw new LlmReplyException($"the LLM endpoint {where} replied with an empty 'choices' list; expected one choice with the rewritten report");
+        // A reply cut off by the token limit is part of a report: checking its labels would judge a fragment, and caching
+        // it would hand the fragment to every rerun. The same request (same seed) would be cut off again, so it is not retried.
+        if (response.FinishReason == Microsoft.Extensions.AI.ChatFinishReason.Length)
+            throw new LlmReplyException($"the LLM endpoint {where} cut the reply off at the token limit (finish reason 'length', MaxTokens {Options.MaxTokens}) "
+                + $"after {response.Text.Length} characters; expected a complete rewritten report: raise MaxTokens or shorten the instruction");
         string text = response.Text.Trim();
         if (text.Length == 0)
             throw new LlmReplyException($"the LLM endpoint {where} replied with empty content (finish reason: {response.FinishReason?.Value ?? "none"}); expected the rewritten report");

@@ -7,7 +7,8 @@ namespace RoentGen.PairAug;
 /// <summary>
 /// InterAug and IntraAug split over a cluster (<c>--shard i/N</c>): shard i draws its contiguous slice of the rewrites
 /// (<see cref="Shard.Select{T}"/>, seeds kept as in the whole run) into OUT/shards/TAG/ (images/ and pairs.jsonl, the
-/// latter written last, so a folder with it is finished and skipped). Pruning rules see the whole batch (IntraAug's
+/// latter written last, so a folder with it is finished and skipped; a shard that owns no rewrite writes an empty one,
+/// <see cref="FinishEmpty"/>). Pruning rules see the whole batch (IntraAug's
 /// thresholds are means over all pairs), so when every shard has finished, <see cref="MergeIfComplete"/> lists all pairs
 /// in OUT/pairs.jsonl (image paths relative to OUT) and prunes them again together from their scores.
 /// </summary>
@@ -18,6 +19,17 @@ public static class PairAugShards
 
     /// <summary>True when a branch folder (whole run or shard) holds its pairs.jsonl.</summary>
     public static bool IsDone(string folder) => File.Exists(Path.Combine(folder, PairAugmentation.PairsFileName));
+
+    /// <summary>
+    /// Finishes a shard that owns no rewrite (more shards than rewrites): an empty pairs.jsonl, written as every branch
+    /// writes its pairs, so <see cref="IsDone"/> holds and <see cref="MergeIfComplete"/> can count the shard.
+    /// </summary>
+    /// <param name="folder">The shard's folder (<see cref="ShardFolder"/>).</param>
+    public static AugmentationResult FinishEmpty(string folder)
+    {
+        Directory.CreateDirectory(folder);
+        return PairAugmentation.Finish(folder, [], [new("rewrites", 0), new("generated", 0), new("kept", 0), new("pruned", 0)]);
+    }
 
     /// <summary>
     /// When all <paramref name="count"/> shards of <paramref name="outDir"/> are done, writes OUT/pairs.jsonl with every

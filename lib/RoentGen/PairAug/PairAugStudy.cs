@@ -25,6 +25,7 @@ namespace RoentGen.PairAug;
 /// real pairs). Layout of DIR (every stage written atomically, a finished one skipped by a later call):
 /// <code>
 /// config.json                 the pinned study config (another config in the same folder is refused)
+/// pins.json                   what the cached artefacts were made with: generator, scorer seed, real sample (<see cref="PinsFile"/>)
 /// generator/                  the text-to-CXR experiment (unless a generator folder was given)
 /// rewrites/inter.jsonl, intra.jsonl (+ .dropped.jsonl), rewrites.json (counts; written last)
 /// arms/ARM/seed-S/            a CLIP run folder (model/ is the unit ClipModel.Load reads) + eval.json
@@ -41,6 +42,16 @@ public static class PairAugStudy
     public const string ResultFile = "results.json";
     /// <summary>The evaluation file of each arm × seed folder.</summary>
     public const string EvalFile = "eval.json";
+    /// <summary>
+    /// The study folder's pins (<see cref="StudyPins"/>): "generator" (what drew inter/ and intra/), "scorer seed" (whose
+    /// real-only CLIP pruned them and whose +both model placed the t-SNE views: the first seed) and "real sample" (the TB
+    /// zero-shot cached in each arm's eval.json, or "none"). A call that names another value is refused before anything trains.
+    /// </summary>
+    public const string PinsFile = "pins.json";
+    /// <summary>The "generator" pin of a generator passed in memory.</summary>
+    public const string InMemoryGenerator = "in-memory generator";
+    /// <summary>The "generator" pin of the generator trained in the study folder's generator/.</summary>
+    public const string TrainedGenerator = "trained in this folder's generator/";
 
     /// <summary>What each arm trains on.</summary>
     public static string Describe(string arm) => arm switch
@@ -68,6 +79,7 @@ public static class PairAugStudy
     /// <param name="generator">A generator already in memory (tests, notebooks); it replaces <paramref name="generatorDir"/> and the trained one.</param>
     /// <exception cref="ArgumentException">A repeated seed or a config out of range.</exception>
     /// <exception cref="RunStateException">The folder holds a study of another config.</exception>
+    /// <exception cref="InvalidOperationException">The folder's artefacts were made with another generator, scorer seed or real sample (<see cref="PinsFile"/>).</exception>
     public static PairAugStudyResult Run(PairAugStudyConfig config, string outDir, IReadOnlyList<long>? seeds = null, string? generatorDir = null,
         string? realSample = null, Action<string>? log = null, CancellationToken cancellation = default, TextToImagePipeline? generator = null)
     {
@@ -80,6 +92,9 @@ public static class PairAugStudy
         outDir = Path.GetFullPath(outDir);
         var clock = Stopwatch.StartNew();
         RunFolder.Open(outDir, "pairaug-study", config).Start();
+        // The real sample is read first so that what the cached artefacts were made with is checked before anything trains.
+        var tb = RealTbData.TryLoad(realSample is null ? null : Path.GetFullPath(realSample), config.Clip.Vit.ImageSize, log);
+        Pin(outDir, GeneratorPin(outDir, generatorDir, generator), seeds[0], tb);
         var stageSeconds = new Dictionary<string, double>();
         void Timed(string stage, Action body)
         {
@@ -161,7 +176,6 @@ public static class PairAugStudy
             _ => CxrDataset.Concat("real+both", real, interPairs, intraPairs),
         };
         var evalData = ProbeData.FromPhantoms(config.EvalImages, config.Clip.Vit.ImageSize, config.EvalSeed);
-        var tb = RealTbData.TryLoad(realSample, config.Clip.Vit.ImageSize, log);
         var runs = new List<PairAugArmRun>();
         var armClock = Stopwatch.StartNew();
         foreach (var seed in seeds)
@@ -255,10 +269,33 @@ public static class PairAugStudy
         return new RewriteStage(inter, intra, c);
     }
 
+    // What drew the branches: null (not checked) when no generator is given and both branches are drawn already, since
+    // then nothing is drawn in this call.
+    private static string? GeneratorPin(string outDir, string? generatorDir, TextToImagePipeline? generator)
+    {
+        if (generator is not null) return InMemoryGenerator;
+        if (generatorDir is not null) return Path.GetFullPath(generatorDir);
+        return BranchDone(Path.Combine(outDir, "inter")) && BranchDone(Path.Combine(outDir, "intra")) ? null : TrainedGenerator;
+    }
+
+    // One key at a time, so that each refusal says what to do about that key.
+    private static void Pin(string outDir, string? generator, long scorerSeed, RealTbData? tb)
+    {
+        var path = Path.Combine(outDir, PinsFile);
+        StudyPins.CheckAndRecord(path, new Dictionary<string, string?> { ["generator"] = generator },
+            "inter/ and intra/ hold pairs it drew: give the same generator (the same --generator, or none for the one trained in generator/), or use another --out");
+        StudyPins.CheckAndRecord(path, new Dictionary<string, string?> { ["scorer seed"] = scorerSeed.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            "the real-only CLIP of the first seed pruned inter/ and intra/ and placed the t-SNE views: list that seed first in --seeds, or use another --out");
+        StudyPins.CheckAndRecord(path, new Dictionary<string, string?> { ["real sample"] = tb?.Description ?? "none" },
+            "each arm's eval.json holds the TB zero-shot of that sample: give the same --real-sample (with the same TB and normal rows; none where 'none' is pinned), or use another --out");
+    }
+
+    private static bool BranchDone(string dir) => File.Exists(Path.Combine(dir, "stage.json")) && File.Exists(Path.Combine(dir, PairAugmentation.PairsFileName));
+
     private static StageCounts Branch(string dir, string name, Action<string> log, Func<string, AugmentationResult> run)
     {
         var stagePath = Path.Combine(dir, "stage.json");
-        if (File.Exists(stagePath) && File.Exists(Path.Combine(dir, PairAugmentation.PairsFileName)))
+        if (BranchDone(dir))
         {
             log($"{name}: finished before");
             var saved = JsonSerializer.Deserialize<List<KeyValuePair<string, int>>>(File.ReadAllText(stagePath))

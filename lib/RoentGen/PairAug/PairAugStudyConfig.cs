@@ -102,7 +102,10 @@ public sealed record PairAugStudyConfig
         if (DefaultSeeds < 1) throw new ArgumentException($"DefaultSeeds must be at least 1, got {DefaultSeeds}");
         Intra.Edit.Validate();
         Intra.NullText.Validate();
-        Evaluation.ZeroShot.Validate();
+        try { Inter.Validate(); }
+        catch (ArgumentException e) { throw new ArgumentException($"Inter: {e.Message}", e); }
+        try { Evaluation.Validate(); }
+        catch (ArgumentException e) { throw new ArgumentException($"Evaluation: {e.Message}", e); }
     }
 
     /// <summary>The config as indented JSON.</summary>

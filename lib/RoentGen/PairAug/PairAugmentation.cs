@@ -51,6 +51,17 @@ public sealed record InterAugOptions
     public double Threshold { get; init; } = PairPruning.InterAugThreshold;
     /// <summary>The logit scale that multiplies the cosine (<see cref="PairPruning.InterAugScore"/>): the CLIP model's learned one for PairAug's rule.</summary>
     public double LogitScale { get; init; } = 1;
+
+    /// <summary>Checks the options: 1 to 10,000 steps, guidance in [0, <see cref="SampleRequest.MaxGuidanceScale"/>], a batch of 1 to 4,096, a finite threshold and a positive finite logit scale.</summary>
+    /// <exception cref="ArgumentException">A value is out of range; the message names it and the range.</exception>
+    public void Validate()
+    {
+        Nn.ModelSize.InRange(nameof(Steps), Steps, 1, 10_000);
+        Nn.ModelSize.InRange(nameof(GuidanceScale), GuidanceScale, 0, SampleRequest.MaxGuidanceScale);
+        Nn.ModelSize.InRange(nameof(BatchSize), BatchSize, 1, 4096);
+        if (!double.IsFinite(Threshold)) throw new ArgumentException($"{nameof(Threshold)} is {Threshold}; expected a finite number (PairAug: {PairPruning.InterAugThreshold})");
+        if (!(double.IsFinite(LogitScale) && LogitScale > 0)) throw new ArgumentException($"{nameof(LogitScale)} is {LogitScale}; expected a positive finite number (the CLIP model's logit scale, or 1 for the bare cosine)");
+    }
 }
 
 /// <summary>Options of <see cref="PairAugmentation.IntraAug"/>.</summary>
@@ -82,6 +93,8 @@ public static class PairAugmentation
     public static AugmentationResult InterAug(TextToImagePipeline pipeline, IClipEmbedder clip, IReadOnlyList<ReportRewrite> rewrites, InterAugOptions options, string outDir)
     {
         if (rewrites.Count == 0) throw new ArgumentException("InterAug needs at least one rewritten report", nameof(rewrites));
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
         using var scope = NewDisposeScope();
         var reports = rewrites.Select(r => r.Rewritten).ToList();
         var images = pipeline.Sample(new SampleRequest
@@ -146,7 +159,7 @@ public static class PairAugmentation
         var txtNew = clip.EmbedTexts(rewrites.Select(r => r.Rewritten).ToList());
         var txtOrig = clip.EmbedTexts(rewrites.Select(r => r.Original).ToList());
         var s1 = Cosines(imgSyn, imgReal);
-        var s2 = Cosines(imgSyn - imgReal, txtNew - txtOrig);
+        var s2 = ChangeAlignments(imgSyn, imgReal, txtNew, txtOrig);
         var s3 = Cosines(imgSyn, txtNew);
         var scores = Enumerable.Range(0, rewrites.Count).Select(i => new IntraScores(s1[i], s2[i], s3[i])).ToList();
         var pruning = PairPruning.KeepIntra(scores, options.Margin);
@@ -239,6 +252,19 @@ public static class PairAugmentation
         return new CxrDataset(name, root, records);
     }
 
+    /// <summary>
+    /// IntraAug's change score per row: cos(img_syn − img_real, txt_new − txt_orig) of the L2-normalised (N, P) embeddings,
+    /// as PairAug's released filter takes the differences of MedCLIP's normalised image and text embeddings. Normalising
+    /// first makes the score depend only on the embeddings' directions; without it, a longer embedding of one image or
+    /// report would dominate its difference.
+    /// </summary>
+    public static double[] ChangeAlignments(Tensor imageSynthetic, Tensor imageReal, Tensor textNew, Tensor textOriginal)
+    {
+        using var scope = NewDisposeScope();
+        static Tensor Unit(Tensor x) => nn.functional.normalize(x.to(ScalarType.Float64), p: 2, dim: 1);
+        return Cosines(Unit(imageSynthetic) - Unit(imageReal), Unit(textNew) - Unit(textOriginal));
+    }
+
     /// <summary>Row-wise cosine similarity of two (N, P) embeddings.</summary>
     public static double[] Cosines(Tensor a, Tensor b)
     {
@@ -253,7 +279,7 @@ public static class PairAugmentation
         return rel.Replace('\\', '/');
     }
 
-    private static AugmentationResult Finish(string outDir, List<AugmentedPair> pairs, List<KeyValuePair<string, int>> counts, string fileName = PairsFileName)
+    internal static AugmentationResult Finish(string outDir, List<AugmentedPair> pairs, List<KeyValuePair<string, int>> counts, string fileName = PairsFileName)
     {
         string file = Path.Combine(outDir, fileName);
         string tmp = file + ".tmp";

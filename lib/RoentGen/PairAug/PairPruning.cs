@@ -2,7 +2,7 @@ namespace RoentGen.PairAug;
 
 /// <summary>The three IntraAug scores of one edited pair (PairAug's hybrid pruning), all cosines in the CLIP space.</summary>
 /// <param name="ImageSimilarity">cos(img_syn, img_real): the edit stays the same patient.</param>
-/// <param name="ChangeAlignment">cos(img_syn − img_real, txt_new − txt_orig): the image changed as the report did.</param>
+/// <param name="ChangeAlignment">cos(img_syn − img_real, txt_new − txt_orig) of the L2-normalised embeddings: the image changed as the report did.</param>
 /// <param name="TextAlignment">cos(img_syn, txt_new): the edited image matches its report.</param>
 public sealed record IntraScores(double ImageSimilarity, double ChangeAlignment, double TextAlignment);
 

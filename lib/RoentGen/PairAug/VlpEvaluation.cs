@@ -19,6 +19,30 @@ public sealed record VlpEvaluationOptions
     public LinearProbeOptions Probe { get; init; } = LinearProbeOptions.Quick;
     /// <summary>Seed of the nested label subsets.</summary>
     public int ProbeSeed { get; init; }
+
+    /// <summary>
+    /// Checks the options: the zero-shot prompts and bootstrap (<see cref="ZeroShotOptions.Validate"/>), at least one label
+    /// fraction, each in (0, 1] and none repeated, and a probe grid of positive finite learning rates, non-negative finite
+    /// weight decays and at least one step.
+    /// </summary>
+    /// <exception cref="ArgumentException">A value is out of range; the message names it.</exception>
+    public void Validate()
+    {
+        try { ZeroShot.Validate(); }
+        catch (ArgumentException e) { throw new ArgumentException($"ZeroShot: {e.Message}", e); }
+        if (Fractions is null || Fractions.Count == 0) throw new ArgumentException("Fractions is empty; give the label fractions of the linear probes (CheXzero: 0.01, 0.1, 1)");
+        foreach (var f in Fractions)
+            if (!(f > 0 && f <= 1)) throw new ArgumentException($"Fractions must each lie in (0, 1], got {f}");
+        if (Fractions.Distinct().Count() != Fractions.Count) throw new ArgumentException($"Fractions repeat: {string.Join(", ", Fractions)}");
+        if (Probe is null) throw new ArgumentException("Probe is missing; give the linear probes' grid");
+        if (Probe.LearningRates is null || Probe.LearningRates.Count == 0 || Probe.WeightDecays is null || Probe.WeightDecays.Count == 0)
+            throw new ArgumentException("Probe: the grid needs at least one learning rate (LearningRates) and one weight decay (WeightDecays)");
+        foreach (var lr in Probe.LearningRates)
+            if (!(double.IsFinite(lr) && lr > 0)) throw new ArgumentException($"Probe.LearningRates must each be positive and finite, got {lr}");
+        foreach (var wd in Probe.WeightDecays)
+            if (!(double.IsFinite(wd) && wd >= 0)) throw new ArgumentException($"Probe.WeightDecays must each be 0 or more and finite, got {wd}");
+        if (Probe.Steps < 1) throw new ArgumentException($"Probe.Steps must be at least 1, got {Probe.Steps}");
+    }
 }
 
 /// <summary>One finding's zero-shot AUC with its bootstrap interval (NaN where the test split lacks a class).</summary>
@@ -115,6 +139,7 @@ public static class VlpEvaluation
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
         options ??= new VlpEvaluationOptions();
+        options.Validate();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         using var scope = NewDisposeScope();
         var zs = ZeroShot.Evaluate(model, data.Test.Images, data.Test.Labels, options.ZeroShot);

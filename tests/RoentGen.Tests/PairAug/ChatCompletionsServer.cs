@@ -44,11 +44,11 @@ public sealed class ChatCompletionsServer : IDisposable
     /// <summary>Number of requests received.</summary>
     public int Count => Volatile.Read(ref _count);
 
-    /// <summary>A successful chat completion whose first choice says <paramref name="content"/>.</summary>
-    public static ScriptedReply Completion(string content) => new(200, JsonSerializer.Serialize(new
+    /// <summary>A chat completion whose first choice says <paramref name="content"/> and ends for <paramref name="finishReason"/> ("length": cut off at the token limit).</summary>
+    public static ScriptedReply Completion(string content, string finishReason = "stop") => new(200, JsonSerializer.Serialize(new
     {
         id = "chatcmpl-test", @object = "chat.completion", created = 1_700_000_000, model = "test-model",
-        choices = new[] { new { index = 0, message = new { role = "assistant", content }, finish_reason = "stop" } },
+        choices = new[] { new { index = 0, message = new { role = "assistant", content }, finish_reason = finishReason } },
         usage = new { prompt_tokens = 10, completion_tokens = 20, total_tokens = 30 },
     }));
 

@@ -213,6 +213,26 @@ public sealed class LlmReportRewriterTests : IDisposable
     }
 
     [Fact]
+    public async Task A_reply_cut_off_at_the_token_limit_is_a_clear_reply_error_and_is_not_cached()
+    {
+        // The first 60 characters of a rewrite, ended by the token limit: a fragment that must not stand for the report.
+        using var server = new ChatCompletionsServer((i, _) => i == 0 ? ChatCompletionsServer.Completion(Rewrite[..60], "length") : ChatCompletionsServer.Completion(Rewrite));
+        using var rewriter = new LlmReportRewriter(Options(server, cache: true));
+        var e = await Assert.ThrowsAsync<LlmReplyException>(() => rewriter.RewriteAsync(Request()));
+        Assert.Equal(1, server.Count);                          // not retried
+        Assert.Contains("token limit", e.Message, StringComparison.Ordinal);
+        Assert.Contains("'length'", e.Message, StringComparison.Ordinal);
+        Assert.Contains("MaxTokens 300", e.Message, StringComparison.Ordinal);
+        AssertNoKeyIn(e);
+        Assert.Equal(0, rewriter.Cache!.Count);                 // nothing cached from a cut-off reply
+        // A rerun asks again and gets the whole report.
+        var rw = await rewriter.RewriteAsync(Request());
+        Assert.Equal(2, server.Count);
+        Assert.False(rw!.FromCache);
+        Assert.Equal(Rewrite, rw.Rewritten);
+    }
+
+    [Fact]
     public async Task The_cache_answers_a_second_time_without_a_request_and_holds_no_key()
     {
         using var server = new ChatCompletionsServer((_, _) => ChatCompletionsServer.Completion(Rewrite));

@@ -68,8 +68,95 @@ public class PairAugStudyTests
         Assert.Contains(again, l => l.Contains("InterAug: finished before", StringComparison.Ordinal));
         Assert.Contains(again, l => l.Contains("IntraAug: finished before", StringComparison.Ordinal));
         Assert.Equal(result.Runs.Select(r => r.Evaluation.ZeroShotMacroAuc), second.Runs.Select(r => r.Evaluation.ZeroShotMacroAuc));
+        // Another generator, the seeds in another order (another scorer) or another real sample would mix artefacts: refused.
+        var other = Path.Combine(dir, "other-generator");
+        var e = Assert.Throws<InvalidOperationException>(() => PairAugStudy.Run(config, dir, generatorDir: other, realSample: TestPaths.RealSample, log: _ => { }));
+        Assert.Contains($"generator is '{PairAugStudy.InMemoryGenerator}', not '{other}'", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<InvalidOperationException>(() => PairAugStudy.Run(config, dir, seeds: [1, 0], realSample: TestPaths.RealSample, log: _ => { }));
+        Assert.Contains("scorer seed is '0', not '1'", e.Message, StringComparison.Ordinal);
+        if (TestPaths.RealSample is not null)
+        {
+            e = Assert.Throws<InvalidOperationException>(() => PairAugStudy.Run(config, dir, log: _ => { }));
+            Assert.Contains("real sample is '", e.Message, StringComparison.Ordinal);
+            Assert.Contains("not 'none'", e.Message, StringComparison.Ordinal);
+        }
         // Another config in the same folder is refused.
         Assert.ThrowsAny<Exception>(() => PairAugStudy.Run(config with { InterRewrites = 5 }, dir, log: _ => { }));
+    }
+
+    [Fact]
+    public void The_folder_pins_its_generator_scorer_seed_and_real_sample_and_refuses_others_before_anything_trains()
+    {
+        var dir = Path.Combine(TestPaths.NewTempDir("pairaug-pins"), "study");
+        var config = PairAugStudyConfig.Tiny;
+        var generator = RoentGen.Tests.Diffusion.TinyPipelines.Untrained(11);
+        // Every call is cancelled from the start: one that passes the pins stops at the rewrite stage, before any training.
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        PairAugStudyResult Run(IReadOnlyList<long> seeds, string? generatorDir = null, string? realSample = null, bool inMemory = true) =>
+            PairAugStudy.Run(config, dir, seeds, generatorDir, realSample, _ => { }, cancelled.Token, inMemory ? generator : null);
+
+        Assert.ThrowsAny<OperationCanceledException>(() => Run([0, 1]));
+        var pins = JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(Path.Combine(dir, PairAugStudy.PinsFile)))!;
+        Assert.Equal(PairAugStudy.InMemoryGenerator, pins["generator"]);
+        Assert.Equal("0", pins["scorer seed"]);
+        Assert.Equal("none", pins["real sample"]);
+        Assert.ThrowsAny<OperationCanceledException>(() => Run([0, 1, 2]));         // the same pins (more seeds) pass
+
+        // A generator folder, or none (train one in generator/, since nothing is drawn yet), is another generator.
+        var other = Path.Combine(dir, "..", "gen");
+        var e = Assert.Throws<InvalidOperationException>(() => Run([0, 1], generatorDir: other, inMemory: false));
+        Assert.Contains($"generator is '{PairAugStudy.InMemoryGenerator}', not '{Path.GetFullPath(other)}'", e.Message, StringComparison.Ordinal);
+        Assert.Contains("give the same generator", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<InvalidOperationException>(() => Run([0, 1], inMemory: false));
+        Assert.Contains($"not '{PairAugStudy.TrainedGenerator}'", e.Message, StringComparison.Ordinal);
+        // The seeds in another order: another scorer.
+        e = Assert.Throws<InvalidOperationException>(() => Run([1, 0]));
+        Assert.Contains("scorer seed is '0', not '1'", e.Message, StringComparison.Ordinal);
+        Assert.Contains("list that seed first in --seeds, or use another --out", e.Message, StringComparison.Ordinal);
+        // A real sample where none was used.
+        if (TestPaths.RealSample is not null)
+        {
+            e = Assert.Throws<InvalidOperationException>(() => Run([0, 1], realSample: TestPaths.RealSample));
+            Assert.Contains($"real sample is 'none', not '{TestPaths.RealSample}: ", e.Message, StringComparison.Ordinal);
+            Assert.Contains("give the same --real-sample", e.Message, StringComparison.Ordinal);
+        }
+        Assert.False(Directory.Exists(Path.Combine(dir, "arms")));
+        Assert.False(Directory.Exists(Path.Combine(dir, "generator")));
+        // The refused calls changed no pin.
+        Assert.Equal(pins, JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(Path.Combine(dir, PairAugStudy.PinsFile)))!);
+    }
+
+    [Fact]
+    public void A_bad_inter_or_evaluation_setting_fails_validation_before_the_study_starts()
+    {
+        var tiny = PairAugStudyConfig.Tiny;
+        var cases = new (PairAugStudyConfig Config, string[] Words)[]
+        {
+            (tiny with { Inter = tiny.Inter with { Steps = 0 } }, ["Inter", "Steps"]),
+            (tiny with { Inter = tiny.Inter with { BatchSize = 0 } }, ["Inter", "BatchSize"]),
+            (tiny with { Inter = tiny.Inter with { GuidanceScale = double.NaN } }, ["Inter", "GuidanceScale"]),
+            (tiny with { Evaluation = tiny.Evaluation with { Fractions = [] } }, ["Evaluation", "Fractions"]),
+            (tiny with { Evaluation = tiny.Evaluation with { Fractions = [0.1, 0] } }, ["Evaluation", "Fractions", "(0, 1]"]),
+            (tiny with { Evaluation = tiny.Evaluation with { Fractions = [0.1, 1.5] } }, ["Evaluation", "Fractions", "(0, 1]"]),
+            (tiny with { Evaluation = tiny.Evaluation with { Fractions = [0.1, 0.1] } }, ["Evaluation", "Fractions repeat"]),
+            (tiny with { Evaluation = tiny.Evaluation with { Probe = tiny.Evaluation.Probe with { Steps = 0 } } }, ["Evaluation", "Probe.Steps"]),
+            (tiny with { Evaluation = tiny.Evaluation with { Probe = tiny.Evaluation.Probe with { LearningRates = [] } } }, ["Evaluation", "LearningRates"]),
+            (tiny with { Evaluation = tiny.Evaluation with { Probe = tiny.Evaluation.Probe with { LearningRates = [-1e-3] } } }, ["Evaluation", "LearningRates"]),
+            (tiny with { Evaluation = tiny.Evaluation with { Probe = tiny.Evaluation.Probe with { WeightDecays = [double.NaN] } } }, ["Evaluation", "WeightDecays"]),
+            (tiny with { Evaluation = tiny.Evaluation with { ZeroShot = tiny.Evaluation.ZeroShot with { Resamples = 0 } } }, ["Evaluation", "ZeroShot", "Resamples"]),
+        };
+        foreach (var (config, words) in cases)
+        {
+            var e = Assert.Throws<ArgumentException>(config.Validate);
+            foreach (var w in words) Assert.Contains(w, e.Message, StringComparison.Ordinal);
+            // The study refuses it before it makes its folder.
+            var dir = Path.Combine(TestPaths.NewTempDir("pairaug-bad-config"), "study");
+            Assert.Throws<ArgumentException>(() => PairAugStudy.Run(config, dir, log: _ => { }));
+            Assert.False(Directory.Exists(dir));
+        }
+        tiny.Validate();
+        PairAugStudyConfig.Quick.Validate();
     }
 
     [Fact]

@@ -79,6 +79,80 @@ public sealed class PairAugVlpCommandTests : IDisposable
     }
 
     [Fact]
+    public void Shards_that_own_no_rewrite_finish_empty_so_more_shards_than_rewrites_still_merge()
+    {
+        // Two rewrites over four shards: shards 1 and 3 own one each, shards 0 and 2 none.
+        using var scope = NewDisposeScope();
+        var rewrites = new[] { ("r0", "small left pleural effusion"), ("r1", "cardiomegaly") }
+            .Select(x => new ReportRewrite(x.Item1, RewriteOperation.PartialOpposite, "no pneumothorax", x.Item2, "test", null, null)).ToList();
+        var file = Path.Combine(_dir, "inter.jsonl");
+        File.WriteAllLines(file, rewrites.Select(r => JsonSerializer.Serialize(new { id = r.Id, operation = "partial-opposite", original = r.Original, rewrite = r.Rewritten, source = r.Source })));
+        var outDir = Path.Combine(_dir, "many-shards");
+        var pipe = RoentGen.Tests.Diffusion.TinyPipelines.Untrained(11);
+        foreach (int i in new[] { 1, 3 })
+        {
+            var shard = new Shard(i, 4);
+            var range = shard.Range(rewrites.Count);
+            Assert.Equal(1, range.Count);
+            PairAugmentation.InterAug(pipe, new PooledEmbedder(), rewrites.Skip(range.Start).Take(1).ToList(),
+                new InterAugOptions { Steps = 2, Seed = range.Start, Threshold = 0 }, PairAugShards.ShardFolder(outDir, shard));
+        }
+        Assert.Null(PairAugShards.MergeIfComplete(outDir, 4, 0));
+        // An empty shard loads neither the generator nor the CLIP model: the folders need not exist.
+        string[] Args(string shard) => ["pairaug", "inter", "--rewrites", file, "--generator", Path.Combine(_dir, "no-generator"), "--clip", Path.Combine(_dir, "no-clip"),
+            "--out", outDir, "--threshold", "0", "--shard", shard];
+        var (rc, stdout, stderr) = CliCases.Invoke(Roentgen(), Args("0/4"));
+        Assert.True(rc == 0, stderr + stdout);
+        Assert.Contains("owns none of the 2 rewrites", stdout, StringComparison.Ordinal);
+        Assert.Contains("when all 4 shards are done", stdout, StringComparison.Ordinal);
+        Assert.True(PairAugShards.IsDone(PairAugShards.ShardFolder(outDir, new Shard(0, 4))));
+        (rc, stdout, stderr) = CliCases.Invoke(Roentgen(), Args("2/4"));
+        Assert.True(rc == 0, stderr + stdout);
+        Assert.Contains("all 4 shards done, pruned together", stdout, StringComparison.Ordinal);
+        var merged = PairAugmentation.ReadPairs(Path.Combine(outDir, PairAugmentation.PairsFileName));
+        Assert.Equal(["r0-inter", "r1-inter"], merged.Select(p => p.Id));
+        Assert.All(merged, p => Assert.True(File.Exists(Path.Combine(outDir, p.Image)), p.Image));
+        // A rerun of an empty shard finds it done.
+        (rc, stdout, _) = CliCases.Invoke(Roentgen(), Args("0/4"));
+        Assert.Equal(0, rc);
+        Assert.Contains("already holds its pairs", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Inter_and_intra_refuse_the_other_operation_s_rewrites_and_a_limit_below_one_before_loading_anything()
+    {
+        string File1(string name, string op)
+        {
+            var path = Path.Combine(_dir, name);
+            File.WriteAllText(path, JsonSerializer.Serialize(new { id = "r0", operation = op, original = "small left pleural effusion", rewrite = "large left pleural effusion", source = "test" }) + "\n");
+            return path;
+        }
+        var symptoms = File1("intra.jsonl", "change-in-symptoms");
+        var opposite = File1("inter.jsonl", "partial-opposite");
+        // The generator and CLIP folders do not exist: each refusal must come first, and name the option.
+        (int, string, string) Run(string verb, string file, params string[] more) => CliCases.Invoke(Roentgen(),
+            ["pairaug", verb, "--rewrites", file, "--generator", Path.Combine(_dir, "no-generator"), "--clip", Path.Combine(_dir, "no-clip"), "--out", Path.Combine(_dir, "out-" + verb), .. more]);
+
+        var (rc, _, stderr) = Run("inter", symptoms);
+        Assert.NotEqual(0, rc);
+        Assert.Contains("--rewrites", stderr, StringComparison.Ordinal);
+        Assert.Contains("holds change-in-symptoms rewrites", stderr, StringComparison.Ordinal);
+        Assert.Contains("pairaug inter needs partial-opposite rewrites", stderr, StringComparison.Ordinal);
+        (rc, _, stderr) = Run("intra", opposite);
+        Assert.NotEqual(0, rc);
+        Assert.Contains("holds partial-opposite rewrites", stderr, StringComparison.Ordinal);
+        Assert.Contains("pairaug intra needs change-in-symptoms rewrites", stderr, StringComparison.Ordinal);
+        foreach (var limit in new[] { "0", "-2" })
+        {
+            (rc, _, stderr) = Run("inter", opposite, "--limit", limit);
+            Assert.NotEqual(0, rc);
+            Assert.Contains($"--limit must be at least 1, got {limit}", stderr, StringComparison.Ordinal);
+        }
+        Assert.False(Directory.Exists(Path.Combine(_dir, "out-inter")));
+        Assert.False(Directory.Exists(Path.Combine(_dir, "out-intra")));
+    }
+
+    [Fact]
     public void Inter_and_sharded_intra_draw_from_a_generator_folder_score_with_a_clip_folder_and_merge_the_shards()
     {
         // An untrained tiny generator saved as a model folder, an untrained tiny CLIP unit, and real rewrites of phantom reports.

@@ -115,6 +115,39 @@ public class PairAugmentationTests
         Assert.Equal(result.Pairs.Select(p => p.Scores["text"]), again.Pairs.Select(p => p.Scores["text"]));
     }
 
+    /// <summary>PooledEmbedder with the first batch of images and of texts it embeds (IntraAug's img_syn and txt_new) lengthened row by row.</summary>
+    private sealed class LengtheningEmbedder : IClipEmbedder
+    {
+        private readonly PooledEmbedder _inner = new();
+        private int _imageCalls, _textCalls;
+        public int ImageSize => _inner.ImageSize;
+        public Tensor EmbedImages(Tensor images) => Lengthen(_inner.EmbedImages(images), _imageCalls++ == 0);
+        public Tensor EmbedTexts(IReadOnlyList<string> texts) => Lengthen(_inner.EmbedTexts(texts), _textCalls++ == 0);
+        // Powers of two: exact in float32, so only the length moves (an edit that left the image as it was stays a zero change).
+        private static Tensor Lengthen(Tensor x, bool first) => first ? x * pow(2, arange(1, x.shape[0] + 1, dtype: x.dtype)).unsqueeze(1) : x;
+    }
+
+    [Fact]
+    public void IntraAug_change_score_compares_differences_of_unit_embeddings_so_an_embedding_s_length_does_not_move_it()
+    {
+        // Hand-checked: unit vectors (1, 0) − (0, 1) and (1, 0) − (0, 1) are parallel, cosine 1; the raw differences
+        // (2, −1) and (1, −3) would give 5 / √50 ≈ 0.707.
+        var one = PairAugmentation.ChangeAlignments(tensor(new float[] { 2, 0 }).reshape(1, 2), tensor(new float[] { 0, 1 }).reshape(1, 2),
+            tensor(new float[] { 1, 0 }).reshape(1, 2), tensor(new float[] { 0, 3 }).reshape(1, 2));
+        Assert.Equal(1.0, Assert.Single(one), 12);
+
+        // Through IntraAug: lengthening img_syn and txt_new by 2, 4, 8, 16 leaves every score of every pair where it was.
+        using var scope = NewDisposeScope();
+        var pipe = TinyPipeline();
+        var options = new IntraAugOptions { Edit = new IntraAugOptions().Edit with { Steps = 2 } };
+        var plain = PairAugmentation.IntraAug(pipe, new PooledEmbedder(), Intra, options, TestPaths.NewTempDir("intraaug-unit"), seed: 4);
+        var longer = PairAugmentation.IntraAug(pipe, new LengtheningEmbedder(), Intra, options, TestPaths.NewTempDir("intraaug-long"), seed: 4);
+        foreach (var score in new[] { "image", "change", "text" })
+            for (int i = 0; i < Intra.Length; i++)
+                Assert.Equal(plain.Pairs[i].Scores[score], longer.Pairs[i].Scores[score], 12);
+        Assert.Equal(plain.Pairs.Select(p => p.Kept), longer.Pairs.Select(p => p.Kept));
+    }
+
     [Fact]
     public void Prune_reapplies_both_rules_to_the_written_scores_from_the_command_line()
     {
