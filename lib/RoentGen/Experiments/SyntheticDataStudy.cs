@@ -262,6 +262,10 @@ public static class SyntheticDataStudy
                 var clock = Stopwatch.StartNew();
                 images = make();
                 SyntheticDataStudySets.Save(folder, name, images);
+                // Train on the saved copies (8-bit PNG), as a resumed run does: otherwise the call that generated a source
+                // trained on unquantised images and a rerun of the same cell on slightly different ones.
+                images = SyntheticDataStudySets.TryLoad(folder)
+                    ?? throw new InvalidDataException($"{folder}: the {name} images just saved could not be read back");
                 log(string.Create(CultureInfo.InvariantCulture, $"n={size} seed={seed}: generated {images.Count} {name} images in {clock.Elapsed.TotalSeconds:0.0} s"));
             }
             return _sources[name] = images;
