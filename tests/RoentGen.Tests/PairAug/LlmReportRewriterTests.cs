@@ -165,7 +165,10 @@ public sealed class LlmReportRewriterTests : IDisposable
         var sw = Stopwatch.StartNew();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => rewriter.RewriteAsync(Request(), cts.Token));
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(5), $"cancellation took {sw.Elapsed.TotalSeconds:0.0} s");
-        Assert.Equal(1, server.Count);
+        // Not retried: at most the one request (on a loaded machine the 300 ms may end before it reaches the server), and
+        // none arrives after the cancellation.
+        await Task.Delay(500);
+        Assert.InRange(server.Count, 0, 1);
     }
 
     [Fact]
