@@ -3,6 +3,8 @@ using RoentGen.Tests.Diffusion;
 
 namespace RoentGen.Tests.Experiments;
 
+// Compares a fresh run with a resumed one, which draws from libtorch's global generator: alone, not beside other classes.
+[Collection(ProcessStateCollection.Name)]
 public class SyntheticDataStudyTests
 {
     /// <summary>The tiny preset cut further: 8 real images, 2 steps per model, 12 validation and test phantoms, no real sample.</summary>
