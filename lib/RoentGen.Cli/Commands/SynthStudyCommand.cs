@@ -62,6 +62,8 @@ internal static class SynthStudyCommand
             var result = SyntheticDataStudy.Run(cfg, outDir, new SyntheticDataStudyOptions
             {
                 TextGenerator = text, TextGeneratorName = textName, MaskGenerator = mask, MaskGeneratorName = mask is null ? null : parse.GetValue(maskModel)!.FullName,
+                TextGeneratorWeights = text is null ? null : RoentGen.Platform.ModelFingerprint.Of(textName),
+                MaskGeneratorWeights = mask is null ? null : RoentGen.Diffusion.MaskConditionedModels.Fingerprint(parse.GetValue(maskModel)!.FullName),
                 ExpertRejected = rejected, RealSample = sample, Seeds = seedList,
             }, line => Console.WriteLine(Cli.Escape(line)));
             Cli.Print(result.HeadlineTable());

@@ -151,6 +151,11 @@ public static class MaskConditionedModels
     /// <exception cref="InvalidDataException">A file is malformed or a part does not fit.</exception>
     public static IMaskConditionedGenerator Load(string folder) => new MaskConditioningPipeline(MaskConditionedModel.Load(folder));
 
+    /// <summary>The content fingerprint (<see cref="Platform.ModelFingerprint.Of"/>) of the mask-conditioned model in <paramref name="folder"/> (a run folder or its model/ folder).</summary>
+    /// <exception cref="FileNotFoundException">The folder holds no mask-conditioned model.</exception>
+    public static string Fingerprint(string folder) => Platform.ModelFingerprint.Of(MaskConditionedModel.Resolve(folder)
+        ?? throw new FileNotFoundException($"{folder} is not a mask-conditioned model (no {MaskConditionedModel.IndexFile} there or in its {MaskConditioningRuns.ModelFolder}/ folder)"));
+
     /// <summary>The text-only baseline of a saved mask-conditioned model: its frozen base model given the reports alone.</summary>
     /// <exception cref="FileNotFoundException">The folder holds no mask-conditioned model.</exception>
     public static TextOnlyMaskBaseline TextOnly(string folder)

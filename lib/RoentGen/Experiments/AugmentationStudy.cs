@@ -261,7 +261,13 @@ public static class AugmentationStudy
 
         // 2. Pin what the cached files depend on; sizes and seeds may change between calls.
         var pin = new StudyPin(config with { Sizes = [], Seeds = [] }, generator.Dir);
-        RunFolder.Open(Path.Combine(outDir, "study"), "augment-study", pin).Start();
+        var studyFolder = RunFolder.Open(Path.Combine(outDir, "study"), "augment-study", pin);
+        // The pin names the generator by folder; its weights are pinned too (a file of their own, so folders made before
+        // this was recorded still open), since a folder retrained in place keeps its path.
+        if (!generator.TrainedHere)
+            StudyPins.CheckAndRecord(Path.Combine(outDir, "study", WeightsPinFile), new Dictionary<string, string?> { ["generator weights"] = ModelFingerprint.Of(generator.Dir) },
+                "the --generator folder's weights changed since the synthetic images were cached (retrained or overwritten in place): use another --out");
+        studyFolder.Start();
 
         LatentDiffusionModel model;
         if (!generator.TrainedHere)
@@ -433,6 +439,9 @@ public static class AugmentationStudy
         else log($"synthetic images: all {k * n} cached");
         return Enumerable.Range(0, k).Select(c => ImageTensors.Stack(Enumerable.Range(0, n).Select(i => ImageIO.Read(SyntheticPath(outDir, c, i))))).ToList();
     }
+
+    /// <summary>The pinned fingerprint of a given generator's weights, in study/.</summary>
+    public const string WeightsPinFile = "weights.json";
 
     /// <summary>What the output folder pins: the settings every cached file depends on, and the generator.</summary>
     /// <param name="Config">The config without its sizes and seeds (those may change between calls).</param>

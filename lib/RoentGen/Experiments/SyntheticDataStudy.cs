@@ -26,6 +26,13 @@ public sealed record SyntheticDataStudyOptions
     public IMaskConditionedGenerator? MaskGenerator { get; init; }
     /// <summary>How results name the mask generator (null: the oracle's label).</summary>
     public string? MaskGeneratorName { get; init; }
+    /// <summary>
+    /// A content fingerprint of the text generator's weights (<see cref="ModelFingerprint.Of"/>), pinned beside its name
+    /// so a folder retrained in place is not taken for the one that drew the cached images; null: not checked.
+    /// </summary>
+    public string? TextGeneratorWeights { get; init; }
+    /// <summary>The same for the mask generator (<see cref="MaskConditionedModels.Fingerprint"/>); null: not checked.</summary>
+    public string? MaskGeneratorWeights { get; init; }
     /// <summary>Synthetic image ids an expert rejected (from an exported ratings CSV); the filtered arms drop them too.</summary>
     public IReadOnlySet<string>? ExpertRejected { get; init; }
     /// <summary>A labels.csv folder of real images with lung masks for the real-sample experiment, or null to skip it.</summary>
@@ -76,6 +83,13 @@ public static class SyntheticDataStudy
         var maskGenerator = o.MaskGenerator ?? new PhantomOracleGenerator(world);
         string maskName = o.MaskGeneratorName ?? (o.MaskGenerator is null ? PhantomOracleGenerator.Label : maskGenerator.GetType().Name);
         PinSources(outDir, o.TextGenerator is null ? null : o.TextGeneratorName, maskName, o.RealSample is null ? null : Path.GetFullPath(o.RealSample));
+        StudyPins.CheckAndRecord(Path.Combine(outDir, GeneratorsFile),
+            new Dictionary<string, string?>
+            {
+                ["text generator weights"] = o.TextGenerator is null ? null : o.TextGeneratorWeights,
+                ["mask generator weights"] = o.MaskGenerator is null ? null : o.MaskGeneratorWeights,
+            },
+            "the generator folder's weights changed since its images were cached (retrained or overwritten in place): use another --out");
         var skipped = new List<string>();
         if (o.TextGenerator is null)
             skipped.AddRange(SyntheticArm.All.Where(a => a.NeedsText).Select(a => $"{a.Name}: no text-to-image generator (--generator DIR)"));

@@ -94,7 +94,11 @@ public static class PairAugStudy
         RunFolder.Open(outDir, "pairaug-study", config).Start();
         // The real sample is read first so that what the cached artefacts were made with is checked before anything trains.
         var tb = RealTbData.TryLoad(realSample is null ? null : Path.GetFullPath(realSample), config.Clip.Vit.ImageSize, log);
-        Pin(outDir, GeneratorPin(outDir, generatorDir, generator), seeds[0], tb);
+        string? generatorPin = GeneratorPin(outDir, generatorDir, generator);
+        Pin(outDir, generatorPin, seeds[0], tb);
+        if (generatorPin is not null && generatorDir is not null && generator is null)
+            StudyPins.CheckAndRecord(Path.Combine(outDir, PinsFile), new Dictionary<string, string?> { ["generator weights"] = ModelFingerprint.Of(generatorDir) },
+                "the --generator folder's weights changed since inter/ and intra/ were drawn (retrained or overwritten in place): use another --out");
         var stageSeconds = new Dictionary<string, double>();
         void Timed(string stage, Action body)
         {

@@ -145,6 +145,36 @@ public class AugmentationStudyTests
             string before = Snapshot();
             Assert.Throws<RunStateException>(() => AugmentationStudy.Run(cfg with { Generator = cfg.Generator with { LdmSteps = cfg.Generator.LdmSteps + 5 } }, dir, null, _ => { }));
             Assert.Equal(before, Snapshot());
+            // A given generator is pinned by its weights too: the same folder retrained or overwritten in place is refused
+            // before anything is drawn.
+            var given = TestPaths.NewTempDir("augment-given");
+            var study2 = TestPaths.NewTempDir("augment-study2");
+            try
+            {
+                foreach (var f in Directory.GetFiles(genDir, "*", SearchOption.AllDirectories))
+                {
+                    var to = Path.Combine(given, Path.GetRelativePath(genDir, f));
+                    Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+                    File.Copy(f, to);
+                }
+                using (var cancelled = new CancellationTokenSource())
+                {
+                    cancelled.Cancel();
+                    Assert.ThrowsAny<OperationCanceledException>(() => AugmentationStudy.Run(cfg, study2, given, _ => { }, cancelled.Token));
+                }
+                Assert.Contains("sha256:", File.ReadAllText(Path.Combine(study2, "study", AugmentationStudy.WeightsPinFile)));
+                var weights = Directory.GetFiles(Path.Combine(given, "unet"), "*.safetensors").Single();
+                var bytes = File.ReadAllBytes(weights);
+                bytes[^1] ^= 1;
+                File.WriteAllBytes(weights, bytes);
+                string Files() => string.Join("\n", Directory.GetFiles(study2, "*", SearchOption.AllDirectories).Order()
+                    .Select(f => $"{f} {new FileInfo(f).Length} {File.GetLastWriteTimeUtc(f).Ticks}"));
+                string kept = Files();
+                var changed = Assert.Throws<InvalidOperationException>(() => AugmentationStudy.Run(cfg, study2, given, _ => { }));
+                Assert.Contains("generator weights", changed.Message);
+                Assert.Equal(kept, Files());
+            }
+            finally { TestPaths.DeleteQuietly(given); TestPaths.DeleteQuietly(study2); }
             // Quality and memorization are kept per largest size, so a larger size measures again.
             Assert.True(File.Exists(Path.Combine(dir, AugmentationStudy.QualityFile(n))));
             Assert.True(File.Exists(Path.Combine(dir, AugmentationStudy.MemorizationFile(n))));

@@ -80,6 +80,10 @@ public class SyntheticDataStudyTests
 
         // A third call finds everything done and trains nothing.
         Assert.Equal(0, SyntheticDataStudy.Run(Tiny(), dir, options).CellsComputed);
+        // Weights fingerprints are pinned beside the names once given: the same folder name with other weights is refused.
+        Assert.Equal(0, SyntheticDataStudy.Run(Tiny(), dir, options with { TextGeneratorWeights = "sha256:aaaa" }).CellsComputed);
+        Assert.Contains("text generator weights is 'sha256:aaaa', not 'sha256:bbbb'", Assert.Throws<InvalidOperationException>(() =>
+            SyntheticDataStudy.Run(Tiny(), dir, options with { TextGeneratorWeights = "sha256:bbbb" })).Message);
         // Another config in the same folder is refused rather than mixed in.
         var e = Assert.Throws<InvalidOperationException>(() => SyntheticDataStudy.Run(Tiny() with { ClassifierSteps = 3 }, dir, options));
         Assert.Contains("another config", e.Message);
