@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using RoentGen.Data.Datasets;
 using RoentGen.Data.Phantoms;
 using RoentGen.Diffusion;
@@ -72,6 +73,21 @@ internal static class PairAugVlpCommands
             var mine = all.Skip(range.Start).Take(range.Count).ToList();
             string folder = part is null ? outDir : PairAugShards.ShardFolder(outDir, part);
             long baseSeed = parse.GetValue(seed) + range.Start;
+            string generatorDir = Path.GetFullPath(parse.GetValue(generator)!), clipDir = Path.GetFullPath(parse.GetValue(clip)!);
+            // Weights are pinned when the folders are there (a shard that owns no rewrite loads neither; a later shard adds them).
+            string Text(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+            PairAugShards.PinSettings(outDir, new Dictionary<string, string?>
+            {
+                ["rewrites"] = $"{rewritesFile} ({all.Count} used, {ModelFingerprint.OfFiles(Path.GetDirectoryName(rewritesFile)!, [Path.GetFileName(rewritesFile)])})",
+                ["generator"] = generatorDir, ["generator weights"] = Directory.Exists(generatorDir) ? ModelFingerprint.Of(generatorDir) : null,
+                ["clip"] = clipDir, ["clip weights"] = ClipModel.Exists(clipDir) ? ClipModel.Fingerprint(clipDir) : null,
+                ["steps"] = parse.GetValue(steps).ToString(CultureInfo.InvariantCulture), ["guidance"] = Text(parse.GetValue(guidance)),
+                ["seed"] = parse.GetValue(seed).ToString(CultureInfo.InvariantCulture),
+                ["threshold"] = inter ? Text(thresholdValue) : null, ["margin"] = inter ? null : Text(marginValue),
+                ["invert"] = inter ? null : parse.GetValue(invert).ToString(CultureInfo.InvariantCulture),
+                ["null-text iterations"] = inter || parse.GetValue(invert) == 0 ? null : parse.GetValue(nullIterations).ToString(CultureInfo.InvariantCulture),
+                ["real images"] = inter || parse.GetValue(invert) == 0 ? null : Path.GetFullPath(parse.GetValue(realImages) ?? "-"),
+            });
             if (PairAugShards.IsDone(folder)) Console.WriteLine($"{Cli.Escape(folder)} already holds its pairs; nothing to draw");
             else if (mine.Count == 0)
             {
@@ -104,7 +120,15 @@ internal static class PairAugVlpCommands
                         Margin = marginValue,
                     };
                     using var scope = NewDisposeScope();
-                    var reals = RealSources(parse.GetValue(realImages), parse.GetValue(invert), mine, pipeline);
+                    // The first --invert sources of the whole list (not of this shard's part), so sharded and whole runs edit the same ones.
+                    var reals = RealSources(parse.GetValue(realImages), parse.GetValue(invert), all, pipeline);
+                    if (reals is not null)
+                    {
+                        var ids = mine.Select(r => r.Id).ToHashSet(StringComparer.Ordinal);
+                        foreach (var key in reals.Keys.Where(k => !ids.Contains(k)).ToList()) { reals[key].Dispose(); reals.Remove(key); }
+                        Console.WriteLine($"editing {reals.Count} real image(s) by DDIM inversion and null-text optimisation");
+                        if (reals.Count == 0) reals = null;
+                    }
                     result = PairAugmentation.IntraAug(pipeline, embedder, mine, options, folder, baseSeed, reals);
                 }
                 Console.WriteLine(string.Join(", ", result.Counts.Select(kv => $"{kv.Key} {kv.Value}")));
@@ -144,7 +168,6 @@ internal static class PairAugVlpCommands
             if (byKey.TryGetValue(rw.Id, out var record)) reals[rw.Id] = RoentGen.Data.ImageTensors.Stack([data.LoadImage(record, size)]).MoveToOuterDisposeScope();
         }
         if (reals.Count == 0) throw new ArgumentException($"--real-images {folder}: none of the rewrites' ids ({string.Join(", ", rewrites.Take(3).Select(r => r.Id))}, ...) is a record id or image file there");
-        Console.WriteLine($"editing {reals.Count} real image(s) by DDIM inversion and null-text optimisation");
         return reals;
     }
 

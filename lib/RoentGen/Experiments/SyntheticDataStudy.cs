@@ -63,7 +63,7 @@ public static class SyntheticDataStudy
 
     /// <summary>Runs (or resumes) the study into <paramref name="outDir"/>.</summary>
     /// <exception cref="ArgumentException">The config is out of range.</exception>
-    /// <exception cref="InvalidOperationException">The folder holds a study of another config.</exception>
+    /// <exception cref="RunStateException">The folder holds a study of another config, or its cached images were drawn by other generators (pinned names and weights).</exception>
     /// <exception cref="OperationCanceledException">Cancelled between cells (finished cells stay).</exception>
     public static SyntheticDataStudyResult Run(SyntheticDataStudyConfig config, string outDir, SyntheticDataStudyOptions? options = null,
         Action<string>? log = null, CancellationToken cancellation = default)
@@ -173,9 +173,9 @@ public static class SyntheticDataStudy
         if (File.Exists(path))
         {
             if (File.ReadAllText(path) != text)
-                throw new InvalidOperationException($"{path}: this folder holds a synthetic-data study of another config; use another --out or the same preset/config (sizes and seeds may change)");
+                throw new RunStateException($"{path}: this folder holds a synthetic-data study of another config; use another --out or the same preset/config (sizes and seeds may change)");
             if (File.Exists(vetoPath) && File.ReadAllText(vetoPath) != vetoes)
-                throw new InvalidOperationException($"{vetoPath}: this folder's filtered arms were trained with other expert ratings; use another --out for these --ratings");
+                throw new RunStateException($"{vetoPath}: this folder's filtered arms were trained with other expert ratings; use another --out for these --ratings");
         }
         if (!File.Exists(vetoPath)) AtomicFile.WriteAllText(vetoPath, vetoes);
         if (!File.Exists(path)) AtomicFile.WriteAllText(path, text);

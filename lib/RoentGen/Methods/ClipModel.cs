@@ -170,9 +170,13 @@ public sealed class ClipModel : IDisposable
     private const string Layout = "a CLIP model folder holds config.json, model.safetensors and tokenizer/vocab.json + merges.txt, as ClipModel.Save writes them "
         + "(roentgen pairaug pretrain --out DIR, or roentgen train clip --out DIR, which keeps it in DIR/model)";
 
-    private static List<string> MissingParts(string folder) =>
-        new[] { ConfigFileName, WeightsFileName, Path.Combine(TokenizerFolder, "vocab.json"), Path.Combine(TokenizerFolder, "merges.txt") }
-            .Where(f => !File.Exists(Path.Combine(folder, f))).ToList();
+    private static readonly string[] Parts = [ConfigFileName, WeightsFileName, Path.Combine(TokenizerFolder, "vocab.json"), Path.Combine(TokenizerFolder, "merges.txt")];
+
+    private static List<string> MissingParts(string folder) => Parts.Where(f => !File.Exists(Path.Combine(folder, f))).ToList();
+
+    /// <summary>A content fingerprint of the saved model in <paramref name="dir"/> (config, weights, tokenizer; <see cref="Platform.ModelFingerprint.OfFiles"/>).</summary>
+    /// <exception cref="FileNotFoundException">A part is missing.</exception>
+    public static string Fingerprint(string dir) => Platform.ModelFingerprint.OfFiles(Resolve(dir), Parts);
 
     /// <inheritdoc />
     public void Dispose()

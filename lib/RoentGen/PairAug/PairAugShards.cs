@@ -1,6 +1,7 @@
 using RoentGen.Data;
 using RoentGen.Data.Reports;
 using RoentGen.Platform;
+using RoentGen.Training;
 
 namespace RoentGen.PairAug;
 
@@ -14,6 +15,19 @@ namespace RoentGen.PairAug;
 /// </summary>
 public static class PairAugShards
 {
+    /// <summary>The pinned settings of an inter/intra output folder (shared by its shards).</summary>
+    public const string SettingsFile = "settings.json";
+
+    /// <summary>
+    /// Pins what an inter/intra output folder's pairs are drawn with (the rewrites used, generator and scorer with their
+    /// weights, sampler and pruning settings): a later call or another shard with other settings would put pairs of two
+    /// set-ups in one pairs.jsonl (or skip a finished folder as if it were done with the new ones), so it is refused.
+    /// </summary>
+    /// <exception cref="RunStateException">A setting differs from the pinned one; the message names it.</exception>
+    public static void PinSettings(string outDir, IReadOnlyDictionary<string, string?> settings) =>
+        StudyPins.CheckAndRecord(Path.Combine(outDir, SettingsFile), settings,
+            "this folder's pairs (or its other shards') were drawn with that value: give the same options, or use another --out");
+
     /// <summary>The folder of one shard's pairs.</summary>
     public static string ShardFolder(string outDir, Shard shard) => Path.Combine(outDir, "shards", shard.FileTag);
 

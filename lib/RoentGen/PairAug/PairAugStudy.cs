@@ -79,7 +79,7 @@ public static class PairAugStudy
     /// <param name="generator">A generator already in memory (tests, notebooks); it replaces <paramref name="generatorDir"/> and the trained one.</param>
     /// <exception cref="ArgumentException">A repeated seed or a config out of range.</exception>
     /// <exception cref="RunStateException">The folder holds a study of another config.</exception>
-    /// <exception cref="InvalidOperationException">The folder's artefacts were made with another generator, scorer seed or real sample (<see cref="PinsFile"/>).</exception>
+    /// <exception cref="RunStateException">The folder's artefacts were made with another generator, scorer seed or real sample (<see cref="PinsFile"/>).</exception>
     public static PairAugStudyResult Run(PairAugStudyConfig config, string outDir, IReadOnlyList<long>? seeds = null, string? generatorDir = null,
         string? realSample = null, Action<string>? log = null, CancellationToken cancellation = default, TextToImagePipeline? generator = null)
     {

@@ -33,7 +33,21 @@ public static class ModelFingerprint
         foreach (var name in IndexFiles)
             if (File.Exists(Path.Combine(dir, name))) files.Add(Path.Combine(dir, name));
         if (files.Count == 0) throw new InvalidDataException($"{dir}: no model files to fingerprint (expected component subfolders such as unet/)");
-        var relative = files.Select(f => Path.GetRelativePath(dir, f).Replace('\\', '/')).Order(StringComparer.Ordinal).ToList();
+        return OfFiles(dir, files.Select(f => Path.GetRelativePath(dir, f)));
+    }
+
+    /// <summary>
+    /// The same hash over the named files of <paramref name="dir"/> (relative paths; for models kept as single files,
+    /// e.g. a CLIP model's weights and config).
+    /// </summary>
+    /// <exception cref="FileNotFoundException">A named file is missing.</exception>
+    public static string OfFiles(string dir, IEnumerable<string> relativeFiles)
+    {
+        dir = Path.GetFullPath(dir);
+        var relative = relativeFiles.Select(f => f.Replace('\\', '/')).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        if (relative.Count == 0) throw new ArgumentException("name at least one file to fingerprint", nameof(relativeFiles));
+        foreach (var rel in relative)
+            if (!File.Exists(Path.Combine(dir, rel))) throw new FileNotFoundException($"{Path.Combine(dir, rel)}: no such file to fingerprint", Path.Combine(dir, rel));
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var buffer = new byte[1 << 20];
         foreach (var rel in relative)

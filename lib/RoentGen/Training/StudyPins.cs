@@ -17,7 +17,7 @@ public static class StudyPins
     /// <param name="path">The pin file (JSON object of strings).</param>
     /// <param name="values">Key to value; null values are not checked or written.</param>
     /// <param name="hint">What to do instead, appended to the error (e.g. "use another --out for another generator").</param>
-    /// <exception cref="InvalidOperationException">A key is pinned to another value; the message names the key, both values and the file.</exception>
+    /// <exception cref="RunStateException">A key is pinned to another value; the message names the key, both values and the file (a user error in the CLI).</exception>
     /// <exception cref="InvalidDataException">The pin file is not a JSON object of strings.</exception>
     public static void CheckAndRecord(string path, IReadOnlyDictionary<string, string?> values, string hint)
     {
@@ -34,7 +34,7 @@ public static class StudyPins
             if (pinned.TryGetValue(key, out var old))
             {
                 if (old != value)
-                    throw new InvalidOperationException($"{path}: this folder's {key} is '{old}', not '{value}'; {hint}");
+                    throw new RunStateException($"{path}: this folder's {key} is '{old}', not '{value}'; {hint}");
             }
             else { pinned[key] = value; changed = true; }
         }

@@ -170,7 +170,7 @@ public class AugmentationStudyTests
                 string Files() => string.Join("\n", Directory.GetFiles(study2, "*", SearchOption.AllDirectories).Order()
                     .Select(f => $"{f} {new FileInfo(f).Length} {File.GetLastWriteTimeUtc(f).Ticks}"));
                 string kept = Files();
-                var changed = Assert.Throws<InvalidOperationException>(() => AugmentationStudy.Run(cfg, study2, given, _ => { }));
+                var changed = Assert.Throws<RunStateException>(() => AugmentationStudy.Run(cfg, study2, given, _ => { }));
                 Assert.Contains("generator weights", changed.Message);
                 Assert.Equal(kept, Files());
             }

@@ -1,3 +1,4 @@
+using RoentGen.Platform;
 using RoentGen.Experiments;
 using RoentGen.Tests.Diffusion;
 
@@ -82,18 +83,18 @@ public class SyntheticDataStudyTests
         Assert.Equal(0, SyntheticDataStudy.Run(Tiny(), dir, options).CellsComputed);
         // Weights fingerprints are pinned beside the names once given: the same folder name with other weights is refused.
         Assert.Equal(0, SyntheticDataStudy.Run(Tiny(), dir, options with { TextGeneratorWeights = "sha256:aaaa" }).CellsComputed);
-        Assert.Contains("text generator weights is 'sha256:aaaa', not 'sha256:bbbb'", Assert.Throws<InvalidOperationException>(() =>
+        Assert.Contains("text generator weights is 'sha256:aaaa', not 'sha256:bbbb'", Assert.Throws<RunStateException>(() =>
             SyntheticDataStudy.Run(Tiny(), dir, options with { TextGeneratorWeights = "sha256:bbbb" })).Message);
         // Another config in the same folder is refused rather than mixed in.
-        var e = Assert.Throws<InvalidOperationException>(() => SyntheticDataStudy.Run(Tiny() with { ClassifierSteps = 3 }, dir, options));
+        var e = Assert.Throws<RunStateException>(() => SyntheticDataStudy.Run(Tiny() with { ClassifierSteps = 3 }, dir, options));
         Assert.Contains("another config", e.Message);
         // So are other generators: the cached images and finished cells were drawn by the first ones.
-        Assert.Contains("text generator is 'untrained tiny LDM', not 'another LDM'", Assert.Throws<InvalidOperationException>(() =>
+        Assert.Contains("text generator is 'untrained tiny LDM', not 'another LDM'", Assert.Throws<RunStateException>(() =>
             SyntheticDataStudy.Run(Tiny(), dir, options with { TextGeneratorName = "another LDM" })).Message);
-        Assert.Contains("mask generator is", Assert.Throws<InvalidOperationException>(() =>
+        Assert.Contains("mask generator is", Assert.Throws<RunStateException>(() =>
             SyntheticDataStudy.Run(Tiny(), dir, options with { MaskGeneratorName = "a ControlNet" })).Message);
         // So are other expert ratings: the filtered arms were trained without these vetoes.
-        Assert.Contains("other expert ratings", Assert.Throws<InvalidOperationException>(() => SyntheticDataStudy.Run(Tiny(), dir, options with { ExpertRejected = null })).Message);
+        Assert.Contains("other expert ratings", Assert.Throws<RunStateException>(() => SyntheticDataStudy.Run(Tiny(), dir, options with { ExpertRejected = null })).Message);
     }
 
     [Fact]

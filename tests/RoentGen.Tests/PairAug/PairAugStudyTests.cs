@@ -1,3 +1,4 @@
+using RoentGen.Platform;
 using System.Text.Json;
 using RoentGen.Evaluation.Probes;
 using RoentGen.Methods;
@@ -70,13 +71,13 @@ public class PairAugStudyTests
         Assert.Equal(result.Runs.Select(r => r.Evaluation.ZeroShotMacroAuc), second.Runs.Select(r => r.Evaluation.ZeroShotMacroAuc));
         // Another generator, the seeds in another order (another scorer) or another real sample would mix artefacts: refused.
         var other = Path.Combine(dir, "other-generator");
-        var e = Assert.Throws<InvalidOperationException>(() => PairAugStudy.Run(config, dir, generatorDir: other, realSample: TestPaths.RealSample, log: _ => { }));
+        var e = Assert.Throws<RunStateException>(() => PairAugStudy.Run(config, dir, generatorDir: other, realSample: TestPaths.RealSample, log: _ => { }));
         Assert.Contains($"generator is '{PairAugStudy.InMemoryGenerator}', not '{other}'", e.Message, StringComparison.Ordinal);
-        e = Assert.Throws<InvalidOperationException>(() => PairAugStudy.Run(config, dir, seeds: [1, 0], realSample: TestPaths.RealSample, log: _ => { }));
+        e = Assert.Throws<RunStateException>(() => PairAugStudy.Run(config, dir, seeds: [1, 0], realSample: TestPaths.RealSample, log: _ => { }));
         Assert.Contains("scorer seed is '0', not '1'", e.Message, StringComparison.Ordinal);
         if (TestPaths.RealSample is not null)
         {
-            e = Assert.Throws<InvalidOperationException>(() => PairAugStudy.Run(config, dir, log: _ => { }));
+            e = Assert.Throws<RunStateException>(() => PairAugStudy.Run(config, dir, log: _ => { }));
             Assert.Contains("real sample is '", e.Message, StringComparison.Ordinal);
             Assert.Contains("not 'none'", e.Message, StringComparison.Ordinal);
         }
@@ -105,19 +106,19 @@ public class PairAugStudyTests
 
         // A generator folder, or none (train one in generator/, since nothing is drawn yet), is another generator.
         var other = Path.Combine(dir, "..", "gen");
-        var e = Assert.Throws<InvalidOperationException>(() => Run([0, 1], generatorDir: other, inMemory: false));
+        var e = Assert.Throws<RunStateException>(() => Run([0, 1], generatorDir: other, inMemory: false));
         Assert.Contains($"generator is '{PairAugStudy.InMemoryGenerator}', not '{Path.GetFullPath(other)}'", e.Message, StringComparison.Ordinal);
         Assert.Contains("give the same generator", e.Message, StringComparison.Ordinal);
-        e = Assert.Throws<InvalidOperationException>(() => Run([0, 1], inMemory: false));
+        e = Assert.Throws<RunStateException>(() => Run([0, 1], inMemory: false));
         Assert.Contains($"not '{PairAugStudy.TrainedGenerator}'", e.Message, StringComparison.Ordinal);
         // The seeds in another order: another scorer.
-        e = Assert.Throws<InvalidOperationException>(() => Run([1, 0]));
+        e = Assert.Throws<RunStateException>(() => Run([1, 0]));
         Assert.Contains("scorer seed is '0', not '1'", e.Message, StringComparison.Ordinal);
         Assert.Contains("list that seed first in --seeds, or use another --out", e.Message, StringComparison.Ordinal);
         // A real sample where none was used.
         if (TestPaths.RealSample is not null)
         {
-            e = Assert.Throws<InvalidOperationException>(() => Run([0, 1], realSample: TestPaths.RealSample));
+            e = Assert.Throws<RunStateException>(() => Run([0, 1], realSample: TestPaths.RealSample));
             Assert.Contains($"real sample is 'none', not '{TestPaths.RealSample}: ", e.Message, StringComparison.Ordinal);
             Assert.Contains("give the same --real-sample", e.Message, StringComparison.Ordinal);
         }

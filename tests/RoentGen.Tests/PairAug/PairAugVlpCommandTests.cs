@@ -198,5 +198,21 @@ public sealed class PairAugVlpCommandTests : IDisposable
         (rc, stdout, _) = CliCases.Invoke(Roentgen(), "pairaug", "intra", "--rewrites", intraRewrites, "--generator", generator, "--clip", clip, "--out", intra, "--steps", "2", "--limit", "3", "--shard", "0/2");
         Assert.Equal(0, rc);
         Assert.Contains("already holds its pairs", stdout, StringComparison.Ordinal);
+        // The folder pins what its pairs were drawn with: another --limit, other steps or a CLIP model retrained in place
+        // are refused, not taken for done (or merged with pairs of the first set-up).
+        (rc, _, stderr) = CliCases.Invoke(Roentgen(), "pairaug", "intra", "--rewrites", intraRewrites, "--generator", generator, "--clip", clip, "--out", intra, "--steps", "2", "--limit", "2", "--shard", "0/2");
+        Assert.Equal(2, rc);
+        Assert.Contains("rewrites", stderr, StringComparison.Ordinal);
+        Assert.Contains("(2 used", stderr, StringComparison.Ordinal);
+        (rc, _, stderr) = CliCases.Invoke(Roentgen(), "pairaug", "inter", "--rewrites", interRewrites, "--generator", generator, "--clip", clip, "--out", inter, "--steps", "3");
+        Assert.Equal(2, rc);
+        Assert.Contains("steps is '2', not '3'", stderr, StringComparison.Ordinal);
+        var clipWeights = Path.Combine(clip, ClipModel.WeightsFileName);
+        var bytes = File.ReadAllBytes(clipWeights);
+        bytes[^1] ^= 1;
+        File.WriteAllBytes(clipWeights, bytes);
+        (rc, _, stderr) = CliCases.Invoke(Roentgen(), "pairaug", "inter", "--rewrites", interRewrites, "--generator", generator, "--clip", clip, "--out", inter, "--steps", "2");
+        Assert.Equal(2, rc);
+        Assert.Contains("clip weights", stderr, StringComparison.Ordinal);
     }
 }

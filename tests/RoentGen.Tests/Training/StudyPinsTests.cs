@@ -1,3 +1,4 @@
+using RoentGen.Platform;
 using RoentGen.Training;
 
 namespace RoentGen.Tests.Training;
@@ -17,7 +18,7 @@ public class StudyPinsTests
         StudyPins.CheckAndRecord(path, new Dictionary<string, string?> { ["generator"] = null, ["real sample"] = "/data/s" }, "x");
         Assert.Contains("/data/s", File.ReadAllText(path));
 
-        var e = Assert.Throws<InvalidOperationException>(() =>
+        var e = Assert.Throws<RunStateException>(() =>
             StudyPins.CheckAndRecord(path, new Dictionary<string, string?> { ["generator"] = "/models/b" }, "use another --out"));
         Assert.Contains("generator is '/models/a', not '/models/b'", e.Message);
         Assert.Contains("use another --out", e.Message);
