@@ -94,17 +94,19 @@ public static class Memorization
     /// <summary>
     /// SSIM of every query image against every reference image, with <see cref="Ssim.Compute"/>'s window (11, σ 1.5)
     /// and constants. Images (N, 1, H, W) in [low, high] are mapped to [0, 1]. The reference images' local means and
-    /// variances are computed once and the Gaussian window is applied as two 1-D passes, so a query costs one blurred
-    /// product per reference instead of five 2-D blurs.
+    /// variances are computed once and the Gaussian window is applied as two 1-D passes (band-matrix products), so a
+    /// query costs one blurred product per reference instead of five 2-D blurs.
     /// </summary>
     /// <param name="queries">(Q, 1, H, W).</param>
     /// <param name="references">(R, 1, H, W), same H and W.</param>
     /// <param name="low">Value that maps to 0 (−1 for the models' images).</param>
     /// <param name="high">Value that maps to 1.</param>
     /// <param name="blockElements">Pixels held per block (queries x references x H x W).</param>
+    /// <param name="progress">Called after each block with (queries done, queries in all); null: silent.</param>
     /// <returns>(Q, R) float32: SSIM of query q and reference r.</returns>
     /// <exception cref="ArgumentException">Shapes that are not (N, 1, H, W) or differ in size, or images smaller than the window.</exception>
-    public static Tensor PairwiseSsim(Tensor queries, Tensor references, float low = -1f, float high = 1f, long blockElements = 1L << 24)
+    public static Tensor PairwiseSsim(Tensor queries, Tensor references, float low = -1f, float high = 1f, long blockElements = 1L << 24,
+        Action<long, long>? progress = null)
     {
         CheckImages(queries, nameof(queries));
         CheckImages(references, nameof(references));
@@ -121,15 +123,24 @@ public static class Memorization
         var coords = arange(window, dtype: ScalarType.Float64) - (window - 1) / 2.0;
         var g = (-(coords * coords) / (2 * 1.5 * 1.5)).exp();
         g = (g / g.sum()).to(ScalarType.Float32);
-        var gx = g.view(1, 1, 1, window);
-        var gy = g.view(1, 1, window, 1);
-        Tensor Blur(Tensor t) => nn.functional.conv2d(nn.functional.conv2d(t, gx), gy);        // valid 11x11 Gaussian, as Ssim
+        long q = x.shape[0], r = y.shape[0], h = x.shape[2], w = x.shape[3], ho = h - window + 1, wo = w - window + 1;
+        // The valid 11x11 Gaussian (as Ssim) as two band matrices, blur(X) = Bh · X · Bw: a batched matrix product is about
+        // ten times faster on CPU than two single-channel convolutions over thousands of small images, with the same sums.
+        var bh = zeros(ho, h);
+        var bw = zeros(w, wo);
+        for (int i = 0; i < ho; i++) bh[i].narrow(0, i, window).copy_(g);
+        for (int j = 0; j < wo; j++) bw.select(1, j).narrow(0, j, window).copy_(g);
+        Tensor Blur(Tensor t) => matmul(bh, matmul(t.reshape(-1, h, w), bw));                  // (N, h', w')
 
-        long q = x.shape[0], r = y.shape[0], h = x.shape[2], w = x.shape[3];
-        var my = Blur(y).squeeze(1);                                      // (R, h', w')
-        var syy = Blur(y * y).squeeze(1) - my * my;
-        var mx = Blur(x).squeeze(1);                                      // (Q, h', w')
-        var sxx = Blur(x * x).squeeze(1) - mx * mx;
+        var my = Blur(y);                                                 // (R, h', w')
+        var my2 = my * my;
+        var syy = Blur(y * y) - my2;
+        var mx = Blur(x);                                                 // (Q, h', w')
+        var sxx = Blur(x * x) - mx * mx;
+        var myb = my.unsqueeze(0);                                        // (1, R, h', w')
+        var my2b = my2.unsqueeze(0);
+        var syyb = syy.unsqueeze(0);
+        var yb = y.squeeze(1).unsqueeze(0);                               // (1, R, H, W)
         long perQuery = Math.Max(1, r * h * w);
         long chunk = Math.Max(1, blockElements / perQuery);
         var rows = new List<Tensor>();
@@ -137,15 +148,16 @@ public static class Memorization
         {
             using var inner = NewDisposeScope();
             long n = Math.Min(chunk, q - i);
-            var xi = x.narrow(0, i, n);                                   // (n, 1, H, W)
-            var products = (xi * y.squeeze(1).unsqueeze(0)).reshape(n * r, 1, h, w);   // (n·R, 1, H, W)
-            var bxy = Blur(products).reshape(n, r, my.shape[1], my.shape[2]);          // (n, R, h', w')
+            // In place where possible: a block is a few large tensors, not twenty (fewer allocations, fewer page faults).
+            var sxy2 = Blur(x.narrow(0, i, n) * yb).reshape(n, r, ho, wo);   // E[xy] per pair
             var mxi = mx.narrow(0, i, n).unsqueeze(1);                    // (n, 1, h', w')
-            var sxxi = sxx.narrow(0, i, n).unsqueeze(1);
-            var myb = my.unsqueeze(0);                                    // (1, R, h', w')
-            var sxy = bxy - mxi * myb;
-            var map = (2 * mxi * myb + c1) * (2 * sxy + c2) / ((mxi * mxi + myb * myb + c1) * (sxxi + syy.unsqueeze(0) + c2));
-            rows.Add(map.mean([2, 3]).MoveToOuterDisposeScope());         // (n, R)
+            var num = mxi * myb;                                          // μx μy
+            sxy2.sub_(num).mul_(2).add_(c2);                              // 2 σxy + C2
+            num.mul_(2).add_(c1).mul_(sxy2);                              // (2 μx μy + C1)(2 σxy + C2)
+            var den = mxi * mxi + my2b;
+            den.add_(c1).mul_((sxx.narrow(0, i, n).unsqueeze(1) + syyb).add_(c2));   // (μx² + μy² + C1)(σx² + σy² + C2)
+            rows.Add(num.div_(den).mean([2, 3]).MoveToOuterDisposeScope());          // (n, R)
+            progress?.Invoke(i + n, q);
         }
         return cat(rows, 0).MoveToOuterDisposeScope();                    // (Q, R)
     }
@@ -170,15 +182,17 @@ public static class Memorization
     /// <param name="references">(R, 1, H, W) images in [−1, 1].</param>
     /// <param name="features">Images → (N, F) feature vectors (e.g. <see cref="ProxyFindingClassifier.Features"/>).</param>
     /// <param name="options">Block size (null: defaults).</param>
-    public static IReadOnlyList<NearestMatch> Nearest(Tensor queries, Tensor references, Func<Tensor, Tensor> features, MemorizationOptions? options = null)
+    /// <param name="progress">Called as the SSIM search goes with (queries done, queries in all); null: silent.</param>
+    public static IReadOnlyList<NearestMatch> Nearest(Tensor queries, Tensor references, Func<Tensor, Tensor> features, MemorizationOptions? options = null,
+        Action<long, long>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(features);
         options ??= new MemorizationOptions();
         if (queries.shape[0] == 0) return [];
         if (references.shape[0] == 0) throw new ArgumentException("no reference (training) images to search");
         using var scope = NewDisposeScope();
-        var ssim = PairwiseSsim(queries, references, blockElements: options.BlockElements);                  // (Q, R)
-        var cosine = PairwiseCosine(features(queries), features(references));                                 // (Q, R)
+        var ssim = PairwiseSsim(queries, references, blockElements: options.BlockElements, progress: progress);  // (Q, R)
+        var cosine = PairwiseCosine(Batched(features, queries), Batched(features, references));               // (Q, R)
         var (bestSsim, bySsim) = ssim.max(1);
         var (bestCos, byCos) = cosine.max(1);
         var cosAtSsim = cosine.gather(1, bySsim.unsqueeze(1)).squeeze(1);
@@ -188,6 +202,18 @@ public static class Memorization
         var ci = byCos.data<long>().ToArray();
         var cs = cosAtSsim.contiguous().data<float>().ToArray();
         return Enumerable.Range(0, s.Length).Select(i => new NearestMatch(i, (int)ci[i], c[i], (int)si[i], s[i], cs[i])).ToList();
+    }
+
+    /// <summary>Images per call of the feature extractor: a whole audit set at once held gigabytes of activations.</summary>
+    public const int FeatureBatch = 256;
+
+    private static Tensor Batched(Func<Tensor, Tensor> features, Tensor images)
+    {
+        long n = images.shape[0];
+        if (n <= FeatureBatch) return features(images);
+        var parts = new List<Tensor>();
+        for (long i = 0; i < n; i += FeatureBatch) parts.Add(features(images.narrow(0, i, Math.Min(FeatureBatch, n - i))));
+        return cat(parts, 0);
     }
 
     /// <summary>
@@ -200,13 +226,17 @@ public static class Memorization
     /// <param name="heldOutReal">(M, 1, H, W) real images not in the training set, or null.</param>
     /// <param name="features">Images → (N, F) feature vectors.</param>
     /// <param name="options">Thresholds (null: SSIM 0.9, cosine 0.98, 8 pairs).</param>
+    /// <param name="progress">Called as the search goes with (images done, images in all: generated, then held-out); null: silent.</param>
     /// <exception cref="ArgumentException">Shapes that do not fit, or options out of range.</exception>
-    public static MemorizationAudit Audit(Tensor generated, Tensor training, Tensor? heldOutReal, Func<Tensor, Tensor> features, MemorizationOptions? options = null)
+    public static MemorizationAudit Audit(Tensor generated, Tensor training, Tensor? heldOutReal, Func<Tensor, Tensor> features, MemorizationOptions? options = null,
+        Action<long, long>? progress = null)
     {
         options ??= new MemorizationOptions();
         options.Validate();
-        var gen = Nearest(generated, training, features, options);
-        IReadOnlyList<NearestMatch> real = heldOutReal is null ? [] : Nearest(heldOutReal, training, features, options);
+        long g = generated.shape[0], total = g + (heldOutReal?.shape[0] ?? 0);
+        var gen = Nearest(generated, training, features, options, progress is null ? null : (done, _) => progress(done, total));
+        IReadOnlyList<NearestMatch> real = heldOutReal is null ? []
+            : Nearest(heldOutReal, training, features, options, progress is null ? null : (done, _) => progress(g + done, total));
         var pairs = gen.OrderByDescending(m => m.Ssim).ThenBy(m => m.Index).Take(options.ClosestPairs)
             .Select(m => new MemorizationPair(m.Index, m.BySsim, m.Ssim, m.CosineAtSsimNearest)).ToList();
         return new MemorizationAudit(options, (int)training.shape[0], gen, real, NearDuplicateRate.Of(gen, options), NearDuplicateRate.Of(real, options), pairs);

@@ -21,7 +21,11 @@ public class MemorizationTests
         var generated = Images(8, 2);
         generated[3] = training[5].clone();                                  // the planted duplicate
         var heldOut = Images(6, 3);
-        var audit = Memorization.Audit(generated, training, heldOut, x => x.flatten(1), new MemorizationOptions { ClosestPairs = 3 });
+        var seen = new List<long>();
+        var audit = Memorization.Audit(generated, training, heldOut, x => x.flatten(1), new MemorizationOptions { ClosestPairs = 3 },
+            (done, total) => { Assert.Equal(generated.shape[0] + heldOut.shape[0], total); seen.Add(done); });
+        Assert.Equal(generated.shape[0] + heldOut.shape[0], seen[^1]);       // progress covers the generated, then the held-out images
+        Assert.True(seen.Zip(seen.Skip(1)).All(p => p.First < p.Second), string.Join(", ", seen));
 
         var top = audit.ClosestPairs[0];
         Assert.Equal(3, top.Generated);
@@ -47,7 +51,9 @@ public class MemorizationTests
         var queries = Images(3, 4);
         var references = Images(5, 5);
         var all = Memorization.PairwiseSsim(queries, references);
-        var oneByOne = Memorization.PairwiseSsim(queries, references, blockElements: 1);
+        var calls = new List<(long Done, long Total)>();
+        var oneByOne = Memorization.PairwiseSsim(queries, references, blockElements: 1, progress: (d, t) => calls.Add((d, t)));
+        Assert.Equal([(1L, 3L), (2L, 3L), (3L, 3L)], calls);             // one block per query, reported as it finishes
         Assert.Equal(new long[] { 3, 5 }, all.shape);
         for (int q = 0; q < 3; q++)
         {
