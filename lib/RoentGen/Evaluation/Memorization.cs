@@ -250,15 +250,19 @@ public static class Memorization
     /// <param name="generated">The generated images the pairs index.</param>
     /// <param name="training">The training images the pairs index.</param>
     /// <param name="title">Grid title.</param>
-    public static ImageGrid PairGrid(IReadOnlyList<MemorizationPair> pairs, Tensor generated, Tensor training, string? title = "Closest generated / training pairs (by SSIM)")
+    /// <param name="generatedCaption">Caption of a pair's generated image (null: "gen I: SSIM s, cos c").</param>
+    /// <param name="trainingCaption">Caption of a pair's training image (null: "train J").</param>
+    public static ImageGrid PairGrid(IReadOnlyList<MemorizationPair> pairs, Tensor generated, Tensor training, string? title = "Closest generated / training pairs (by SSIM)",
+        Func<MemorizationPair, string>? generatedCaption = null, Func<MemorizationPair, string>? trainingCaption = null)
     {
         ArgumentNullException.ThrowIfNull(pairs);
         var grid = new ImageGrid(4, title);
         foreach (var p in pairs)
         {
             using var scope = NewDisposeScope();
-            grid.Add(ImageTensors.FromTensor(generated[p.Generated]), string.Create(CultureInfo.InvariantCulture, $"gen {p.Generated}: SSIM {p.Ssim:F3}, cos {p.Cosine:F3}"));
-            grid.Add(ImageTensors.FromTensor(training[p.Training]), $"train {p.Training}");
+            grid.Add(ImageTensors.FromTensor(generated[p.Generated]),
+                generatedCaption?.Invoke(p) ?? string.Create(CultureInfo.InvariantCulture, $"gen {p.Generated}: SSIM {p.Ssim:F3}, cos {p.Cosine:F3}"));
+            grid.Add(ImageTensors.FromTensor(training[p.Training]), trainingCaption?.Invoke(p) ?? $"train {p.Training}");
         }
         return grid;
     }

@@ -403,8 +403,12 @@ public sealed record AugmentationStudyResult
             renumbered.Add(p with { Generated = i, Training = i });
         }
         if (renumbered.Count == 0) return new ImageGrid(4, "no pairs");
-        var grid = Evaluation.Memorization.PairGrid(renumbered, cat(generated, 0), cat(training, 0));
-        return grid;
+        // Short captions that fit a 64-px cell in three lines: "syn R/C" is copy C of training report R, beside phantom J.
+        return Evaluation.Memorization.PairGrid(renumbered, cat(generated, 0), cat(training, 0),
+            "Nearest training image by SSIM",
+            q => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"syn {pairs[q.Generated].Generated % nMax}/{pairs[q.Generated].Generated / nMax} SSIM {q.Ssim:F3} cos {q.Cosine:F3}"),
+            q => $"phantom {pairs[q.Training].Training}");
     }
 
     /// <summary>

@@ -130,7 +130,12 @@ public class AugmentationStudyTests
             Assert.Equal(WorldSeeds.HeldOut(result.Generator.World), result.Generator.TestWorld);
             // Validation lies beyond any size a later call may add, so extending the study keeps its thresholds' data.
             Assert.Equal(Math.Max(AugmentationStudy.MaxSize, result.Generator.GeneratorTrainImages), result.Generator.ValidationStart);
-            Assert.Equal(8, result.MemorizationGrid(dir).Cells.Count);
+            var memGrid = result.MemorizationGrid(dir);
+            Assert.Equal(8, memGrid.Cells.Count);
+            // Captions name the audited images themselves (report/copy and phantom index), not their places in the grid.
+            var top = result.Memorization.ClosestPairs[0];
+            Assert.StartsWith($"syn {top.Generated % n}/{top.Generated / n} SSIM", memGrid.Cells[0].Caption);
+            Assert.Equal($"phantom {top.Training}", memGrid.Cells[1].Caption);
 
             // A generator folder is resolved (and a folder of another study's settings is refused).
             var gen = AugmentationStudy.ResolveGenerator(Path.Combine(dir, AugmentationStudy.GeneratorFolder));
