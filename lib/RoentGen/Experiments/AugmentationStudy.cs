@@ -337,19 +337,10 @@ public static class AugmentationStudy
             using var scope = NewDisposeScope();
             int generated = Math.Min(config.AuditImages ?? int.MaxValue, k * nMax), heldOut = Math.Min(config.AuditImages ?? int.MaxValue, config.TestImages);
             log($"memorization audit: {generated} synthetic and {heldOut} held-out real images against {nMax} training images");
-            var auditClock = Stopwatch.StartNew();
-            var lastLine = TimeSpan.Zero;
-            void AuditProgress(long done, long total)
-            {
-                // One line every 30 s (the quick preset's audit takes minutes on 2 cores), and the last.
-                if (done < total && auditClock.Elapsed - lastLine < TimeSpan.FromSeconds(30)) return;
-                lastLine = auditClock.Elapsed;
-                double rate = done / Math.Max(1e-9, auditClock.Elapsed.TotalSeconds);
-                log(string.Create(CultureInfo.InvariantCulture,
-                    $"memorization audit: {done}/{total} images searched ({auditClock.Elapsed.TotalSeconds:F0} s, ETA {TimeSpan.FromSeconds((total - done) / Math.Max(rate, 1e-9)):hh\\:mm\\:ss})"));
-            }
+            // The library's progress reporter (a console bar in the CLI, a display in a notebook): minutes at the quick preset.
+            using var progress = ProgressReporter.Start("memorization audit", generated + heldOut, "images");
             audit = WriteJson(auditPath, Memorization.Audit(AuditedSynthetic(synthetic, generated), realImages,
-                testImages.narrow(0, 0, heldOut), judge.Features, config.Memorization, AuditProgress));
+                testImages.narrow(0, 0, heldOut), judge.Features, config.Memorization, (done, _) => progress.Advance(done - progress.Done)));
         }
         log(string.Create(CultureInfo.InvariantCulture,
             $"memorization: near-duplicates (SSIM >= {audit.Options.SsimThreshold}) {audit.GeneratedRate.SsimRate:P1} of synthetic vs {audit.RealRate.SsimRate:P1} of held-out real; closest pair SSIM {audit.ClosestPairs.FirstOrDefault()?.Ssim ?? double.NaN:F3}"));

@@ -82,14 +82,8 @@ public static class SyntheticDataStudy
         var world = new PhantomOptions { Size = Math.Max(64, config.ImageSize), Seed = config.WorldSeed };
         var maskGenerator = o.MaskGenerator ?? new PhantomOracleGenerator(world);
         string maskName = o.MaskGeneratorName ?? (o.MaskGenerator is null ? PhantomOracleGenerator.Label : maskGenerator.GetType().Name);
-        PinSources(outDir, o.TextGenerator is null ? null : o.TextGeneratorName, maskName, o.RealSample is null ? null : Path.GetFullPath(o.RealSample));
-        StudyPins.CheckAndRecord(Path.Combine(outDir, GeneratorsFile),
-            new Dictionary<string, string?>
-            {
-                ["text generator weights"] = o.TextGenerator is null ? null : o.TextGeneratorWeights,
-                ["mask generator weights"] = o.MaskGenerator is null ? null : o.MaskGeneratorWeights,
-            },
-            "the generator folder's weights changed since its images were cached (retrained or overwritten in place): use another --out");
+        PinSources(outDir, o.TextGenerator is null ? null : o.TextGeneratorName, maskName, o.RealSample is null ? null : Path.GetFullPath(o.RealSample),
+            o.TextGenerator is null ? null : o.TextGeneratorWeights, o.MaskGenerator is null ? null : o.MaskGeneratorWeights);
         var skipped = new List<string>();
         if (o.TextGenerator is null)
             skipped.AddRange(SyntheticArm.All.Where(a => a.NeedsText).Select(a => $"{a.Name}: no text-to-image generator (--generator DIR)"));
@@ -157,10 +151,14 @@ public static class SyntheticDataStudy
     /// used) would mix them under the new name, so it is refused. Adding a text generator or a real sample to a folder that
     /// had none is allowed (nothing of theirs was cached).
     /// </summary>
-    private static void PinSources(string outDir, string? text, string mask, string? realSample) =>
+    private static void PinSources(string outDir, string? text, string mask, string? realSample, string? textWeights, string? maskWeights) =>
         StudyPins.CheckAndRecord(Path.Combine(outDir, GeneratorsFile),
-            new Dictionary<string, string?> { ["text generator"] = text, ["mask generator"] = mask, ["real sample"] = realSample },
-            "use another --out for another generator or real sample");
+            new Dictionary<string, string?>
+            {
+                ["text generator"] = text, ["mask generator"] = mask, ["real sample"] = realSample,
+                ["text generator weights"] = textWeights, ["mask generator weights"] = maskWeights,
+            },
+            "use another --out for another generator (or the same folder retrained or overwritten in place) or real sample");
 
     private static void Pin(SyntheticDataStudyConfig config, string outDir, IReadOnlySet<string>? expertRejected)
     {
