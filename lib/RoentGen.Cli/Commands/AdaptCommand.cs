@@ -4,7 +4,7 @@ using RoentGen.Experiments;
 namespace RoentGen.Cli.Commands;
 
 /// <summary>
-/// <c>roentgen adapt --preset quick|tiny --out DIR [--seeds 0,1,2] [--iu-reports FILE] [--threads N]</c>: RoentGen's
+/// <c>roentgen adapt --preset quick|study|tiny --out DIR [--seeds 0,1,2] [--iu-reports FILE] [--threads N]</c>: RoentGen's
 /// adaptation study (<see cref="DomainAdaptation"/>): the foundation model on the general-domain scenes, the domain
 /// shift, the fine-tuning variants' curves over the seeds and the text-encoder probe; DIR/results.json and
 /// DIR/report.html. Every stage is a run folder under DIR, so a second call resumes or skips.

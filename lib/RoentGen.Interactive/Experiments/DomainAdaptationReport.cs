@@ -21,7 +21,9 @@ public static class DomainAdaptationReport
         report.Paragraph(
             $"A foundation model (VAE, text encoder, UNet) pretrained on {c.SceneImages} general-domain scenes for {c.FoundationSteps} denoiser steps, "
             + $"then adapted to {c.Cxr.TrainImages} phantom chest X-rays with their reports in four ways at one budget of {c.FineTuneSteps} steps, "
-            + $"over seeds {string.Join(", ", result.Seeds)}. Adherence: the judge's AUC for each finding a prompt names (0.5 = ignored); FID: the judge's "
+            + $"over seeds {string.Join(", ", result.Seeds)}. Adherence: the judge's AUC for each finding a prompt names (0.5 = ignored), "
+            + $"on images generated from {c.ReportPrompts} held-out phantom reports (report adherence; the real images of those reports score "
+            + string.Create(CultureInfo.InvariantCulture, $"{result.ReportAdherenceCeiling:F3}, the ceiling) and from {RoentGen.Evaluation.PromptAdherence.DefaultPrompts.Count} short prompts naming one finding each (short-prompt adherence); FID: the judge's ")
             + $"features against {c.HeldOutImages} held-out phantoms. Intervals are 95 % Student-t intervals over the seeds.");
         report.Heading("Claims: the paper against this study");
         report.Add(result.ClaimTable());
@@ -29,6 +31,7 @@ public static class DomainAdaptationReport
         report.Paragraph("The foundation model has never seen a chest X-ray or a radiology word; prompted with reports it draws scenes. Next to it, each variant at the full budget (means over the seeds).");
         report.Add(result.ShiftTable());
         report.Heading("Fine-tuning variants: curves against steps");
+        report.Chart(result.CurveFigure("report_adherence"));
         report.Chart(result.CurveFigure("adherence"));
         report.Chart(result.CurveFigure("fid"));
         report.Chart(result.CurveFigure("pneumothorax_adherence"));

@@ -18,6 +18,14 @@ namespace RoentGen.Experiments;
 /// <param name="Seconds">Evaluation wall time.</param>
 public sealed record CurvePoint(int Step, double Fid, double Kid, double AdherenceMeanAuc, double PneumothoraxAuc, int Images, double Seconds)
 {
+    /// <summary>
+    /// Report adherence: mean AUC of the judge on images generated from held-out phantom reports (worded as the training
+    /// prompts are), each finding scored against the report's labels; NaN where not measured (points written before
+    /// this measure existed). Its ceiling is the same measure on the real images of those reports
+    /// (<see cref="DomainAdaptationResult.ReportAdherenceCeiling"/>).
+    /// </summary>
+    public double ReportAdherenceMeanAuc { get; init; } = double.NaN;
+
     /// <summary>A step whose evaluation is missing (every number NaN).</summary>
     public static CurvePoint Missing(int step) => new(step, double.NaN, double.NaN, double.NaN, double.NaN, 0, 0);
 }
@@ -81,6 +89,11 @@ public sealed record DomainAdaptationResult
     public required IReadOnlyList<AdaptationClaim> Claims { get; init; }
     /// <summary>Wall time of the call that wrote the result (stages finished earlier cost nothing here).</summary>
     public double Seconds { get; init; }
+    /// <summary>
+    /// The report-adherence measure on the real held-out phantoms of the report prompts: what a generator that followed
+    /// every report perfectly would score with this judge (NaN in results written before the measure existed).
+    /// </summary>
+    public double ReportAdherenceCeiling { get; init; } = double.NaN;
 
     /// <summary>The JSON settings of results.json (snake_case, NaN as "NaN", enums as strings).</summary>
     public static JsonSerializerOptions JsonOptions { get; } = new()
@@ -96,7 +109,7 @@ public sealed record DomainAdaptationResult
 
     /// <summary>Summarises runs and probes into curves and claims.</summary>
     public static DomainAdaptationResult Build(DomainAdaptationConfig config, IReadOnlyList<long> seeds, CurvePoint shift, IReadOnlyList<VariantRun> runs,
-        IReadOnlyList<TextProbeRow> probes, double seconds)
+        IReadOnlyList<TextProbeRow> probes, double seconds, double reportAdherenceCeiling = double.NaN)
     {
         var curves = new List<CurveSummary>();
         foreach (var v in runs.Select(r => r.Variant).Distinct())
@@ -106,12 +119,13 @@ public sealed record DomainAdaptationResult
         var partial = new DomainAdaptationResult
         {
             Config = config, Seeds = seeds, Shift = shift, Runs = runs, Curves = curves, TextProbes = probes, Claims = [], Seconds = seconds,
+            ReportAdherenceCeiling = reportAdherenceCeiling,
         };
         return partial with { Claims = partial.MakeClaims() };
     }
 
     private static readonly (string Name, Func<CurvePoint, double> Get)[] Metrics =
-        [("adherence", p => p.AdherenceMeanAuc), ("fid", p => p.Fid), ("pneumothorax_adherence", p => p.PneumothoraxAuc)];
+        [("report_adherence", p => p.ReportAdherenceMeanAuc), ("adherence", p => p.AdherenceMeanAuc), ("fid", p => p.Fid), ("pneumothorax_adherence", p => p.PneumothoraxAuc)];
 
     /// <summary>The summary of a metric of a variant at a step (N = 0 when absent).</summary>
     public Summary CurveAt(string variant, int step, string metric) =>
@@ -141,19 +155,21 @@ public sealed record DomainAdaptationResult
         int last = Config.FineTuneSteps, first = Config.EvalSteps.Min();
         string a = DomainAdaptation.Key(AdaptationVariant.UnetOnly), b = DomainAdaptation.Key(AdaptationVariant.UnetAndText);
         string c = DomainAdaptation.Key(AdaptationVariant.Scratch), d = DomainAdaptation.Key(AdaptationVariant.VaeFineTuned);
-        double Adh(CurvePoint p) => p.AdherenceMeanAuc;
+        // Adherence here is report adherence: prompts worded as the training reports are, with a known ceiling (the real
+        // images of those reports). The short single-finding prompts of PromptAdherence.DefaultPrompts stay in the curves.
+        double Adh(CurvePoint p) => p.ReportAdherenceMeanAuc;
         double Fid(CurvePoint p) => p.Fid;
         var claims = new List<AdaptationClaim>
         {
             Paired("The shift is large: a general-domain model prompted with radiology text fails, fine-tuning fixes it",
                 "Stable Diffusion out of the box scores far below the fine-tuned model (FID and radiologist ratings)",
-                $"adherence AUC of (b) at {last} steps − the foundation model's", PerSeed(b, last, Adh), Seeds.Select(_ => Shift.AdherenceMeanAuc).ToArray()),
+                $"report adherence AUC of (b) at {last} steps − the foundation model's", PerSeed(b, last, Adh), Seeds.Select(_ => Adh(Shift)).ToArray()),
             Paired("Fine-tuning the text encoder with the UNet helps",
                 "UNet + text encoder beats UNet alone on FID and on the classifier's accuracy for the prompted finding",
-                $"adherence AUC (b) − (a) at {last} steps", PerSeed(b, last, Adh), PerSeed(a, last, Adh)),
+                $"report adherence AUC (b) − (a) at {last} steps", PerSeed(b, last, Adh), PerSeed(a, last, Adh)),
             Paired("Pretraining makes adaptation sample-efficient",
                 "starting from Stable Diffusion, good images after few fine-tuning steps",
-                $"adherence AUC (b) − (c, scratch) at {first} steps", PerSeed(b, first, Adh), PerSeed(c, first, Adh)),
+                $"report adherence AUC (b) − (c, scratch) at {first} steps", PerSeed(b, first, Adh), PerSeed(c, first, Adh)),
             Paired("Pretraining makes adaptation sample-efficient (FID)",
                 "as above",
                 $"FID (c, scratch) − (b) at {first} steps (positive: pretrained is closer)", PerSeed(c, first, Fid), PerSeed(b, first, Fid)),
@@ -216,11 +232,14 @@ public sealed record DomainAdaptationResult
         var rows = Curves.Where(c => c.Metric == "adherence").ToList();
         string Ci(Summary s) => s.N < 2 ? "" : $"[{F(s.Lower)}, {F(s.Upper)}]";
         Summary Fid(CurveSummary r) => CurveAt(r.Variant, r.Step, "fid");
+        Summary Report(CurveSummary r) => CurveAt(r.Variant, r.Step, "report_adherence");
         return new DataFrame(
             new StringDataFrameColumn("variant", rows.Select(r => r.Variant)),
             new Int32DataFrameColumn("step", rows.Select(r => r.Step)),
-            new DoubleDataFrameColumn("adherence", rows.Select(r => N(r.Summary.Mean))),
-            new StringDataFrameColumn("adherence 95% CI", rows.Select(r => Ci(r.Summary))),
+            new DoubleDataFrameColumn("report adherence", rows.Select(r => N(Report(r).Mean))),
+            new StringDataFrameColumn("report adherence 95% CI", rows.Select(r => Ci(Report(r)))),
+            new DoubleDataFrameColumn("short-prompt adherence", rows.Select(r => N(r.Summary.Mean))),
+            new StringDataFrameColumn("short-prompt adherence 95% CI", rows.Select(r => Ci(r.Summary))),
             new DoubleDataFrameColumn("fid", rows.Select(r => N(Fid(r).Mean))),
             new StringDataFrameColumn("fid 95% CI", rows.Select(r => Ci(Fid(r)))),
             new Int32DataFrameColumn("seeds", rows.Select(r => r.Summary.N)));
@@ -231,15 +250,22 @@ public sealed record DomainAdaptationResult
     {
         int last = Config.FineTuneSteps;
         var names = new List<string> { "foundation model (scenes only)" };
+        var report = new List<double?> { N(Shift.ReportAdherenceMeanAuc) };
         var adh = new List<double?> { N(Shift.AdherenceMeanAuc) };
         var fid = new List<double?> { N(Shift.Fid) };
         foreach (var v in DomainAdaptation.Variants)
         {
             names.Add($"{DomainAdaptation.Describe(v)}, {last} steps");
+            report.Add(N(CurveAt(DomainAdaptation.Key(v), last, "report_adherence").Mean));
             adh.Add(N(CurveAt(DomainAdaptation.Key(v), last, "adherence").Mean));
             fid.Add(N(CurveAt(DomainAdaptation.Key(v), last, "fid").Mean));
         }
-        return new DataFrame(new StringDataFrameColumn("model", names), new DoubleDataFrameColumn("adherence mean AUC", adh), new DoubleDataFrameColumn("fid", fid));
+        names.Add("the held-out phantoms themselves (the judge's ceiling)");
+        report.Add(N(ReportAdherenceCeiling));
+        adh.Add(null);
+        fid.Add(null);
+        return new DataFrame(new StringDataFrameColumn("model", names), new DoubleDataFrameColumn("report adherence mean AUC", report),
+            new DoubleDataFrameColumn("short-prompt adherence mean AUC", adh), new DoubleDataFrameColumn("fid", fid));
     }
 
     /// <summary>The text probe: per report set and encoder, pneumothorax and macro AUCs (means over the seeds).</summary>
@@ -272,7 +298,8 @@ public sealed record DomainAdaptationResult
     /// A metric against steps: one solid line per variant (mean over the seeds), its 95 % interval as two dotted lines of
     /// the same colour, and the foundation model at step 0 for the variants that start from all of it.
     /// </summary>
-    /// <param name="metric">"adherence", "fid" or "pneumothorax_adherence".</param>
+    /// <param name="metric">"report_adherence", "adherence", "fid" or "pneumothorax_adherence".</param>
+    /// <exception cref="ArgumentException">An unknown metric.</exception>
     public Figure CurveFigure(string metric)
     {
         string[] colours = ["#1f77b4", "#d62728", "#7f7f7f", "#2ca02c"];
@@ -293,8 +320,10 @@ public sealed record DomainAdaptationResult
         var (title, y) = metric switch
         {
             "fid" => ("FID against held-out phantoms by fine-tuning step (lower is better)", "FID (judge features)"),
-            "pneumothorax_adherence" => ("Pneumothorax adherence by fine-tuning step", "adherence AUC"),
-            _ => ("Prompt adherence by fine-tuning step", "adherence mean AUC"),
+            "pneumothorax_adherence" => ("Pneumothorax adherence (short prompts) by fine-tuning step", "adherence AUC"),
+            "report_adherence" => ("Report adherence by fine-tuning step (held-out reports as prompts)", "adherence mean AUC"),
+            "adherence" => ("Short-prompt adherence by fine-tuning step (one finding named per prompt)", "adherence mean AUC"),
+            _ => throw new ArgumentException($"unknown metric '{metric}'; known: {string.Join(", ", Metrics.Select(m => m.Name))}", nameof(metric)),
         };
         return new Figure(title, traces, new FigureLayout { XAxis = new FigureAxis { Title = "denoiser steps on chest X-rays (0: the foundation model)" }, YAxis = new FigureAxis { Title = y } });
     }

@@ -39,6 +39,12 @@ public class DomainAdaptationTests
         var aWeights = Path.Combine(aDir, LatentDiffusionModel.UnetFolder, "model.safetensors");
         var aHash = CliCases.Hash(aWeights);
 
+        // A shift point written before report adherence existed (no such key) is evaluated again on resume.
+        var shiftFile = Path.Combine(dir, DomainAdaptation.ShiftFile);
+        var shiftJson = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(shiftFile))!.AsObject();
+        Assert.True(shiftJson.Remove("report_adherence_mean_auc"));
+        File.WriteAllText(shiftFile, shiftJson.ToJsonString());
+
         // The same study through the CLI: the foundation and variant (a) are skipped, (b) resumes, the rest run.
         var root = new RootCommand { AdaptCommand.Build() };
         var (rc, stdout, stderr) = CliCases.Invoke(root, "adapt", "--preset", "tiny", "--out", dir, "--seeds", "0", "--iu-reports", Path.Combine(dir, "none.csv"));
@@ -54,11 +60,18 @@ public class DomainAdaptationTests
         Assert.Equal(DomainAdaptation.Variants.Select(DomainAdaptation.Key).ToArray(), result.Runs.Select(r => r.Variant).ToArray());
         foreach (var run in result.Runs)
         {
-            foreach (var s in cfg.EvalSteps) Assert.True(double.IsFinite(run.At(s)!.AdherenceMeanAuc), $"{run.Variant} step {s} has no adherence");
+            foreach (var s in cfg.EvalSteps)
+            {
+                Assert.True(double.IsFinite(run.At(s)!.AdherenceMeanAuc), $"{run.Variant} step {s} has no adherence");
+                Assert.True(double.IsFinite(run.At(s)!.ReportAdherenceMeanAuc), $"{run.Variant} step {s} has no report adherence");
+                Assert.Equal(cfg.PromptCount!.Value * cfg.ImagesPerPrompt + cfg.ReportPrompts, run.At(s)!.Images);
+            }
             Assert.Equal(run.Variant is "unet-only" or "unet-text", run.At(0) is not null);
         }
         Assert.True(result.Runs.Single(r => r.Variant == "unet-only").TextEncoderUnchanged);
         Assert.Equal(result.Shift, result.Runs.Single(r => r.Variant == "unet-text").At(0));
+        Assert.InRange(result.ReportAdherenceCeiling, 0, 1);                   // the judge on the real images of the report prompts
+        Assert.InRange(result.Shift.ReportAdherenceMeanAuc, 0, 1);
         Assert.Contains(result.TextProbes, p => p.Encoder == "foundation");
         Assert.Contains(result.TextProbes, p => p.Encoder == "unet-text" && p.Seed == 0);
         Assert.Equal("Pneumothorax", result.TextProbes[0].Result.Findings[0].Finding);
@@ -127,7 +140,8 @@ public class DomainAdaptationTests
     public void Claims_use_paired_differences_over_the_seeds_and_the_result_round_trips()
     {
         var cfg = DomainAdaptationConfig.Tiny;
-        var shift = new CurvePoint(0, 50, 0.1, 0.5, 0.5, 12, 1);
+        // Report adherence drives the claims; the short-prompt adherence (0.3 everywhere) must not.
+        var shift = new CurvePoint(0, 50, 0.1, 0.3, 0.3, 12, 1) { ReportAdherenceMeanAuc = 0.5 };
         long[] seeds = [0, 1, 2];
         double[] bAdherence = [0.8, 0.9, 1.0], aAdherence = [0.7, 0.7, 0.7];
         var runs = new List<VariantRun>();
@@ -136,11 +150,11 @@ public class DomainAdaptationTests
             {
                 double adh = v == AdaptationVariant.UnetAndText ? bAdherence[i] : v == AdaptationVariant.UnetOnly ? aAdherence[i] : 0.6;
                 runs.Add(new VariantRun(DomainAdaptation.Key(v), seeds[i],
-                    cfg.EvalSteps.Select(s => new CurvePoint(s, 10 + i, 0.01, adh, adh, 12, 1)).ToList()));
+                    cfg.EvalSteps.Select(s => new CurvePoint(s, 10 + i, 0.01, 0.3, 0.3, 12, 1) { ReportAdherenceMeanAuc = adh }).ToList()));
             }
-        var result = DomainAdaptationResult.Build(cfg, seeds, shift, runs, [], 1);
+        var result = DomainAdaptationResult.Build(cfg, seeds, shift, runs, [], 1, reportAdherenceCeiling: 0.85);
 
-        var textHelps = result.Claims.Single(c => c.Measure.StartsWith("adherence AUC (b) − (a)", StringComparison.Ordinal));
+        var textHelps = result.Claims.Single(c => c.Measure.StartsWith("report adherence AUC (b) − (a)", StringComparison.Ordinal));
         var expected = Summary.Of([0.1, 0.2, 0.3]);
         Assert.Equal(0.2, textHelps.Estimate, 9);
         Assert.Equal(expected.Lower, textHelps.Lower, 9);
@@ -150,14 +164,21 @@ public class DomainAdaptationTests
         var shiftClaim = result.Claims[0];
         Assert.Equal(0.4, shiftClaim.Estimate, 9);                 // (b) at the budget − the foundation's 0.5
         Assert.Equal("supported", shiftClaim.Verdict);
-        Assert.Equal(0.9, result.CurveAt("unet-text", cfg.FineTuneSteps, "adherence").Mean, 9);
+        Assert.Equal(0.9, result.CurveAt("unet-text", cfg.FineTuneSteps, "report_adherence").Mean, 9);
+        Assert.Equal(0.3, result.CurveAt("unet-text", cfg.FineTuneSteps, "adherence").Mean, 9);
+        var shiftTable = result.ShiftTable();
+        Assert.Equal(0.85, (double)shiftTable.Columns["report adherence mean AUC"][shiftTable.Rows.Count - 1]!, 9);   // the ceiling row
 
         var path = Path.Combine(TestPaths.NewTempDir("adapt-json"), DomainAdaptation.ResultFile);
         result.Save(path);
         var loaded = DomainAdaptationResult.Load(path);
         Assert.Equal(result.ToJson(), loaded.ToJson());
         Assert.Equal(result.ClaimTable().Rows.Count, loaded.ClaimTable().Rows.Count);
+        Assert.Equal(0.85, loaded.ReportAdherenceCeiling, 9);
+        Assert.Equal(0.9, loaded.Runs.Single(r => r.Variant == "unet-text" && r.Seed == 1).At(cfg.FineTuneSteps)!.ReportAdherenceMeanAuc, 9);
         Assert.Equal(4, result.CurveFigure("adherence").Traces.Count(t => t.ShowLegend is null));
+        Assert.Equal(4, result.CurveFigure("report_adherence").Traces.Count(t => t.ShowLegend is null));
+        Assert.Contains("report_adherence", Assert.Throws<ArgumentException>(() => result.CurveFigure("adherance")).Message);
         Assert.Throws<FileNotFoundException>(() => DomainAdaptationResult.Load(Path.Combine(Path.GetDirectoryName(path)!, "missing.json")));
     }
 
@@ -169,6 +190,7 @@ public class DomainAdaptationTests
         var e = Assert.Throws<ArgumentException>(() => (DomainAdaptationConfig.Tiny with { EvalSteps = [2, 9] }).Validate());
         Assert.Contains("EvalSteps", e.Message);
         Assert.Contains("9", e.Message);
+        Assert.Contains("ReportPrompts", Assert.Throws<ArgumentException>(() => (DomainAdaptationConfig.Tiny with { ReportPrompts = 1 }).Validate()).Message);
         Assert.Contains("SceneSeed", Assert.Throws<ArgumentException>(() => (DomainAdaptationConfig.Tiny with { SceneSeed = 1 }).Validate()).Message);
         Assert.Contains("known presets", Assert.Throws<ArgumentException>(() => DomainAdaptationConfig.FromPreset("huge")).Message);
         var a = DomainAdaptationConfig.Tiny.Variant(AdaptationVariant.UnetOnly, 3, "/f");
