@@ -199,12 +199,13 @@ internal static class PairAugVlpCommands
             CxrDataset real = source.Equals("phantoms", StringComparison.OrdinalIgnoreCase)
                 ? TrainingRecords.Phantoms(new PhantomOptions { Size = cfg.SourceSize, Seed = cfg.WorldSeed }, cfg.Phantoms).Dataset!
                 : ClipTraining.WithReports(ImageFolderLoader.LoadFolder(source, new LoadOptions { AllowOutsideRoot = parse.GetValue(outside) }));
-            var parts = new List<CxrDataset> { real };
-            foreach (var f in parse.GetValue(pairs) ?? [])
-            {
+            var pairFiles = parse.GetValue(pairs) ?? [];
+            foreach (var f in pairFiles)
                 if (!f.Exists) throw new FileNotFoundException($"--pairs: {f.FullName} does not exist; expected a pairs.jsonl of pairaug inter or intra", f.FullName);
+            PairAugmentation.PinTrainingData(dir, $"{real.Name}: {real.Count} pairs", pairFiles.Select(f => f.FullName).ToList());
+            var parts = new List<CxrDataset> { real };
+            foreach (var f in pairFiles)
                 parts.Add(PairAugmentation.ToDataset(f.FullName, name: Path.GetFileName(Path.GetDirectoryName(f.FullName)) ?? "pairs"));
-            }
             var all = parts.Count == 1 ? real : CxrDataset.Concat("real+augmented", [.. parts]);
             Console.WriteLine($"CLIP: ViT {cfg.Vit.Layers}x{cfg.Vit.HiddenSize} at {cfg.Vit.ImageSize} px + text {cfg.Text.Layers}x{cfg.Text.HiddenSize}, batch {cfg.BatchSize}, {cfg.Steps} steps, seed {cfg.Seed}; "
                 + $"{all.Count} pairs ({string.Join(" + ", parts.Select(p => $"{p.Count} {p.Name}"))})");

@@ -234,6 +234,34 @@ public static class PairAugmentation
         return pairs;
     }
 
+    /// <summary>File in a CLIP run folder that names the data the run trains on (<see cref="PinTrainingData"/>).</summary>
+    public const string TrainingDataFile = "training-data.json";
+
+    /// <summary>
+    /// Records in <paramref name="runDir"/>/<see cref="TrainingDataFile"/> what a CLIP run trains on: the real pairs
+    /// (<paramref name="realPairs"/>, a description) and each augmented pairs.jsonl by its folder and file name, kept
+    /// and total pair counts and SHA-256; a later call on the same folder (a resume, or "nothing to do") must name the
+    /// same data. Checked before training, so a run never mixes steps on two data sets, and a finished model says what it
+    /// saw.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">A pairs file does not exist.</exception>
+    /// <exception cref="Platform.RunStateException">The folder's run was started on other data; the message names both.</exception>
+    public static void PinTrainingData(string runDir, string realPairs, IReadOnlyList<string> pairsFiles)
+    {
+        ArgumentNullException.ThrowIfNull(pairsFiles);
+        var augmented = pairsFiles.Select(Path.GetFullPath).Distinct(StringComparer.Ordinal).Select(f =>
+        {
+            if (!File.Exists(f)) throw new FileNotFoundException($"{f}: no such pairs file (a pairs.jsonl of pairaug inter or intra)", f);
+            var pairs = ReadPairs(f);
+            var sha = Platform.ShardFile.Describe(Path.GetDirectoryName(f)!, Path.GetFileName(f)).Sha256;
+            return $"{Path.GetFileName(Path.GetDirectoryName(f))}/{Path.GetFileName(f)}: {pairs.Count(p => p.Kept)} kept of {pairs.Count}, sha256 {sha[..16]}";
+        }).Order(StringComparer.Ordinal).ToList();
+        Directory.CreateDirectory(runDir);
+        Training.StudyPins.CheckAndRecord(Path.Combine(runDir, TrainingDataFile),
+            new Dictionary<string, string?> { ["real pairs"] = realPairs, ["augmented pairs"] = augmented.Count == 0 ? "none" : string.Join("; ", augmented) },
+            "a CLIP run resumes only on the data it started with: use another --out to train on other pairs");
+    }
+
     /// <summary>
     /// The pairs of a pairs.jsonl as records a CLIP run trains on: the image file, the report (as the full text) and its
     /// labels from <see cref="ReportLabeler"/>; only kept pairs unless <paramref name="keptOnly"/> is false.

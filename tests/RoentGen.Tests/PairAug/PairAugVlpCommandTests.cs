@@ -36,6 +36,19 @@ public sealed class PairAugVlpCommandTests : IDisposable
         Assert.True(rc == 0, stderr + stdout);
         Assert.True(ClipModel.Exists(Path.Combine(run, ClipModel.RunModelFolder)));
         Assert.Contains("model in", stdout, StringComparison.Ordinal);
+        using (var pins = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, PairAugmentation.TrainingDataFile))))
+            Assert.Equal("none", pins.RootElement.GetProperty("augmented pairs").GetString());
+
+        // The same folder with augmented pairs added is other training data: refused before any step, naming the pin.
+        var pairsDir = Path.Combine(_dir, "inter");
+        Directory.CreateDirectory(pairsDir);
+        var pairsFile = Path.Combine(pairsDir, PairAugmentation.PairsFileName);
+        File.WriteAllText(pairsFile, """{"id":"r0-inter","image":"images/r0.png","report":"Small left pleural effusion.","source_id":"p0","scores":{"inter":0.4},"kept":true}""" + "\n");
+        (rc, _, stderr) = CliCases.Invoke(Roentgen(), "pairaug", "pretrain", "--preset", "tiny", "--steps", "2", "--phantoms", "8", "--out", run, "--pairs", pairsFile);
+        Assert.Equal(2, rc);
+        Assert.Contains("augmented pairs", stderr, StringComparison.Ordinal);
+        Assert.Contains("inter/pairs.jsonl: 1 kept of 1", stderr, StringComparison.Ordinal);
+        Assert.Contains("use another --out", stderr, StringComparison.Ordinal);
 
         var json = Path.Combine(_dir, "eval.json");
         (rc, stdout, stderr) = CliCases.Invoke(Roentgen(), "pairaug", "evaluate", "--model", run, "--images", "12", "--resamples", "100", "--probe-steps", "5", "--json", json);
