@@ -46,7 +46,7 @@ public static class AugmentationStudyReport
         report.Add(result.QualityTable());
         report.Heading("Memorization audit");
         report.Paragraph(
-            I($"Each synthetic image's nearest real training image (the {result.Memorization.TrainingImages} images whose reports prompted them) by SSIM and by the judge's feature cosine; ")
+            I($"Each synthetic image's nearest image in the generator's training set (the {result.Memorization.TrainingImages} phantoms it trained on, the real images whose reports prompted the synthetic ones among them) by SSIM and by the judge's feature cosine; ")
             + "held-out real images of the test world searched the same way give the rate two different real images reach by chance.");
         report.Add(result.MemorizationTable());
         if (outDir is not null && result.Memorization.ClosestPairs.Count > 0)

@@ -329,17 +329,25 @@ public static class AugmentationStudy
                     runs.Add(run);
                 }
 
-        // 7. The memorization audit: the synthetic images of the largest N against the real images of their reports.
+        // 7. The memorization audit: the synthetic images of the largest N against every image the generator trained on
+        //    (phantoms 0.. of its world: the N real images of their reports first, then the rest of its training set).
         var auditPath = Path.Combine(outDir, MemorizationFile(nMax));
+        int searched = Math.Max(nMax, gen.TrainImages);
         var audit = ReadJson<MemorizationAudit>(auditPath);
+        if (audit is not null && audit.TrainingImages != searched)
+        {
+            log($"memorization audit: the cached one searched {audit.TrainingImages} training images, the generator trained on {searched}: auditing again");
+            audit = null;
+        }
         if (audit is null)
         {
             using var scope = NewDisposeScope();
             int generated = Math.Min(config.AuditImages ?? int.MaxValue, k * nMax), heldOut = Math.Min(config.AuditImages ?? int.MaxValue, config.TestImages);
-            log($"memorization audit: {generated} synthetic and {heldOut} held-out real images against {nMax} training images");
+            log($"memorization audit: {generated} synthetic and {heldOut} held-out real images against the generator's {searched} training images");
+            var training = searched == nMax ? realImages : cat([realImages, ProxyFindingClassifier.PhantomData(size, nMax, searched - nMax, world).Images], 0);
             // The library's progress reporter (a console bar in the CLI, a display in a notebook): minutes at the quick preset.
             using var progress = ProgressReporter.Start("memorization audit", generated + heldOut, "images");
-            audit = WriteJson(auditPath, Memorization.Audit(AuditedSynthetic(synthetic, generated), realImages,
+            audit = WriteJson(auditPath, Memorization.Audit(AuditedSynthetic(synthetic, generated), training,
                 testImages.narrow(0, 0, heldOut), judge.Features, config.Memorization, (done, _) => progress.Advance(done - progress.Done)));
         }
         log(string.Create(CultureInfo.InvariantCulture,
