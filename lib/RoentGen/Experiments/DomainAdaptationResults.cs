@@ -107,6 +107,9 @@ public sealed record DomainAdaptationResult
     /// <summary>RoentGen's headline relative improvement of the text encoder's pneumothorax representation after fine-tuning.</summary>
     public const double PaperTextImprovement = 0.25;
 
+    /// <summary>Fewest pneumothorax reports in a text probe's test part for its claim to get a verdict.</summary>
+    public const int MinTextProbePositives = 5;
+
     /// <summary>Summarises runs and probes into curves and claims.</summary>
     public static DomainAdaptationResult Build(DomainAdaptationConfig config, IReadOnlyList<long> seeds, CurvePoint shift, IReadOnlyList<VariantRun> runs,
         IReadOnlyList<TextProbeRow> probes, double seconds, double reportAdherenceCeiling = double.NaN)
@@ -179,10 +182,23 @@ public sealed record DomainAdaptationResult
                 PerSeed(b, last, Fid), PerSeed(d, last, Fid), twoSided: true),
         };
         foreach (var reports in TextProbes.Select(p => p.Reports).Distinct())
-            claims.Add(Single("The fine-tuned text encoder represents pneumothorax better",
-                $"+{PaperTextImprovement:P0} for pneumothorax (their headline figure; the paper's exact measure is not restated here)",
-                $"relative change of the pneumothorax linear-probe AUC, (b) over the foundation text encoder, on {reports}",
-                TextImprovement(b, reports)));
+        {
+            int positives = TextProbes.FirstOrDefault(p => p.Encoder == "foundation" && p.Reports == reports)?.Result.Findings
+                .FirstOrDefault(f => f.Finding == "Pneumothorax")?.TestPositives ?? 0;
+            // The linear probe learns its own read-out (it can find the word even in an untrained encoder); the k-NN probe
+            // reads the embedding's geometry as it is, closer to "how the encoder represents" the finding.
+            foreach (var (measure, words) in new[] { ("linear", "linear-probe"), ("knn", "k-NN") })
+            {
+                var claim = Single("The fine-tuned text encoder represents pneumothorax better",
+                    $"+{PaperTextImprovement:P0} for pneumothorax (their headline figure; the paper's exact measure is not restated here)",
+                    $"relative change of the pneumothorax {words} AUC, (b) over the foundation text encoder, on {reports}",
+                    TextImprovement(b, reports, measure));
+                // An AUC over a handful of positives says nothing either way, whatever its interval.
+                if (positives < MinTextProbePositives)
+                    claim = claim with { Verdict = $"undecided (only {positives} pneumothorax report{(positives == 1 ? "" : "s")} in the probe's test part)" };
+                claims.Add(claim);
+            }
+        }
         return claims;
     }
 

@@ -152,7 +152,22 @@ public class DomainAdaptationTests
                 runs.Add(new VariantRun(DomainAdaptation.Key(v), seeds[i],
                     cfg.EvalSteps.Select(s => new CurvePoint(s, 10 + i, 0.01, 0.3, 0.3, 12, 1) { ReportAdherenceMeanAuc = adh }).ToList()));
             }
-        var result = DomainAdaptationResult.Build(cfg, seeds, shift, runs, [], 1, reportAdherenceCeiling: 0.85);
+        // Text probes: the foundation encoder and (b) per seed on two report sets, one with too few pneumothorax reports.
+        TextProbeRow Probe(string encoder, long? seed, string reports, double linear, double knn, int positives) =>
+            new(encoder, seed, reports, new TextProbeResult(encoder, reports, linear, knn, [new FindingProbeAuc("Pneumothorax", linear, knn, positives, 200)]));
+        var probes = new List<TextProbeRow> { Probe("foundation", null, "many", 0.9, 0.8, 12), Probe("foundation", null, "few", 0.9, 0.8, 1) };
+        for (int i = 0; i < 3; i++)
+        {
+            probes.Add(Probe("unet-text", seeds[i], "many", 0.9, 0.88 + 0.01 * i, 12));
+            probes.Add(Probe("unet-text", seeds[i], "few", 0.9, 0.88 + 0.01 * i, 1));
+        }
+        var result = DomainAdaptationResult.Build(cfg, seeds, shift, runs, probes, 1, reportAdherenceCeiling: 0.85);
+        var knnClaim = result.Claims.Single(c => c.Measure.Contains("k-NN") && c.Measure.EndsWith("on many", StringComparison.Ordinal));
+        Assert.Equal(0.1125, knnClaim.Estimate, 9);                                 // mean of 0.88/0.8 − 1, 0.89/0.8 − 1, 0.90/0.8 − 1
+        Assert.Equal("supported", knnClaim.Verdict);
+        Assert.Equal(0, result.Claims.Single(c => c.Measure.Contains("linear-probe") && c.Measure.EndsWith("on many", StringComparison.Ordinal)).Estimate, 9);
+        Assert.All(result.Claims.Where(c => c.Measure.EndsWith("on few", StringComparison.Ordinal)),
+            c => Assert.StartsWith("undecided (only 1 pneumothorax report in", c.Verdict));
 
         var textHelps = result.Claims.Single(c => c.Measure.StartsWith("report adherence AUC (b) − (a)", StringComparison.Ordinal));
         var expected = Summary.Of([0.1, 0.2, 0.3]);
