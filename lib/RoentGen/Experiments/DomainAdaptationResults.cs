@@ -180,6 +180,10 @@ public sealed record DomainAdaptationResult
                 "RoentGen keeps Stable Diffusion's VAE frozen; it reconstructs chest X-rays well",
                 $"FID (b, VAE frozen) − (d, VAE tuned) at {last} steps (positive: tuning the VAE helped; the claim expects about 0)",
                 PerSeed(b, last, Fid), PerSeed(d, last, Fid), twoSided: true),
+            Paired("Keeping the VAE frozen is enough (adherence)",
+                "as above",
+                $"report adherence AUC (d, VAE tuned) − (b, VAE frozen) at {last} steps (positive: tuning the VAE helped; the claim expects about 0)",
+                PerSeed(d, last, Adh), PerSeed(b, last, Adh), twoSided: true),
         };
         foreach (var reports in TextProbes.Select(p => p.Reports).Distinct())
         {

@@ -176,6 +176,10 @@ public class DomainAdaptationTests
         Assert.Equal(expected.Upper, textHelps.Upper, 9);
         Assert.Equal(TTest.Paired([0.8, 0.9, 1.0], [0.7, 0.7, 0.7], Alternative.Greater).P, textHelps.P, 9);
         Assert.StartsWith("undecided", textHelps.Verdict);        // [−0.05, 0.45] includes 0
+        // (d) at 0.6 against (b) at 0.8-1.0: tuning the VAE lowered adherence, so "frozen is enough" is contradicted two-sidedly.
+        var vaeAdherence = result.Claims.Single(c => c.Measure.StartsWith("report adherence AUC (d, VAE tuned) − (b, VAE frozen)", StringComparison.Ordinal));
+        Assert.Equal(-0.3, vaeAdherence.Estimate, 9);
+        Assert.StartsWith("contradicted", vaeAdherence.Verdict);
         var shiftClaim = result.Claims[0];
         Assert.Equal(0.4, shiftClaim.Estimate, 9);                 // (b) at the budget − the foundation's 0.5
         Assert.Equal("supported", shiftClaim.Verdict);
