@@ -276,7 +276,7 @@ public static class DomainAdaptation
 
         // 3. The domain shift: the foundation model prompted with radiology text (re-evaluated when written before report adherence existed).
         var shiftPath = Path.Combine(outDir, ShiftFile);
-        var shift = ReadPoint(shiftPath) is { } old && double.IsFinite(old.ReportAdherenceMeanAuc) ? old : WritePoint(shiftPath, evaluator.Evaluate(foundation.Model, 0));
+        var shift = ReadMeasured(shiftPath) ?? WritePoint(shiftPath, evaluator.Evaluate(foundation.Model, 0));
         log($"domain shift: foundation model on chest X-ray prompts: report adherence {shift.ReportAdherenceMeanAuc:F3}, short-prompt adherence {shift.AdherenceMeanAuc:F3}, FID {shift.Fid:F2}");
 
         // 4. The fine-tuning variants, each seed.
@@ -299,7 +299,7 @@ public static class DomainAdaptation
                         int done = step + 1;
                         if (!config.EvalSteps.Contains(done)) return;
                         var path = PointPath(curveDir, done);
-                        if (File.Exists(path)) return;
+                        if (ReadMeasured(path) is not null) return;
                         var p = WritePoint(path, evaluator.Evaluate(model, done));
                         log($"  step {done}: report adherence {p.ReportAdherenceMeanAuc:F3}, short-prompt adherence {p.AdherenceMeanAuc:F3}, FID {p.Fid:F2}");
                     },
@@ -308,8 +308,7 @@ public static class DomainAdaptation
                 // A variant finished before evaluations were kept (or before report adherence was measured) has its last point
                 // taken from the saved model (the same weights when there is no EMA); earlier points cannot be re-made.
                 var lastPath = PointPath(curveDir, config.FineTuneSteps);
-                if (config.EvalSteps.Contains(config.FineTuneSteps) && vcfg.EmaDecay is null
-                    && !(ReadPoint(lastPath) is { } kept && double.IsFinite(kept.ReportAdherenceMeanAuc)))
+                if (config.EvalSteps.Contains(config.FineTuneSteps) && vcfg.EmaDecay is null && ReadMeasured(lastPath) is null)
                     WritePoint(lastPath, evaluator.Evaluate(result.Model, config.FineTuneSteps));
                 var points = new List<CurvePoint>();
                 if (v is AdaptationVariant.UnetOnly or AdaptationVariant.UnetAndText) points.Add(shift);   // step 0 is the foundation model itself
@@ -354,6 +353,9 @@ public static class DomainAdaptation
     }
 
     private static string PointPath(string curveDir, int step) => Path.Combine(curveDir, $"step-{step:D6}.json");
+
+    /// <summary>A written point that has every measure (points written before report adherence existed are evaluated again).</summary>
+    private static CurvePoint? ReadMeasured(string path) => ReadPoint(path) is { } p && double.IsFinite(p.ReportAdherenceMeanAuc) ? p : null;
 
     private static CurvePoint? ReadPoint(string path) =>
         File.Exists(path) ? JsonSerializer.Deserialize<CurvePoint>(File.ReadAllText(path), DomainAdaptationResult.JsonOptions) : null;

@@ -187,8 +187,7 @@ public sealed record DomainAdaptationResult
         };
         foreach (var reports in TextProbes.Select(p => p.Reports).Distinct())
         {
-            int positives = TextProbes.FirstOrDefault(p => p.Encoder == "foundation" && p.Reports == reports)?.Result.Findings
-                .FirstOrDefault(f => f.Finding == "Pneumothorax")?.TestPositives ?? 0;
+            int positives = TextProbes.FirstOrDefault(p => p.Encoder == "foundation" && p.Reports == reports)?.Result["Pneumothorax"].TestPositives ?? 0;
             // The linear probe learns its own read-out (it can find the word even in an untrained encoder); the k-NN probe
             // reads the embedding's geometry as it is, closer to "how the encoder represents" the finding.
             foreach (var (measure, words) in new[] { ("linear", "linear-probe"), ("knn", "k-NN") })
@@ -322,6 +321,15 @@ public sealed record DomainAdaptationResult
     /// <exception cref="ArgumentException">An unknown metric.</exception>
     public Figure CurveFigure(string metric)
     {
+        // The metric is checked before any trace is built.
+        var (title, y) = metric switch
+        {
+            "fid" => ("FID against held-out phantoms by fine-tuning step (lower is better)", "FID (judge features)"),
+            "pneumothorax_adherence" => ("Pneumothorax adherence (short prompts) by fine-tuning step", "adherence AUC"),
+            "report_adherence" => ("Report adherence by fine-tuning step (held-out reports as prompts)", "adherence mean AUC"),
+            "adherence" => ("Short-prompt adherence by fine-tuning step (one finding named per prompt)", "adherence mean AUC"),
+            _ => throw new ArgumentException($"unknown metric '{metric}'; known: {string.Join(", ", Metrics.Select(m => m.Name))}", nameof(metric)),
+        };
         string[] colours = ["#1f77b4", "#d62728", "#7f7f7f", "#2ca02c"];
         var traces = new List<Trace>();
         var variants = Curves.Select(c => c.Variant).Distinct().ToList();
@@ -337,14 +345,6 @@ public sealed record DomainAdaptationResult
                 traces.Add(new ScatterTrace { Name = $"{variants[i]} 95% CI", ShowLegend = false, X = x, Y = rows.Select(r => r.Summary.Upper).ToArray(), Line = new LineStyle { Color = colour, Dash = LineDash.Dot, Width = 1 } });
             }
         }
-        var (title, y) = metric switch
-        {
-            "fid" => ("FID against held-out phantoms by fine-tuning step (lower is better)", "FID (judge features)"),
-            "pneumothorax_adherence" => ("Pneumothorax adherence (short prompts) by fine-tuning step", "adherence AUC"),
-            "report_adherence" => ("Report adherence by fine-tuning step (held-out reports as prompts)", "adherence mean AUC"),
-            "adherence" => ("Short-prompt adherence by fine-tuning step (one finding named per prompt)", "adherence mean AUC"),
-            _ => throw new ArgumentException($"unknown metric '{metric}'; known: {string.Join(", ", Metrics.Select(m => m.Name))}", nameof(metric)),
-        };
         return new Figure(title, traces, new FigureLayout { XAxis = new FigureAxis { Title = "denoiser steps on chest X-rays (0: the foundation model)" }, YAxis = new FigureAxis { Title = y } });
     }
 
