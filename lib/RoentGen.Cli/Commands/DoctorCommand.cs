@@ -51,6 +51,7 @@ internal static class DoctorCommand
         Row("OS / runtime", $"{r.Os} / {r.Runtime}");
         Row("GLIBCXX_3.4.32 fix needed", r.CompatFixNeeded?.ToString().ToLowerInvariant());
         Row("GLIBCXX_3.4.32 fix applied", r.CompatFixApplied?.ToString().ToLowerInvariant());
+        Row("oneDNN", r.OneDnn);
         Row("float32 matmul", r.MatmulGflops is double g ? $"{g:F1} GFLOP/s" : null);
         Cli.Out.Write(t);
     }

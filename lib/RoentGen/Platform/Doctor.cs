@@ -39,6 +39,8 @@ public sealed record DoctorReport
     public bool? CompatFixApplied { get; init; }
     /// <summary>The native libraries checked for the fix.</summary>
     public IReadOnlyList<string> NativeLibraries { get; init; } = [];
+    /// <summary>Whether libtorch's oneDNN kernels are on, and why they were turned off where they were (<see cref="Platform.OneDnn"/>).</summary>
+    public string? OneDnn { get; init; }
     /// <summary>Measured float32 2048x2048 matmul throughput, median of several runs.</summary>
     public double? MatmulGflops { get; init; }
 
@@ -55,6 +57,7 @@ public sealed record DoctorReport
             ("threads (libtorch / logical CPUs)", $"{Threads} / {ProcessorCount}"), ("CPU", CpuModel),
             ("CPU features", string.Join(" ", CpuFeatures)), ("OS / runtime", $"{Os} / {Runtime}"),
             ("GLIBCXX_3.4.32 fix needed", CompatFixNeeded?.ToString()), ("GLIBCXX_3.4.32 fix applied", CompatFixApplied?.ToString()),
+            ("oneDNN", OneDnn ?? "n/a"),
             ("float32 matmul GFLOP/s", MatmulGflops?.ToString("F1")),
         };
         return new Microsoft.Data.Analysis.DataFrame(
@@ -116,6 +119,7 @@ public static class Doctor
             CompatFixNeeded = needed,
             CompatFixApplied = applied,
             NativeLibraries = libs.Select(l => Path.GetRelativePath(AppContext.BaseDirectory, l)).ToList(),
+            OneDnn = RoentGen.Platform.OneDnn.Note ?? (RoentGen.Platform.OneDnn.Enabled is bool on ? (on ? "on" : "off") : null),
         };
 
         try

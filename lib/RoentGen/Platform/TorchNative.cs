@@ -47,6 +47,7 @@ public static class TorchNative
                 if (GlibcxxCompat.SystemHasNeededVersion() == false) GlibcxxCompat.MakeNeededVersionWeak(candidate);
                 NativeLibrary.Load(candidate);
                 LoadedFrom = candidate;
+                OneDnn.Apply(candidate);   // before any libtorch call: its convolutions are wrong on AMD processors
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or DllNotFoundException or BadImageFormatException or InvalidDataException)
             {

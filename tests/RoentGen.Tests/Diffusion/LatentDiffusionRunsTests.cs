@@ -39,9 +39,13 @@ public class LatentDiffusionRunsTests
         double sum = 0;
         foreach (var p in result.Model.Unet.parameters()) sum += p.abs().sum().item<float>();
         string got = $"VAE [{R(result.VaeHistory!.Loss)}], LDM [{R(result.History.Loss)}], UNet |w| sum {sum:R}";
-        Assert.True(MainVaeLosses.SequenceEqual(result.VaeHistory!.Loss), got);
-        Assert.True(MainLdmLosses.SequenceEqual(result.History.Loss), got);
-        Assert.True(MainUnetAbsSum == sum, got);
+        // Bit-equal on the machines the values were pinned on; where libtorch computes convolutions with other kernels
+        // (oneDNN off on AMD processors, see Platform.OneDnn) rounding moves the losses by about 3e-6 relative. A change
+        // of logic moves them by far more than the 2e-5 allowed here.
+        static bool Near(double pinned, double value) => Math.Abs(pinned - value) <= 2e-5 * Math.Abs(pinned);
+        Assert.True(MainVaeLosses.Length == result.VaeHistory!.Loss.Count && MainVaeLosses.Zip(result.VaeHistory.Loss).All(t => Near(t.First, t.Second)), got);
+        Assert.True(MainLdmLosses.Length == result.History.Loss.Count && MainLdmLosses.Zip(result.History.Loss).All(t => Near(t.First, t.Second)), got);
+        Assert.True(Near(MainUnetAbsSum, sum), got);
         TestPaths.DeleteQuietly(dir);
     }
 
