@@ -162,7 +162,7 @@ public sealed class ControlNetModel : nn.Module
                 "(one channel per mask name, at image resolution)", nameof(masks));
         using var scope = NewDisposeScope();
         if (timesteps.dim() == 0) timesteps = timesteps.expand(latents.shape[0]);
-        var type = conv_in.weight!.dtype;
+        var type = time_embedding.DType;   // not conv_in's: a convolution may compute in float32 (BFloat16Kernels)
         if (latents.dtype != type) latents = latents.to(type);
         if (context.dtype != type) context = context.to(type);
         if (masks.dtype != type) masks = masks.to(type);

@@ -192,7 +192,7 @@ public static class FineTuning
         using (no_grad())
         {
             pipe.Vae.eval();
-            var vaeType = pipe.Vae.parameters().First().dtype;
+            var vaeType = BFloat16Kernels.ComputeType(pipe.Vae);
             var parts = new List<Tensor>();
             for (long i = 0; i < data.Images.shape[0]; i += 8)
             {
@@ -204,7 +204,7 @@ public static class FineTuning
             foreach (var p in parts) p.Dispose();
             ids = pipe.Tokenizer.EncodeBatch(data.Prompts, pipe.MaxTokens).Ids;                  // (N, L)
         }
-        var unetType = pipe.Unet.parameters().First().dtype;
+        var unetType = BFloat16Kernels.ComputeType(pipe.Unet);
         var objective = new DenoisingObjective(pipe.Schedule.Config, cfg.PromptDropout, cfg.MinSnrGamma);
         var trainer = new Trainer(modules, optim.AdamW(groups),
             new TrainerOptions

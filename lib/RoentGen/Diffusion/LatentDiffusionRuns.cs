@@ -298,7 +298,7 @@ public static class LatentDiffusionRuns
     /// </summary>
     public static VaeLossTerms VaeTrainingLoss(AutoencoderKL vae, Tensor x, Generator? generator, VaeLossConfig loss)
     {
-        var type = vae.parameters().First().dtype;
+        var type = BFloat16Kernels.ComputeType(vae);
         if (type == ScalarType.Float32)
         {
             var posterior = vae.Encode(x);

@@ -1,3 +1,4 @@
+using RoentGen.Training;
 using RoentGen.Nn;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -98,7 +99,7 @@ public sealed class PromptToPromptEditor(TextToImagePipeline pipeline)
     {
         var pipe = Pipeline;
         using var _ = no_grad();
-        var vaeType = pipe.Vae.parameters().First().dtype;
+        var vaeType = BFloat16Kernels.ComputeType(pipe.Vae);
         var images = new List<Tensor>();
         for (long i = 0; i < latents.shape[0]; i += pipe.DecodeChunk)
         {

@@ -153,7 +153,7 @@ public sealed class TextToImagePipeline
     // The module that computes the UNet calls of one Sample call: the UNet, or its refreshed bfloat16 copy.
     private UNet2DConditionModel ComputeUnet()
     {
-        if (Precisions.Resolve(Precision) != Precision.BFloat16 || Unet.parameters().First().dtype != ScalarType.Float32) return Unet;
+        if (Precisions.Resolve(Precision) != Precision.BFloat16 || BFloat16Kernels.ComputeType(Unet) != ScalarType.Float32) return Unet;
         _bf16Unet ??= new BFloat16Shadow<UNet2DConditionModel>(Unet, () => new UNet2DConditionModel(Unet.Config));
         _bf16Unet.PullWeights();
         foreach (var (master, copy) in Unet.AttentionModules.Zip(_bf16Unet.Compute.AttentionModules)) copy.Processor = master.Processor;
@@ -266,8 +266,8 @@ public sealed class TextToImagePipeline
         var cond = EncodePrompts(prompts);
         var context = guided ? cat([EncodePrompts(Enumerable.Repeat(r.NegativePrompt, n).ToList()), cond], 0) : cond;
         // Models loaded in half precision (DiffusersLoadOptions.DType) take their inputs in their own dtype; images come out float32.
-        var unetType = Unet.parameters().First().dtype;
-        var vaeType = Vae.parameters().First().dtype;
+        var unetType = BFloat16Kernels.ComputeType(Unet);
+        var vaeType = BFloat16Kernels.ComputeType(Vae);
         if (context.dtype != unetType) context = context.to(unetType);
 
         // 2. Sampler and initial latents: per-image generators so results do not depend on the batching.

@@ -386,7 +386,7 @@ public sealed class UNet2DConditionModel : nn.Module<Tensor, Tensor, Tensor, Ten
         if (context.shape[^1] != Config.CrossAttentionDim)
             throw new ArgumentException($"context width {context.shape[^1]} does not match CrossAttentionDim {Config.CrossAttentionDim}");
         if (timesteps.dim() == 0) timesteps = timesteps.expand(latents.shape[0]);
-        var type = conv_in.weight!.dtype;                 // a bfloat16 copy (mixed precision) takes float32 inputs in its own type
+        var type = time_embedding.DType;                  // a bfloat16 copy (mixed precision) takes float32 inputs in its own type (not conv_in's: it may compute in float32, see BFloat16Kernels)
         if (latents.dtype != type) latents = latents.to(type);
         if (context.dtype != type) context = context.to(type);
         var temb = time_embedding.call(TimestepFeatures.Sinusoidal(timesteps, Config.BlockOutChannels[0]).to(latents.dtype));
@@ -465,6 +465,9 @@ public sealed class UNet2DConditionModel : nn.Module<Tensor, Tensor, Tensor, Ten
             linear_2 = nn.Linear(dim, dim);
             RegisterComponents();
         }
+
+        /// <summary>The dtype the module computes in (its linear layers', which mixed precision never keeps in float32).</summary>
+        public ScalarType DType => linear_1.weight!.dtype;
         public override Tensor forward(Tensor x) => linear_2.forward(nn.functional.silu(linear_1.forward(x)));
     }
 }

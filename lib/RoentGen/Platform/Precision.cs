@@ -12,8 +12,8 @@ namespace RoentGen.Platform;
 public enum Precision
 {
     /// <summary>
-    /// BFloat16 where the CPU computes it natively (AVX-512 BF16 on Linux) and a matmul probe finds it faster than
-    /// float32 on this machine; float32 elsewhere.
+    /// BFloat16 where the CPU computes it natively (AVX-512 BF16 on Linux), a matmul probe finds it faster than
+    /// float32 on this machine and its bfloat16 convolutions compute right; float32 elsewhere.
     /// </summary>
     Auto,
     /// <summary>Everything in float32.</summary>
@@ -91,11 +91,13 @@ public static class Precisions
     };
 
     /// <summary>
-    /// The precision this machine runs: <see cref="Precision.Auto"/> is bfloat16 only where the CPU has AVX-512 BF16
-    /// and the matmul probe finds it faster (<see cref="MachineComputesBf16Faster"/>).
+    /// The precision this machine runs: <see cref="Precision.Auto"/> is bfloat16 only where the CPU has AVX-512 BF16,
+    /// the matmul probe finds it faster (<see cref="MachineComputesBf16Faster"/>) and its bfloat16 convolutions compute
+    /// right (<see cref="Training.BFloat16Kernels.ConvolutionsAreRight"/>; where they do not, an explicit BFloat16 computes
+    /// every convolution in float32).
     /// </summary>
     public static Precision Resolve(Precision precision) =>
-        precision == Precision.Auto ? (MachineComputesBf16Faster ? Precision.BFloat16 : Precision.Float32) : precision;
+        precision == Precision.Auto ? (MachineComputesBf16Faster && Training.BFloat16Kernels.ConvolutionsAreRight ? Precision.BFloat16 : Precision.Float32) : precision;
 
     /// <summary>The tensor type of a resolved precision's compute (Auto resolved on this machine).</summary>
     public static ScalarType ComputeType(Precision precision) =>

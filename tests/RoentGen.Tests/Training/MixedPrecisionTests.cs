@@ -200,4 +200,77 @@ public class MixedPrecisionTests
         pipe.Precision = Precision.Float32;
         Assert.True(fp32.eq(pipe.Sample(request)).all().item<bool>(), "float32 sampling changed after a bf16 call");
     }
+
+    // Every parameter of a bfloat16 model is bfloat16 but the weight and bias of convolutions BFloat16Kernels.Repair moved
+    // to float32 (those whose bfloat16 kernel this machine gets wrong; none on most machines) and, with normalisation,
+    // the normalisation layers a BFloat16Shadow keeps in float32.
+    internal static void AssertBFloat16ExceptRepairedConvolutions(nn.Module model, bool normalisation = false)
+    {
+        var convolutionParameters = model.named_modules()
+            .Where(m => m.module is TorchSharp.Modules.Conv2d || normalisation && m.module is TorchSharp.Modules.GroupNorm or TorchSharp.Modules.LayerNorm)
+            .SelectMany(m => m.module.named_parameters().Select(p => m.name.Length == 0 ? p.name : $"{m.name}.{p.name}")).ToHashSet();
+        foreach (var (name, p) in model.named_parameters())
+            if (p.dtype != ScalarType.BFloat16)
+                Assert.True(p.dtype == ScalarType.Float32 && convolutionParameters.Contains(name), $"{name} is {p.dtype}: only a repaired convolution may stay float32");
+    }
+
+    // The same comparison as BFloat16Kernels.Agrees, written out independently on other random values.
+    private static bool ConvolutionAgreesInBf16(int inChannels, int outChannels, int kernel, int stride, int size, int batch)
+    {
+        using var generator = new Generator(seed: 21);
+        var x = randn([batch, inChannels, size, size], generator: generator).to(ScalarType.BFloat16).to(ScalarType.Float32);
+        var w = (randn([outChannels, inChannels, kernel, kernel], generator: generator) * 0.2).to(ScalarType.BFloat16).to(ScalarType.Float32);
+        (Tensor Y, Tensor Gx, Tensor Gw) Run(ScalarType type)
+        {
+            var xi = x.to(type).requires_grad_(true);
+            var wi = w.to(type).requires_grad_(true);
+            var y = nn.functional.conv2d(xi, wi, strides: [stride, stride], padding: [kernel / 2, kernel / 2]);
+            (y.to(ScalarType.Float32) * arange(y.numel()).to(ScalarType.Float32).sin().reshape(y.shape)).sum().backward();
+            return (y.to(ScalarType.Float32), xi.grad!.to(ScalarType.Float32), wi.grad!.to(ScalarType.Float32));
+        }
+        var low = Run(ScalarType.BFloat16);
+        var reference = Run(ScalarType.Float32);
+        static bool Close(Tensor a, Tensor b) => (a - b).abs().max().item<float>() <= 0.05 * b.abs().max().item<float>();
+        return Close(low.Y, reference.Y) && Close(low.Gx, reference.Gx) && Close(low.Gw, reference.Gw);
+    }
+
+    [Fact]
+    public void The_bf16_convolution_check_agrees_with_a_direct_comparison_and_repaired_layers_compute_like_float32()
+    {
+        // Whatever this machine's kernels do (wrong on the AMD EPYC of 2026-12-06, right on an Intel Xeon), the check must
+        // say what a direct comparison on other values says, and Auto must not pick bfloat16 where convolutions are wrong.
+        bool direct = BFloat16Kernels.CheckedShapes.All(t => ConvolutionAgreesInBf16(t.In, t.Out, t.Kernel, t.Stride, t.Size, t.Batch));
+        Assert.Equal(direct, BFloat16Kernels.ConvolutionsAreRight);
+        if (!direct) Assert.Equal(Precision.Float32, Precisions.Resolve(Precision.Auto));
+
+        // The default repair: every convolution where they are wrong, none where they are right.
+        var cfg = LdmExperimentConfig.Tiny.Vae;
+        manual_seed(4);
+        var plain = new AutoencoderKL(cfg);
+        plain.to(ScalarType.BFloat16);
+        int convolutions = plain.modules().Count(m => m is TorchSharp.Modules.Conv2d);
+        Assert.Equal(direct ? 0 : convolutions, BFloat16Kernels.Repair(plain).Count);
+
+        // A layer forced to float32 inside a bfloat16 model (besides the default's): bfloat16 in and out, float32 weights
+        // and gradients, and the float32 model's output within bfloat16 rounding.
+        var master = new AutoencoderKL(cfg);
+        var shadow = new BFloat16Shadow<AutoencoderKL>(master, () => new AutoencoderKL(cfg),
+            keepFloat32: (name, _) => name == "encoder.conv_out" || !BFloat16Kernels.ConvolutionsAreRight);
+        Assert.Contains("encoder.conv_out", shadow.Float32Layers);
+        Assert.Equal(direct ? 1 : convolutions, shadow.Float32Layers.Count);
+        AssertBFloat16ExceptRepairedConvolutions(shadow.Compute, normalisation: true);
+        Assert.Equal(ScalarType.BFloat16, BFloat16Kernels.ComputeType(shadow.Compute));
+        Assert.Equal(ScalarType.Float32, BFloat16Kernels.ComputeType(master));
+        var x = rand(2, 1, 32, 32) * 2 - 1;
+        var reference = master.Encode(x).Mean;
+        var moments = shadow.Compute.Encode(x.to(ScalarType.BFloat16));
+        Assert.Equal(ScalarType.BFloat16, moments.Mean.dtype);
+        double error = (moments.Mean.to(ScalarType.Float32) - reference).abs().max().item<float>();
+        Assert.True(error < 0.05 * reference.abs().max().item<float>() + 0.02, $"encoder mean {error} from float32");
+        moments.Mean.to(ScalarType.Float32).sum().backward();
+        shadow.PushGradients();
+        var convOut = master.named_parameters().Single(p => p.name == "encoder.conv_out.weight").parameter;
+        Assert.Equal(ScalarType.Float32, convOut.grad!.dtype);
+        Assert.True(convOut.grad.abs().sum().item<float>() > 0);
+    }
 }

@@ -1,3 +1,4 @@
+using RoentGen.Training;
 using System.Text;
 using RoentGen.Diffusion;
 using RoentGen.Platform;
@@ -149,6 +150,7 @@ public static class DiffusersPipelineLoader
             {
                 if (options.DType != ScalarType.Float32) module.to(options.DType);
                 StateDict.Load(module, sources[name], strict: true, sourceName: Path.Combine(root, name));
+                if (options.DType == ScalarType.BFloat16) BFloat16Kernels.Repair(module);   // convolutions this machine's bf16 kernels get wrong
             }
             foreach (var (_, module) in modules) module.eval();
             var scheduleObj = new NoiseSchedule(schedule);

@@ -1,3 +1,4 @@
+using RoentGen.Training;
 using System.Text;
 using RoentGen.Diffusion;
 using RoentGen.Text;
@@ -125,6 +126,7 @@ public static class SingleFileCheckpoint
             var converted = map.Convert(part.Tensors).Components[name];
             try { StateDict.Load(module, converted, strict: true, sourceName: $"{file} ({name})"); }
             finally { foreach (var t in converted.Values) t.Dispose(); }
+            if (options.DType == ScalarType.BFloat16) BFloat16Kernels.Repair(module);   // convolutions this machine's bf16 kernels get wrong, as the folder loader does
         }
         foreach (var (_, module) in modules) module.eval();
         return new TextToImagePipeline(vae, unet, text, tokenizer, new NoiseSchedule(schedule), latentSize, maxTokens);
@@ -167,6 +169,7 @@ public static class SingleFileCheckpoint
         var unet = Build(() => new UNet2DConditionModel(unetConfig), options.DType);
         var vae = Build(() => new AutoencoderKL(vaeConfig), options.DType);
         var text = Build(() => new ClipTextModel(textConfig), options.DType);
+        if (options.DType == ScalarType.BFloat16) foreach (var m in new nn.Module[] { unet, vae, text }) BFloat16Kernels.Repair(m);
         unet.eval(); vae.eval(); text.eval();
         return new TextToImagePipeline(vae, unet, text, tokenizer, new NoiseSchedule(schedule), latentSize, maxTokens);
     }

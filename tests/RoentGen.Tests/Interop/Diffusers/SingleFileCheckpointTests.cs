@@ -173,7 +173,7 @@ public class SingleFileCheckpointTests
 
         // Cast on load: bfloat16 models from the float32 file.
         var bf16 = SingleFileCheckpoint.Load(file, StableDiffusionConfigs.FromFolder(dir), new DiffusersLoadOptions { DType = ScalarType.BFloat16 });
-        Assert.All(bf16.Unet.parameters(), p => Assert.Equal(ScalarType.BFloat16, p.dtype));
+        RoentGen.Tests.Training.MixedPrecisionTests.AssertBFloat16ExceptRepairedConvolutions(bf16.Unet);
         Assert.True(bf16.Sample(Request).isfinite().all().item<bool>());
         Directory.Delete(dir, true);
     }
