@@ -3,7 +3,8 @@ using System.Runtime.InteropServices;
 namespace RoentGen.Platform;
 
 /// <summary>
-/// Turns libtorch's oneDNN (MKL-DNN) kernels off on AMD processors, so convolutions run on ATen's own implementation.
+/// Turns libtorch's oneDNN (MKL-DNN) kernels off on AMD processors, so convolutions run on ATen's own implementation
+/// (NNPACK, which ATen would try next, is turned off with it).
 /// On an AMD EPYC (libtorch 2.10 through TorchSharp 0.107, measured 2026-12-06) oneDNN's convolutions gave wrong and
 /// run-to-run different input gradients, sometimes NaN, for channel counts that are not multiples of 16, in float32 and
 /// in bfloat16: an 8 -> 8 3x3 convolution's input gradient differed in 186 of 200 identical calls and was not finite in
@@ -62,6 +63,9 @@ public static class OneDnn
             var api = Api();
             if (api is null) { Note = $"could not reach libtorch's oneDNN switch in {_libTorchCpu}"; return; }
             api.Value.Set(api.Value.Context(), false);
+            // Without oneDNN, ATen tries NNPACK for convolutions, and where NNPACK cannot start ("Unsupported hardware"
+            // on the AMD EPYC) it prints a warning at every try, about 13 lines a second while training: off too.
+            api.Value.SetNnpack?.Invoke(api.Value.Context(), false);
             Note = wish == "off"
                 ? $"oneDNN off ({Variable}=off)"
                 : $"oneDNN off: its convolutions gave wrong gradients on AMD processors ({Variable}=on keeps it)";
@@ -78,7 +82,7 @@ public static class OneDnn
     private delegate void SetFlag(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool value);
     private delegate byte GetFlag(IntPtr context);
 
-    private static (GlobalContext Context, SetFlag Set, GetFlag Get)? Api()
+    private static (GlobalContext Context, SetFlag Set, GetFlag Get, SetFlag? SetNnpack)? Api()
     {
         var path = _libTorchCpu ?? (TorchNative.LoadedFrom is { } loaded ? Path.Combine(Path.GetDirectoryName(loaded)!, "libtorch_cpu.so") : null);
         if (path is null || !NativeLibrary.TryLoad(path, out var lib)) return null;
@@ -86,7 +90,8 @@ public static class OneDnn
             || !NativeLibrary.TryGetExport(lib, "_ZN2at7Context20setUserEnabledMkldnnEb", out var set)
             || !NativeLibrary.TryGetExport(lib, "_ZNK2at7Context17userEnabledMkldnnEv", out var get))
             return null;
+        SetFlag? nnpack = NativeLibrary.TryGetExport(lib, "_ZN2at7Context20setUserEnabledNNPACKEb", out var n) ? Marshal.GetDelegateForFunctionPointer<SetFlag>(n) : null;
         return (Marshal.GetDelegateForFunctionPointer<GlobalContext>(context), Marshal.GetDelegateForFunctionPointer<SetFlag>(set),
-            Marshal.GetDelegateForFunctionPointer<GetFlag>(get));
+            Marshal.GetDelegateForFunctionPointer<GetFlag>(get), nnpack);
     }
 }
