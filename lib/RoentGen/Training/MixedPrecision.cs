@@ -156,7 +156,8 @@ public sealed class BFloat16Shadow<TModule> : BFloat16Shadow where TModule : nn.
 /// a shape that passed once could fail at another batch or size. The VAE's loss went NaN within five steps. The same
 /// code was right on an Intel Xeon with AVX-512 BF16. So the machine is checked once per process on shapes that failed
 /// there, and where any fails, every convolution of a bfloat16 model computes in float32 (linear layers, attention and
-/// normalisation are unaffected).
+/// normalisation are unaffected). The errors came from oneDNN, which <see cref="Platform.OneDnn"/> now turns off on AMD
+/// processors (with it off all 300 shapes were right); this check guards any machine where oneDNN stays on and is wrong.
 /// </summary>
 public static class BFloat16Kernels
 {
@@ -245,7 +246,7 @@ public static class BFloat16Kernels
 
     /// <summary>
     /// Makes <paramref name="conv"/> compute in float32 inside a bfloat16 model: its weights become float32, a pre-hook
-    /// casts its input to float32 and a hook casts its output back to the input's bfloat16. Gradients flow through the
+    /// casts its input to float32 and a hook casts its output to bfloat16. Gradients flow through the
     /// casts (the weights' gradients are float32).
     /// </summary>
     public static void ComputeInFloat32(Conv2d conv)
