@@ -1,30 +1,43 @@
 using System.Runtime.InteropServices;
+using TorchSharp;
 
 namespace RoentGen.Platform;
 
 /// <summary>
-/// Turns libtorch's oneDNN (MKL-DNN) kernels off on AMD processors, so convolutions run on ATen's own implementation
-/// (NNPACK, which ATen would try next, is turned off with it).
-/// On an AMD EPYC (libtorch 2.10 through TorchSharp 0.107, measured 2026-12-06) oneDNN's convolutions gave wrong and
-/// run-to-run different input gradients, sometimes NaN, for channel counts that are not multiples of 16, in float32 and
-/// in bfloat16: an 8 -> 8 3x3 convolution's input gradient differed in 186 of 200 identical calls and was not finite in
-/// 6; the quick VAE's float32 loss went NaN at step 10; the tiny UNet's gradients were NaN in some identical runs. Held
-/// to AVX2 (<c>ONEDNN_MAX_CPU_ISA</c>) oneDNN still got 2 of 144 such float32 shapes and 28 of 144 bfloat16 ones wrong;
-/// with oneDNN off every one of 300 random shapes was right, in both types. The same kernels were right on an Intel Xeon,
-/// so oneDNN stays on elsewhere.
+/// Keeps libtorch's oneDNN (MKL-DNN) convolutions right on AMD processors: oneDNN's instruction set is capped at SSE4.1
+/// there, and where a check still finds a wrong convolution oneDNN is turned off (NNPACK, which ATen would try next, with it).
 /// </summary>
 /// <remarks>
-/// TorchSharp 0.107 has no switch for it, so this calls libtorch's exported <c>at::globalContext()</c> and
-/// <c>at::Context::setUserEnabledMkldnn(bool)</c> (the function behind PyTorch's <c>torch.backends.mkldnn.enabled</c>).
-/// Set <c>ROENTGEN_ONEDNN=on</c> to keep oneDNN, or <c>off</c> to turn it off on any processor.
+/// <para>On an AMD EPYC (libtorch 2.10 through TorchSharp 0.107, measured 2026-12-06) oneDNN's AVX, AVX2 and AVX-512
+/// convolution kernels gave wrong and run-to-run different input gradients, sometimes NaN, in float32 and bfloat16: an
+/// 8 -> 8 3x3 convolution's input gradient differed in 186 of 200 identical calls; the quick VAE's float32 loss went NaN
+/// at step 10. Against a float64 reference, random shapes (forward and both gradients, three calls each) were wrong in
+/// 54 of 120 (float32, AVX-512, one thread), 41 of 120 (held to AVX2) and about 25 of 120 (held to AVX), multiples of 16
+/// channels included (48 -> 128, stride 2). Held to SSE4.1 (<c>ONEDNN_MAX_CPU_ISA=SSE41</c>) every one of 703 random
+/// shapes (float32 and bfloat16, one and two threads) and 300 more of an earlier sweep were right, and 240 tiny-VAE steps
+/// had finite gradients. SSE4.1 oneDNN trains the quick VAE about twice as fast as oneDNN off (ATen's own convolutions);
+/// the AVX-512 kernels, wrong, were about twice as fast again. The same kernels were right on an Intel Xeon, so nothing
+/// changes elsewhere.</para>
+/// <para>The cap must be in the process environment before oneDNN first reads it, so <see cref="Prepare"/> sets it
+/// (libc <c>setenv</c>; a value the user set is kept) before libtorch loads. TorchSharp 0.107 has no switch for oneDNN
+/// itself, so turning it off calls libtorch's exported <c>at::globalContext()</c> and
+/// <c>at::Context::setUserEnabledMkldnn(bool)</c> (the function behind PyTorch's <c>torch.backends.mkldnn.enabled</c>).</para>
+/// <para><c>ROENTGEN_ONEDNN</c>: <c>on</c> leaves oneDNN as libtorch has it (no cap, no check), <c>sse41</c> caps it on
+/// any processor, <c>off</c> turns it off on any processor.</para>
 /// </remarks>
 public static class OneDnn
 {
-    /// <summary>The environment variable that overrides the choice: on or off.</summary>
+    /// <summary>The environment variable that overrides the choice: on, sse41 or off.</summary>
     public const string Variable = "ROENTGEN_ONEDNN";
 
-    /// <summary>What <see cref="Apply"/> did and why, for <c>doctor</c>; null when oneDNN was left as libtorch has it.</summary>
+    /// <summary>oneDNN's own variable for the highest instruction set its kernels may use.</summary>
+    public const string IsaVariable = "ONEDNN_MAX_CPU_ISA";
+
+    /// <summary>What was done and why, for <c>doctor</c>; null when oneDNN was left as libtorch has it.</summary>
     public static string? Note { get; private set; }
+
+    /// <summary>What <see cref="Prepare"/> chose for this process.</summary>
+    public static OneDnnMode Mode { get; private set; } = OneDnnMode.AsLibTorchHasIt;
 
     /// <summary>Whether a /proc/cpuinfo text names an AMD processor (vendor AuthenticAMD).</summary>
     public static bool IsAmd(string cpuinfo)
@@ -33,65 +46,164 @@ public static class OneDnn
         return cpuinfo.Split('\n').Any(l => l.StartsWith("vendor_id", StringComparison.Ordinal) && l.Contains("AuthenticAMD", StringComparison.Ordinal));
     }
 
-    /// <summary>Whether libtorch currently uses oneDNN where it can (null: could not be asked).</summary>
-    public static bool? Enabled
+    /// <summary>The mode a value of <see cref="Variable"/> asks for on a processor (null or empty: the default for it).</summary>
+    /// <exception cref="ArgumentException">The value is none of on, sse41, off.</exception>
+    public static OneDnnMode ChooseMode(string? wish, bool amd) => wish?.Trim().ToLowerInvariant() switch
     {
-        get
+        null or "" => amd ? OneDnnMode.CappedAtSse41 : OneDnnMode.AsLibTorchHasIt,
+        "on" => OneDnnMode.AsLibTorchHasIt,
+        "sse41" => OneDnnMode.CappedAtSse41,
+        "off" => OneDnnMode.Off,
+        _ => throw new ArgumentException($"{Variable}={wish} is not understood: use on, sse41 or off"),
+    };
+
+    /// <summary>Whether libtorch currently uses oneDNN where it can (null: could not be asked).</summary>
+    public static bool? Enabled => Switch.Value is { } api ? api.Get(api.Context()) != 0 : null;
+
+    /// <summary>
+    /// Chooses the mode and, for the SSE4.1 cap, puts it in the process environment; call before libtorch loads. Never throws.
+    /// </summary>
+    public static void Prepare()
+    {
+        try
         {
-            var api = Api();
-            return api is null ? null : api.Value.Get(api.Value.Context()) != 0;
+            string? wish = Environment.GetEnvironmentVariable(Variable);
+            bool amd = File.Exists("/proc/cpuinfo") && IsAmd(File.ReadAllText("/proc/cpuinfo"));
+            try { Mode = ChooseMode(wish, amd); }
+            catch (ArgumentException e) { Mode = ChooseMode(null, amd); Note = $"{e.Message}; the processor's default is used"; }
+            if (Mode == OneDnnMode.CappedAtSse41)
+            {
+                string? own = Environment.GetEnvironmentVariable(IsaVariable);
+                if (!string.IsNullOrEmpty(own)) { Mode = OneDnnMode.AsLibTorchHasIt; Note = $"oneDNN held to {own} ({IsaVariable} set by the user)"; return; }
+                if (SetEnv(IsaVariable, "SSE41", 0) != 0) { Note = $"could not set {IsaVariable}"; Mode = OneDnnMode.Off; }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or DllNotFoundException or EntryPointNotFoundException)
+        {
+            Note = $"could not cap oneDNN: {e.Message}";
+            Mode = OneDnnMode.Off;
         }
     }
 
     /// <summary>
-    /// Turns oneDNN off on AMD processors (or as <see cref="Variable"/> says), once libtorch is loaded; never throws.
+    /// After libtorch has loaded: checks the capped convolutions (<see cref="ConvolutionsAreRight"/>) and turns oneDNN
+    /// off where they are wrong, or where the mode is <see cref="OneDnnMode.Off"/>. Never throws.
     /// </summary>
-    /// <param name="libTorchSharp">The loaded libLibTorchSharp.so; libtorch_cpu.so is looked for beside it.</param>
-    public static void Apply(string libTorchSharp)
+    public static void Apply()
     {
         try
         {
-            string? wish = Environment.GetEnvironmentVariable(Variable)?.Trim().ToLowerInvariant();
-            bool off = wish switch
+            bool amdDefault = string.IsNullOrEmpty(Environment.GetEnvironmentVariable(Variable));
+            switch (Mode)
             {
-                "on" => false,
-                "off" => true,
-                _ => File.Exists("/proc/cpuinfo") && IsAmd(File.ReadAllText("/proc/cpuinfo")),
-            };
-            if (!off) { if (wish == "on") Note = $"oneDNN on ({Variable}=on)"; return; }
-            _libTorchCpu = Path.Combine(Path.GetDirectoryName(libTorchSharp)!, "libtorch_cpu.so");
-            var api = Api();
-            if (api is null) { Note = $"could not reach libtorch's oneDNN switch in {_libTorchCpu}"; return; }
-            api.Value.Set(api.Value.Context(), false);
-            // Without oneDNN, ATen tries NNPACK for convolutions, and where NNPACK cannot start ("Unsupported hardware"
-            // on the AMD EPYC) it prints a warning at every try, about 13 lines a second while training: off too.
-            api.Value.SetNnpack?.Invoke(api.Value.Context(), false);
-            Note = wish == "off"
-                ? $"oneDNN off ({Variable}=off)"
-                : $"oneDNN off: its convolutions gave wrong gradients on AMD processors ({Variable}=on keeps it)";
+                case OneDnnMode.AsLibTorchHasIt:
+                    if (Note is null && !amdDefault) Note = $"oneDNN on ({Variable}=on)";
+                    return;
+                case OneDnnMode.CappedAtSse41:
+                    if (ConvolutionsAreRight(out string? wrong))
+                    {
+                        Note = (Note is null ? "" : Note + ". ") + (amdDefault || Note is not null
+                            ? $"oneDNN held to SSE4.1: its AVX/AVX-512 convolutions gave wrong gradients on AMD processors ({Variable}=on lifts it)"
+                            : $"oneDNN held to SSE4.1 ({Variable}=sse41)");
+                        return;
+                    }
+                    TurnOff((Note is null ? "" : Note + ". ") + $"oneDNN off: held to SSE4.1 it still got {wrong} wrong");
+                    return;
+                default:
+                    TurnOff(Note ?? (amdDefault ? "oneDNN off" : $"oneDNN off ({Variable}=off)"));
+                    return;
+            }
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException or TypeInitializationException or ExternalException)
         {
-            Note = $"could not turn oneDNN off: {e.Message}";
+            Note = $"could not check or turn off oneDNN: {e.Message}";
         }
     }
 
-    private static string? _libTorchCpu;
+    /// <summary>
+    /// Runs float32 convolutions of shapes that oneDNN got wrong on the AMD EPYC (three calls each, forward and both
+    /// gradients) and compares them with float64 (which oneDNN does not compute); false, with the first wrong shape, where
+    /// any differs by more than 1e-4 of its scale or any two calls differ.
+    /// </summary>
+    public static bool ConvolutionsAreRight(out string? wrong)
+    {
+        wrong = null;
+        using var scope = torch.NewDisposeScope();
+        using var generator = new torch.Generator(seed: 11);
+        foreach (var (batch, cin, cout, size, kernel, stride) in new[] { (2, 8, 8, 16, 3, 1), (16, 3, 4, 16, 3, 1), (8, 40, 20, 16, 3, 1), (8, 48, 128, 8, 3, 2), (4, 33, 4, 16, 3, 1), (16, 32, 1, 16, 3, 1) })
+        {
+            var x = torch.randn([batch, cin, size, size], generator: generator);
+            var w = torch.randn([cout, cin, kernel, kernel], generator: generator) / Math.Sqrt(cin * kernel * kernel);
+            var reference = Gradients(x.to(torch.ScalarType.Float64), w.to(torch.ScalarType.Float64), stride);
+            float[]? first = null;
+            for (int call = 0; call < 3; call++)
+            {
+                var got = Gradients(x, w, stride);
+                for (int i = 0; i < 3; i++)
+                {
+                    double scale = reference[i].abs().max().item<double>() + 1e-12;
+                    double error = (got[i].to(torch.ScalarType.Float64) - reference[i]).abs().max().item<double>();
+                    if (!(error <= 1e-4 * scale)) { wrong = $"a {cin} -> {cout} {kernel}x{kernel} convolution (stride {stride}, {batch} x {size} px)"; return false; }
+                }
+                var flat = got[1].contiguous().data<float>().ToArray();
+                if (first is null) first = flat;
+                else if (!first.SequenceEqual(flat)) { wrong = $"a {cin} -> {cout} convolution's input gradient (differs from call to call)"; return false; }
+            }
+        }
+        return true;
+
+        static torch.Tensor[] Gradients(torch.Tensor input, torch.Tensor weight, int stride)
+        {
+            var x = input.detach().requires_grad_(true);
+            var w = weight.detach().requires_grad_(true);
+            var y = torch.nn.functional.conv2d(x, w, strides: [stride, stride], padding: [1, 1]);
+            (y * torch.arange(y.numel(), dtype: y.dtype).reshape(y.shape).cos()).sum().backward();
+            return [y.detach(), x.grad!, w.grad!];
+        }
+    }
+
+    private static void TurnOff(string note)
+    {
+        if (Switch.Value is not { } api) { Note = "could not reach libtorch's oneDNN switch in libtorch_cpu.so"; return; }
+        api.Set(api.Context(), false);
+        // Without oneDNN, ATen tries NNPACK for convolutions, and where NNPACK cannot start ("Unsupported hardware" on the
+        // AMD EPYC) it prints a warning at every try, about 13 lines a second while training: off too.
+        api.SetNnpack?.Invoke(api.Context(), false);
+        Note = note;
+    }
+
+    [DllImport("libc", EntryPoint = "setenv")]
+    private static extern int SetEnv(string name, string value, int overwrite);
 
     private delegate IntPtr GlobalContext();
     private delegate void SetFlag(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool value);
     private delegate byte GetFlag(IntPtr context);
 
-    private static (GlobalContext Context, SetFlag Set, GetFlag Get, SetFlag? SetNnpack)? Api()
+    private sealed record SwitchApi(GlobalContext Context, SetFlag Set, GetFlag Get, SetFlag? SetNnpack);
+
+    /// <summary>libtorch's oneDNN switch, resolved once from the libtorch_cpu.so beside the loaded libLibTorchSharp.</summary>
+    private static readonly Lazy<SwitchApi?> Switch = new(() =>
     {
-        var path = _libTorchCpu ?? (TorchNative.LoadedFrom is { } loaded ? Path.Combine(Path.GetDirectoryName(loaded)!, "libtorch_cpu.so") : null);
-        if (path is null || !NativeLibrary.TryLoad(path, out var lib)) return null;
+        if (TorchNative.LoadedFrom is not { } loaded) return null;
+        var path = Path.Combine(Path.GetDirectoryName(loaded)!, "libtorch_cpu.so");
+        if (!NativeLibrary.TryLoad(path, out var lib)) return null;
         if (!NativeLibrary.TryGetExport(lib, "_ZN2at13globalContextEv", out var context)
             || !NativeLibrary.TryGetExport(lib, "_ZN2at7Context20setUserEnabledMkldnnEb", out var set)
             || !NativeLibrary.TryGetExport(lib, "_ZNK2at7Context17userEnabledMkldnnEv", out var get))
             return null;
         SetFlag? nnpack = NativeLibrary.TryGetExport(lib, "_ZN2at7Context20setUserEnabledNNPACKEb", out var n) ? Marshal.GetDelegateForFunctionPointer<SetFlag>(n) : null;
-        return (Marshal.GetDelegateForFunctionPointer<GlobalContext>(context), Marshal.GetDelegateForFunctionPointer<SetFlag>(set),
+        return new SwitchApi(Marshal.GetDelegateForFunctionPointer<GlobalContext>(context), Marshal.GetDelegateForFunctionPointer<SetFlag>(set),
             Marshal.GetDelegateForFunctionPointer<GetFlag>(get), nnpack);
-    }
+    });
+}
+
+/// <summary>How this process runs libtorch's oneDNN kernels.</summary>
+public enum OneDnnMode
+{
+    /// <summary>As libtorch has it: on, every instruction set the processor has.</summary>
+    AsLibTorchHasIt,
+    /// <summary>On, held to SSE4.1 (the default on AMD processors).</summary>
+    CappedAtSse41,
+    /// <summary>Off: ATen's own convolutions.</summary>
+    Off,
 }

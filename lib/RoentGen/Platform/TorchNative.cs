@@ -39,6 +39,7 @@ public static class TorchNative
         {
             if (_attempted) return;
             _attempted = true;
+            OneDnn.Prepare();   // before libtorch loads: oneDNN reads its instruction-set cap once, from the environment
             if (!OperatingSystem.IsLinux()) { Note = "not Linux: TorchSharp's own loading is used"; return; }
             try
             {
@@ -47,7 +48,7 @@ public static class TorchNative
                 if (GlibcxxCompat.SystemHasNeededVersion() == false) GlibcxxCompat.MakeNeededVersionWeak(candidate);
                 NativeLibrary.Load(candidate);
                 LoadedFrom = candidate;
-                OneDnn.Apply(candidate);   // before any libtorch call: its convolutions are wrong on AMD processors
+                OneDnn.Apply();   // before any other libtorch call: oneDNN's convolutions are wrong on AMD processors unless capped
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or DllNotFoundException or BadImageFormatException or InvalidDataException)
             {

@@ -28,7 +28,7 @@ public class DiffusionBenchmarkTests
     public void Benchmark_of_the_tiny_models_reports_speed_flops_and_memory()
     {
         var r = DiffusionBenchmark.Run(LdmExperimentConfig.Tiny,
-            new DiffusionBenchOptions { WarmupSteps = 1, TimedSteps = 1, SampleImages = 2, SampleBatch = 2, SampleSteps = 2, MatmulPeakGflops = 100 });
+            new DiffusionBenchOptions { WarmupSteps = 1, TimedSteps = 1, SampleImages = 2, SampleBatch = 2, SampleSteps = 2, MatmulPeakGflops = 100, Bf16MatmulPeakGflops = 100 });
         Assert.True(r.LdmTrainImagesPerSecond > 0 && r.VaeTrainImagesPerSecond > 0 && r.SampleImagesPerSecond > 0);
         Assert.True(r.LdmGflopPerStep > 0.001, $"LDM {r.LdmGflopPerStep} GFLOP/step");
         Assert.True(r.VaeGflopPerStep > 0.001, $"VAE {r.VaeGflopPerStep} GFLOP/step");
