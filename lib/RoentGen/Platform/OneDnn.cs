@@ -17,7 +17,8 @@ namespace RoentGen.Platform;
 /// shapes (float32 and bfloat16, one and two threads) and 300 more of an earlier sweep were right, and 240 tiny-VAE steps
 /// had finite gradients. SSE4.1 oneDNN trains the quick VAE about twice as fast as oneDNN off (ATen's own convolutions);
 /// the AVX-512 kernels, wrong, were about twice as fast again. The same kernels were right on an Intel Xeon, so nothing
-/// changes elsewhere.</para>
+/// changes elsewhere; Debian's PyTorch 1.13 (an older oneDNN, every instruction set) got all 120 shapes of the same sweep
+/// right on the AMD EPYC, so the fault lies in the oneDNN that libtorch 2.10 carries, not in the processor.</para>
 /// <para>The cap must be in the process environment before oneDNN first reads it, so <see cref="Prepare"/> sets it
 /// (libc <c>setenv</c>; a value the user set is kept) before libtorch loads. TorchSharp 0.107 has no switch for oneDNN
 /// itself, so turning it off calls libtorch's exported <c>at::globalContext()</c> and
