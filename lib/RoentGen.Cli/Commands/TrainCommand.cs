@@ -37,7 +37,10 @@ internal static class TrainCommand
             "tiny" => LdmExperimentConfig.Tiny,
             _ => throw new ArgumentException($"unknown preset '{preset}'; expected quick or tiny"),
         };
-        return precision is null ? cfg : cfg with { Precision = Precisions.Parse(precision) };
+        if (precision is null) return cfg;
+        var chosen = Precisions.Parse(precision);
+        if (Precisions.BFloat16Warning(chosen) is { } warning) Console.Error.WriteLine($"warning: {warning}");
+        return cfg with { Precision = chosen };
     }
 
     private static Command BuildVae()

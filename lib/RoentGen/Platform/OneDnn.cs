@@ -5,7 +5,8 @@ namespace RoentGen.Platform;
 
 /// <summary>
 /// Keeps libtorch's oneDNN (MKL-DNN) convolutions right on AMD processors: oneDNN's instruction set is capped at SSE4.1
-/// there, and where a check still finds a wrong convolution oneDNN is turned off (NNPACK, which ATen would try next, with it).
+/// there (NNPACK, which ATen tries where oneDNN does not take a convolution and which cannot start there, is turned off),
+/// and where a check still finds a wrong convolution oneDNN is turned off too.
 /// </summary>
 /// <remarks>
 /// <para>On an AMD EPYC (libtorch 2.10 through TorchSharp 0.107, measured 2026-12-06) oneDNN's AVX, AVX2 and AVX-512
@@ -101,6 +102,9 @@ public static class OneDnn
                     if (Note is null && !amdDefault) Note = $"oneDNN on ({Variable}=on)";
                     return;
                 case OneDnnMode.CappedAtSse41:
+                    // Where oneDNN does not take a convolution (float64, as in the check below, some small float32 ones), ATen
+                    // tries NNPACK, which on the AMD EPYC cannot start and prints "Unsupported hardware" at every try.
+                    if (Switch.Value is { SetNnpack: { } nnpack } api) nnpack(api.Context(), false);
                     if (ConvolutionsAreRight(out string? wrong))
                     {
                         Note = (Note is null ? "" : Note + ". ") + (amdDefault || Note is not null

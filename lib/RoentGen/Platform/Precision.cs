@@ -39,26 +39,42 @@ public static class Precisions
     /// <summary>How much faster bfloat16 must multiply than float32 in the probe for Auto to choose it.</summary>
     public const double AutoMinimumSpeedup = 1.25;
 
-    private static readonly Lazy<bool> Bf16Faster = new(() =>
+    private static readonly Lazy<MatmulProbe?> Probe = new(() =>
     {
-        if (!MachineHasNativeBf16) return false;
+        if (!MachineHasNativeBf16) return null;
         // The flag alone does not say bf16 is faster: libtorch's CPU kernels reach about 2x float32 on some AVX-512 BF16
         // machines and less than float32 on others (both measured on this project's machines). A 1024 x 1024 matmul in
         // each type, a few milliseconds, decides once per process. Where bfloat16 has no fast kernel (oneDNN held below
         // AVX-512, as on AMD processors) it multiplies at about 1-2 GFLOP/s and that probe alone would take 12 s: a 512 x 512
         // product in each type goes first, and bfloat16 below a quarter of the float32 rate there settles it (on the AMD EPYC
         // 1.8 against 47 GFLOP/s held to SSE4.1; 123 against 20-66 with oneDNN's AVX-512 kernels, which go on to the probe).
-        if (Doctor.MeasureMatmulGflops(512, 3, ScalarType.BFloat16) < 0.25 * Doctor.MeasureMatmulGflops(512, 3, ScalarType.Float32)) return false;
-        double fp32 = Doctor.MeasureMatmulGflops(1024, 5, ScalarType.Float32);
-        double bf16 = Doctor.MeasureMatmulGflops(1024, 5, ScalarType.BFloat16);
-        return BFloat16Pays(fp32, bf16);
+        double small32 = Doctor.MeasureMatmulGflops(512, 3, ScalarType.Float32), small16 = Doctor.MeasureMatmulGflops(512, 3, ScalarType.BFloat16);
+        if (small16 < 0.25 * small32) return new MatmulProbe(512, small32, small16);
+        return new MatmulProbe(1024, Doctor.MeasureMatmulGflops(1024, 5, ScalarType.Float32), Doctor.MeasureMatmulGflops(1024, 5, ScalarType.BFloat16));
     });
 
     /// <summary>
     /// True when this machine computes bfloat16 natively and a matmul probe (once per process) finds it at least
     /// <see cref="AutoMinimumSpeedup"/> times the float32 rate: what <see cref="Precision.Auto"/> resolves by.
     /// </summary>
-    public static bool MachineComputesBf16Faster => Bf16Faster.Value;
+    public static bool MachineComputesBf16Faster => Probe.Value is { } p && BFloat16Pays(p.Float32Gflops, p.BFloat16Gflops);
+
+    /// <summary>
+    /// A warning for an explicit bfloat16 request on a machine where it does not pay (no AVX-512 BF16, or the probe finds
+    /// bf16 matmuls slower than <see cref="AutoMinimumSpeedup"/> times float32's); null where bf16 pays or was not asked for.
+    /// </summary>
+    public static string? BFloat16Warning(Precision requested)
+    {
+        if (requested != Precision.BFloat16 || MachineComputesBf16Faster) return null;
+        return Probe.Value is { } p
+            ? $"bf16 was asked for, but this machine multiplies {p.Size} x {p.Size} matrices at {p.BFloat16Gflops:F1} GFLOP/s in bfloat16 against {p.Float32Gflops:F1} in float32"
+              + (OneDnn.Mode == OneDnnMode.CappedAtSse41 ? " (oneDNN is held to SSE4.1 here, and its fast bf16 kernels need AVX-512)" : "")
+              + ": expect it to be slower than fp32, which auto would choose"
+            : "bf16 was asked for, but this processor has no AVX-512 BF16: bfloat16 is emulated and slower than fp32, which auto would choose";
+    }
+
+    /// <summary>The bf16 probe's matmul rates at one size.</summary>
+    private sealed record MatmulProbe(int Size, double Float32Gflops, double BFloat16Gflops);
 
     /// <summary>Whether probe rates favour bfloat16: bf16 GFLOP/s at least <see cref="AutoMinimumSpeedup"/> times float32's.</summary>
     public static bool BFloat16Pays(double float32Gflops, double bfloat16Gflops) =>

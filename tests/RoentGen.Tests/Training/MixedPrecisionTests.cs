@@ -39,6 +39,12 @@ public class MixedPrecisionTests
         Assert.False(Precisions.BFloat16Pays(float32Gflops: 200, bfloat16Gflops: 240));  // 1.2x: not worth the rounding
         Assert.False(Precisions.BFloat16Pays(float32Gflops: 0, bfloat16Gflops: 240));
         Assert.NotEqual(Precision.Auto, Precisions.Resolve(Precision.Auto));
+        // an explicit bf16 is warned about exactly where the probe finds it does not pay; fp32 and auto never are
+        Assert.Null(Precisions.BFloat16Warning(Precision.Float32));
+        Assert.Null(Precisions.BFloat16Warning(Precision.Auto));
+        var warning = Precisions.BFloat16Warning(Precision.BFloat16);
+        Assert.Equal(!Precisions.MachineComputesBf16Faster, warning is not null);
+        if (warning is not null) Assert.Contains("slower", warning);
     }
 
     [Fact]
