@@ -160,6 +160,14 @@ internal static class Cli
     /// </summary>
     public static string Escape(string? text) => RoentGen.Platform.TextEscape.Escape(text);
 
+    /// <summary>Parses a --precision value (fp32, bf16, auto) and warns on standard error where an explicit bf16 will not pay here.</summary>
+    public static RoentGen.Platform.Precision ParsePrecision(string text)
+    {
+        var precision = RoentGen.Platform.Precisions.Parse(text);
+        if (RoentGen.Platform.Precisions.BFloat16Warning(precision) is { } warning) Console.Error.WriteLine($"warning: {warning}");
+        return precision;
+    }
+
     /// <summary>Prints a data frame as a console table (numbers to 4 significant digits).</summary>
     public static void Print(DataFrame frame)
     {

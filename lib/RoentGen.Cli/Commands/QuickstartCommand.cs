@@ -36,12 +36,7 @@ internal static class QuickstartCommand
                     return Cli.Fail($"unknown preset '{p}'; expected quick, study or tiny");
             }
             options = options with { Diffusion = !parse.GetValue(noDiffusion) };
-            if (parse.GetValue(precision) is { } chosen)
-            {
-                var asked = RoentGen.Platform.Precisions.Parse(chosen);
-                if (RoentGen.Platform.Precisions.BFloat16Warning(asked) is { } warning) Console.Error.WriteLine($"warning: {warning}");
-                options = options with { Ldm = options.Ldm with { Precision = asked } };
-            }
+            if (parse.GetValue(precision) is { } chosen) options = options with { Ldm = options.Ldm with { Precision = Cli.ParsePrecision(chosen) } };
             var result = await Quickstart.RunAsync(options);
             Console.WriteLine($"done in {result.Seconds:F0} s: {options.OutputDir}/report.html, metrics.json");
             return result.Notebooks.Values.All(ok => ok) ? 0 : 1;

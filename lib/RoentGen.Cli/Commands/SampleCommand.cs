@@ -83,9 +83,7 @@ internal static class SampleCommand
             var dir = parse.GetValue(checkpoint);
             var source = parse.GetValue(weights);
             if ((dir is null) == (source is null)) throw new ArgumentException("give exactly one of --checkpoint DIR and --weights DIR|FILE|random:PRESET");
-            var askedPrecision = Precisions.Parse(parse.GetValue(precision)!);
-            if (Precisions.BFloat16Warning(askedPrecision) is { } warning) Console.Error.WriteLine($"warning: {warning}");
-            var sampling = Precisions.Resolve(askedPrecision);
+            var sampling = Precisions.Resolve(Cli.ParsePrecision(parse.GetValue(precision)!));
             var dtype = sampling == Precision.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
             if (dir is not null && (parse.GetValue(size) is not null || parse.GetValue(config) is not null))
                 throw new ArgumentException("--size and --config apply to --weights only");

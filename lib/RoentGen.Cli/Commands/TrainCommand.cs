@@ -37,10 +37,7 @@ internal static class TrainCommand
             "tiny" => LdmExperimentConfig.Tiny,
             _ => throw new ArgumentException($"unknown preset '{preset}'; expected quick or tiny"),
         };
-        if (precision is null) return cfg;
-        var chosen = Precisions.Parse(precision);
-        if (Precisions.BFloat16Warning(chosen) is { } warning) Console.Error.WriteLine($"warning: {warning}");
-        return cfg with { Precision = chosen };
+        return precision is null ? cfg : cfg with { Precision = Cli.ParsePrecision(precision) };
     }
 
     private static Command BuildVae()

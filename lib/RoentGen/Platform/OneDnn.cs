@@ -62,6 +62,9 @@ public static class OneDnn
     /// <summary>Whether libtorch currently uses oneDNN where it can (null: could not be asked).</summary>
     public static bool? Enabled => Switch.Value is { } api ? api.Get(api.Context()) != 0 : null;
 
+    /// <summary>Why <see cref="Mode"/> was chosen, for the note (empty: libtorch's default, nothing to say).</summary>
+    private static string _reason = "";
+
     /// <summary>
     /// Chooses the mode and, for the SSE4.1 cap, puts it in the process environment; call before libtorch loads. Never throws.
     /// </summary>
@@ -71,19 +74,27 @@ public static class OneDnn
         {
             string? wish = Environment.GetEnvironmentVariable(Variable);
             bool amd = File.Exists("/proc/cpuinfo") && IsAmd(File.ReadAllText("/proc/cpuinfo"));
-            try { Mode = ChooseMode(wish, amd); }
-            catch (ArgumentException e) { Mode = ChooseMode(null, amd); Note = $"{e.Message}; the processor's default is used"; }
-            if (Mode == OneDnnMode.CappedAtSse41)
+            string amdReason = $"its AVX/AVX-512 convolutions gave wrong gradients on AMD processors; {Variable}=on lifts it";
+            try
             {
-                string? own = Environment.GetEnvironmentVariable(IsaVariable);
-                if (!string.IsNullOrEmpty(own)) { Mode = OneDnnMode.AsLibTorchHasIt; Note = $"oneDNN held to {own} ({IsaVariable} set by the user)"; return; }
-                if (SetEnv(IsaVariable, "SSE41", 0) != 0) { Note = $"could not set {IsaVariable}"; Mode = OneDnnMode.Off; }
+                Mode = ChooseMode(wish, amd);
+                _reason = !string.IsNullOrWhiteSpace(wish) ? $"{Variable}={wish.Trim()}" : amd ? amdReason : "";
             }
+            catch (ArgumentException e)
+            {
+                Mode = ChooseMode(null, amd);
+                _reason = amd ? amdReason : "";
+                AddNote($"{e.Message}; the processor's default is used");
+            }
+            if (Mode != OneDnnMode.CappedAtSse41) return;
+            string? own = Environment.GetEnvironmentVariable(IsaVariable);
+            if (!string.IsNullOrEmpty(own)) { Mode = OneDnnMode.AsLibTorchHasIt; _reason = ""; AddNote($"oneDNN held to {own} ({IsaVariable} set by the user)"); }
+            else if (SetEnv(IsaVariable, "SSE41", 0) != 0) { Mode = OneDnnMode.Off; _reason = $"could not set {IsaVariable}"; }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or DllNotFoundException or EntryPointNotFoundException)
         {
-            Note = $"could not cap oneDNN: {e.Message}";
             Mode = OneDnnMode.Off;
+            _reason = $"could not cap it: {e.Message}";
         }
     }
 
@@ -95,35 +106,30 @@ public static class OneDnn
     {
         try
         {
-            bool amdDefault = string.IsNullOrEmpty(Environment.GetEnvironmentVariable(Variable));
             switch (Mode)
             {
                 case OneDnnMode.AsLibTorchHasIt:
-                    if (Note is null && !amdDefault) Note = $"oneDNN on ({Variable}=on)";
+                    if (_reason.Length > 0) AddNote($"oneDNN on ({_reason})");
                     return;
                 case OneDnnMode.CappedAtSse41:
                     // Where oneDNN does not take a convolution (float64, as in the check below, some small float32 ones), ATen
                     // tries NNPACK, which on the AMD EPYC cannot start and prints "Unsupported hardware" at every try.
-                    if (Switch.Value is { SetNnpack: { } nnpack } api) nnpack(api.Context(), false);
-                    if (ConvolutionsAreRight(out string? wrong))
-                    {
-                        Note = (Note is null ? "" : Note + ". ") + (amdDefault || Note is not null
-                            ? $"oneDNN held to SSE4.1: its AVX/AVX-512 convolutions gave wrong gradients on AMD processors ({Variable}=on lifts it)"
-                            : $"oneDNN held to SSE4.1 ({Variable}=sse41)");
-                        return;
-                    }
-                    TurnOff((Note is null ? "" : Note + ". ") + $"oneDNN off: held to SSE4.1 it still got {wrong} wrong");
+                    if (Switch.Value is { } api) api.SetNnpack?.Invoke(api.Context(), false);
+                    if (ConvolutionsAreRight(out string? wrong)) AddNote($"oneDNN held to SSE4.1 ({_reason})");
+                    else TurnOff($"oneDNN off: held to SSE4.1 it still got {wrong} wrong");
                     return;
                 default:
-                    TurnOff(Note ?? (amdDefault ? "oneDNN off" : $"oneDNN off ({Variable}=off)"));
+                    TurnOff($"oneDNN off ({_reason})");
                     return;
             }
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException or TypeInitializationException or ExternalException)
         {
-            Note = $"could not check or turn off oneDNN: {e.Message}";
+            AddNote($"could not check or turn off oneDNN: {e.Message}");
         }
     }
+
+    private static void AddNote(string text) => Note = Note is null ? text : $"{Note}. {text}";
 
     /// <summary>
     /// Runs float32 convolutions of shapes that oneDNN got wrong on the AMD EPYC (three calls each, forward and both
@@ -169,12 +175,12 @@ public static class OneDnn
 
     private static void TurnOff(string note)
     {
-        if (Switch.Value is not { } api) { Note = "could not reach libtorch's oneDNN switch in libtorch_cpu.so"; return; }
+        if (Switch.Value is not { } api) { AddNote("could not reach libtorch's oneDNN switch in libtorch_cpu.so"); return; }
         api.Set(api.Context(), false);
         // Without oneDNN, ATen tries NNPACK for convolutions, and where NNPACK cannot start ("Unsupported hardware" on the
         // AMD EPYC) it prints a warning at every try, about 13 lines a second while training: off too.
         api.SetNnpack?.Invoke(api.Context(), false);
-        Note = note;
+        AddNote(note);
     }
 
     [DllImport("libc", EntryPoint = "setenv")]

@@ -70,7 +70,7 @@ public static class Precisions
             ? $"bf16 was asked for, but this machine multiplies {p.Size} x {p.Size} matrices at {p.BFloat16Gflops:F1} GFLOP/s in bfloat16 against {p.Float32Gflops:F1} in float32"
               + (OneDnn.Mode == OneDnnMode.CappedAtSse41 ? " (oneDNN is held to SSE4.1 here, and its fast bf16 kernels need AVX-512)" : "")
               + ": expect it to be slower than fp32, which auto would choose"
-            : "bf16 was asked for, but this processor has no AVX-512 BF16: bfloat16 is emulated and slower than fp32, which auto would choose";
+            : "bf16 was asked for, but this machine has no AVX-512 BF16 (or /proc/cpuinfo could not be read): expect it to be slower than fp32, which auto would choose";
     }
 
     /// <summary>The bf16 probe's matmul rates at one size.</summary>
