@@ -113,7 +113,7 @@ public sealed class SegmentationTests : IClassFixture<TinySegmenterFixture>, IDi
         var img = zeros(4, 1, 32, 32);
         img[.., .., 8..24, 8..24] = tensor(1f);
         var mask = img.clone();
-        var aug = new DomainRandomization { GeometricProbability = 1, BlurProbability = 0, NoiseProbability = 0, CollimationProbability = 0, MinGamma = 1, MaxGamma = 1, Contrast = 0, Brightness = 0 };
+        var aug = new DomainRandomization { GeometricProbability = 1, BlurProbability = 0, NoiseProbability = 0, CollimationProbability = 0, BiasFieldProbability = 0, MinGamma = 1, MaxGamma = 1, Contrast = 0, Brightness = 0 };
         var (x1, m1) = aug.Apply(img, mask, new Random(5), new Generator(5));
         var (x2, m2) = aug.Apply(img, mask, new Random(5), new Generator(5));
         Assert.True(x1.eq(x2).all().item<bool>() && m1.eq(m2).all().item<bool>(), "the same streams must give the same batch");
@@ -124,6 +124,28 @@ public sealed class SegmentationTests : IClassFixture<TinySegmenterFixture>, IDi
         var (x3, _) = new DomainRandomization().Apply(img, mask, new Random(1), new Generator(1));
         Assert.InRange(x3.min().item<float>(), 0f, 1f);
         Assert.InRange(x3.max().item<float>(), 0f, 1f);
+    }
+
+    [Fact]
+    public void The_bias_field_is_smooth_varies_across_the_image_and_leaves_the_masks_alone()
+    {
+        using var scope = NewDisposeScope();
+        var img = full(8, 1, 64, 64, 0.5f);
+        var mask = zeros(8, 1, 64, 64);
+        mask[.., .., 16..48, 8..30] = tensor(1f);
+        var only = DomainRandomization.None with { BiasFieldProbability = 1, MaxBiasField = 0.2 };
+        var (x, m) = only.Apply(img, mask, new Random(3), new Generator(3));
+        Assert.True(m.eq(mask).all().item<bool>(), "a photometric change must not touch the masks");
+        var change = x - img;                                                 // the field itself (no clamping at 0.5 ± a few sd)
+        double spread = change.std([2, 3]).mean().item<float>();
+        Assert.True(spread > 0.005, $"the field must vary across the image (mean within-image sd {spread:0.0000})");
+        // Smooth: neighbouring pixels differ far less than the field varies over the image.
+        double step = (change.narrow(3, 1, 63) - change.narrow(3, 0, 63)).abs().mean().item<float>();
+        Assert.True(step < spread / 10, $"neighbour step {step:0.00000} must be much smaller than the spread {spread:0.0000}");
+        var (same, _) = (DomainRandomization.None with { MaxBiasField = 0.2 }).Apply(img, mask, new Random(3), new Generator(3));
+        Assert.True(same.eq(img).all().item<bool>(), "probability 0 must leave the image as it is");
+        Assert.Throws<ArgumentException>(() => (DomainRandomization.None with { MaxBiasField = -0.1 }).Validate());
+        Assert.Throws<ArgumentException>(() => (DomainRandomization.None with { BiasFieldProbability = 1.5 }).Validate());
     }
 
     [Fact]

@@ -40,6 +40,14 @@ public sealed record DomainRandomization
     public double NoiseProbability { get; init; } = 0.5;
     /// <summary>Largest noise standard deviation (on the [0, 1] scale; uniform in [0, max]).</summary>
     public double MaxNoise { get; init; } = 0.05;
+    /// <summary>
+    /// Probability of a smooth additive bias field: a 4x4 grid of normal values upsampled to the image, the spatially
+    /// varying exposure that breast and soft-tissue shadows, the heel effect and scatter put on real films (a lung base
+    /// can be brighter than its apex). Global intensity changes cannot teach this: the input normalisation undoes them.
+    /// </summary>
+    public double BiasFieldProbability { get; init; } = 0.5;
+    /// <summary>Largest standard deviation of the bias field's grid values (on the [0, 1] scale; uniform in [0, max]).</summary>
+    public double MaxBiasField { get; init; } = 0.15;
     /// <summary>Probability of collimation: bands along random image edges set to a constant (dark or bright).</summary>
     public double CollimationProbability { get; init; } = 0.3;
     /// <summary>Largest collimation band as a fraction of the side.</summary>
@@ -49,7 +57,7 @@ public sealed record DomainRandomization
     public static DomainRandomization None { get; } = new()
     {
         GeometricProbability = 0, ElasticStrength = 0, MinGamma = 1, MaxGamma = 1, Contrast = 0, Brightness = 0,
-        BlurProbability = 0, NoiseProbability = 0, CollimationProbability = 0,
+        BlurProbability = 0, NoiseProbability = 0, CollimationProbability = 0, BiasFieldProbability = 0,
     };
 
     /// <summary>Checks the ranges.</summary>
@@ -59,11 +67,12 @@ public sealed record DomainRandomization
         static void P(double v, string name) { if (!(v >= 0 && v <= 1)) throw new ArgumentException($"DomainRandomization.{name} must be a probability in [0, 1], got {v}"); }
         P(GeometricProbability, nameof(GeometricProbability)); P(BlurProbability, nameof(BlurProbability));
         P(NoiseProbability, nameof(NoiseProbability)); P(CollimationProbability, nameof(CollimationProbability));
+        P(BiasFieldProbability, nameof(BiasFieldProbability));
         if (!(MinZoom > 0 && MaxZoom >= MinZoom)) throw new ArgumentException($"DomainRandomization zoom range [{MinZoom}, {MaxZoom}] must be positive and ordered");
         if (!(MinGamma > 0 && MaxGamma >= MinGamma)) throw new ArgumentException($"DomainRandomization gamma range [{MinGamma}, {MaxGamma}] must be positive and ordered");
         if (!(MaxRotationDegrees >= 0 && MaxShift >= 0 && ElasticStrength >= 0 && Contrast >= 0 && Contrast < 1 && Brightness >= 0
-              && MaxBlurSigma >= 0 && MaxNoise >= 0 && MaxCollimation >= 0 && MaxCollimation < 0.5))
-            throw new ArgumentException("DomainRandomization: rotation, shift, elastic, brightness, blur and noise must be 0 or more, Contrast in [0, 1), MaxCollimation in [0, 0.5)");
+              && MaxBlurSigma >= 0 && MaxNoise >= 0 && MaxBiasField >= 0 && MaxCollimation >= 0 && MaxCollimation < 0.5))
+            throw new ArgumentException("DomainRandomization: rotation, shift, elastic, brightness, blur, noise and bias field must be 0 or more, Contrast in [0, 1), MaxCollimation in [0, 0.5)");
     }
 
     /// <summary>
@@ -119,6 +128,16 @@ public sealed record DomainRandomization
         x = x.clamp(1e-6, 1).pow(tensor(gamma, [b, 1, 1, 1]));
         var mean = x.mean([1, 2, 3], keepdim: true);
         x = ((x - mean) * tensor(contrast, [b, 1, 1, 1]) + mean + tensor(bright, [b, 1, 1, 1])).clamp(0, 1);
+
+        // Bias field: smooth, spatially varying exposure (drawn before blur and noise, which act on the detector image).
+        if (BiasFieldProbability > 0 && MaxBiasField > 0)
+        {
+            var sd = new float[b];
+            for (int i = 0; i < b; i++) sd[i] = rng.NextDouble() < BiasFieldProbability ? (float)(rng.NextDouble() * MaxBiasField) : 0f;
+            var coarse = randn([b, 1, 4, 4], generator: generator) * tensor(sd, [b, 1, 1, 1]);
+            var field = nn.functional.interpolate(coarse, size: [s, s], mode: InterpolationMode.Bicubic, align_corners: true);
+            x = (x + field).clamp(0, 1);
+        }
 
         // Blur (per image, its own sigma; sigma 0 leaves the image as it is) and noise.
         if (BlurProbability > 0 && MaxBlurSigma > 0)
