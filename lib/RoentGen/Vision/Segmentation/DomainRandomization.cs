@@ -5,7 +5,7 @@ namespace RoentGen.Vision.Segmentation;
 
 /// <summary>
 /// Random changes of a training batch aimed at sim-to-real transfer (domain randomisation, Tobin et al. 2017): a
-/// segmenter that has seen phantoms under many exposures, contrasts, blurs, noise levels, framings and collimations
+/// segmenter that has seen phantoms under many exposures (uneven ones too), contrasts, blurs, noise levels, framings and collimations
 /// has less room to key on what makes phantoms phantoms. Each transform is drawn per image; a probability of 0 or a
 /// neutral range turns it off. Geometric transforms move image and masks together (masks are resampled bilinearly and
 /// thresholded at 0.5); photometric ones change the image only.
