@@ -4,32 +4,32 @@ using TorchSharp;
 namespace RoentGen.Platform;
 
 /// <summary>
-/// Keeps libtorch's oneDNN (MKL-DNN) convolutions right on AMD processors: oneDNN's instruction set is capped at SSE4.1
-/// there (NNPACK, which ATen tries where oneDNN does not take a convolution and which cannot start there, is turned off),
-/// and where a check still finds a wrong convolution oneDNN is turned off too.
+/// Keeps libtorch's oneDNN (MKL-DNN) convolutions right on AMD processors: where the processor hides its cache sizes, the
+/// bogus sizes oneDNN read are repaired (<see cref="OneDnnCaches"/>) and oneDNN keeps every instruction set; where that
+/// cannot be done it is capped at SSE4.1; where a check still finds a wrong convolution it is turned off. NNPACK, which
+/// ATen tries where oneDNN does not take a convolution and which cannot start there, is turned off.
 /// </summary>
 /// <remarks>
-/// <para>On an AMD EPYC (libtorch 2.10 through TorchSharp 0.107, measured 2026-12-06) oneDNN's AVX, AVX2 and AVX-512
-/// convolution kernels gave wrong and run-to-run different input gradients, sometimes NaN, in float32 and bfloat16: an
-/// 8 -> 8 3x3 convolution's input gradient differed in 186 of 200 identical calls; the quick VAE's float32 loss went NaN
-/// at step 10. Against a float64 reference, random shapes (forward and both gradients, three calls each) were wrong in
-/// 54 of 120 (float32, AVX-512, one thread), 41 of 120 (held to AVX2) and about 25 of 120 (held to AVX), multiples of 16
-/// channels included (48 -> 128, stride 2). Held to SSE4.1 (<c>ONEDNN_MAX_CPU_ISA=SSE41</c>) every one of 703 random
-/// shapes (float32 and bfloat16, one and two threads) and 300 more of an earlier sweep were right, and 240 tiny-VAE steps
-/// had finite gradients. SSE4.1 oneDNN trains the quick VAE about twice as fast as oneDNN off (ATen's own convolutions);
-/// the AVX-512 kernels, wrong, were about twice as fast again. The same kernels were right on an Intel Xeon, so nothing
-/// changes elsewhere; Debian's PyTorch 1.13 (an older oneDNN, every instruction set) got all 120 shapes of the same sweep
-/// right on the AMD EPYC, so the fault lies in the oneDNN that libtorch 2.10 carries, not in the processor.</para>
-/// <para>The cap must be in the process environment before oneDNN first reads it, so <see cref="Prepare"/> sets it
-/// (libc <c>setenv</c>; a value the user set is kept) before libtorch loads. TorchSharp 0.107 has no switch for oneDNN
-/// itself, so turning it off calls libtorch's exported <c>at::globalContext()</c> and
+/// <para>On an AMD EPYC virtual machine (libtorch 2.10 through TorchSharp 0.107, measured 2026-12-06) oneDNN's AVX, AVX2
+/// and AVX-512 convolution kernels gave wrong and run-to-run different input gradients, sometimes NaN, in float32 and
+/// bfloat16: an 8 -> 8 3x3 convolution's input gradient differed in 186 of 200 identical calls; the quick VAE's float32
+/// loss went NaN at step 10. Against a float64 reference, random shapes were wrong in 54 of 120 (float32, AVX-512, one
+/// thread), 41 of 120 (held to AVX2), about 25 of 120 (held to AVX) and none held to SSE4.1. The cause: the hypervisor
+/// leaves CPUID's cache-topology leaf empty, and oneDNN's Xbyak reads it as three caches of 1 byte, from which the
+/// kernels size their blocking (<see cref="OneDnnCaches"/>). Emptying that table, so that oneDNN uses its default sizes,
+/// made every failing shape right at full speed: the convolutions of the peer UNet's training step run about six times
+/// faster than held to SSE4.1, and bfloat16 matmuls (oneDNN's AVX-512 BF16 kernels) about 300 times faster.</para>
+/// <para>The SSE4.1 cap, the fallback, must be set before oneDNN first chooses its instruction set: <see cref="Apply"/>
+/// calls oneDNN's own <c>dnnl_set_max_cpu_isa</c> right after libtorch loads; the explicit <c>sse41</c> mode puts
+/// <c>ONEDNN_MAX_CPU_ISA</c> into the native environment (libc <c>setenv</c>) before the load. TorchSharp 0.107 has no
+/// switch for oneDNN itself, so turning it off calls libtorch's exported <c>at::globalContext()</c> and
 /// <c>at::Context::setUserEnabledMkldnn(bool)</c> (the function behind PyTorch's <c>torch.backends.mkldnn.enabled</c>).</para>
-/// <para><c>ROENTGEN_ONEDNN</c>: <c>on</c> leaves oneDNN as libtorch has it (no cap, no check), <c>sse41</c> caps it on
-/// any processor, <c>off</c> turns it off on any processor.</para>
+/// <para><c>ROENTGEN_ONEDNN</c>: <c>repair</c> (the default on AMD) as above, <c>on</c> leaves oneDNN as libtorch has it
+/// (no repair, no cap, no check), <c>sse41</c> caps it on any processor, <c>off</c> turns it off on any processor.</para>
 /// </remarks>
 public static class OneDnn
 {
-    /// <summary>The environment variable that overrides the choice: on, sse41 or off.</summary>
+    /// <summary>The environment variable that overrides the choice: repair, on, sse41 or off.</summary>
     public const string Variable = "ROENTGEN_ONEDNN";
 
     /// <summary>oneDNN's own variable for the highest instruction set its kernels may use.</summary>
@@ -52,11 +52,12 @@ public static class OneDnn
     /// <exception cref="ArgumentException">The value is none of on, sse41, off.</exception>
     public static OneDnnMode ChooseMode(string? wish, bool amd) => wish?.Trim().ToLowerInvariant() switch
     {
-        null or "" => amd ? OneDnnMode.CappedAtSse41 : OneDnnMode.AsLibTorchHasIt,
+        null or "" => amd ? OneDnnMode.CacheSizesRepaired : OneDnnMode.AsLibTorchHasIt,
+        "repair" => OneDnnMode.CacheSizesRepaired,
         "on" => OneDnnMode.AsLibTorchHasIt,
         "sse41" => OneDnnMode.CappedAtSse41,
         "off" => OneDnnMode.Off,
-        _ => throw new ArgumentException($"{Variable}={wish} is not understood: use on, sse41 or off"),
+        _ => throw new ArgumentException($"{Variable}={wish} is not understood: use repair, on, sse41 or off"),
     };
 
     /// <summary>Whether libtorch currently uses oneDNN where it can (null: could not be asked).</summary>
@@ -64,6 +65,9 @@ public static class OneDnn
 
     /// <summary>Why <see cref="Mode"/> was chosen, for the note (empty: libtorch's default, nothing to say).</summary>
     private static string _reason = "";
+
+    /// <summary>The user's own ONEDNN_MAX_CPU_ISA, kept (and named in the note) in the repair mode.</summary>
+    private static string? _userIsa;
 
     /// <summary>
     /// Chooses the mode and, for the SSE4.1 cap, puts it in the process environment; call before libtorch loads. Never throws.
@@ -74,7 +78,7 @@ public static class OneDnn
         {
             string? wish = Environment.GetEnvironmentVariable(Variable);
             bool amd = File.Exists("/proc/cpuinfo") && IsAmd(File.ReadAllText("/proc/cpuinfo"));
-            string amdReason = $"its AVX/AVX-512 convolutions gave wrong gradients on AMD processors; {Variable}=on lifts it";
+            string amdReason = $"its AVX/AVX-512 convolutions were wrong on AMD processors that hide their caches; {Variable}=on leaves it as libtorch has it";
             try
             {
                 Mode = ChooseMode(wish, amd);
@@ -86,8 +90,9 @@ public static class OneDnn
                 _reason = amd ? amdReason : "";
                 AddNote($"{e.Message}; the processor's default is used");
             }
-            if (Mode != OneDnnMode.CappedAtSse41) return;
             string? own = Environment.GetEnvironmentVariable(IsaVariable);
+            if (Mode == OneDnnMode.CacheSizesRepaired && !string.IsNullOrEmpty(own)) _userIsa = own;
+            if (Mode != OneDnnMode.CappedAtSse41) return;
             if (!string.IsNullOrEmpty(own)) { Mode = OneDnnMode.AsLibTorchHasIt; _reason = ""; AddNote($"oneDNN held to {own} ({IsaVariable} set by the user)"); }
             else if (SetEnv(IsaVariable, "SSE41", 0) != 0) { Mode = OneDnnMode.Off; _reason = $"could not set {IsaVariable}"; }
         }
@@ -99,8 +104,9 @@ public static class OneDnn
     }
 
     /// <summary>
-    /// After libtorch has loaded: checks the capped convolutions (<see cref="ConvolutionsAreRight"/>) and turns oneDNN
-    /// off where they are wrong, or where the mode is <see cref="OneDnnMode.Off"/>. Never throws.
+    /// After libtorch has loaded and before any other libtorch call: repairs oneDNN's cache sizes or caps it (the repair
+    /// mode), checks the convolutions (<see cref="ConvolutionsAreRight"/>) and turns oneDNN off where they are wrong, or
+    /// where the mode is <see cref="OneDnnMode.Off"/>. Never throws.
     /// </summary>
     public static void Apply()
     {
@@ -118,6 +124,9 @@ public static class OneDnn
                     if (ConvolutionsAreRight(out string? wrong)) AddNote($"oneDNN held to SSE4.1 ({_reason})");
                     else TurnOff($"oneDNN off: held to SSE4.1 it still got {wrong} wrong");
                     return;
+                case OneDnnMode.CacheSizesRepaired:
+                    RepairOrCap();
+                    return;
                 default:
                     TurnOff($"oneDNN off ({_reason})");
                     return;
@@ -127,6 +136,25 @@ public static class OneDnn
         {
             AddNote($"could not check or turn off oneDNN: {e.Message}");
         }
+    }
+
+    // The repair mode: empty oneDNN's bogus cache table (or, where that cannot be done, cap oneDNN at SSE4.1 before it
+    // chooses its instruction set), then check the convolutions that were wrong, and turn oneDNN off if any still is.
+    private static void RepairOrCap()
+    {
+        if (Switch.Value is { } api) api.SetNnpack?.Invoke(api.Context(), false);
+        string library = Path.Combine(Path.GetDirectoryName(TorchNative.LoadedFrom!)!, "libtorch_cpu.so");
+        var outcome = OneDnnCaches.Repair(library, out string detail);
+        string done = outcome == CacheRepairOutcome.Repaired ? $"oneDNN's cache sizes repaired: {detail}" : "";
+        string userIsa = _userIsa is null ? "" : $"; held to {_userIsa} ({IsaVariable} set by the user)";
+        if (outcome == CacheRepairOutcome.Unavailable && _userIsa is null)
+        {
+            if (!OneDnnCaches.TryCapAtSse41(library, out string cap)) { TurnOff($"oneDNN off: its cache sizes could not be repaired ({detail}) nor could it be capped ({cap})"); return; }
+            Mode = OneDnnMode.CappedAtSse41;
+            done = $"oneDNN held to SSE4.1: its cache sizes could not be repaired ({detail})";
+        }
+        if (!ConvolutionsAreRight(out string? wrong)) { TurnOff($"oneDNN off: {(done.Length > 0 ? done + ", but it" : "it")} still got {wrong} wrong{userIsa}"); return; }
+        if (done.Length > 0 || userIsa.Length > 0) AddNote($"{(done.Length > 0 ? done : "oneDNN on, its convolutions checked")}{userIsa}");
     }
 
     private static void AddNote(string text) => Note = Note is null ? text : $"{Note}. {text}";
@@ -213,8 +241,10 @@ public enum OneDnnMode
 {
     /// <summary>As libtorch has it: on, every instruction set the processor has.</summary>
     AsLibTorchHasIt,
-    /// <summary>On, held to SSE4.1 (the default on AMD processors).</summary>
+    /// <summary>On, held to SSE4.1.</summary>
     CappedAtSse41,
+    /// <summary>On, every instruction set, with oneDNN's cache sizes repaired where the processor hides them (the default on AMD processors).</summary>
+    CacheSizesRepaired,
     /// <summary>Off: ATen's own convolutions.</summary>
     Off,
 }
