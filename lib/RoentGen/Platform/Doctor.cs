@@ -39,7 +39,7 @@ public sealed record DoctorReport
     public bool? CompatFixApplied { get; init; }
     /// <summary>The native libraries checked for the fix.</summary>
     public IReadOnlyList<string> NativeLibraries { get; init; } = [];
-    /// <summary>Whether libtorch's oneDNN kernels are on, held to SSE4.1 or off, and why (<see cref="Platform.OneDnn"/>).</summary>
+    /// <summary>Whether libtorch's oneDNN kernels are on (with their cache sizes repaired), held to SSE4.1 or off, and why (<see cref="Platform.OneDnn"/>).</summary>
     public string? OneDnn { get; init; }
     /// <summary>Measured float32 2048x2048 matmul throughput, median of several runs.</summary>
     public double? MatmulGflops { get; init; }

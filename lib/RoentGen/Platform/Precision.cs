@@ -45,9 +45,9 @@ public static class Precisions
         // The flag alone does not say bf16 is faster: libtorch's CPU kernels reach about 2x float32 on some AVX-512 BF16
         // machines and less than float32 on others (both measured on this project's machines). A 1024 x 1024 matmul in
         // each type, a few milliseconds, decides once per process. Where bfloat16 has no fast kernel (oneDNN held below
-        // AVX-512, as on AMD processors) it multiplies at about 1-2 GFLOP/s and that probe alone would take about 12 s (estimated): a 512 x 512
+        // AVX-512 or off) it multiplies at about 1-2 GFLOP/s and that probe alone would take about 12 s (estimated): a 512 x 512
         // product in each type goes first, and bfloat16 below a quarter of the float32 rate there settles it (on the AMD EPYC
-        // 1.8 against 47 GFLOP/s held to SSE4.1; 123 against 20-66 with oneDNN's AVX-512 kernels, which go on to the probe).
+        // 1.8 against 47 GFLOP/s held to SSE4.1; with oneDNN's AVX-512 kernels, 1024 x 1024: 276-335 against 87-110).
         double small32 = Doctor.MeasureMatmulGflops(512, 3, ScalarType.Float32), small16 = Doctor.MeasureMatmulGflops(512, 3, ScalarType.BFloat16);
         if (small16 < 0.25 * small32) return new MatmulProbe(512, small32, small16);
         return new MatmulProbe(1024, Doctor.MeasureMatmulGflops(1024, 5, ScalarType.Float32), Doctor.MeasureMatmulGflops(1024, 5, ScalarType.BFloat16));

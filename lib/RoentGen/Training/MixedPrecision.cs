@@ -156,8 +156,9 @@ public sealed class BFloat16Shadow<TModule> : BFloat16Shadow where TModule : nn.
 /// a shape that passed once could fail at another batch or size. The VAE's loss went NaN within five steps. The same
 /// code was right on an Intel Xeon with AVX-512 BF16. So the machine is checked once per process on shapes that failed
 /// there, and where any fails, every convolution of a bfloat16 model computes in float32 (linear layers, attention and
-/// normalisation are unaffected). The errors came from oneDNN's AVX-512 kernels, which <see cref="Platform.OneDnn"/> now
-/// holds to SSE4.1 on AMD processors (all shapes right there); this check guards any machine where oneDNN is still wrong.
+/// normalisation are unaffected). The errors came from oneDNN's kernels misled by the 1-byte cache sizes they read on
+/// that machine, which <see cref="Platform.OneDnn"/> now repairs (all shapes right then); this check guards any machine
+/// where oneDNN is still wrong.
 /// </summary>
 public static class BFloat16Kernels
 {

@@ -40,7 +40,7 @@ public class LatentDiffusionRunsTests
         foreach (var p in result.Model.Unet.parameters()) sum += p.abs().sum().item<float>();
         string got = $"VAE [{R(result.VaeHistory!.Loss)}], LDM [{R(result.History.Loss)}], UNet |w| sum {sum:R}";
         // Bit-equal on the machines the values were pinned on; where libtorch computes convolutions with other kernels
-        // (oneDNN held to SSE4.1 or off on AMD processors, see Platform.OneDnn) rounding moves the losses by about 3e-6 relative. A change
+        // (oneDNN repaired, held to SSE4.1 or off on AMD processors, see Platform.OneDnn) rounding moves the losses by about 3e-6 relative. A change
         // of logic moves them by far more than the 2e-5 allowed here.
         static bool Near(double pinned, double value) => Math.Abs(pinned - value) <= 2e-5 * Math.Abs(pinned);
         Assert.True(MainVaeLosses.Length == result.VaeHistory!.Loss.Count && MainVaeLosses.Zip(result.VaeHistory.Loss).All(t => Near(t.First, t.Second)), got);
