@@ -37,9 +37,14 @@ internal static class EvaluateCommand
             Description = "Folder of the evaluation images sampled as a sharded job: with --shard i/N, sample that shard there and stop; "
                           + "without, evaluate on the merged images there (roentgen merge first) instead of sampling them.",
         };
+        var sidesOption = new Option<DirectoryInfo?>("--laterality-judge")
+        {
+            Description = "Side judge folder for the laterality check (trained there when missing). Default: the quickstart's laterality-judge/ next to the "
+                          + "checkpoint when one is saved there, else the check is skipped.",
+        };
         var shard = ShardOption.Create();
         var cmd = new Command("evaluate", "Evaluate a trained text-to-CXR model: prompt adherence per finding, FID/KID against held-out phantoms, MS-SSIM diversity, an untrained baseline and a DDPM reference.")
-            { checkpoint, classifier, json, perPrompt, guidance, steps, scheduler, compare, ddpmSteps, heldOut, noBaseline, paraphrase, samples, shard };
+            { checkpoint, classifier, json, perPrompt, guidance, steps, scheduler, compare, ddpmSteps, heldOut, noBaseline, paraphrase, samples, shard, sidesOption };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var dir = parse.GetValue(checkpoint)!.FullName;
@@ -73,13 +78,31 @@ internal static class EvaluateCommand
                 ParaphrasePrompts = perParaphrase > 0 ? ParaphrasePrompts.All : null, ParaphraseImagesPerPrompt = Math.Max(1, perParaphrase),
             };
             using var given = samplesDir is null ? null : EvaluationSampleShards.Load(samplesDir, options, dir);
-            var result = DiffusionEvaluation.Run(pipeline, proxy, real, options, Console.WriteLine, given);
+            var sidesDir = parse.GetValue(sidesOption)?.FullName;
+            var siblingSides = Path.Combine(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(dir)) ?? dir, "laterality-judge");
+            if (sidesDir is null && ProxyFindingClassifier.IsSaved(siblingSides)) sidesDir = siblingSides;
+            LateralityJudge? sides = null;
+            IReadOnlyDictionary<RoentGen.Data.Observation, double>? sidesAccuracy = null;
+            if (sidesDir is not null)
+            {
+                Console.WriteLine($"side judge: {sidesDir}");
+                sides = ProxyFindingClassifier.IsSaved(sidesDir) ? LateralityJudge.Load(sidesDir)
+                    : LateralityJudge.LoadOrTrain(sidesDir, cfg.ImageSize, seed: WorldSeeds.Judge(cfg.DataSeed));
+                var (sideImages, sideTargets) = LateralityJudge.PhantomData(cfg.ImageSize, 0, n, WorldSeeds.HeldOut(cfg.DataSeed));
+                sidesAccuracy = sides.Accuracy(sideImages, sideTargets);
+            }
+            var result = DiffusionEvaluation.Run(pipeline, proxy, real, options, Console.WriteLine, given, sides, sidesAccuracy);
             Cli.Print(result.Summary());
             if (result.Trained.Adherence is { } a) Cli.Print(a.ToDataFrame());
             if (result.Paraphrase is { } pa)
             {
                 Console.WriteLine($"paraphrase prompts (written apart from the report writer): mean adherence AUC {pa.MeanAuc:F3}");
                 Cli.Print(pa.ToDataFrame());
+            }
+            if (result.Laterality is { } side)
+            {
+                Console.WriteLine($"laterality: {side.Accuracy:P1} of {side.Images} images prompted with one finding on one side are on that side (judge_accuracy: the side judge on real phantoms)");
+                Cli.Print(side.ToDataFrame());
             }
             foreach (var warning in result.Trained.Warnings) Console.Error.WriteLine($"warning: {Cli.Escape(warning)}");
             if (jsonFile is not null)

@@ -47,6 +47,14 @@ public sealed record QuickstartOptions
     public int ProxySteps { get; init; } = 600;
     /// <summary>Shape of the proxy classifier (null: default, at the experiment's image size).</summary>
     public ProxyClassifierConfig? Proxy { get; init; }
+    /// <summary>
+    /// Phantoms of the judge's world the side judge (<see cref="LateralityJudge"/>) reads; only those showing a lateralised
+    /// finding are kept. 0 (the quick preset's default: it costs about as much as the judge) skips the laterality check;
+    /// the study preset turns it on.
+    /// </summary>
+    public int LateralityImages { get; init; }
+    /// <summary>Side judge training steps.</summary>
+    public int LateralitySteps { get; init; } = 400;
     /// <summary>Real held-out phantoms (<see cref="RoentGen.Data.Phantoms.WorldSeeds.HeldOut"/>): the FID reference and the proxy classifier's test set.</summary>
     public int HeldOutImages { get; init; } = 1000;
     /// <summary>Seeds (columns) of the prompt grid.</summary>
@@ -117,6 +125,15 @@ public sealed record DiffusionQuickstartResult
     /// <summary>Adherence AUC per finding on the paraphrase prompts (finding name to AUC); empty when not evaluated.</summary>
     [System.Text.Json.Serialization.JsonPropertyName("adherence_paraphrase_auc")]
     public IReadOnlyDictionary<string, double> AdherenceParaphraseAuc { get; init; } = new Dictionary<string, double>();
+    /// <summary>
+    /// Fraction of the writer-prompt images that name one lateralised finding on one side whose finding the side judge puts
+    /// on that side (target at least 0.9); NaN without the check.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonPropertyName("laterality_accuracy")]
+    public double LateralityAccuracy { get; init; } = double.NaN;
+    /// <summary>The side judge's own accuracy per finding on real held-out phantoms with the finding on one side (its ceiling).</summary>
+    [System.Text.Json.Serialization.JsonPropertyName("laterality_judge_accuracy")]
+    public IReadOnlyDictionary<string, double> LateralityJudgeAccuracy { get; init; } = new Dictionary<string, double>();
 }
 
 /// <summary>
@@ -165,7 +182,7 @@ public static class Quickstart
     {
         PhantomCount = Math.Min(o.PhantomCount, 20), LabelerReports = 200,
         Ldm = LdmExperimentConfig.Tiny with { VaeSteps = 4, LdmSteps = 4 },
-        ProxyImages = 64, ProxySteps = 4, HeldOutImages = 16, GridSeeds = 2,
+        ProxyImages = 64, ProxySteps = 4, HeldOutImages = 16, GridSeeds = 2, LateralityImages = 64, LateralitySteps = 4,
         Evaluation = o.Evaluation with { ImagesPerPrompt = 1, ParaphraseImagesPerPrompt = 1, Steps = 4, SamplerComparisonImages = 4, DdpmSteps = 8 },
     };
 
@@ -178,7 +195,7 @@ public static class Quickstart
     public static QuickstartOptions StudyOptions(QuickstartOptions o) => o with
     {
         Ldm = LdmExperimentConfig.Study,
-        ProxyImages = 6000, ProxySteps = 1200, HeldOutImages = 1000, GridSeeds = 4,
+        ProxyImages = 6000, ProxySteps = 1200, HeldOutImages = 1000, GridSeeds = 4, LateralityImages = 6000, LateralitySteps = 600,
         Evaluation = o.Evaluation with { ImagesPerPrompt = 16, ParaphraseImagesPerPrompt = 6, SamplerComparisonImages = 64, ParaphrasePrompts = ParaphrasePrompts.All },
     };
 
@@ -306,6 +323,15 @@ public static class Quickstart
         var proxy = ProxyFindingClassifier.LoadOrTrain(proxyDir, cfg.ImageSize, o.ProxyImages, o.ProxySteps, WorldSeeds.Judge(o.Seed), o.Proxy);
         var proxyAuc = proxy.Evaluate(heldOut, heldOutLabels);
         log.WriteLine($"   proxy classifier held-out mean AUC {proxyAuc.Where(a => double.IsFinite(a.Auc)).Average(a => a.Auc):F3}");
+        LateralityJudge? sides = null;
+        IReadOnlyDictionary<Observation, double>? sideAccuracy = null;
+        if (o.LateralityImages > 0)
+        {
+            sides = LateralityJudge.LoadOrTrain(Path.Combine(o.OutputDir, "laterality-judge"), cfg.ImageSize, o.LateralityImages, o.LateralitySteps, WorldSeeds.Judge(o.Seed));
+            var (sideImages, sideTargets) = LateralityJudge.PhantomData(cfg.ImageSize, 0, o.HeldOutImages, WorldSeeds.HeldOut(o.Seed));
+            sideAccuracy = sides.Accuracy(sideImages, sideTargets);
+            log.WriteLine("   side judge held-out accuracy: " + string.Join(", ", sideAccuracy.Select(kv => $"{Observations.Name(kv.Key)} {kv.Value:F2}")));
+        }
 
         stage("training the autoencoder (VAE)");
         var data = LdmTrainingData.FromPhantoms(cfg);
@@ -341,7 +367,7 @@ public static class Quickstart
         AtomicFile.WriteAllBytes(Path.Combine(o.OutputDir, ThumbnailFile), thumb.ToPng());
 
         stage("evaluating: adherence, FID, KID, diversity, baselines");
-        var eval = DiffusionEvaluation.Run(pipeline, proxy, heldOut, o.Evaluation, line => log.WriteLine("   " + line));
+        var eval = DiffusionEvaluation.Run(pipeline, proxy, heldOut, o.Evaluation, line => log.WriteLine("   " + line), sides: sides, sideJudgeAccuracy: sideAccuracy);
         AtomicFile.WriteAllText(Path.Combine(o.OutputDir, "evaluation.json"), eval.ToJson());
 
         var result = new DiffusionQuickstartResult
@@ -357,6 +383,8 @@ public static class Quickstart
             AdherenceWriterMeanAuc = eval.Trained.Adherence?.MeanAuc ?? double.NaN,
             AdherenceParaphraseMeanAuc = eval.Paraphrase?.MeanAuc ?? double.NaN,
             AdherenceParaphraseAuc = eval.Paraphrase?.Findings.ToDictionary(f => f.Finding.Name(), f => f.Auc) ?? new Dictionary<string, double>(),
+            LateralityAccuracy = eval.Laterality?.Accuracy ?? double.NaN,
+            LateralityJudgeAccuracy = sideAccuracy?.ToDictionary(kv => kv.Key.Name(), kv => kv.Value) ?? new Dictionary<string, double>(),
         };
         DiffusionSection(report, o, result, eval, proxyAuc, reconGrid, grid, vaeHistory, ldmHistory);
         return result;
@@ -431,6 +459,11 @@ public static class Quickstart
             report.Chart(a.ToChart()).Add(a.ToDataFrame());
         }
         if (eval.Paraphrase is { } para) ParaphraseSection(report, eval.Trained.Adherence, para, eval.Options.ParaphrasePrompts?.Count ?? 0);
+        if (eval.Laterality is { } side)
+        {
+            verdicts.Add(Verdict(side.Accuracy >= 0.9, $"laterality {side.Accuracy:P1} of {side.Images} images prompted with a finding on one side (target 90 %); {side.SeenAccuracy:P1} where the judge sees the finding"));
+            LateralitySection(report, side, eval.ParaphraseLaterality);
+        }
         if (eval.Untrained is { } u) verdicts.Add(Verdict(eval.Trained.Fid < u.Fid, $"FID {eval.Trained.Fid:F2} against {u.Fid:F2} for the untrained UNet"));
         if (eval.Samplers.Count == 2)
             verdicts.Add(Verdict(eval.SamplerFidGap <= 0.10, $"{eval.Samplers[0].Sampler} FID {eval.Samplers[0].Fid:F2} vs {eval.Samplers[1].Sampler} {eval.Samplers[1].Fid:F2} ({eval.SamplerFidGap:+0.0%;-0.0%}; target: at most 10% above the DDPM reference; {eval.SamplerComparisonImages} images per sampler, so FID is noisy)"));
@@ -453,6 +486,23 @@ public static class Quickstart
               .Raw("<table><tr><th>finding</th><th>adherence AUC, writer's prompts</th><th>adherence AUC, paraphrase prompts</th><th>paraphrase images naming it</th></tr>" +
                    string.Concat(para.Findings.Select(f => $"<tr><td>{Observations.Name(f.Finding)}</td><td>{F(byWriter.GetValueOrDefault(f.Finding, double.NaN))}</td><td>{F(f.Auc)}</td><td>{f.ImagesNamed}</td></tr>")) +
                    $"<tr><td><b>mean</b></td><td><b>{F(writer?.MeanAuc ?? double.NaN)}</b></td><td><b>{F(para.MeanAuc)}</b></td><td></td></tr></table>");
+    }
+
+    // Per finding: how often the side drawn is the side asked for, beside the side judge's own accuracy on real phantoms.
+    private static void LateralitySection(HtmlReport report, LateralityResult side, LateralityResult? paraphrase)
+    {
+        static string F(double v) => double.IsFinite(v) ? v.ToString("P0", System.Globalization.CultureInfo.InvariantCulture) : "n/a";
+        var para = paraphrase?.Findings.ToDictionary(f => f.Finding) ?? [];
+        report.Heading("Laterality", 4)
+              .Paragraph("A side judge (the judge's network with a right and a left output per lateralised finding, trained on phantoms of the judge's world " +
+                         "whose sides come from their masks) says on which side of each generated image a finding lies. Counted: images whose prompt names one " +
+                         "lateralised finding on one side; correct when the judge's output for the named side beats the other. Where the finding is not drawn the " +
+                         "side is a coin toss, so the column 'where seen' keeps the images in which the finding judge sees it (probability at least 0.5). " +
+                         "The side judge's accuracy on real held-out phantoms bounds what can be measured.")
+              .Raw("<table><tr><th>finding</th><th>images</th><th>on the named side</th><th>where seen</th><th>paraphrase prompts</th><th>side judge on real phantoms</th></tr>" +
+                   string.Concat(side.Findings.Select(f => $"<tr><td>{Observations.Name(f.Finding)}</td><td>{f.Images}</td><td>{F(f.Accuracy)}</td><td>{F(f.SeenAccuracy)} of {f.Seen}</td>" +
+                       $"<td>{(para.TryGetValue(f.Finding, out var p) ? $"{F(p.Accuracy)} of {p.Images}" : "n/a")}</td><td>{F(f.JudgeAccuracy)}</td></tr>")) +
+                   $"<tr><td><b>all</b></td><td><b>{side.Images}</b></td><td><b>{F(side.Accuracy)}</b></td><td><b>{F(side.SeenAccuracy)}</b></td><td><b>{(paraphrase is null ? "n/a" : F(paraphrase.Accuracy))}</b></td><td></td></tr></table>");
     }
 
     private static string PromptDescription(PromptSource source) => source switch

@@ -64,6 +64,10 @@ public sealed record DiffusionEvaluationResult
     public IReadOnlyList<SamplerFid> Samplers { get; init; } = [];
     /// <summary>Images of the comparison.</summary>
     public int SamplerComparisonImages { get; init; }
+    /// <summary>Laterality of the main set's images (prompts naming one lateralised finding on one side); null without a side judge.</summary>
+    public LateralityResult? Laterality { get; init; }
+    /// <summary>Laterality of the paraphrase set's images; null without a side judge or paraphrase prompts.</summary>
+    public LateralityResult? ParaphraseLaterality { get; init; }
     /// <summary>Settings used.</summary>
     public required DiffusionEvaluationOptions Options { get; init; }
     /// <summary>Sampling images/s of the main evaluation.</summary>
@@ -99,6 +103,13 @@ public sealed record DiffusionEvaluationResult
         }
         if (Paraphrase is { } p)
             rows.Add(("adherence mean AUC (paraphrase prompts)", p.MeanAuc, $"{p.Images} images of prompts phrased apart from the report writer; target: as high as the writer's"));
+        if (Laterality is { } l)
+        {
+            rows.Add(("laterality accuracy", l.Accuracy, $"{l.Images} images prompted with one finding on one side; target >= 0.9"));
+            rows.Add(("laterality accuracy (finding seen)", l.SeenAccuracy, $"{l.Findings.Sum(f => f.Seen)} of them where the finding judge sees the finding"));
+        }
+        if (ParaphraseLaterality is { } pl)
+            rows.Add(("laterality accuracy (paraphrase prompts)", pl.Accuracy, $"{pl.Images} images"));
         foreach (var s in Samplers) rows.Add(($"fid {s.Sampler}", s.Fid, $"{SamplerComparisonImages} images, {s.Seconds:F0} s"));
         if (Samplers.Count == 2) rows.Add(("sampler fid gap", SamplerFidGap, "fast sampler's FID relative to DDPM; target <= +10%"));
         return new DataFrame(new StringDataFrameColumn("metric", rows.Select(r => r.Metric)),
@@ -111,6 +122,8 @@ public sealed record DiffusionEvaluationResult
         trained = JsonDocument.Parse(Trained.ToJson()).RootElement,
         untrained = Untrained is null ? (JsonElement?)null : JsonDocument.Parse(Untrained.ToJson()).RootElement,
         paraphrase_adherence = Paraphrase is null ? (JsonElement?)null : JsonDocument.Parse(Paraphrase.ToJson()).RootElement,
+        laterality = Laterality is null ? (JsonElement?)null : JsonDocument.Parse(Laterality.ToJson()).RootElement,
+        paraphrase_laterality = ParaphraseLaterality is null ? (JsonElement?)null : JsonDocument.Parse(ParaphraseLaterality.ToJson()).RootElement,
         samplers = Samplers,
         sampler_comparison_images = SamplerComparisonImages,
         sampler_fid_gap = SamplerFidGap,
@@ -135,9 +148,12 @@ public static class DiffusionEvaluation
     /// <param name="samples">The trained model's evaluation images (N, 1, H, W), already sampled with these options (by
     /// <see cref="EvaluationSampleShards"/>, one per expanded prompt); null samples them here. With given samples the
     /// result's <see cref="DiffusionEvaluationResult.SampleImagesPerSecond"/> is 0 (the time was spent elsewhere).</param>
+    /// <param name="sides">A side judge: scores the laterality of the main and paraphrase sets (null: skipped).</param>
+    /// <param name="sideJudgeAccuracy">The side judge's own accuracy per finding on real held-out images, shown beside it.</param>
     /// <exception cref="ArgumentException">The given samples are not one per expanded prompt.</exception>
     public static DiffusionEvaluationResult Run(TextToImagePipeline pipeline, ProxyFindingClassifier proxy, Tensor real,
-        DiffusionEvaluationOptions? options = null, Action<string>? log = null, Tensor? samples = null)
+        DiffusionEvaluationOptions? options = null, Action<string>? log = null, Tensor? samples = null,
+        LateralityJudge? sides = null, IReadOnlyDictionary<Data.Observation, double>? sideJudgeAccuracy = null)
     {
         var o = options ?? new DiffusionEvaluationOptions();
         if (o.ImagesPerPrompt < 1) throw new ArgumentOutOfRangeException(nameof(options), o.ImagesPerPrompt, "ImagesPerPrompt must be at least 1");
@@ -161,6 +177,14 @@ public static class DiffusionEvaluation
         double ips = samples is null ? texts.Count / sw.Elapsed.TotalSeconds : 0;
         var trained = GenerationEvaluation.Run(real, images, expanded, Features, proxy);
         log($"trained: FID {trained.Fid:F2}, adherence mean AUC {trained.Adherence?.MeanAuc:F3} ({texts.Count} images, {ips:F1} images/s)");
+        LateralityResult? Sides(Tensor imgs, IReadOnlyList<AdherencePrompt> ps)
+        {
+            if (sides is null) return null;
+            using var scope = NewDisposeScope();
+            return LateralityJudge.Score(sides.Predict(imgs), ps, proxy.Predict(imgs), sideJudgeAccuracy);
+        }
+        var laterality = Sides(images, expanded);
+        if (laterality is not null) log($"laterality: {laterality.Accuracy:P1} of {laterality.Images} side-prompted images on the named side ({laterality.SeenAccuracy:P1} where the judge sees the finding)");
 
         GenerationEvaluationResult? untrained = null;
         if (o.UntrainedBaseline)
@@ -195,6 +219,7 @@ public static class DiffusionEvaluation
         }
 
         PromptAdherenceResult? paraphrase = null;
+        LateralityResult? paraphraseLaterality = null;
         if (o.ParaphrasePrompts is { Count: > 0 } pp)
         {
             using var scope = NewDisposeScope();
@@ -206,12 +231,15 @@ public static class DiffusionEvaluation
             var rowsOf = trained.Adherence?.Findings.Select(f => f.Finding).ToList();
             paraphrase = PromptAdherence.Score(ppImages, ppExpanded, proxy, rowsOf);
             log($"paraphrase prompts: adherence mean AUC {paraphrase.MeanAuc:F3} ({ppExpanded.Count} images)");
+            paraphraseLaterality = Sides(ppImages, ppExpanded);
+            if (paraphraseLaterality is not null) log($"paraphrase laterality: {paraphraseLaterality.Accuracy:P1} of {paraphraseLaterality.Images} images");
         }
 
         return new DiffusionEvaluationResult
         {
             Trained = trained, Paraphrase = paraphrase, Untrained = untrained, Samplers = samplers, SamplerComparisonImages = m >= 2 ? m : 0,
             Options = o, SampleImagesPerSecond = ips, Images = images, ImagePrompts = texts,
+            Laterality = laterality, ParaphraseLaterality = paraphraseLaterality,
         };
     }
 

@@ -22,6 +22,13 @@ public sealed record ProxyClassifierConfig
     public int FeatureWidth { get; init; } = 128;
     /// <summary>GroupNorm groups per normalisation layer (must divide every stage's channels).</summary>
     public int NormGroups { get; init; } = 8;
+    /// <summary>
+    /// Width of the output layer when it is not the 14 CheXpert observations (null): the same network trained on other
+    /// multi-label targets, such as <see cref="LateralityJudge"/>'s sides. Left out of the JSON when null, so configs
+    /// written before it read and pin as they did.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public int? Outputs { get; init; }
 
     /// <summary>Throws when the shape is inconsistent.</summary>
     /// <exception cref="ArgumentException">A setting is out of range (the message names it).</exception>
@@ -33,6 +40,7 @@ public sealed record ProxyClassifierConfig
         foreach (var c in Channels)
             if (c < 1 || c % NormGroups != 0) throw new ArgumentException($"ProxyClassifierConfig.Channels entry {c} must be positive and divisible by NormGroups {NormGroups}");
         if (FeatureWidth < 1) throw new ArgumentException($"ProxyClassifierConfig.FeatureWidth must be positive, got {FeatureWidth}");
+        if (Outputs is < 1) throw new ArgumentException($"ProxyClassifierConfig.Outputs must be positive (or null for the 14 observations), got {Outputs}");
     }
 
     /// <summary>
@@ -119,8 +127,11 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
     private readonly Linear feature;
     private readonly Linear head;
 
-    /// <summary>Number of outputs: the CheXpert observations.</summary>
+    /// <summary>Number of outputs of a finding judge: the CheXpert observations.</summary>
     public const int Outputs = 14;
+
+    /// <summary>Outputs of this network: <see cref="Outputs"/> unless its config gives another width.</summary>
+    public int OutputCount => Config.Outputs ?? Outputs;
 
     /// <summary>The shape this classifier was built with.</summary>
     public ProxyClassifierConfig Config { get; }
@@ -143,7 +154,7 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
             prev = c;
         }
         feature = nn.Linear(prev, Config.FeatureWidth);
-        head = nn.Linear(Config.FeatureWidth, Outputs);
+        head = nn.Linear(Config.FeatureWidth, Config.Outputs ?? Outputs);
         RegisterComponents();
     }
 
@@ -236,14 +247,14 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
         var o = options ?? new ProxyTrainingOptions();
         if (images.dim() != 4 || images.shape[1] != 1)
             throw new ArgumentException($"training images must be (N, 1, H, W) in [-1, 1], got shape [{string.Join(", ", images.shape)}]", nameof(images));
-        if (labels.dim() != 2 || labels.shape[0] != images.shape[0] || labels.shape[1] != Outputs)
-            throw new ArgumentException($"labels must be ({images.shape[0]}, {Outputs}) to match the images, got shape [{string.Join(", ", labels.shape)}]", nameof(labels));
+        if (labels.dim() != 2 || labels.shape[0] != images.shape[0] || labels.shape[1] != OutputCount)
+            throw new ArgumentException($"labels must be ({images.shape[0]}, {OutputCount}) to match the images, got shape [{string.Join(", ", labels.shape)}]", nameof(labels));
         if (o.BatchSize < 1 || o.Steps < 1) throw new ArgumentException($"BatchSize and Steps must be at least 1, got {o.BatchSize} and {o.Steps}");
         if (!(o.MaxPositiveWeight >= 0)) throw new ArgumentException($"ProxyTrainingOptions.MaxPositiveWeight must be 0 (off) or at least 1, got {o.MaxPositiveWeight}");
         int n = checked((int)images.shape[0]);
         var x = images.to(ScalarType.Float32);
         var y = labels.to(ScalarType.Float32);
-        var posWeight = o.MaxPositiveWeight > 1 ? PositiveWeights(y, o.MaxPositiveWeight) : null;   // (14) or null
+        var posWeight = o.MaxPositiveWeight > 1 ? PositiveWeights(y, o.MaxPositiveWeight) : null;   // (outputs) or null
 
         var optimizer = optim.AdamW(parameters(), lr: o.LearningRate, weight_decay: o.WeightDecay);
         var trainer = new Trainer(new Dictionary<string, nn.Module> { ["classifier"] = this }, optimizer, new TrainerOptions
@@ -270,13 +281,13 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
     }
 
     /// <summary>
-    /// Per observation, its negatives over its positives among the entries of <paramref name="labels"/> (N, 14) that are
+    /// Per observation, its negatives over its positives among the entries of <paramref name="labels"/> (N, outputs) that are
     /// not left out (−1), clamped to [1, <paramref name="max"/>]; 1 where an observation has no positives.
     /// </summary>
     public static Tensor PositiveWeights(Tensor labels, double max)
     {
-        if (labels.dim() != 2 || labels.shape[1] != Outputs)
-            throw new ArgumentException($"labels must be (N, {Outputs}), got shape [{string.Join(", ", labels.shape)}]", nameof(labels));
+        if (labels.dim() != 2)
+            throw new ArgumentException($"labels must be (N, outputs), got shape [{string.Join(", ", labels.shape)}]", nameof(labels));
         if (!(max >= 1)) throw new ArgumentOutOfRangeException(nameof(max), max, "the largest positive weight must be at least 1");
         using var scope = NewDisposeScope();
         var y = labels.to(ScalarType.Float32);
@@ -309,6 +320,8 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
     /// <param name="labels">(N, 14) targets as from <see cref="LabelTensor"/>.</param>
     public IReadOnlyList<FindingAuc> Evaluate(Tensor images, Tensor labels)
     {
+        if (OutputCount != Outputs)
+            throw new InvalidOperationException($"this network has {OutputCount} outputs, not the {Outputs} observations: evaluate it with the code that defined its targets");
         if (labels.dim() != 2 || labels.shape[0] != images.shape[0] || labels.shape[1] != Outputs)
             throw new ArgumentException($"labels must be ({images.shape[0]}, {Outputs}) to match the images, got shape [{string.Join(", ", labels.shape)}]", nameof(labels));
         using var scope = NewDisposeScope();

@@ -45,6 +45,13 @@ public sealed class EvaluationSampleShardsTests : IDisposable
         var fromShards = DiffusionEvaluation.Run(pipe, proxy, real, options, samples: loaded);
         Assert.Equal(unsharded.Trained.ToJson(), fromShards.Trained.ToJson());
         Assert.Equal(0, fromShards.SampleImagesPerSecond);
+        Assert.Null(fromShards.Laterality);
+        // With a side judge: the two "small left pleural effusion" images are the ones scored for their side.
+        var sides = new LateralityJudge(new ProxyFindingClassifier(new ProxyClassifierConfig { InputSize = 16, Channels = [8, 16], FeatureWidth = 16, NormGroups = 4, Outputs = LateralityJudge.Findings.Count }));
+        var withSides = DiffusionEvaluation.Run(pipe, proxy, real, options, samples: loaded, sides: sides);
+        Assert.Equal(2, withSides.Laterality!.Images);
+        Assert.Equal(RoentGen.Data.Observation.PleuralEffusion, Assert.Single(withSides.Laterality.Findings).Finding);
+        Assert.Contains("\"laterality_accuracy\"", withSides.ToJson());
         // Other settings than the shards ran with: refused, naming the folder's merged manifest.
         Assert.Contains("other settings", Assert.Throws<InvalidDataException>(() => EvaluationSampleShards.Load(samples, options with { Steps = 3 }, "tiny")).Message);
         Assert.Throws<ArgumentException>(() => { DiffusionEvaluation.Run(pipe, proxy, real, options with { ImagesPerPrompt = 3 }, samples: loaded); });

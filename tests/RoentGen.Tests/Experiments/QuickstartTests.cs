@@ -58,6 +58,14 @@ public class QuickstartTests
         Assert.Contains(TestPaths.RealSample is not null ? "bottom: real frontal radiographs" : "No real sample beside the repository", html);
         Assert.Contains("Targets", html);
         Assert.Contains("adherence AUC", html);
+        // Laterality: the side judge trained beside the judge, its score in metrics.json and evaluation.json, its table in the report.
+        Assert.True(File.Exists(Path.Combine(dir, "laterality-judge", RoentGen.Training.Checkpoint.WeightsFileName)), "the side judge was not saved");
+        var lateral = eval.GetProperty("laterality");
+        Assert.True(lateral.GetProperty("images").GetInt32() > 0, "no side-prompted image was scored");
+        double sideAccuracy = metrics.RootElement.GetProperty("Diffusion").GetProperty("laterality_accuracy").GetDouble();
+        Assert.Equal(lateral.GetProperty("laterality_accuracy").GetDouble(), sideAccuracy);
+        Assert.InRange(sideAccuracy, 0, 1);
+        Assert.Contains("<h4>Laterality</h4>", html);
         // plotly.js is embedded once however many charts the page has.
         Assert.Equal(1, html.Split("plotly.js (basic - minified) v").Length - 1);
         Assert.True(html.Split("Plotly.newPlot").Length - 1 >= 3, "expected the loss curves and the adherence chart");

@@ -59,6 +59,26 @@ public static partial class Laterality
     public static CxrReport Swap(CxrReport report) =>
         report.IsEmpty ? report : new CxrReport(Opt(report.Findings), Opt(report.Impression), Opt(report.Full));
 
+    [GeneratedRegex(@"\b(?:RML|lingula|lingular)\b", RegexOptions.IgnoreCase)]
+    private static partial Regex UnpairedLobes();
+
+    /// <summary>
+    /// The patient's sides a text names, by the words and abbreviations <see cref="SwapText"/> swaps (left/right, side
+    /// letters such as "R lung" or "(L)", RUL/RLL/LUL/LLL) plus RML (right) and the lingula (left). "Bilateral" names no
+    /// side by itself. A text naming both sides returns both flags.
+    /// </summary>
+    public static PatientSides SidesNamed(string text)
+    {
+        if (string.IsNullOrEmpty(text)) return PatientSides.None;
+        var sides = PatientSides.None;
+        static PatientSides Of(string w) => w.Equals("left", StringComparison.OrdinalIgnoreCase) || w.Equals("l", StringComparison.OrdinalIgnoreCase) ? PatientSides.Left : PatientSides.Right;
+        foreach (Match m in Words().Matches(text)) sides |= Of(m.Groups[1].Value);
+        foreach (Match m in Letters().Matches(text)) sides |= Of(m.Value);
+        foreach (Match m in Lobes().Matches(text)) sides |= m.Value[0] == 'L' ? PatientSides.Left : PatientSides.Right;
+        foreach (Match m in UnpairedLobes().Matches(text)) sides |= m.Value.StartsWith("RML", StringComparison.OrdinalIgnoreCase) ? PatientSides.Right : PatientSides.Left;
+        return sides;
+    }
+
     /// <summary>The image mirrored left to right (exact: no resampling).</summary>
     public static GrayImage FlipHorizontal(GrayImage image)
     {
@@ -81,4 +101,18 @@ public static partial class Laterality
         if (char.IsUpper(original[0])) return char.ToUpperInvariant(replacement[0]) + replacement[1..];
         return replacement;
     }
+}
+
+/// <summary>The patient's sides something is on or a text names (a frontal radiograph shows the patient's right on the image's left).</summary>
+[Flags]
+public enum PatientSides
+{
+    /// <summary>No side.</summary>
+    None = 0,
+    /// <summary>The patient's right.</summary>
+    Right = 1,
+    /// <summary>The patient's left.</summary>
+    Left = 2,
+    /// <summary>Both sides.</summary>
+    Both = Right | Left,
 }
