@@ -174,13 +174,21 @@ public sealed class LateralityJudge
     {
         if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "use at least one phantom");
         var generator = new PhantomGenerator(new PhantomOptions { Size = Math.Max(64, size), Seed = seed });
-        var kept = generator.Generate(start, count).Where(c => MaskNames.Any(names => names.Any(c.Masks.ContainsKey))).ToList();
-        if (kept.Count == 0) throw new ArgumentException($"none of phantoms {start}..{start + count - 1} of world {seed} shows a lateralised finding", nameof(count));
         using var scope = NewDisposeScope();
-        var images = ImageTensors.Stack(kept.Select(c => c.Image));
-        if (images.shape[2] != size)
-            images = nn.functional.interpolate(images, size: [size, size], mode: InterpolationMode.Area);
-        return (images.MoveToOuterDisposeScope(), Targets(kept).MoveToOuterDisposeScope());
+        var images = new List<Tensor>();
+        var targets = new List<Tensor>();
+        // In chunks, so that only the kept images' pixels outlive their chunk (a case's masks are several times its image).
+        const int Chunk = 1000;
+        for (int at = start; at < start + count; at += Chunk)
+        {
+            var kept = generator.Generate(at, Math.Min(Chunk, start + count - at)).Where(c => MaskNames.Any(names => names.Any(c.Masks.ContainsKey))).ToList();
+            if (kept.Count == 0) continue;
+            var chunk = ImageTensors.Stack(kept.Select(c => c.Image));
+            images.Add(chunk.shape[2] == size ? chunk : nn.functional.interpolate(chunk, size: [size, size], mode: InterpolationMode.Area));
+            targets.Add(Targets(kept));
+        }
+        if (images.Count == 0) throw new ArgumentException($"none of phantoms {start}..{start + count - 1} of world {seed} shows a lateralised finding", nameof(count));
+        return (cat(images, 0).MoveToOuterDisposeScope(), cat(targets, 0).MoveToOuterDisposeScope());
     }
 
     /// <summary>Probabilities (N, 2 × <see cref="Findings"/>): each finding in the patient's right half, then in the left half.</summary>
