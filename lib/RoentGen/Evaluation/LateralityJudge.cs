@@ -307,7 +307,7 @@ public sealed class LateralityJudge
         {
             var (images, targets) = PhantomData(size, 0, count, seed);
             // A shift of at most 2 px moves no finding across the midline.
-            network.Train(Halves(images), HalfTargets(targets), new ProxyTrainingOptions { Steps = steps, Seed = seed, OutputDir = run.Path, CheckpointEvery = 200, MaxShift = 2 }, progress);
+            network.Train(Halves(images), HalfTargets(targets), new ProxyTrainingOptions { Title = "side judge", Steps = steps, Seed = seed, OutputDir = run.Path, CheckpointEvery = 200, MaxShift = 2 }, progress);
         }
         network.eval();
         network.Save(folder);

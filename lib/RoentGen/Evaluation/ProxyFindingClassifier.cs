@@ -65,6 +65,8 @@ public sealed record ProxyTrainingOptions
 {
     /// <summary>Optimizer steps.</summary>
     public int Steps { get; init; } = 600;
+    /// <summary>Name shown on the progress line.</summary>
+    public string Title { get; init; } = "proxy classifier";
     /// <summary>Images per step.</summary>
     public int BatchSize { get; init; } = 64;
     /// <summary>Peak AdamW learning rate.</summary>
@@ -263,7 +265,7 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
             WarmupSteps = Math.Min(o.WarmupSteps, o.Steps - 1),
             Seed = o.Seed,
             CheckpointEvery = o.CheckpointEvery,
-            Title = "proxy classifier",
+            Title = o.Title,
         }, o.OutputDir, Config);
         return trainer.Run(ctx =>
         {
