@@ -144,7 +144,7 @@ public static class OneDnn
     private static void RepairOrCap()
     {
         if (Switch.Value is { } api) api.SetNnpack?.Invoke(api.Context(), false);
-        string library = Path.Combine(Path.GetDirectoryName(TorchNative.LoadedFrom!)!, "libtorch_cpu.so");
+        if (TorchNative.LibTorchCpu() is not { } library) { TurnOff("oneDNN off: libtorch_cpu.so is not mapped in this process, so its cache sizes could not be repaired nor could it be capped"); return; }
         var outcome = OneDnnCaches.Repair(library, out string detail);
         string done = outcome == CacheRepairOutcome.Repaired ? $"oneDNN's cache sizes repaired: {detail}" : "";
         string userIsa = _userIsa is null ? "" : $"; held to {_userIsa} ({IsaVariable} set by the user)";
@@ -221,11 +221,10 @@ public static class OneDnn
 
     private sealed record SwitchApi(GlobalContext Context, SetFlag Set, GetFlag Get, SetFlag? SetNnpack);
 
-    /// <summary>libtorch's oneDNN switch, resolved once from the libtorch_cpu.so beside the loaded libLibTorchSharp.</summary>
+    /// <summary>libtorch's oneDNN switch, resolved once from the libtorch_cpu.so this process has mapped (never another copy).</summary>
     private static readonly Lazy<SwitchApi?> Switch = new(() =>
     {
-        if (TorchNative.LoadedFrom is not { } loaded) return null;
-        var path = Path.Combine(Path.GetDirectoryName(loaded)!, "libtorch_cpu.so");
+        if (TorchNative.LoadedFrom is null || TorchNative.LibTorchCpu() is not { } path) return null;
         if (!NativeLibrary.TryLoad(path, out var lib)) return null;
         if (!NativeLibrary.TryGetExport(lib, "_ZN2at13globalContextEv", out var context)
             || !NativeLibrary.TryGetExport(lib, "_ZN2at7Context20setUserEnabledMkldnnEb", out var set)

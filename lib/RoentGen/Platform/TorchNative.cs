@@ -57,6 +57,47 @@ public static class TorchNative
         }
     }
 
+    /// <summary>
+    /// The libtorch_cpu.so this process has mapped (from /proc/self/maps), or null when none is (or not Linux). Code that
+    /// reaches into libtorch by path must use this file: loading another copy by its path (the one beside
+    /// libLibTorchSharp when the dynamic linker found libtorch elsewhere, say through LD_LIBRARY_PATH) brings up a second
+    /// libtorch in the process, which aborts.
+    /// </summary>
+    public static string? LibTorchCpu()
+    {
+        if (!OperatingSystem.IsLinux() || !File.Exists("/proc/self/maps")) return null;
+        try
+        {
+            return MappedLibrary(File.ReadLines("/proc/self/maps"), "libtorch_cpu.so",
+                LoadedFrom is null ? null : Path.GetDirectoryName(LoadedFrom));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+    }
+
+    /// <summary>
+    /// The path of a mapped file named <paramref name="fileName"/> in /proc/self/maps lines (the one in
+    /// <paramref name="preferredDir"/> when several are), or null when none is mapped.
+    /// </summary>
+    public static string? MappedLibrary(IEnumerable<string> mapsLines, string fileName, string? preferredDir)
+    {
+        ArgumentNullException.ThrowIfNull(mapsLines);
+        var found = new List<string>();
+        foreach (var line in mapsLines)
+        {
+            // address perms offset dev inode   path (the path may hold spaces; it starts at the first '/')
+            int slash = line.IndexOf('/');
+            if (slash < 0) continue;
+            var path = line[slash..].TrimEnd();
+            if (path.EndsWith(" (deleted)", StringComparison.Ordinal)) continue;
+            if (Path.GetFileName(path) == fileName && !found.Contains(path)) found.Add(path);
+        }
+        if (found.Count == 0) return null;
+        if (preferredDir is not null)
+            foreach (var path in found)
+                if (string.Equals(Path.GetDirectoryName(path), Path.TrimEndingDirectorySeparator(preferredDir), StringComparison.Ordinal)) return path;
+        return found[0];
+    }
+
     /// <summary>Where libLibTorchSharp.so may sit relative to the loaded TorchSharp.dll, most likely first.</summary>
     public static IEnumerable<string> Candidates()
     {

@@ -97,4 +97,43 @@ public class OneDnnTests
             else Assert.True(first.SequenceEqual(g), $"call {i}: the input gradient differs from the first call's (oneDNN: {OneDnn.Note ?? "as libtorch has it"})");
         }
     }
+
+    [SkippableFact]
+    public void The_mapped_libtorch_cpu_is_the_one_reached_into_never_another_copy()
+    {
+        string[] maps =
+        [
+            "7f00-7f10 r--p 00000000 08:01 11 /opt/other libs/libtorch_cpu.so",
+            "7f10-7f20 r-xp 00010000 08:01 11 /opt/other libs/libtorch_cpu.so",
+            "7f30-7f40 r--p 00000000 08:01 12 /pkg/runtimes/linux-x64/native/libtorch_cpu.so",
+            "7f50-7f60 r--p 00000000 08:01 13 /pkg/runtimes/linux-x64/native/libtorch.so",
+            "7f70-7f80 rw-p 00000000 00:00 0 ",
+            "7f90-7fa0 r--p 00000000 08:01 14 /old/libtorch_cpu.so (deleted)",
+        ];
+        Assert.Equal("/pkg/runtimes/linux-x64/native/libtorch_cpu.so", TorchNative.MappedLibrary(maps, "libtorch_cpu.so", "/pkg/runtimes/linux-x64/native"));
+        Assert.Equal("/opt/other libs/libtorch_cpu.so", TorchNative.MappedLibrary(maps, "libtorch_cpu.so", "/elsewhere"));
+        Assert.Equal("/opt/other libs/libtorch_cpu.so", TorchNative.MappedLibrary(maps, "libtorch_cpu.so", null));
+        Assert.Null(TorchNative.MappedLibrary(maps, "libc10.so", null));
+        Assert.Null(TorchNative.MappedLibrary(maps[5..], "libtorch_cpu.so", null));
+        // In this process: the file the oneDNN repair reached into is mapped, and it is the one beside the preloaded library.
+        Skip.If(TorchNative.LoadedFrom is null || !OperatingSystem.IsLinux(), "libtorch was not preloaded by this library");
+        var mapped = TorchNative.LibTorchCpu();
+        Assert.NotNull(mapped);
+        Assert.True(File.Exists(mapped), mapped);
+        Assert.Equal("libtorch_cpu.so", Path.GetFileName(mapped));
+    }
+
+    [SkippableFact]
+    public void The_sse41_cap_is_refused_once_onednn_has_chosen_its_instruction_set()
+    {
+        // After a convolution that ATen gives to oneDNN (a batch of 2 is enough), oneDNN has read its instruction set: the
+        // cap must say so (status non-zero) rather than claim it took effect; an unreadable library is a false with a reason.
+        Assert.False(OneDnnCaches.TryCapAtSse41(typeof(OneDnnTests).Assembly.Location, out var bad));
+        Assert.Contains("could not read", bad);
+        Skip.If(TorchNative.LibTorchCpu() is null, "libtorch_cpu.so is not mapped by this library's loader");
+        Skip.If(OneDnn.Mode == OneDnnMode.Off, "oneDNN is off in this process, so it never chose an instruction set");
+        using (var scope = NewDisposeScope()) nn.functional.conv2d(ones(2, 8, 16, 16), ones(8, 8, 3, 3)).sum().item<float>();
+        Assert.False(OneDnnCaches.TryCapAtSse41(TorchNative.LibTorchCpu()!, out var detail));
+        Assert.Contains("already chosen", detail);
+    }
 }
