@@ -29,6 +29,12 @@ public sealed record ProxyClassifierConfig
     /// </summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public int? Outputs { get; init; }
+    /// <summary>
+    /// Input channels when not one grey image (null): e.g. <see cref="LateralityJudge"/>'s pair of hemithoraces. Left out of
+    /// the JSON when null, as <see cref="Outputs"/>.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public int? InputChannels { get; init; }
 
     /// <summary>Throws when the shape is inconsistent.</summary>
     /// <exception cref="ArgumentException">A setting is out of range (the message names it).</exception>
@@ -41,6 +47,7 @@ public sealed record ProxyClassifierConfig
             if (c < 1 || c % NormGroups != 0) throw new ArgumentException($"ProxyClassifierConfig.Channels entry {c} must be positive and divisible by NormGroups {NormGroups}");
         if (FeatureWidth < 1) throw new ArgumentException($"ProxyClassifierConfig.FeatureWidth must be positive, got {FeatureWidth}");
         if (Outputs is < 1) throw new ArgumentException($"ProxyClassifierConfig.Outputs must be positive (or null for the 14 observations), got {Outputs}");
+        if (InputChannels is < 1) throw new ArgumentException($"ProxyClassifierConfig.InputChannels must be positive (or null for one grey channel), got {InputChannels}");
     }
 
     /// <summary>
@@ -145,7 +152,7 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
         Config.Validate();
         int g = Config.NormGroups;
         int c0 = Config.Channels[0];
-        stem = nn.Sequential(nn.Conv2d(1, c0, 3, padding: 1), Layers.GroupNorm(g, c0), nn.SiLU());
+        stem = nn.Sequential(nn.Conv2d(Config.InputChannels ?? 1, c0, 3, padding: 1), Layers.GroupNorm(g, c0), nn.SiLU());
         stages = new ModuleList<Sequential>();
         int prev = c0;
         foreach (var c in Config.Channels)
@@ -177,8 +184,9 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
 
     private Tensor Resize(Tensor images)
     {
-        if (images.dim() != 4 || images.shape[1] != 1)
-            throw new ArgumentException($"the proxy classifier expects (N, 1, H, W) images in [-1, 1], got shape [{string.Join(", ", images.shape)}]");
+        long channels = Config.InputChannels ?? 1;
+        if (images.dim() != 4 || images.shape[1] != channels)
+            throw new ArgumentException($"the proxy classifier expects (N, {channels}, H, W) images in [-1, 1], got shape [{string.Join(", ", images.shape)}]");
         long s = Config.InputSize;
         if (images.shape[2] == s && images.shape[3] == s) return images;
         var mode = images.shape[2] > s ? InterpolationMode.Area : InterpolationMode.Bilinear;
@@ -247,8 +255,8 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
         IProgress<ProxyTrainingProgress>? progress = null, CancellationToken cancellation = default)
     {
         var o = options ?? new ProxyTrainingOptions();
-        if (images.dim() != 4 || images.shape[1] != 1)
-            throw new ArgumentException($"training images must be (N, 1, H, W) in [-1, 1], got shape [{string.Join(", ", images.shape)}]", nameof(images));
+        if (images.dim() != 4 || images.shape[1] != (Config.InputChannels ?? 1))
+            throw new ArgumentException($"training images must be (N, {Config.InputChannels ?? 1}, H, W) in [-1, 1], got shape [{string.Join(", ", images.shape)}]", nameof(images));
         if (labels.dim() != 2 || labels.shape[0] != images.shape[0] || labels.shape[1] != OutputCount)
             throw new ArgumentException($"labels must be ({images.shape[0]}, {OutputCount}) to match the images, got shape [{string.Join(", ", labels.shape)}]", nameof(labels));
         if (o.BatchSize < 1 || o.Steps < 1) throw new ArgumentException($"BatchSize and Steps must be at least 1, got {o.BatchSize} and {o.Steps}");

@@ -47,7 +47,7 @@ public sealed class EvaluationSampleShardsTests : IDisposable
         Assert.Equal(0, fromShards.SampleImagesPerSecond);
         Assert.Null(fromShards.Laterality);
         // With a side judge: the two "small left pleural effusion" images are the ones scored for their side.
-        var sides = new LateralityJudge(new ProxyFindingClassifier(new ProxyClassifierConfig { InputSize = 16, Channels = [8, 16], FeatureWidth = 16, NormGroups = 4, Outputs = LateralityJudge.Findings.Count }));
+        var sides = new LateralityJudge(new ProxyFindingClassifier(new ProxyClassifierConfig { InputSize = 16, Channels = [8, 16], FeatureWidth = 16, NormGroups = 4, Outputs = LateralityJudge.Findings.Count, InputChannels = 2 }));
         var withSides = DiffusionEvaluation.Run(pipe, proxy, real, options, samples: loaded, sides: sides);
         Assert.Equal(2, withSides.Laterality!.Images);
         Assert.Equal(RoentGen.Data.Observation.PleuralEffusion, Assert.Single(withSides.Laterality.Findings).Finding);

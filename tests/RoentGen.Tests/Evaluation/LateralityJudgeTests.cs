@@ -122,7 +122,9 @@ public class LateralityJudgeTests
             Assert.Equal(LateralityJudge.Findings.Count, acc.Count);
             Assert.All(acc.Values.Where(double.IsFinite), a => Assert.InRange(a, 0, 1));
             Assert.Throws<RoentGen.Platform.RunStateException>(() => LateralityJudge.LoadOrTrain(dir, 64, count: 48, steps: 5, seed: 5, config: Tiny));
-            Assert.Throws<ArgumentException>(() => new LateralityJudge(new ProxyFindingClassifier(Tiny)));
+            Assert.Throws<ArgumentException>(() => new LateralityJudge(new ProxyFindingClassifier(Tiny)));                 // 14 outputs
+            Assert.Throws<ArgumentException>(() => new LateralityJudge(new ProxyFindingClassifier(Tiny with { Outputs = 6 }))); // one channel
+            Assert.Equal(2, judge.Network.Config.InputChannels);
         }
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }
@@ -133,8 +135,9 @@ public class LateralityJudgeTests
         using var scope = NewDisposeScope();
         var x = arange(2 * 5, dtype: ScalarType.Float32).reshape(1, 1, 2, 5);   // rows [0 1 2 3 4], [5 6 7 8 9]
         var h = LateralityJudge.Halves(x);
-        Assert.Equal(new long[] { 2, 1, 2, 2 }, h.shape);
-        Assert.Equal(new float[] { 0, 1, 5, 6, 4, 3, 9, 8 }, h.data<float>().ToArray());
+        // right half [0 1; 5 6] with the mirrored left half [4 3; 9 8] beside it, then the other way round
+        Assert.Equal(new long[] { 2, 2, 2, 2 }, h.shape);
+        Assert.Equal(new float[] { 0, 1, 5, 6, 4, 3, 9, 8, 4, 3, 9, 8, 0, 1, 5, 6 }, h.data<float>().ToArray());
         Assert.Throws<ArgumentException>(() => LateralityJudge.Halves(zeros(2, 5)));
     }
 
@@ -143,6 +146,7 @@ public class LateralityJudgeTests
     {
         var json = System.Text.Json.JsonSerializer.Serialize(new ProxyClassifierConfig());
         Assert.DoesNotContain("Outputs", json);
+        Assert.DoesNotContain("InputChannels", json);
         Assert.Contains("\"Outputs\":12", System.Text.Json.JsonSerializer.Serialize(new ProxyClassifierConfig { Outputs = 12 }));
     }
 }
