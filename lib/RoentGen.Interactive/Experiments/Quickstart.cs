@@ -191,8 +191,9 @@ public static class Quickstart
     /// training, class-balanced sampling, varied report wording, positive-findings prompts; see its levers), a judge
     /// trained longer on more phantoms, more images per prompt for adherence on both the writer's and the
     /// paraphrase prompts, and the laterality check: a side judge (<see cref="LateralityJudge"/>) on the lateralised
-    /// findings of 20,000 phantoms (20,000 rather than 6,000 raised its held-out side accuracy for fractures from 0.44 to 0.63
-    /// and lesions from 0.82 to 0.85, for about 160 s). Sized for about 75 minutes on 2 cores with bfloat16 training.
+    /// findings of 20,000 phantoms (for the one-channel judge, 20,000 rather than 6,000 raised its held-out side accuracy for
+    /// fractures from 0.44 to 0.63 and lesions from 0.82 to 0.85; about 2-3 minutes). Sized for about 75 minutes on 2 cores
+    /// with bfloat16 training.
     /// </summary>
     public static QuickstartOptions StudyOptions(QuickstartOptions o) => o with
     {
