@@ -497,8 +497,8 @@ public static class Quickstart
         static string F(double v) => double.IsFinite(v) ? v.ToString("P0", System.Globalization.CultureInfo.InvariantCulture) : "n/a";
         var para = paraphrase?.Findings.ToDictionary(f => f.Finding) ?? [];
         report.Heading("Laterality", 4)
-              .Paragraph("A side judge (the judge's network with a right and a left output per lateralised finding, trained on phantoms of the judge's world " +
-                         "whose sides come from their masks) says on which side of each generated image a finding lies. Counted: images whose prompt names one " +
+              .Paragraph("A side judge (the judge's network reading each hemithorax, the patient's left half mirrored, with the other half beside it, " +
+                         "trained on phantoms of the judge's world whose sides come from their masks) says on which side of each generated image a finding lies. Counted: images whose prompt names one " +
                          "lateralised finding on one side; correct when the judge's output for the named side beats the other. Where the finding is not drawn the " +
                          "side is a coin toss, so the column 'where seen' keeps the images in which the finding judge sees it (probability at least 0.5). " +
                          "The side judge's accuracy on real held-out phantoms bounds what can be measured.")
