@@ -192,6 +192,40 @@ public class AttentionTests
         Assert.Equal(withMask, call.Mask is not null);
     }
 
+    [Theory]
+    [InlineData(false, false, 16)]
+    [InlineData(true, false, 16)]
+    [InlineData(true, true, 16)]
+    [InlineData(false, false, 300)]   // above ExplicitHalfPrecisionMaxScores: the fused kernel
+    public void Half_precision_attention_agrees_with_float32_in_values_and_gradients(bool causal, bool withMask, int tokens)
+    {
+        // The default processor computes small bfloat16 attention explicitly (libtorch's fused CPU kernel is slow there);
+        // whichever path runs, outputs and the gradients of queries, keys and values must match float32's to bf16 precision.
+        using var scope = NewDisposeScope();
+        var g = new Generator(seed: 7);
+        var q = randn([2, 2, tokens, 16], generator: g); var k = randn([2, 2, tokens, 16], generator: g); var v = randn([2, 2, tokens, 16], generator: g);
+        var mask = withMask ? randn([2, 1, tokens, tokens], generator: g) : null;
+        var upstream = randn([2, 2, tokens, 16], generator: g);
+        var call = new AttentionCall("test", false, 2, IsCausal: causal, Mask: mask);
+        (Tensor Out, Tensor[] Grads) Run(ScalarType dtype)
+        {
+            var leaves = new[] { q, k, v }.Select(t => t.to(dtype).detach().requires_grad_(true)).ToArray();
+            var o = ScaledDotProductProcessor.Instance.Attend(leaves[0], leaves[1], leaves[2], call);
+            Assert.Equal(dtype, o.dtype);
+            (o.to(ScalarType.Float32) * upstream).sum().backward();
+            return (o.detach().to(ScalarType.Float32), leaves.Select(l => l.grad!.to(ScalarType.Float32)).ToArray());
+        }
+        var (o32, g32) = Run(ScalarType.Float32);
+        var (o16, g16) = Run(ScalarType.BFloat16);
+        double Rel(Tensor a, Tensor b) => (a - b).norm().item<float>() / (b.norm().item<float>() + 1e-12);
+        Assert.True(Rel(o16, o32) < 0.02, $"bf16 output differs from float32 by {Rel(o16, o32):P2} (relative norm)");
+        string[] names = ["query", "key", "value"];
+        for (int i = 0; i < 3; i++)
+            Assert.True(Rel(g16[i], g32[i]) < 0.05, $"bf16 {names[i]} gradient differs from float32 by {Rel(g16[i], g32[i]):P2}");
+        if (causal)   // the first query sees only the first key: its output is that value row
+            Assert.True(o16[.., .., 0].allclose(v[.., .., 0], rtol: 0.02, atol: 0.02) || withMask, "causal bf16 attention let the first query see later keys");
+    }
+
     [Fact]
     public void Masks_that_are_not_additive_or_do_not_broadcast_are_refused()
     {
