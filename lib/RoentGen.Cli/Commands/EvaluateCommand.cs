@@ -54,6 +54,7 @@ internal static class EvaluateCommand
             var jsonFile = parse.GetValue(json);
             if (jsonFile is not null && part is null) AtomicFile.EnsureWritable(jsonFile.FullName, "--json");
             var pipeline = LatentDiffusionRuns.LoadPipeline(dir);
+            pipeline.TrimNativeHeapEvery = 0;   // many images, one model: speed over the last MBs (TextToImagePipeline.TrimNativeHeapEvery)
             if (part is not null)
             {
                 var sampled = EvaluationSampleShards.Run(pipeline, SampleOptions(parse), dir, samplesDir!, part, line => Console.WriteLine(Cli.Escape(line)));

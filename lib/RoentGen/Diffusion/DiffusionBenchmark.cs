@@ -15,8 +15,13 @@ public sealed record DiffusionBenchOptions
 {
     /// <summary>Untimed steps before each timed loop (allocator and thread-pool warm-up).</summary>
     public int WarmupSteps { get; init; } = 2;
-    /// <summary>Timed training steps per model.</summary>
+    /// <summary>Timed training steps per model (per round for the denoiser, see <see cref="Rounds"/>).</summary>
     public int TimedSteps { get; init; } = 8;
+    /// <summary>
+    /// Rounds of the denoiser's float32 and bfloat16 training steps, timed alternately (float32, bfloat16, float32, ...);
+    /// the figures are the medians over rounds, so that a noisy stretch of the machine does not land on one precision.
+    /// </summary>
+    public int Rounds { get; init; } = 3;
     /// <summary>Images sampled in the sampling figure.</summary>
     public int SampleImages { get; init; } = 16;
     /// <summary>Images per sampling batch.</summary>
@@ -106,8 +111,8 @@ public static class DiffusionBenchmark
     public static DiffusionBenchResult Run(LdmExperimentConfig cfg, DiffusionBenchOptions? options = null, Action<string>? log = null)
     {
         var o = options ?? new DiffusionBenchOptions();
-        if (o.TimedSteps < 1 || o.SampleImages < 1 || o.SampleBatch < 1 || o.SampleSteps < 1)
-            throw new ArgumentException("TimedSteps, SampleImages, SampleBatch and SampleSteps must be at least 1");
+        if (o.TimedSteps < 1 || o.Rounds < 1 || o.SampleImages < 1 || o.SampleBatch < 1 || o.SampleSteps < 1)
+            throw new ArgumentException($"TimedSteps ({o.TimedSteps}), Rounds ({o.Rounds}), SampleImages ({o.SampleImages}), SampleBatch ({o.SampleBatch}) and SampleSteps ({o.SampleSteps}) must be at least 1");
         log ??= _ => { };
         double peak = o.MatmulPeakGflops ?? Doctor.MeasureMatmulGflops(2048);
         double bf16Peak = o.Bf16MatmulPeakGflops ?? Doctor.MeasureMatmulGflops(2048, 5, ScalarType.BFloat16);
@@ -139,17 +144,24 @@ public static class DiffusionBenchmark
             unet.call(randn(2 * o.SampleBatch, latentC, side, side), full(2 * o.SampleBatch, 500L, dtype: ScalarType.Int64), ctx);
         });
         double samplingExtra = MeasureAdded(() => { using (NewDisposeScope()) pipeline.Sample(request); });
-        var sw = Stopwatch.StartNew();
-        using (NewDisposeScope()) pipeline.Sample(request);
-        double sampleSeconds = sw.Elapsed.TotalSeconds;
-        log($"sampling: {o.SampleImages / sampleSeconds:F2} images/s; adds {samplingExtra:F0} MiB (weights {weightsMb:F1} MiB, one UNet call adds {oneCall:F1} MiB)");
-        pipeline.Precision = Precision.BFloat16;
-        using (NewDisposeScope()) pipeline.Sample(request with { Prompts = prompts.Take(o.SampleBatch).ToList(), Steps = 2 });   // warm-up: builds the bf16 copy
-        sw.Restart();
-        using (NewDisposeScope()) pipeline.Sample(request);
-        double sampleBf16Seconds = sw.Elapsed.TotalSeconds;
+        var sampleRounds = new List<double>();
+        var sampleBf16Rounds = new List<double>();
+        for (int round = 0; round < o.Rounds; round++)
+        {
+            pipeline.Precision = Precision.Float32;
+            var sw = Stopwatch.StartNew();
+            using (NewDisposeScope()) pipeline.Sample(request);
+            sampleRounds.Add(sw.Elapsed.TotalSeconds);
+            pipeline.Precision = Precision.BFloat16;
+            if (round == 0)   // warm-up: builds the bf16 copy
+                using (NewDisposeScope()) pipeline.Sample(request with { Prompts = prompts.Take(o.SampleBatch).ToList(), Steps = 2 });
+            sw.Restart();
+            using (NewDisposeScope()) pipeline.Sample(request);
+            sampleBf16Rounds.Add(sw.Elapsed.TotalSeconds);
+        }
         pipeline.Precision = Precision.Float32;
-        log($"sampling bf16: {o.SampleImages / sampleBf16Seconds:F2} images/s");
+        double sampleSeconds = Median(sampleRounds), sampleBf16Seconds = Median(sampleBf16Rounds);
+        log($"sampling: {o.SampleImages / sampleSeconds:F2} images/s, bf16 {o.SampleImages / sampleBf16Seconds:F2} images/s (medians of {o.Rounds} alternating rounds); adds {samplingExtra:F0} MiB (weights {weightsMb:F1} MiB, one UNet call adds {oneCall:F1} MiB)");
 
         // Denoiser training: UNet + text encoder, as LatentDiffusionRuns trains them.
         unet.train(); text.train();
@@ -162,7 +174,7 @@ public static class DiffusionBenchmark
             var (unetFlops, textFlops) = ForwardFlops(unet, text, latents, randint(0, 1000, [cfg.LdmBatch], dtype: ScalarType.Int64), ids);
             ldmFlops = 3 * (unetFlops + textFlops);
         }
-        double ldmSeconds = TimeSteps(o, () =>
+        void Fp32Step()
         {
             ldmOpt.zero_grad();
             var noise = randn_like(latents);
@@ -171,16 +183,13 @@ public static class DiffusionBenchmark
             loss.backward();
             nn.utils.clip_grad_norm_(unet.parameters().Concat(text.parameters()), 1.0);
             ldmOpt.step();
-        });
-        double ldmSps = o.TimedSteps / ldmSeconds;
-        log($"LDM training: {ldmSps * cfg.LdmBatch:F1} images/s, {ldmFlops / 1e9:F1} GFLOP/step, {ldmFlops * ldmSps / 1e9:F1} GFLOP/s");
+        }
 
         // The same step in mixed precision, as LatentDiffusionRuns trains with Precision BFloat16: forward and backward on
         // bfloat16 copies, gradients added to the float32 weights, the optimizer on those, the copies refreshed.
         var unetCopy = new BFloat16Shadow<UNet2DConditionModel>(unet, () => new UNet2DConditionModel(unet.Config));
         var textCopy = new BFloat16Shadow<ClipTextModel>(text, () => new ClipTextModel(text.Config));
-        unetCopy.PullWeights(); textCopy.PullWeights();
-        double ldmBf16Seconds = TimeSteps(o, () =>
+        void Bf16Step()
         {
             ldmOpt.zero_grad();
             var noise = randn_like(latents);
@@ -191,7 +200,19 @@ public static class DiffusionBenchmark
             nn.utils.clip_grad_norm_(unet.parameters().Concat(text.parameters()), 1.0);
             ldmOpt.step();
             unetCopy.PullWeights(); textCopy.PullWeights();
-        });
+        }
+
+        var fp32Rounds = new List<double>();
+        var bf16Rounds = new List<double>();
+        for (int round = 0; round < Math.Max(1, o.Rounds); round++)
+        {
+            fp32Rounds.Add(TimeSteps(o, Fp32Step));
+            unetCopy.PullWeights(); textCopy.PullWeights();
+            bf16Rounds.Add(TimeSteps(o, Bf16Step));
+        }
+        double ldmSeconds = Median(fp32Rounds), ldmBf16Seconds = Median(bf16Rounds);
+        double ldmSps = o.TimedSteps / ldmSeconds;
+        log($"LDM training: {ldmSps * cfg.LdmBatch:F1} images/s, {ldmFlops / 1e9:F1} GFLOP/step, {ldmFlops * ldmSps / 1e9:F1} GFLOP/s (median of {fp32Rounds.Count} rounds)");
         double ldmBf16Sps = o.TimedSteps / ldmBf16Seconds;
         log($"LDM training bf16: {ldmBf16Sps * cfg.LdmBatch:F1} images/s, {ldmFlops * ldmBf16Sps / 1e9:F1} GFLOP/s");
         ldmOpt.Dispose();
@@ -280,6 +301,12 @@ public static class DiffusionBenchmark
         bool reset = Memory.ResetPeakRss();
         action();
         return reset ? Math.Max(0, Memory.PeakRssMb() - before) : double.NaN;
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
     }
 
     private static double TimeSteps(DiffusionBenchOptions o, Action step)

@@ -39,6 +39,22 @@ public class PipelineSamplingTests
     }
 
     [Fact]
+    public void Trimming_the_native_heap_between_steps_changes_no_image_and_a_negative_interval_is_refused()
+    {
+        using var scope = NewDisposeScope();
+        var pipe = TinyPipeline();
+        Assert.Equal(2, pipe.TrimNativeHeapEvery);
+        var request = new SampleRequest { Prompts = ["small left pleural effusion", "cardiomegaly"], Steps = 4, Seed = 3, GuidanceScale = 3 };
+        var trimmed = pipe.Sample(request);
+        pipe.TrimNativeHeapEvery = 0;
+        Assert.True(Same(trimmed, pipe.Sample(request)), "never trimming changed the images");
+        pipe.TrimNativeHeapEvery = 1;
+        Assert.True(Same(trimmed, pipe.Sample(request)), "trimming every step changed the images");
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => pipe.TrimNativeHeapEvery = -1);
+        Assert.Contains("TrimNativeHeapEvery", ex.Message);
+    }
+
+    [Fact]
     public void Latents_of_the_wrong_shape_are_refused_naming_expected_and_got()
     {
         using var scope = NewDisposeScope();
