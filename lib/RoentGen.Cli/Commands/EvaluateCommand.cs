@@ -89,8 +89,7 @@ internal static class EvaluateCommand
                 Console.WriteLine($"side judge: {sidesDir}");
                 sides = ProxyFindingClassifier.IsSaved(sidesDir) ? LateralityJudge.Load(sidesDir)
                     : LateralityJudge.LoadOrTrain(sidesDir, cfg.ImageSize, seed: WorldSeeds.Judge(cfg.DataSeed));
-                var (sideImages, sideTargets) = LateralityJudge.PhantomData(cfg.ImageSize, 0, n, WorldSeeds.HeldOut(cfg.DataSeed));
-                sidesAccuracy = sides.Accuracy(sideImages, sideTargets);
+                sidesAccuracy = sides.HeldOutAccuracy(cfg.ImageSize, n, WorldSeeds.HeldOut(cfg.DataSeed));
             }
             var result = DiffusionEvaluation.Run(pipeline, proxy, real, options, Console.WriteLine, given, sides, sidesAccuracy);
             Cli.Print(result.Summary());

@@ -191,7 +191,10 @@ public static class DiffusionEvaluation
         {
             using var scope = NewDisposeScope();
             var randomUnet = new UNet2DConditionModel(pipeline.Unet.Config);
-            var baseline = new TextToImagePipeline(pipeline.Vae, randomUnet, pipeline.TextEncoder, pipeline.Tokenizer, pipeline.Schedule, pipeline.LatentSize, pipeline.MaxTokens);
+            var baseline = new TextToImagePipeline(pipeline.Vae, randomUnet, pipeline.TextEncoder, pipeline.Tokenizer, pipeline.Schedule, pipeline.LatentSize, pipeline.MaxTokens)
+            {
+                Precision = pipeline.Precision, TrimNativeHeapEvery = pipeline.TrimNativeHeapEvery,   // sampled as the trained model is
+            };
             untrained = GenerationEvaluation.Run(real, baseline.SampleWithProgress(request, "untrained baseline"), expanded, Features, proxy);
             log($"untrained UNet: FID {untrained.Fid:F2}");
         }

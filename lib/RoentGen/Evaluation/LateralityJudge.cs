@@ -208,6 +208,17 @@ public sealed class LateralityJudge
     }
 
     /// <summary>
+    /// <see cref="Accuracy"/> on phantoms 0..count−1 of world <paramref name="seed"/> at <paramref name="size"/> px (a world
+    /// the judge did not train on: its ceiling, reported beside every <see cref="Score"/>).
+    /// </summary>
+    public IReadOnlyDictionary<Observation, double> HeldOutAccuracy(int size, int count, long seed)
+    {
+        using var scope = NewDisposeScope();
+        var (images, targets) = PhantomData(size, 0, count, seed);
+        return Accuracy(images, targets);
+    }
+
+    /// <summary>
     /// The judge's accuracy per finding on images with known targets (as from <see cref="PhantomData"/>): over the images
     /// with the finding on one side only, the fraction whose output for that side beats the other side's.
     /// </summary>
