@@ -108,10 +108,8 @@ public sealed record LdmExperimentConfig
     /// <list type="bullet">
     /// <item>ImageSize 64, as <see cref="Quick"/>: 128 px quadruples the latent area and so the cost of every UNet step, which at
     /// this budget would leave about a quarter of the steps; the VAE's fidelity at 64 px decides whether that trade is worth it.</item>
-    /// <item>Longer training: 16,000 training phantoms (four times Quick's, fewer repeats of each report), VAE 800 steps,
-    /// denoiser 9000 steps of 32 (six times Quick's) with 10 % warm-up and EMA 0.999. Until 2026-12-06 it was 8000
-    /// phantoms and 4500 steps; bfloat16 attention's fix made a denoiser step about 1.45x faster and the evaluation's
-    /// sampling about 4x, which paid for the doubling within the 75 minutes.</item>
+    /// <item>Longer training: 8000 training phantoms (twice Quick's, fewer repeats of each report), VAE 800 steps, denoiser
+    /// 4500 steps of 32 (three times Quick's) with 10 % warm-up and EMA 0.999.</item>
     /// <item>BalanceFindings 0.5: images of rare findings (the phantom world's prevalences: fracture 5 %, pneumothorax 6 %,
     /// lesion and edema 8 %) are drawn more often than their share of the data, normal studies less; half-way (in the
     /// exponent) between uniform draws and equal draws per finding.</item>
@@ -124,7 +122,7 @@ public sealed record LdmExperimentConfig
     /// </summary>
     public static LdmExperimentConfig Study => new()
     {
-        TrainImages = 16000, VaeSteps = 800, LdmSteps = 9000, BalanceFindings = 0.5,
+        TrainImages = 8000, VaeSteps = 800, LdmSteps = 4500, BalanceFindings = 0.5,
         ReportStyle = Data.Reports.ReportStyle.Varied, Prompt = PromptSource.ImpressionAndPositiveFindings,
     };
 
