@@ -160,7 +160,7 @@ public static class DiffusionBenchmark
             sampleBf16Rounds.Add(sw.Elapsed.TotalSeconds);
         }
         pipeline.Precision = Precision.Float32;
-        double sampleSeconds = Median(sampleRounds), sampleBf16Seconds = Median(sampleBf16Rounds);
+        double sampleSeconds = StepTimes.Of(sampleRounds).MedianMs, sampleBf16Seconds = StepTimes.Of(sampleBf16Rounds).MedianMs;   // seconds here
         log($"sampling: {o.SampleImages / sampleSeconds:F2} images/s, bf16 {o.SampleImages / sampleBf16Seconds:F2} images/s (medians of {o.Rounds} alternating rounds); adds {samplingExtra:F0} MiB (weights {weightsMb:F1} MiB, one UNet call adds {oneCall:F1} MiB)");
 
         // Denoiser training: UNet + text encoder, as LatentDiffusionRuns trains them.
@@ -204,13 +204,13 @@ public static class DiffusionBenchmark
 
         var fp32Rounds = new List<double>();
         var bf16Rounds = new List<double>();
-        for (int round = 0; round < Math.Max(1, o.Rounds); round++)
+        for (int round = 0; round < o.Rounds; round++)
         {
             fp32Rounds.Add(TimeSteps(o, Fp32Step));
             unetCopy.PullWeights(); textCopy.PullWeights();
             bf16Rounds.Add(TimeSteps(o, Bf16Step));
         }
-        double ldmSeconds = Median(fp32Rounds), ldmBf16Seconds = Median(bf16Rounds);
+        double ldmSeconds = StepTimes.Of(fp32Rounds).MedianMs, ldmBf16Seconds = StepTimes.Of(bf16Rounds).MedianMs;   // seconds here
         double ldmSps = o.TimedSteps / ldmSeconds;
         log($"LDM training: {ldmSps * cfg.LdmBatch:F1} images/s, {ldmFlops / 1e9:F1} GFLOP/step, {ldmFlops * ldmSps / 1e9:F1} GFLOP/s (median of {fp32Rounds.Count} rounds)");
         double ldmBf16Sps = o.TimedSteps / ldmBf16Seconds;
@@ -301,12 +301,6 @@ public static class DiffusionBenchmark
         bool reset = Memory.ResetPeakRss();
         action();
         return reset ? Math.Max(0, Memory.PeakRssMb() - before) : double.NaN;
-    }
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToList();
-        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
     }
 
     private static double TimeSteps(DiffusionBenchOptions o, Action step)
