@@ -41,6 +41,8 @@ public sealed record DoctorReport
     public IReadOnlyList<string> NativeLibraries { get; init; } = [];
     /// <summary>Whether libtorch's oneDNN kernels are on (with their cache sizes repaired), held to SSE4.1 or off, and why (<see cref="Platform.OneDnn"/>).</summary>
     public string? OneDnn { get; init; }
+    /// <summary>How the native heap keeps freed memory (<see cref="Memory.KeepFreedHeap()"/>): glibc's trim threshold and who set it.</summary>
+    public string? NativeHeap { get; init; }
     /// <summary>Measured float32 2048x2048 matmul throughput, median of several runs.</summary>
     public double? MatmulGflops { get; init; }
 
@@ -58,6 +60,7 @@ public sealed record DoctorReport
             ("CPU features", string.Join(" ", CpuFeatures)), ("OS / runtime", $"{Os} / {Runtime}"),
             ("GLIBCXX_3.4.32 fix needed", CompatFixNeeded?.ToString()), ("GLIBCXX_3.4.32 fix applied", CompatFixApplied?.ToString()),
             ("oneDNN", OneDnn ?? "n/a"),
+            ("native heap", NativeHeap ?? "n/a"),
             ("float32 matmul GFLOP/s", MatmulGflops?.ToString("F1")),
         };
         return new Microsoft.Data.Analysis.DataFrame(
@@ -120,6 +123,7 @@ public static class Doctor
             CompatFixApplied = applied,
             NativeLibraries = libs.Select(l => Path.GetRelativePath(AppContext.BaseDirectory, l)).ToList(),
             OneDnn = RoentGen.Platform.OneDnn.Note ?? (RoentGen.Platform.OneDnn.Enabled is bool on ? (on ? "on" : "off") : null),
+            NativeHeap = Memory.HeapNote,
         };
 
         try

@@ -40,6 +40,7 @@ public static class TorchNative
             if (_attempted) return;
             _attempted = true;
             OneDnn.Prepare();   // before libtorch loads: oneDNN reads its instruction-set cap once, from the environment
+            Memory.KeepFreedHeap();   // freed activations stay in the heap for the next step instead of being faulted in again
             if (!OperatingSystem.IsLinux()) { Note = "not Linux: TorchSharp's own loading is used"; return; }
             try
             {
