@@ -199,6 +199,9 @@ public static class LatentDiffusionRuns
         var objective = DenoisingObjective.For(cfg);
         var latents = model.Vae.EncodeScaledInChunks(data.Images);                  // (N, C, h, w)
         var ids = model.Tokenizer.EncodeBatch(data.Prompts, cfg.MaxTokens).Ids;     // (N, L)
+        // Before the EMA and the bfloat16 copies are taken; a resumed run restores the weights it had.
+        if (cfg.TextPretrainSteps > 0 && before == 0 && cfg.Parts.TextEncoder.From is null)
+            TextEncoderPretraining.Run(model.TextEncoder, ids, TextEncoderPretraining.Targets(data.Prompts), cfg.TextPretrainSteps, seed: cfg.Seed + 7);
         var groups = new List<AdamW.ParamGroup>();
         if (cfg.Trains(LdmPart.Unet)) groups.Add(new AdamW.ParamGroup(model.Unet.parameters(), cfg.UnetLr, 0.9, 0.999, 1e-8, 0.01));
         if (cfg.Trains(LdmPart.TextEncoder)) groups.Add(new AdamW.ParamGroup(model.TextEncoder.parameters(), cfg.TextLr, 0.9, 0.999, 1e-8, 0.01));

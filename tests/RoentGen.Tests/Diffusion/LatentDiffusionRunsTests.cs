@@ -124,6 +124,30 @@ public class LatentDiffusionRunsTests
     }
 
     [Fact]
+    public void Text_pretraining_runs_before_the_denoiser_and_a_resumed_run_skips_it_and_equals_an_uninterrupted_one()
+    {
+        var cfg = Small with { LdmSteps = 5, TextPretrainSteps = 10 };
+        var data = LdmTrainingData.FromPhantoms(cfg);
+        var options = new LdmRunOptions { CheckpointEvery = 2 };
+        var dirA = TestPaths.NewTempDir();
+        var a = LatentDiffusionRuns.EnsureTrained(cfg, data, dirA, options);
+        var dirPlain = TestPaths.NewTempDir();
+        var plain = LatentDiffusionRuns.EnsureTrained(cfg with { TextPretrainSteps = 0 }, data, dirPlain, options);
+        Assert.False(SameWeights(a.Model.TextEncoder, plain.Model.TextEncoder), "pretraining left the text encoder as it was");
+        Assert.NotEqual(a.History.Loss, plain.History.Loss);
+
+        var dirB = TestPaths.NewTempDir();
+        var kill = options with { AfterStep = (stage, step) => { if (stage == "ldm" && step == 3) throw new OperationCanceledException("killed"); } };
+        Assert.Throws<OperationCanceledException>(() => LatentDiffusionRuns.EnsureTrained(cfg, data, dirB, kill));
+        var b = LatentDiffusionRuns.EnsureTrained(cfg, data, dirB, options);
+        Assert.Equal(cfg.LdmSteps - 2, b.StepsTrained);
+        Assert.Equal(a.History.Loss, b.History.Loss);
+        Assert.True(SameWeights(a.Model.TextEncoder, b.Model.TextEncoder), "text encoder differs after resume");
+        Assert.True(SameWeights(a.Model.Unet, b.Model.Unet), "UNet differs after resume");
+        foreach (var d in new[] { dirA, dirPlain, dirB }) TestPaths.DeleteQuietly(d);
+    }
+
+    [Fact]
     public void A_part_whose_config_does_not_fit_is_a_clear_error()
     {
         var dir = TestPaths.NewTempDir();
