@@ -98,8 +98,21 @@ public sealed record LdmExperimentConfig
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public double? BalanceFindings { get; init; }
 
-    /// <summary>The CPU quick preset the quickstart trains: the defaults, with the varied report wording.</summary>
-    public static LdmExperimentConfig Quick => new() { ReportStyle = Data.Reports.ReportStyle.Varied };
+    /// <summary>
+    /// Steps of text-encoder pretraining on the training prompts before the denoiser trains
+    /// (<see cref="Text.TextEncoderPretraining"/>: the findings and sides each prompt names, read by the report labeler,
+    /// predicted from the mean token state). 0 (the default, left out of the JSON) skips it; it is skipped too when the
+    /// text encoder comes from another run (<see cref="LdmPartsConfig.TextEncoder"/> From) or a resumed run has weights.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int TextPretrainSteps { get; init; }
+
+    /// <summary>
+    /// The CPU quick preset the quickstart trains: the defaults, with the varied report wording and 400 steps of
+    /// text-encoder pretraining (about 45 s on 2 cores; in s15 it raised the quickstart's writer-prompt adherence from 0.571
+    /// to 0.643 and paraphrase adherence from 0.545 to 0.580, same judge, VAE and seeds).
+    /// </summary>
+    public static LdmExperimentConfig Quick => new() { ReportStyle = Data.Reports.ReportStyle.Varied, TextPretrainSteps = 400 };
 
     /// <summary>
     /// The longer CPU preset of <c>roentgen quickstart --preset study</c>, sized for about 75 minutes of the whole job on
@@ -117,12 +130,14 @@ public sealed record LdmExperimentConfig
     /// writer's templates (measured on <see cref="Evaluation.ParaphrasePrompts"/>).</item>
     /// <item>Prompts ImpressionAndPositiveFindings: the negated boilerplate that names every finding in nearly every report
     /// is left out of the prompt, so a finding's words in a prompt mean that the finding is there.</item>
+    /// <item>TextPretrainSteps 800: the text encoder first learns to tell from the prompt which findings it names and on
+    /// which side (<see cref="Text.TextEncoderPretraining"/>), twice Quick's 400.</item>
     /// <item>Min-SNR-γ 5 loss weighting and prompt dropout 0.1 for classifier-free guidance, as Quick.</item>
     /// </list>
     /// </summary>
     public static LdmExperimentConfig Study => new()
     {
-        TrainImages = 8000, VaeSteps = 800, LdmSteps = 4500, BalanceFindings = 0.5,
+        TrainImages = 8000, VaeSteps = 800, LdmSteps = 4500, BalanceFindings = 0.5, TextPretrainSteps = 800,
         ReportStyle = Data.Reports.ReportStyle.Varied, Prompt = PromptSource.ImpressionAndPositiveFindings,
     };
 
@@ -186,6 +201,7 @@ public sealed record LdmExperimentConfig
         if (MinSnrGamma is double g) ModelSize.InRange(nameof(MinSnrGamma), g, double.Epsilon, 1e6);
         if (EmaDecay is double e) ModelSize.InRange(nameof(EmaDecay), e, 0, 1);
         if (BalanceFindings is double b) ModelSize.InRange(nameof(BalanceFindings), b, 0, 4);
+        ModelSize.InRange(nameof(TextPretrainSteps), TextPretrainSteps, 0, 1_000_000);
         if (!Enum.IsDefined(ReportStyle)) throw new ArgumentException($"ReportStyle: expected Templates or Varied, got {ReportStyle}");
     }
 

@@ -70,7 +70,7 @@ public sealed record AugmentationStudyConfig
     /// The generator trained inside the output folder when none is given: a small latent diffusion model on the
     /// phantoms (its world is the study's training world).
     /// </summary>
-    public LdmExperimentConfig Generator { get; init; } = LdmExperimentConfig.Quick with { TrainImages = 2000, VaeSteps = 300, LdmSteps = 800 };
+    public LdmExperimentConfig Generator { get; init; } = LdmExperimentConfig.Quick with { TrainImages = 2000, VaeSteps = 300, LdmSteps = 800, TextPretrainSteps = 0 };
 
     /// <summary>Names of the presets.</summary>
     public static IReadOnlyList<string> PresetNames { get; } = ["tiny", "quick"];

@@ -40,8 +40,9 @@ public sealed record DomainAdaptationConfig
     public LdmExperimentConfig Cxr { get; init; } = LdmExperimentConfig.Quick with
     {
         EmaDecay = null, VaeSteps = 300, LdmSteps = 400, MaxTokens = 96, Text = LdmExperimentConfig.Quick.Text with { MaxPositions = 96 },
-        // The template reports this study was measured on (Quick's varied wording came later).
-        ReportStyle = Data.Reports.ReportStyle.Templates,
+        // The template reports this study was measured on (Quick's varied wording came later), and no text-encoder
+        // pretraining: the variants compare where the text encoder comes from (the foundation model, or scratch).
+        ReportStyle = Data.Reports.ReportStyle.Templates, TextPretrainSteps = 0,
     };
     /// <summary>General-domain scenes the foundation model is pretrained on.</summary>
     public int SceneImages { get; init; } = 4000;

@@ -92,6 +92,10 @@ public class FindingBalanceTests
         Assert.Equal(ReportStyle.Varied, s.ReportStyle);
         Assert.True(s.BalanceFindings > 0);
         Assert.Equal(PromptSource.ImpressionAndPositiveFindings, s.Prompt);
+        Assert.True(s.TextPretrainSteps >= LdmExperimentConfig.Quick.TextPretrainSteps && LdmExperimentConfig.Quick.TextPretrainSteps > 0);
+        // Written to experiment.json when on, left out when off (configs from before the setting read as 0).
+        Assert.Contains("TextPretrainSteps", JsonSerializer.Serialize(s, SafeTensors.ConfigJsonOptions));
+        Assert.DoesNotContain("TextPretrainSteps", JsonSerializer.Serialize(LdmExperimentConfig.Tiny, SafeTensors.ConfigJsonOptions));
         Assert.True(s.LdmSteps > LdmExperimentConfig.Quick.LdmSteps && s.TrainImages >= LdmExperimentConfig.Quick.TrainImages);
         Assert.Equal(RoentGen.Platform.Precision.Auto, s.Precision);
         // Phantom data of the varied style say so in their source (a run folder of template reports refuses them).
