@@ -124,7 +124,13 @@ public static class TextEncoderPretraining
         using (no_grad())
         {
             long m = Math.Min(n, 4096);
-            var predicted = head.call(encoder.call(ids.narrow(0, 0, m)).mean([1])).gt(0);   // (m, T)
+            var chunks = new List<Tensor>();
+            for (long i = 0; i < m; i += 256)   // in chunks, each freed before the next: one call on 4,096 prompts peaks at gigabytes
+            {
+                using var chunkScope = NewDisposeScope();
+                chunks.Add(head.call(encoder.call(ids.narrow(0, i, Math.Min(256, m - i))).mean([1])).gt(0).MoveToOuterDisposeScope());
+            }
+            var predicted = cat(chunks, 0);                                              // (m, T)
             var truth = y.narrow(0, 0, m).gt(0.5f);
             var perColumn = BalancedAccuracy(predicted, truth);
             int f = Findings.Count;
@@ -132,6 +138,7 @@ public static class TextEncoderPretraining
             sideAcc = Mean(perColumn.Skip(f));
         }
         y.Dispose();
+        Memory.TrimNativeHeap();   // its freed activations, kept by the heap for the next step, are not needed by the denoiser
         int tail = Math.Max(1, steps / 10);
         return new TextPretrainingResult(steps, (int)n, TargetCount, losses.Take(tail).Average(), losses.Skip(steps - tail).Average(), findingAcc, sideAcc);
     }
