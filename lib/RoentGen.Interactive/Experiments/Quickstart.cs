@@ -8,6 +8,7 @@ using RoentGen.Data.Reports;
 using RoentGen.Interactive;
 using RoentGen.Interactive.Notebooks;
 using RoentGen.Diffusion;
+using RoentGen.Text;
 using RoentGen.Evaluation;
 using RoentGen.Platform;
 using RoentGen.Training;
@@ -116,6 +117,8 @@ public sealed record DiffusionQuickstartResult
     public double LdmTrainImagesPerSecond { get; init; }
     /// <summary>The arithmetic the VAE and the denoiser trained in: "fp32" or "bf16" (the config's Precision resolved on this machine).</summary>
     public string TrainingPrecision { get; init; } = "";
+    /// <summary>The text encoder's pretraining before the denoiser (<see cref="LdmExperimentConfig.TextPretrainSteps"/>); null when none ran.</summary>
+    public TextPretrainingResult? TextPretraining { get; init; }
     /// <summary>The evaluation (adherence, FID, KID, MS-SSIM, untrained baseline, sampler comparison) as JSON.</summary>
     public required System.Text.Json.JsonElement Evaluation { get; init; }
     /// <summary>Mean adherence AUC on the writer-phrased prompt set (<see cref="PromptAdherence.DefaultPrompts"/> unless the options give another).</summary>
@@ -389,6 +392,7 @@ public static class Quickstart
             LdmFinalLoss = TailMean(ldmHistory.Loss, 50),
             LdmTrainImagesPerSecond = ldmSeconds > 0 && ldm.StepsTrained > 0 ? ldm.StepsTrained * (double)cfg.LdmBatch / ldmSeconds : double.NaN,
             TrainingPrecision = Precisions.ToShortName(Precisions.Resolve(cfg.Precision)),
+            TextPretraining = ldm.TextPretraining,
             Evaluation = JsonDocument.Parse(eval.ToJson()).RootElement.Clone(),
             AdherenceWriterMeanAuc = eval.Trained.Adherence?.MeanAuc ?? double.NaN,
             AdherenceParaphraseMeanAuc = eval.Paraphrase?.MeanAuc ?? double.NaN,
@@ -443,7 +447,11 @@ public static class Quickstart
               .Paragraph($"Trained from scratch on {cfg.TrainImages} phantoms at {cfg.ImageSize} px with report text as prompts ({PromptDescription(cfg.Prompt)}): " +
                          $"VAE {string.Join("/", cfg.Vae.BlockOutChannels)} channels ({cfg.VaeSteps} steps, latents {cfg.Vae.LatentChannels}x{cfg.LatentSize}x{cfg.LatentSize}, scaling factor {r.LatentScalingFactor:F3}); " +
                          $"UNet {string.Join("/", cfg.Unet.BlockOutChannels)} channels and a {cfg.Text.Layers}-layer text encoder trained together ({cfg.LdmSteps} steps of {cfg.LdmBatch}, prompt dropout {cfg.PromptDropout}, " +
-                         $"{r.LdmTrainImagesPerSecond:F1} images/s).")
+                         $"{r.LdmTrainImagesPerSecond:F1} images/s)." +
+                         (r.TextPretraining is { } tp
+                             ? $" Before that, the text encoder was pretrained for {tp.Steps} steps to read from each prompt which findings it names and on which side " +
+                               $"(balanced accuracy on the training prompts: findings {tp.FindingBalancedAccuracy:F3}, sides {tp.SideBalancedAccuracy:F3})."
+                             : ""))
               .Add(recon)
               .Chart(TrainingCharts.LossCurve(vae, "VAE loss"))
               .Chart(TrainingCharts.LossCurve(ldm, "denoiser loss (ε-prediction MSE)"))

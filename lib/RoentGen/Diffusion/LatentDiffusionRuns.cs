@@ -96,6 +96,11 @@ public sealed record LdmRunResult(LatentDiffusionModel Model, TrainingHistory Hi
     public int StepsTrained { get; init; }
     /// <summary>The VAE stage's history, when <see cref="LatentDiffusionRuns.EnsureTrained"/> ran or skipped it.</summary>
     public TrainingHistory? VaeHistory { get; init; }
+    /// <summary>
+    /// The text-encoder pretraining of this run (<see cref="LdmExperimentConfig.TextPretrainSteps"/>), read back from
+    /// the stage folder's <see cref="LatentDiffusionRuns.TextPretrainingFile"/> when an earlier call ran it; null when none ran.
+    /// </summary>
+    public TextPretrainingResult? TextPretraining { get; init; }
 }
 
 /// <summary>
@@ -113,6 +118,16 @@ public static class LatentDiffusionRuns
     public const string ConfigFile = "experiment.json";
     /// <summary>The folder of the stages' run folders.</summary>
     public const string RunsFolder = "runs";
+
+    /// <summary>The file in the denoising stage's run folder where <see cref="TrainLdm"/> keeps the text-encoder pretraining's result.</summary>
+    public const string TextPretrainingFile = "text_pretraining.json";
+
+    /// <summary>The text-encoder pretraining result kept in a denoising stage's run folder, or null when it has none.</summary>
+    public static TextPretrainingResult? ReadTextPretraining(string ldmRunPath)
+    {
+        var path = Path.Combine(ldmRunPath, TextPretrainingFile);
+        return File.Exists(path) ? JsonSerializer.Deserialize<TextPretrainingResult>(File.ReadAllText(path), SafeTensors.ConfigJsonOptions) : null;
+    }
 
     /// <summary>The VAE stage's run folder of an experiment folder.</summary>
     public static string VaeRunPath(string dir) => Path.Combine(dir, RunsFolder, "vae");
@@ -190,7 +205,7 @@ public static class LatentDiffusionRuns
             trainedVae = Path.Combine(dir, LatentDiffusionModel.VaeFolder);
         }
         if (run.IsFinishedAt(cfg.LdmSteps) && LatentDiffusionModel.Exists(dir))
-            return new LdmRunResult(LatentDiffusionModel.Load(dir), Trainer.ReadHistory(run.Path)) { Dir = dir, Config = cfg, Skipped = true };
+            return new LdmRunResult(LatentDiffusionModel.Load(dir), Trainer.ReadHistory(run.Path)) { Dir = dir, Config = cfg, Skipped = true, TextPretraining = ReadTextPretraining(run.Path) };
 
         run.Start();
         var clock = Stopwatch.StartNew();
@@ -201,7 +216,10 @@ public static class LatentDiffusionRuns
         var ids = model.Tokenizer.EncodeBatch(data.Prompts, cfg.MaxTokens).Ids;     // (N, L)
         // Before the EMA and the bfloat16 copies are taken; a resumed run restores the weights it had.
         if (cfg.TextPretrainSteps > 0 && before == 0 && cfg.Parts.TextEncoder.From is null)
-            TextEncoderPretraining.Run(model.TextEncoder, ids, TextEncoderPretraining.Targets(data.Prompts), cfg.TextPretrainSteps, seed: cfg.Seed + 7);
+        {
+            var pre = TextEncoderPretraining.Run(model.TextEncoder, ids, TextEncoderPretraining.Targets(data.Prompts), cfg.TextPretrainSteps, seed: cfg.Seed + 7);
+            AtomicFile.WriteAllText(Path.Combine(run.Path, TextPretrainingFile), JsonSerializer.Serialize(pre, SafeTensors.ConfigJsonOptions));
+        }
         var groups = new List<AdamW.ParamGroup>();
         if (cfg.Trains(LdmPart.Unet)) groups.Add(new AdamW.ParamGroup(model.Unet.parameters(), cfg.UnetLr, 0.9, 0.999, 1e-8, 0.01));
         if (cfg.Trains(LdmPart.TextEncoder)) groups.Add(new AdamW.ParamGroup(model.TextEncoder.parameters(), cfg.TextLr, 0.9, 0.999, 1e-8, 0.01));
@@ -229,7 +247,7 @@ public static class LatentDiffusionRuns
         model.Save(dir);
         AtomicFile.WriteAllText(Path.Combine(dir, ConfigFile), JsonSerializer.Serialize(cfg, SafeTensors.ConfigJsonOptions));
         run.Finish(cfg.LdmSteps, clock.Elapsed.TotalSeconds, history.Loss.Count > 0 ? history.Loss[^1] : double.NaN, Precisions.ToShortName(precision));
-        return new LdmRunResult(model, history) { Dir = dir, Config = cfg, StepsTrained = history.Steps - before };
+        return new LdmRunResult(model, history) { Dir = dir, Config = cfg, StepsTrained = history.Steps - before, TextPretraining = ReadTextPretraining(run.Path) };
     }
 
     /// <summary>

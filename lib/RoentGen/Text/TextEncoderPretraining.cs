@@ -81,7 +81,7 @@ public static class TextEncoderPretraining
         if (ids.shape[1] > encoder.Config.MaxPositions)
             throw new ArgumentException($"prompts of {ids.shape[1]} tokens exceed the encoder's MaxPositions {encoder.Config.MaxPositions}", nameof(ids));
 
-        var generator = new Generator((ulong)seed);
+        using var generator = new Generator((ulong)seed);
         var random = new Random(unchecked((int)seed) ^ 0x5EED);
         using var head = nn.Linear(encoder.Config.HiddenSize, TargetCount);
         using (no_grad())

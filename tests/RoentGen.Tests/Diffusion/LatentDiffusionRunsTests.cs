@@ -134,6 +134,8 @@ public class LatentDiffusionRunsTests
         var dirPlain = TestPaths.NewTempDir();
         var plain = LatentDiffusionRuns.EnsureTrained(cfg with { TextPretrainSteps = 0 }, data, dirPlain, options);
         Assert.False(SameWeights(a.Model.TextEncoder, plain.Model.TextEncoder), "pretraining left the text encoder as it was");
+        Assert.Equal(10, a.TextPretraining?.Steps);
+        Assert.Null(plain.TextPretraining);
         Assert.NotEqual(a.History.Loss, plain.History.Loss);
 
         var dirB = TestPaths.NewTempDir();
@@ -144,6 +146,8 @@ public class LatentDiffusionRunsTests
         Assert.Equal(a.History.Loss, b.History.Loss);
         Assert.True(SameWeights(a.Model.TextEncoder, b.Model.TextEncoder), "text encoder differs after resume");
         Assert.True(SameWeights(a.Model.Unet, b.Model.Unet), "UNet differs after resume");
+        Assert.Equal(a.TextPretraining, b.TextPretraining);   // kept from the killed run, not run again
+        Assert.Equal(a.TextPretraining, LatentDiffusionRuns.EnsureTrained(cfg, data, dirA, options).TextPretraining);   // and read back when finished
         foreach (var d in new[] { dirA, dirPlain, dirB }) TestPaths.DeleteQuietly(d);
     }
 

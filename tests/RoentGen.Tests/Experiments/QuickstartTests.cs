@@ -16,10 +16,13 @@ public class QuickstartTests
     {
         var dir = TestPaths.NewTempDir();
         var log = new StringWriter();
-        var r = await Quickstart.RunAsync(Tiny(dir), log);
+        var options = Tiny(dir) with { Ldm = Tiny(dir).Ldm with { TextPretrainSteps = 5 } };
+        var r = await Quickstart.RunAsync(options, log);
 
         Assert.NotNull(r.Diffusion);
         Assert.Equal(40, r.LabelerReports);
+        // The text encoder's pretraining: in metrics.json and in the report's description of the model.
+        Assert.Equal(5, r.Diffusion!.TextPretraining?.Steps);
         foreach (var f in new[] { "report.html", "metrics.json", "evaluation.json", "prompt-grid.png", Quickstart.ThumbnailFile, "doctor.json", "gallery.png" })
             Assert.True(File.Exists(Path.Combine(dir, f)), $"{f} missing");
         Assert.True(new FileInfo(Path.Combine(dir, Quickstart.ThumbnailFile)).Length < 200_000, "the README thumbnail must stay under 200 KB");
@@ -51,7 +54,9 @@ public class QuickstartTests
 
         using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "metrics.json")));
         Assert.True(metrics.RootElement.GetProperty("Diffusion").GetProperty("Evaluation").TryGetProperty("trained", out _));
+        Assert.Equal(5, metrics.RootElement.GetProperty("Diffusion").GetProperty("TextPretraining").GetProperty("Steps").GetInt32());
         var html = File.ReadAllText(Path.Combine(dir, "report.html"));
+        Assert.Contains("the text encoder was pretrained for 5 steps", html);
         AssertParaphraseReported(metrics.RootElement, html, r.Diffusion);
         // Phantoms beside real radiographs when the shared sample is beside the clone; a sentence saying why not otherwise.
         Assert.Equal(TestPaths.RealSample is not null, File.Exists(Path.Combine(dir, "phantoms-beside-real.png")));
@@ -74,8 +79,9 @@ public class QuickstartTests
         // A rerun in the same folder resumes from the checkpoints instead of training again: no checkpoint is rewritten.
         var checkpoints = CheckpointTimes(dir);
         Assert.NotEmpty(checkpoints);
-        var again = await Quickstart.RunAsync(Tiny(dir), new StringWriter());
+        var again = await Quickstart.RunAsync(options, new StringWriter());
         Assert.Equal(r.Diffusion.LatentScalingFactor, again.Diffusion!.LatentScalingFactor, 6);
+        Assert.Equal(r.Diffusion.TextPretraining, again.Diffusion.TextPretraining);   // read back, not run again
         Assert.Equal(checkpoints, CheckpointTimes(dir));
         Directory.Delete(dir, true);
     }
