@@ -24,25 +24,27 @@ public class NativeHeapTests
         finally { Memory.KeepFreedHeap(_ => null); }
     }
 
-    // 24 MiB freed in 96 KiB blocks (below glibc's first mmap threshold, so they come from the heap) must stay resident
-    // with the library's threshold, and must go back to the system with glibc's default of 128 KiB: the second half
-    // shows that the first could fail.
+    // 24 MiB freed in 96 KiB blocks (below glibc's first mmap threshold, so they come from a heap) must stay resident
+    // with the library's thresholds. malloc_trim then returns the free pages, which shows that they were resident and
+    // free, so the first check could fail. (Comparing with glibc's default 128 KiB threshold instead is not repeatable:
+    // only the free memory at the top of an arena goes back, and how much of the 24 MiB lies there depends on what
+    // other threads of the test host allocated in between; CI saw 14 of the 24 MiB returned.)
     [SkippableFact]
-    public void Freed_heap_memory_stays_resident_for_the_next_step_and_glibcs_default_would_return_it()
+    public void Freed_heap_memory_stays_resident_for_the_next_step_until_an_explicit_trim()
     {
         Skip.IfNot(OperatingSystem.IsLinux() && Memory.KeepFreedHeap(_ => null), "needs glibc's mallopt");
-        try
-        {
-            double kept = ResidentDropAfterFreeingMb();
-            Assert.True(mallopt(-1, 128 << 10) == 1, "mallopt refused glibc's default threshold");
-            double returned = ResidentDropAfterFreeingMb();
-            Assert.True(kept < 8, $"with the library's threshold {kept:F1} MiB went back to the system");
-            Assert.True(returned > 16, $"with glibc's default threshold only {returned:F1} MiB went back: the check above proves nothing");
-        }
-        finally { Memory.KeepFreedHeap(_ => null); }
+        var blocks = AllocateAndTouch();
+        double before = Memory.CurrentRssMb();
+        for (int i = blocks.Length - 1; i >= 0; i--) Marshal.FreeHGlobal(blocks[i]);
+        double afterFree = Memory.CurrentRssMb();
+        malloc_trim(0);
+        double afterTrim = Memory.CurrentRssMb();
+        double kept = before - afterFree, trimmed = afterFree - afterTrim;
+        Assert.True(kept < 8, $"with the library's thresholds {kept:F1} MiB went back to the system when freed");
+        Assert.True(trimmed > 16, $"malloc_trim returned only {trimmed:F1} MiB: the freed blocks were not resident, so the check above proves nothing");
     }
 
-    private static double ResidentDropAfterFreeingMb()
+    private static IntPtr[] AllocateAndTouch()
     {
         const int block = 96 << 10, count = 256;
         var blocks = new IntPtr[count];
@@ -51,11 +53,9 @@ public class NativeHeapTests
             blocks[i] = Marshal.AllocHGlobal(block);
             for (int b = 0; b < block; b += 4096) Marshal.WriteByte(blocks[i], b, 1);   // touch every page
         }
-        double before = Memory.CurrentRssMb();
-        for (int i = count - 1; i >= 0; i--) Marshal.FreeHGlobal(blocks[i]);
-        return before - Memory.CurrentRssMb();
+        return blocks;
     }
 
     [DllImport("libc")]
-    private static extern int mallopt(int param, int value);
+    private static extern int malloc_trim(nuint pad);
 }
