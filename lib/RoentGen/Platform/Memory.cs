@@ -73,8 +73,11 @@ public static class Memory
     /// <summary>
     /// Sets glibc's trim and mmap thresholds (mallopt M_TRIM_THRESHOLD, M_MMAP_THRESHOLD) to
     /// <see cref="HeapThresholdBytes"/>, unless the user set either through glibc's own environment
-    /// (MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_THRESHOLD_ or GLIBC_TUNABLES): theirs wins. Returns true when it set them.
+    /// (MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_THRESHOLD_ or GLIBC_TUNABLES): theirs wins. <c>ROENTGEN_NATIVE_HEAP=glibc</c>
+    /// leaves glibc's own adaptive defaults (for comparing the two; any MALLOC_* variable would instead fix the
+    /// thresholds at its value). Returns true when it set them.
     /// </summary>
+    /// <exception cref="ArgumentException">ROENTGEN_NATIVE_HEAP holds something other than "glibc" or "keep".</exception>
     public static bool KeepFreedHeap() => KeepFreedHeap(Environment.GetEnvironmentVariable);
 
     /// <summary><see cref="KeepFreedHeap()"/> with the environment read through <paramref name="getEnv"/> (for tests).</summary>
@@ -82,6 +85,13 @@ public static class Memory
     {
         ArgumentNullException.ThrowIfNull(getEnv);
         if (!OperatingSystem.IsLinux()) { HeapNote = "not Linux: the allocator's defaults"; return false; }
+        switch (getEnv(HeapVariable)?.Trim().ToLowerInvariant())
+        {
+            case null or "" or "keep": break;
+            case "glibc": HeapNote = $"{HeapVariable}=glibc: glibc's adaptive defaults"; return false;
+            case var other:
+                throw new ArgumentException($"{HeapVariable}={other}: expected \"keep\" (the default: freed native memory stays for the next step) or \"glibc\" (glibc's own defaults)");
+        }
         if (UserSetThresholds(getEnv) is { } source) { HeapNote = $"thresholds from {source}"; return false; }
         try
         {
@@ -99,6 +109,9 @@ public static class Memory
             return false;
         }
     }
+
+    /// <summary>The environment variable that picks the native heap's policy: "keep" (default) or "glibc".</summary>
+    public const string HeapVariable = "ROENTGEN_NATIVE_HEAP";
 
     /// <summary>The environment variable through which the user set glibc's trim or mmap threshold, or null when none did.</summary>
     public static string? UserSetThresholds(Func<string, string?> getEnv)

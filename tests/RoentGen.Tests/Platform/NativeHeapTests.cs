@@ -20,6 +20,13 @@ public class NativeHeapTests
         {
             Assert.False(Memory.KeepFreedHeap(n => n == "MALLOC_TRIM_THRESHOLD_" ? "1000000" : null));
             Assert.Contains("MALLOC_TRIM_THRESHOLD_", Memory.HeapNote);
+            if (OperatingSystem.IsLinux())
+            {
+                Assert.False(Memory.KeepFreedHeap(n => n == Memory.HeapVariable ? "glibc" : null));
+                Assert.Contains("glibc's adaptive defaults", Memory.HeapNote);
+                var bad = Assert.Throws<ArgumentException>(() => Memory.KeepFreedHeap(n => n == Memory.HeapVariable ? "jemalloc" : null));
+                Assert.Contains("ROENTGEN_NATIVE_HEAP=jemalloc", bad.Message);
+            }
         }
         finally { Memory.KeepFreedHeap(_ => null); }
     }
