@@ -215,9 +215,10 @@ public static class LatentDiffusionRuns
         var latents = model.Vae.EncodeScaledInChunks(data.Images);                  // (N, C, h, w)
         var ids = model.Tokenizer.EncodeBatch(data.Prompts, cfg.MaxTokens).Ids;     // (N, L)
         // Before the EMA and the bfloat16 copies are taken; a resumed run restores the weights it had.
+        TextPretrainingResult? pre = null;
         if (cfg.TextPretrainSteps > 0 && before == 0 && cfg.Parts.TextEncoder.From is null)
         {
-            var pre = TextEncoderPretraining.Run(model.TextEncoder, ids, TextEncoderPretraining.Targets(data.Prompts), cfg.TextPretrainSteps, seed: cfg.Seed + 7);
+            pre = TextEncoderPretraining.Run(model.TextEncoder, ids, TextEncoderPretraining.Targets(data.Prompts), cfg.TextPretrainSteps, seed: cfg.Seed + 7);
             AtomicFile.WriteAllText(Path.Combine(run.Path, TextPretrainingFile), JsonSerializer.Serialize(pre, SafeTensors.ConfigJsonOptions));
         }
         var groups = new List<AdamW.ParamGroup>();
@@ -247,7 +248,7 @@ public static class LatentDiffusionRuns
         model.Save(dir);
         AtomicFile.WriteAllText(Path.Combine(dir, ConfigFile), JsonSerializer.Serialize(cfg, SafeTensors.ConfigJsonOptions));
         run.Finish(cfg.LdmSteps, clock.Elapsed.TotalSeconds, history.Loss.Count > 0 ? history.Loss[^1] : double.NaN, Precisions.ToShortName(precision));
-        return new LdmRunResult(model, history) { Dir = dir, Config = cfg, StepsTrained = history.Steps - before, TextPretraining = ReadTextPretraining(run.Path) };
+        return new LdmRunResult(model, history) { Dir = dir, Config = cfg, StepsTrained = history.Steps - before, TextPretraining = pre ?? ReadTextPretraining(run.Path) };
     }
 
     /// <summary>
