@@ -70,7 +70,7 @@ internal static class EvaluateCommand
                 : ProxyFindingClassifier.LoadOrTrain(proxyDir, cfg.ImageSize, seed: WorldSeeds.Judge(cfg.DataSeed));
             int n = parse.GetValue(heldOut);
             if (n < 2) throw new ArgumentException("--held-out must be at least 2");
-            var (real, _) = ProxyFindingClassifier.PhantomData(cfg.ImageSize, 0, n, WorldSeeds.HeldOut(cfg.DataSeed));
+            var (real, realLabels) = ProxyFindingClassifier.PhantomData(cfg.ImageSize, 0, n, WorldSeeds.HeldOut(cfg.DataSeed));
             int perParaphrase = parse.GetValue(paraphrase);
             if (perParaphrase < 0) throw new ArgumentException($"--paraphrase-images-per-prompt must be 0 (skip) or more, got {perParaphrase}");
             var options = SampleOptions(parse) with
@@ -91,7 +91,7 @@ internal static class EvaluateCommand
                     : LateralityJudge.LoadOrTrain(sidesDir, cfg.ImageSize, seed: WorldSeeds.Judge(cfg.DataSeed));
                 sidesAccuracy = sides.HeldOutAccuracy(cfg.ImageSize, n, WorldSeeds.HeldOut(cfg.DataSeed));
             }
-            var result = DiffusionEvaluation.Run(pipeline, proxy, real, options, Console.WriteLine, given, sides, sidesAccuracy);
+            var result = DiffusionEvaluation.Run(pipeline, proxy, real, options, Console.WriteLine, given, sides, sidesAccuracy, realLabels);
             Cli.Print(result.Summary());
             if (result.Trained.Adherence is { } a) Cli.Print(a.ToDataFrame());
             if (result.Paraphrase is { } pa)

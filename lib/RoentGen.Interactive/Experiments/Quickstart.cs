@@ -127,6 +127,12 @@ public sealed record DiffusionQuickstartResult
     /// <summary>Mean adherence AUC on the held-out paraphrase prompts (<see cref="ParaphrasePrompts.All"/>); NaN when not evaluated.</summary>
     [System.Text.Json.Serialization.JsonPropertyName("adherence_paraphrase_mean_auc")]
     public double AdherenceParaphraseMeanAuc { get; init; } = double.NaN;
+    /// <summary>
+    /// The judge's ceiling for the writer-prompt measure: real held-out phantoms showing exactly what each prompt names,
+    /// scored as if generated from it (<see cref="PromptAdherence.JudgeCeiling"/>); NaN when not measured.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonPropertyName("judge_ceiling_mean_auc")]
+    public double JudgeCeilingMeanAuc { get; init; } = double.NaN;
     /// <summary>Adherence AUC per finding on the paraphrase prompts (finding name to AUC); empty when not evaluated.</summary>
     [System.Text.Json.Serialization.JsonPropertyName("adherence_paraphrase_auc")]
     public IReadOnlyDictionary<string, double> AdherenceParaphraseAuc { get; init; } = new Dictionary<string, double>();
@@ -380,7 +386,8 @@ public static class Quickstart
         AtomicFile.WriteAllBytes(Path.Combine(o.OutputDir, ThumbnailFile), thumb.ToPng());
 
         stage("evaluating: adherence, FID, KID, diversity, baselines");
-        var eval = DiffusionEvaluation.Run(pipeline, proxy, heldOut, o.Evaluation, line => log.WriteLine("   " + line), sides: sides, sideJudgeAccuracy: sideAccuracy);
+        var eval = DiffusionEvaluation.Run(pipeline, proxy, heldOut, o.Evaluation, line => log.WriteLine("   " + line), sides: sides, sideJudgeAccuracy: sideAccuracy,
+            realLabels: heldOutLabels);
         AtomicFile.WriteAllText(Path.Combine(o.OutputDir, "evaluation.json"), eval.ToJson());
 
         var result = new DiffusionQuickstartResult
@@ -396,6 +403,7 @@ public static class Quickstart
             Evaluation = JsonDocument.Parse(eval.ToJson()).RootElement.Clone(),
             AdherenceWriterMeanAuc = eval.Trained.Adherence?.MeanAuc ?? double.NaN,
             AdherenceParaphraseMeanAuc = eval.Paraphrase?.MeanAuc ?? double.NaN,
+            JudgeCeilingMeanAuc = eval.JudgeCeiling?.MeanAuc ?? double.NaN,
             AdherenceParaphraseAuc = eval.Paraphrase?.Findings.ToDictionary(f => f.Finding.Name(), f => f.Auc) ?? new Dictionary<string, double>(),
             LateralityAccuracy = eval.Laterality?.Accuracy ?? double.NaN,
             LateralityJudgeAccuracy = sideAccuracy?.ToDictionary(kv => kv.Key.Name(), kv => kv.Value) ?? new Dictionary<string, double>(),
@@ -467,13 +475,16 @@ public static class Quickstart
         if (eval.Trained.Adherence is { } a)
         {
             double min = a.Findings.Where(f => double.IsFinite(f.Auc)).Select(f => f.Auc).DefaultIfEmpty(double.NaN).Min();
-            verdicts.Add(Verdict(a.MeanAuc >= 0.85, $"mean adherence AUC {a.MeanAuc:F3} (target 0.85)"));
+            var ceiling = eval.JudgeCeiling?.Findings.ToDictionary(f => f.Finding, f => f.Auc) ?? [];
+            verdicts.Add(Verdict(a.MeanAuc >= 0.85, $"mean adherence AUC {a.MeanAuc:F3} (target 0.85)"
+                + (eval.JudgeCeiling is { } jc ? $"; real phantoms showing exactly what the prompts name score {jc.MeanAuc:F3} with this judge (its ceiling)" : "")));
             var judge = proxyAuc.ToDictionary(f => f.Finding, f => f.Auc);
             var weak = a.Findings.Where(f => f.Auc < 0.75).ToList();
             verdicts.Add(Verdict(weak.Count == 0, weak.Count == 0 ? $"every finding at or above 0.75 (lowest {min:F3})"
                 : "below 0.75: " + string.Join("; ", weak.Select(f => $"{Observations.Name(f.Finding)} {f.Auc:F2} (" +
-                  (judge.TryGetValue(f.Finding, out var j) && j < 0.8 ? $"the judge itself only reaches {j:F2} on real held-out phantoms, so this score cannot be read as the generator's failure alone"
-                                                                      : $"the judge sees it on real phantoms (AUC {j:F2}), so the generator does not yet draw it reliably after {cfg.LdmSteps} steps") + ")"))));
+                  (ceiling.TryGetValue(f.Finding, out var c) && double.IsFinite(c) && c < 0.8 ? $"real phantoms showing exactly this finding score only {c:F2} with this judge, so this score cannot be read as the generator's failure alone"
+                   : judge.TryGetValue(f.Finding, out var j) && j < 0.8 ? $"the judge itself only reaches {j:F2} on real held-out phantoms, so this score cannot be read as the generator's failure alone"
+                   : $"the judge sees it on real phantoms (AUC {j:F2}" + (double.IsFinite(c) ? $", ceiling {c:F2}" : "") + $"), so the generator does not yet draw it reliably after {cfg.LdmSteps} steps") + ")"))));
             report.Chart(a.ToChart()).Add(a.ToDataFrame());
         }
         if (eval.Paraphrase is { } para) ParaphraseSection(report, eval.Trained.Adherence, para, eval.Options.ParaphrasePrompts?.Count ?? 0);
@@ -486,9 +497,13 @@ public static class Quickstart
         if (eval.Samplers.Count == 2)
             verdicts.Add(Verdict(eval.SamplerFidGap <= 0.10, $"{eval.Samplers[0].Sampler} FID {eval.Samplers[0].Fid:F2} vs {eval.Samplers[1].Sampler} {eval.Samplers[1].Fid:F2} ({eval.SamplerFidGap:+0.0%;-0.0%}; target: at most 10% above the DDPM reference; {eval.SamplerComparisonImages} images per sampler, so FID is noisy)"));
         report.Heading("Targets", 4).Raw("<ul>" + string.Concat(verdicts) + "</ul>");
-        report.Paragraph("The judge's own held-out AUC per finding bounds what adherence can show: a finding the judge cannot see cannot score high.")
-              .Raw("<table><tr><th>finding</th><th>judge held-out AUC</th><th>positives</th></tr>" +
-                   string.Concat(proxyAuc.Where(f => f.Positives > 0).Select(f => $"<tr><td>{Observations.Name(f.Finding)}</td><td>{f.Auc:F3}</td><td>{f.Positives}</td></tr>")) + "</table>");
+        var ceilings = eval.JudgeCeiling?.Findings.ToDictionary(f => f.Finding) ?? [];
+        static string Ceil(FindingAdherence? f) => f is null || !double.IsFinite(f.Auc) ? "" : FormattableString.Invariant($"{f.Auc:F3} ({f.ImagesNamed} images)");
+        report.Paragraph("The judge bounds what adherence can show. Its held-out AUC says how well it tells a finding from everything else on real phantoms; "
+                         + "the ceiling is the adherence measure itself on real held-out phantoms that show exactly what each prompt names, scored as if generated from it "
+                         + "(lower where the judge confuses findings with each other: the other prompts' images are the negatives). A finding the judge cannot see cannot score high.")
+              .Raw("<table><tr><th>finding</th><th>judge held-out AUC</th><th>positives</th><th>adherence on real images (ceiling)</th></tr>" +
+                   string.Concat(proxyAuc.Where(f => f.Positives > 0).Select(f => $"<tr><td>{Observations.Name(f.Finding)}</td><td>{f.Auc:F3}</td><td>{f.Positives}</td><td>{Ceil(ceilings.GetValueOrDefault(f.Finding))}</td></tr>")) + "</table>");
     }
 
     // Adherence on the writer's prompts beside the held-out paraphrase prompts, per finding.

@@ -68,6 +68,13 @@ public sealed record DiffusionEvaluationResult
     public LateralityResult? Laterality { get; init; }
     /// <summary>Laterality of the paraphrase set's images; null without a side judge or paraphrase prompts.</summary>
     public LateralityResult? ParaphraseLaterality { get; init; }
+    /// <summary>
+    /// The judge's ceiling for the main set's adherence: real held-out images showing exactly what each prompt names,
+    /// scored as if generated from it (<see cref="PromptAdherence.JudgeCeiling"/>); null without the real images' labels.
+    /// </summary>
+    public PromptAdherenceResult? JudgeCeiling { get; init; }
+    /// <summary>Prompts for which the real pool held fewer than <see cref="DiffusionEvaluationOptions.ImagesPerPrompt"/> matching images.</summary>
+    public IReadOnlyList<string> JudgeCeilingShortPrompts { get; init; } = [];
     /// <summary>Settings used.</summary>
     public required DiffusionEvaluationOptions Options { get; init; }
     /// <summary>Sampling images/s of the main evaluation.</summary>
@@ -101,6 +108,8 @@ public sealed record DiffusionEvaluationResult
             rows.Add(("adherence mean AUC", a.MeanAuc, "target >= 0.85"));
             rows.Add(("adherence min AUC", a.Findings.Where(f => double.IsFinite(f.Auc)).Select(f => f.Auc).DefaultIfEmpty(double.NaN).Min(), "target >= 0.75 for each finding"));
         }
+        if (JudgeCeiling is { } c)
+            rows.Add(("judge ceiling mean AUC (real images)", c.MeanAuc, $"{c.Images} real held-out images showing exactly what each prompt names, scored as if generated"));
         if (Paraphrase is { } p)
             rows.Add(("adherence mean AUC (paraphrase prompts)", p.MeanAuc, $"{p.Images} images of prompts phrased apart from the report writer; target: as high as the writer's"));
         if (Laterality is { } l)
@@ -122,6 +131,8 @@ public sealed record DiffusionEvaluationResult
         trained = JsonDocument.Parse(Trained.ToJson()).RootElement,
         untrained = Untrained is null ? (JsonElement?)null : JsonDocument.Parse(Untrained.ToJson()).RootElement,
         paraphrase_adherence = Paraphrase is null ? (JsonElement?)null : JsonDocument.Parse(Paraphrase.ToJson()).RootElement,
+        judge_ceiling = JudgeCeiling is null ? (JsonElement?)null : JsonDocument.Parse(JudgeCeiling.ToJson()).RootElement,
+        judge_ceiling_short_prompts = JudgeCeilingShortPrompts,
         laterality = Laterality is null ? (JsonElement?)null : JsonDocument.Parse(Laterality.ToJson()).RootElement,
         paraphrase_laterality = ParaphraseLaterality is null ? (JsonElement?)null : JsonDocument.Parse(ParaphraseLaterality.ToJson()).RootElement,
         samplers = Samplers,
@@ -150,10 +161,12 @@ public static class DiffusionEvaluation
     /// result's <see cref="DiffusionEvaluationResult.SampleImagesPerSecond"/> is 0 (the time was spent elsewhere).</param>
     /// <param name="sides">A side judge: scores the laterality of the main and paraphrase sets (null: skipped).</param>
     /// <param name="sideJudgeAccuracy">The side judge's own accuracy per finding on real held-out images, shown beside it.</param>
+    /// <param name="realLabels">Labels (N, 14) of <paramref name="real"/>: the judge's ceiling for adherence is measured on
+    /// them (<see cref="DiffusionEvaluationResult.JudgeCeiling"/>); null skips it.</param>
     /// <exception cref="ArgumentException">The given samples are not one per expanded prompt.</exception>
     public static DiffusionEvaluationResult Run(TextToImagePipeline pipeline, ProxyFindingClassifier proxy, Tensor real,
         DiffusionEvaluationOptions? options = null, Action<string>? log = null, Tensor? samples = null,
-        LateralityJudge? sides = null, IReadOnlyDictionary<Data.Observation, double>? sideJudgeAccuracy = null)
+        LateralityJudge? sides = null, IReadOnlyDictionary<Data.Observation, double>? sideJudgeAccuracy = null, Tensor? realLabels = null)
     {
         var o = options ?? new DiffusionEvaluationOptions();
         if (o.ImagesPerPrompt < 1) throw new ArgumentOutOfRangeException(nameof(options), o.ImagesPerPrompt, "ImagesPerPrompt must be at least 1");
@@ -182,6 +195,18 @@ public static class DiffusionEvaluation
             if (sides is null) return null;
             using var scope = NewDisposeScope();
             return LateralityJudge.Score(sides.Predict(imgs), ps, proxy.Predict(imgs), sideJudgeAccuracy);
+        }
+        PromptAdherenceResult? ceiling = null;
+        IReadOnlyList<string> ceilingShort = [];
+        if (realLabels is not null)
+        {
+            try
+            {
+                (ceiling, ceilingShort) = PromptAdherence.JudgeCeiling(real, realLabels, prompts, proxy, o.ImagesPerPrompt);
+                log($"judge ceiling: real images showing what the prompts name score mean AUC {ceiling.MeanAuc:F3} ({ceiling.Images} images"
+                    + (ceilingShort.Count > 0 ? $"; {ceilingShort.Count} prompts had fewer than {o.ImagesPerPrompt}" : "") + ")");
+            }
+            catch (InvalidOperationException ex) { log($"judge ceiling skipped: {ex.Message}"); }   // too few real images (tiny runs)
         }
         var laterality = Sides(images, expanded);
         if (laterality is not null) log($"laterality: {laterality.Accuracy:P1} of {laterality.Images} side-prompted images on the named side ({laterality.SeenAccuracy:P1} where the judge sees the finding)");
@@ -242,7 +267,7 @@ public static class DiffusionEvaluation
         {
             Trained = trained, Paraphrase = paraphrase, Untrained = untrained, Samplers = samplers, SamplerComparisonImages = m >= 2 ? m : 0,
             Options = o, SampleImagesPerSecond = ips, Images = images, ImagePrompts = texts,
-            Laterality = laterality, ParaphraseLaterality = paraphraseLaterality,
+            Laterality = laterality, ParaphraseLaterality = paraphraseLaterality, JudgeCeiling = ceiling, JudgeCeilingShortPrompts = ceilingShort,
         };
     }
 

@@ -199,6 +199,53 @@ public static class PromptAdherence
         return FromProbabilities(Rows(scorer.Predict(images), prompts.Count), prompts, findings);
     }
 
+    /// <summary>
+    /// The judge's ceiling for this adherence measure: the same AUCs computed on <em>real</em> images that show exactly
+    /// what the prompts name. For every prompt, <paramref name="imagesPerPrompt"/> real images are taken (in order, each
+    /// once) whose positive findings, among the findings the prompt set names, are exactly the prompt's (none for a
+    /// normal prompt), and they are scored as if that prompt had generated them. A generator can exceed it only by
+    /// drawing findings more clearly than the real images do; where the judge confuses one finding with another (an
+    /// effusion's score rising on atelectasis), the ceiling of both falls below 1 even when its held-out AUC against all
+    /// other images is high.
+    /// </summary>
+    /// <param name="images">Real images (N, 1, H, W) in [−1, 1], usually held-out phantoms.</param>
+    /// <param name="labels">Their labels (N, 14) in <see cref="Observations.All"/> order; above 0.5 counts as positive.</param>
+    /// <param name="prompts">The prompt set (e.g. <see cref="DefaultPrompts"/>).</param>
+    /// <param name="scorer">The finding classifier.</param>
+    /// <param name="imagesPerPrompt">Real images wanted per prompt; fewer are used for a prompt when the pool runs out.</param>
+    /// <returns>The adherence of the real images, and the prompts that got fewer than <paramref name="imagesPerPrompt"/> images.</returns>
+    /// <exception cref="ArgumentException">Images and labels disagree in count, or the labels are not (N, 14).</exception>
+    /// <exception cref="InvalidOperationException">No real image shows exactly what any prompt names.</exception>
+    public static (PromptAdherenceResult Ceiling, IReadOnlyList<string> ShortPrompts) JudgeCeiling(Tensor images, Tensor labels,
+        IReadOnlyList<AdherencePrompt> prompts, IFindingScorer scorer, int imagesPerPrompt)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        ArgumentNullException.ThrowIfNull(scorer);
+        if (imagesPerPrompt < 1) throw new ArgumentOutOfRangeException(nameof(imagesPerPrompt), imagesPerPrompt, "use at least one image per prompt");
+        if (images.dim() != 4 || labels.dim() != 2 || labels.shape[1] != 14 || images.shape[0] != labels.shape[0])
+            throw new ArgumentException($"need (N, 1, H, W) images with (N, 14) labels; got images [{string.Join(", ", images.shape)}] and labels [{string.Join(", ", labels.shape)}]");
+        var named = Observations.All.Where(o => prompts.Any(p => p.Findings.Contains(o))).ToList();
+        var flat = labels.detach().to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
+        string Key(IEnumerable<Observation> set) => string.Join(",", set.Distinct().OrderBy(o => o));
+        var pools = Enumerable.Range(0, (int)labels.shape[0])
+            .GroupBy(i => Key(named.Where(o => flat[i * 14 + (int)o] > 0.5f)))
+            .ToDictionary(g => g.Key, g => new Queue<int>(g));
+        var picked = new List<long>();
+        var pickedPrompts = new List<AdherencePrompt>();
+        var shortPrompts = new List<string>();
+        foreach (var p in prompts)
+        {
+            int got = 0;
+            if (pools.TryGetValue(Key(p.Findings), out var pool))
+                for (; got < imagesPerPrompt && pool.Count > 0; got++) { picked.Add(pool.Dequeue()); pickedPrompts.Add(p); }
+            if (got < imagesPerPrompt) shortPrompts.Add(p.Text);
+        }
+        if (picked.Count == 0) throw new InvalidOperationException($"none of the {labels.shape[0]} real images shows exactly what any prompt names: use more real images");
+        using var scope = NewDisposeScope();
+        using var chosen = images.index_select(0, tensor(picked.ToArray()));
+        return (Score(chosen, pickedPrompts, scorer, named), shortPrompts);
+    }
+
     private static PromptAdherenceResult FromProbabilities(IReadOnlyList<float[]> probabilities, IReadOnlyList<AdherencePrompt> prompts, IReadOnlyList<Observation>? findings)
     {
         var which = findings ?? Observations.All.Where(o => prompts.Any(p => p.Findings.Contains(o))).ToList();

@@ -75,6 +75,65 @@ public class PromptAdherenceTests
         Assert.Equal(good.Images - 16, cm.ImagesNotNamed);
     }
 
+    /// <summary>Reads each image's index from its constant pixel value and returns that row of the given probabilities.</summary>
+    private sealed class IndexScorer(float[,] probabilities) : IFindingScorer
+    {
+        public List<int> Seen { get; } = [];
+
+        public Tensor Predict(Tensor images)
+        {
+            var values = images.mean([1L, 2L, 3L]).data<float>().ToArray();
+            var p = new float[values.Length * 14];
+            for (int i = 0; i < values.Length; i++)
+            {
+                int row = (int)Math.Round(values[i] * 100);
+                Seen.Add(row);
+                for (int o = 0; o < 14; o++) p[i * 14 + o] = probabilities[row, o];
+            }
+            return tensor(p, [values.Length, 14]);
+        }
+    }
+
+    [Fact]
+    public void The_judge_ceiling_scores_real_images_showing_exactly_each_prompts_findings_and_falls_where_the_judge_confuses_findings()
+    {
+        // 12 real images: 0-3 effusion; 4-5 atelectasis; 6 both (matches no prompt); 7 effusion with lung opacity (no
+        // prompt names opacity, so it counts as effusion alone); 8-11 normal.
+        var labels = new float[12, 14];
+        foreach (int i in new[] { 0, 1, 2, 3, 6, 7 }) labels[i, (int)Observation.PleuralEffusion] = 1;
+        foreach (int i in new[] { 4, 5, 6 }) labels[i, (int)Observation.Atelectasis] = 1;
+        labels[7, (int)Observation.LungOpacity] = 1;
+        using var images = stack(Enumerable.Range(0, 12).Select(i => full(new long[] { 1, 8, 8 }, i / 100f)).ToArray());
+        using var labelTensor = tensor(labels.Cast<float>().ToArray(), [12, 14]);
+        var prompts = new List<AdherencePrompt>
+        {
+            new("Small left pleural effusion.", [Observation.PleuralEffusion]),
+            new("Left basilar atelectasis.", [Observation.Atelectasis]),
+            new("Normal chest radiograph.", []),
+        };
+
+        var perfect = new IndexScorer(labels);
+        var (ceiling, shortPrompts) = PromptAdherence.JudgeCeiling(images, labelTensor, prompts, perfect, imagesPerPrompt: 5);
+        Assert.Equal(new[] { 0, 1, 2, 3, 7, 4, 5, 8, 9, 10, 11 }, perfect.Seen);
+        Assert.Equal(11, ceiling.Images);
+        Assert.Equal(new[] { "Left basilar atelectasis.", "Normal chest radiograph." }, shortPrompts);
+        Assert.All(ceiling.Findings, f => Assert.Equal(1.0, f.Auc, 9));
+
+        // A judge whose effusion output also fires on atelectasis: the effusion ceiling falls to (5·4 + 5·2·½) / (5·6).
+        var confused = (float[,])labels.Clone();
+        foreach (int i in new[] { 4, 5 }) confused[i, (int)Observation.PleuralEffusion] = 1;
+        var (lower, _) = PromptAdherence.JudgeCeiling(images, labelTensor, prompts, new IndexScorer(confused), imagesPerPrompt: 5);
+        Assert.Equal(25.0 / 30, lower.Findings.Single(f => f.Finding == Observation.PleuralEffusion).Auc, 9);
+        Assert.Equal(1.0, lower.Findings.Single(f => f.Finding == Observation.Atelectasis).Auc, 9);
+
+        Assert.Throws<ArgumentException>(() => PromptAdherence.JudgeCeiling(images, labelTensor.narrow(0, 0, 11), prompts, perfect, 5));
+        var onlyBoth = new List<AdherencePrompt> { new("Effusion and atelectasis.", [Observation.PleuralEffusion, Observation.Atelectasis]) };
+        Assert.Equal(1, PromptAdherence.JudgeCeiling(images, labelTensor, onlyBoth, perfect, 5).Ceiling.Images);
+        var nothing = new List<AdherencePrompt> { new("Right pneumothorax.", [Observation.Pneumothorax]) };
+        var err = Assert.Throws<InvalidOperationException>(() => PromptAdherence.JudgeCeiling(images, labelTensor, nothing, perfect, 5));
+        Assert.Contains("none of the 12 real images", err.Message);
+    }
+
     [Fact]
     public void Default_prompts_name_what_the_report_labeler_reads_in_them()
     {

@@ -71,6 +71,15 @@ public class QuickstartTests
         Assert.Equal(lateral.GetProperty("laterality_accuracy").GetDouble(), sideAccuracy);
         Assert.InRange(sideAccuracy, 0, 1);
         Assert.Contains("<h4>Laterality</h4>", html);
+        // The judge's ceiling (real held-out phantoms showing what each prompt names): in evaluation.json, metrics.json and
+        // the judge's table. With 16 held-out phantoms some prompts find none, and they are listed.
+        var ceiling = eval.GetProperty("judge_ceiling");
+        Assert.Equal(JsonValueKind.Object, ceiling.ValueKind);
+        Assert.InRange(ceiling.GetProperty("images").GetInt32(), 1, 16);
+        Assert.True(eval.GetProperty("judge_ceiling_short_prompts").GetArrayLength() > 0);
+        var ceilingMean = metrics.RootElement.GetProperty("Diffusion").GetProperty("judge_ceiling_mean_auc");
+        Assert.Equal(ceiling.GetProperty("mean_auc").ToString(), ceilingMean.ToString());
+        Assert.Contains("adherence on real images (ceiling)", html);
         // plotly.js is embedded once however many charts the page has.
         Assert.Equal(1, html.Split("plotly.js (basic - minified) v").Length - 1);
         Assert.True(html.Split("Plotly.newPlot").Length - 1 >= 3, "expected the loss curves and the adherence chart");
