@@ -482,7 +482,8 @@ public static class Quickstart
             var weak = a.Findings.Where(f => f.Auc < 0.75).ToList();
             verdicts.Add(Verdict(weak.Count == 0, weak.Count == 0 ? $"every finding at or above 0.75 (lowest {min:F3})"
                 : "below 0.75: " + string.Join("; ", weak.Select(f => $"{Observations.Name(f.Finding)} {f.Auc:F2} (" +
-                  (ceiling.TryGetValue(f.Finding, out var c) && double.IsFinite(c) && c < 0.8 ? $"real phantoms showing exactly this finding score only {c:F2} with this judge, so this score cannot be read as the generator's failure alone"
+                  (ceiling.GetValueOrDefault(f.Finding, double.NaN) is var c && double.IsFinite(c) && f.Auc < c - 0.05 ? $"real phantoms showing exactly this finding score {c:F2} with this judge, so the generator falls short of what the judge can see"
+                   : double.IsFinite(c) && c < 0.8 ? $"real phantoms showing exactly this finding score only {c:F2} with this judge, so this score cannot be read as the generator's failure alone"
                    : judge.TryGetValue(f.Finding, out var j) && j < 0.8 ? $"the judge itself only reaches {j:F2} on real held-out phantoms, so this score cannot be read as the generator's failure alone"
                    : $"the judge sees it on real phantoms (AUC {j:F2}" + (double.IsFinite(c) ? $", ceiling {c:F2}" : "") + $"), so the generator does not yet draw it reliably after {cfg.LdmSteps} steps") + ")"))));
             report.Chart(a.ToChart()).Add(a.ToDataFrame());
