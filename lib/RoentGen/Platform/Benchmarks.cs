@@ -122,6 +122,9 @@ public static class PeerScript
         var stdout = process.StandardOutput.ReadToEnd();
         if (!process.WaitForExit(timeout ?? TimeSpan.FromMinutes(10))) { process.Kill(); throw new InvalidOperationException($"{script} {mode} did not finish in time"); }
         var median = ParseMedianMs(stdout, resultName);
+        if (process.ExitCode != 0 && stderr.Result.Contains("No module named 'torch'", StringComparison.Ordinal))
+            throw new InvalidOperationException($"PyTorch is not installed for {python}, which runs the peer script: run environment/install-peer-bench.sh "
+                                                + "(Debian's python3-torch and libopenblas0-openmp), then run the benchmark again");
         if (process.ExitCode != 0 || median is null)
             throw new InvalidOperationException($"{python} {script} {mode} exited {process.ExitCode} without a RESULT line named {resultName}; last output: {Tail(stdout + stderr.Result)}");
         return median.Value;

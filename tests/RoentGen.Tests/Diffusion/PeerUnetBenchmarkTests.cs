@@ -38,6 +38,23 @@ public class PeerUnetBenchmarkTests
         Assert.Null(PeerScript.ParseMedianMs(output, "unet_train_b32_amp_bf16"));
     }
 
+    [SkippableFact]
+    public void A_peer_without_pytorch_is_named_with_the_script_that_installs_it_and_a_failing_one_with_its_output()
+    {
+        Skip.IfNot(File.Exists("/usr/bin/python3"), "needs /usr/bin/python3");
+        var dir = TestPaths.NewTempDir();
+        var noTorch = Path.Combine(dir, "no_torch.py");
+        File.WriteAllText(noTorch, "raise ModuleNotFoundError(\"No module named 'torch'\")\n");
+        var e = Assert.Throws<InvalidOperationException>(() => PeerScript.MedianMs(noTorch, "unet_fp32", "unet_train_b32_fp32"));
+        Assert.Contains("environment/install-peer-bench.sh", e.Message);
+        var broken = Path.Combine(dir, "broken.py");
+        File.WriteAllText(broken, "print('RESULT impl=pytorch name=other median_ms=1')\n");
+        var f = Assert.Throws<InvalidOperationException>(() => PeerScript.MedianMs(broken, "unet_fp32", "unet_train_b32_fp32"));
+        Assert.Contains("without a RESULT line named unet_train_b32_fp32", f.Message);
+        Assert.DoesNotContain("install-peer-bench", f.Message);
+        Directory.Delete(dir, true);
+    }
+
     [Fact]
     public void Bench_json_holds_the_ldm_and_peer_unet_fields_by_their_fixed_names()
     {
