@@ -36,7 +36,8 @@ internal static class JudgeCommand
         };
         arch.AcceptOnlyFromAmong("auto", "default", "sharp");
         var images = new Option<int>("--images") { Description = "Training phantoms.", DefaultValueFactory = _ => 4000 };
-        var steps = new Option<int>("--steps") { Description = "Training steps (batch 64).", DefaultValueFactory = _ => 600 };
+        var steps = new Option<int>("--steps") { Description = "Training steps.", DefaultValueFactory = _ => 600 };
+        var batch = new Option<int>("--batch") { Description = "Images per training step.", DefaultValueFactory = _ => ProxyTrainingOptions.DefaultBatchSize };
         var balance = new Option<double>("--balance")
         {
             Description = "Largest positive weight of the class-balanced loss (ProxyTrainingOptions.MaxPositiveWeight; 0: unweighted).",
@@ -47,7 +48,7 @@ internal static class JudgeCommand
         var heldWorld = new Option<long>("--held-out-seed") { Description = "World seed of the held-out phantoms.", DefaultValueFactory = _ => WorldSeeds.HeldOut(1) };
         var json = new Option<FileInfo?>("--json") { Description = "Write the held-out AUC per finding as JSON to this file." };
         var train = new Command("train", "Train the judge on phantoms (or load it when finished there) and measure its held-out AUC per prompted finding.")
-            { size, outDir, arch, images, steps, balance, trainWorld, heldOut, heldWorld, json };
+            { size, outDir, arch, images, steps, batch, balance, trainWorld, heldOut, heldWorld, json };
         train.SetAction(parse => Cli.Run(parse, () =>
         {
             var dir = parse.GetValue(outDir)!.FullName;
@@ -61,7 +62,7 @@ internal static class JudgeCommand
                 _ => s >= 128 ? ProxyClassifierConfig.Sharp128 : new ProxyClassifierConfig(),
             };
             var clock = Stopwatch.StartNew();
-            var judge = ProxyFindingClassifier.LoadOrTrain(dir, s, parse.GetValue(images), parse.GetValue(steps), parse.GetValue(trainWorld), config, parse.GetValue(balance));
+            var judge = ProxyFindingClassifier.LoadOrTrain(dir, s, parse.GetValue(images), parse.GetValue(steps), parse.GetValue(trainWorld), config, parse.GetValue(balance), parse.GetValue(batch));
             double? seconds = TrainingSeconds(dir);
             Console.WriteLine(FormattableString.Invariant($"judge in {dir}: {judge.Config.InputSize} px, channels [{string.Join(", ", judge.Config.Channels)}]; trained in {seconds:F0} s (this call {clock.Elapsed.TotalSeconds:F0} s)"));
             int n = parse.GetValue(heldOut);

@@ -74,8 +74,10 @@ public sealed record ProxyTrainingOptions
     public int Steps { get; init; } = 600;
     /// <summary>Name shown on the progress line.</summary>
     public string Title { get; init; } = "proxy classifier";
+    /// <summary>The default of <see cref="BatchSize"/>.</summary>
+    public const int DefaultBatchSize = 64;
     /// <summary>Images per step.</summary>
-    public int BatchSize { get; init; } = 64;
+    public int BatchSize { get; init; } = DefaultBatchSize;
     /// <summary>Peak AdamW learning rate.</summary>
     public double LearningRate { get; init; } = 2e-3;
     /// <summary>AdamW weight decay.</summary>
@@ -407,16 +409,23 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
     /// <param name="seed">World seed of the training phantoms, and the run's seed.</param>
     /// <param name="config">Its shape (null: the default; InputSize is set to <paramref name="size"/>).</param>
     /// <param name="maxPositiveWeight">Class balance of the loss (<see cref="ProxyTrainingOptions.MaxPositiveWeight"/>; 0: unweighted).</param>
+    /// <param name="batchSize">Images per step (<see cref="ProxyTrainingOptions.BatchSize"/>).</param>
     public static ProxyFindingClassifier LoadOrTrain(string folder, int size, int count = 4000, int steps = 600, long seed = 1001,
-        ProxyClassifierConfig? config = null, double maxPositiveWeight = 0)
+        ProxyClassifierConfig? config = null, double maxPositiveWeight = 0, int batchSize = ProxyTrainingOptions.DefaultBatchSize)
     {
+        if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "the judge's batch needs at least one image");
         var modelConfig = (config ?? new ProxyClassifierConfig()) with { InputSize = size };
-        var run = RunFolder.Open(Path.Combine(folder, "run"), "judge", new JudgeRun(size, count, steps, seed, modelConfig) { MaxPositiveWeight = maxPositiveWeight });
+        var pinned = new JudgeRun(size, count, steps, seed, modelConfig)
+        {
+            MaxPositiveWeight = maxPositiveWeight,
+            BatchSize = batchSize == ProxyTrainingOptions.DefaultBatchSize ? null : batchSize,
+        };
+        var run = RunFolder.Open(Path.Combine(folder, "run"), "judge", pinned);
         if (run.IsFinishedAt(steps) && IsSaved(folder)) return Load(folder);
         run.Start();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var model = TrainOnPhantoms(size, count, seed, steps, modelConfig,
-            new ProxyTrainingOptions { Seed = seed, OutputDir = run.Path, CheckpointEvery = 200, MaxPositiveWeight = maxPositiveWeight });
+            new ProxyTrainingOptions { Seed = seed, OutputDir = run.Path, CheckpointEvery = 200, MaxPositiveWeight = maxPositiveWeight, BatchSize = batchSize });
         model.Save(folder);
         run.Finish(steps, clock.Elapsed.TotalSeconds);
         return model;
@@ -432,6 +441,9 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
         /// <summary>Class balance of the loss (<see cref="ProxyTrainingOptions.MaxPositiveWeight"/>); left out of the JSON when 0, as runs written before it.</summary>
         [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
         public double MaxPositiveWeight { get; init; }
+        /// <summary>Images per step when not <see cref="ProxyTrainingOptions.DefaultBatchSize"/>; left out of the JSON when null, as runs written before it.</summary>
+        [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+        public int? BatchSize { get; init; }
     }
 
     /// <summary>

@@ -145,12 +145,29 @@ public class JudgeFidelityTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void A_judge_run_without_class_balance_pins_the_same_json_as_before()
+    public void A_judge_run_without_class_balance_or_another_batch_pins_the_same_json_as_before()
     {
         var plain = JsonSerializer.Serialize(new ProxyFindingClassifier.JudgeRun(64, 10, 2, 1, Tiny32), RoentGen.Interop.SafeTensors.ConfigJsonOptions);
         Assert.DoesNotContain("MaxPositiveWeight", plain);
-        var balanced = JsonSerializer.Serialize(new ProxyFindingClassifier.JudgeRun(64, 10, 2, 1, Tiny32) { MaxPositiveWeight = 4 }, RoentGen.Interop.SafeTensors.ConfigJsonOptions);
+        Assert.DoesNotContain("BatchSize", plain);
+        var balanced = JsonSerializer.Serialize(new ProxyFindingClassifier.JudgeRun(64, 10, 2, 1, Tiny32) { MaxPositiveWeight = 4, BatchSize = 32 }, RoentGen.Interop.SafeTensors.ConfigJsonOptions);
         Assert.Contains("MaxPositiveWeight", balanced);
+        Assert.Contains("\"BatchSize\": 32", balanced);
+    }
+
+    [Fact]
+    public void A_judge_folder_pins_its_batch_so_another_batch_is_an_error_not_a_silent_reuse()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "judge-batch-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using (var judge = ProxyFindingClassifier.LoadOrTrain(dir, 32, count: 16, steps: 2, seed: 3, config: Tiny32, batchSize: 8)) { }
+            Assert.Contains("\"BatchSize\": 8", File.ReadAllText(Path.Combine(dir, "run", "config.json")));
+            using (var again = ProxyFindingClassifier.LoadOrTrain(dir, 32, count: 16, steps: 2, seed: 3, config: Tiny32, batchSize: 8)) { }
+            Assert.Throws<RoentGen.Platform.RunStateException>(() => ProxyFindingClassifier.LoadOrTrain(dir, 32, count: 16, steps: 2, seed: 3, config: Tiny32));
+            Assert.Throws<ArgumentOutOfRangeException>(() => ProxyFindingClassifier.LoadOrTrain(dir, 32, count: 16, steps: 2, seed: 3, config: Tiny32, batchSize: 0));
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }
 
     [Fact]
