@@ -122,9 +122,10 @@ public sealed record LdmExperimentConfig
     /// <item>ImageSize 64, as <see cref="Quick"/>: 128 px quadruples the latent area and so the cost of every UNet step, which at
     /// this budget would leave about a quarter of the steps; the VAE's fidelity at 64 px decides whether that trade is worth it.</item>
     /// <item>Longer training: 16,000 training phantoms (four times Quick's, fewer repeats of each report), VAE 800 steps,
-    /// denoiser 9000 steps of 32 (six times Quick's) with 100 warm-up steps and EMA 0.999. s15's 8000 phantoms and 4500
+    /// denoiser 12,000 steps of 32 (eight times Quick's) with 100 warm-up steps and EMA 0.999. s15's 8000 phantoms and 4500
     /// steps reached mean adherence 0.788 in 39.6 minutes; s16 doubled both: 0.829 in 54 minutes (with a judge trained four
-    /// times as long; that judge's ceiling, real phantoms showing what each prompt names, is 0.886).</item>
+    /// times as long; that judge's ceiling, real phantoms showing what each prompt names, is 0.886). s17 spends most of the
+    /// 21 minutes left on 3,000 more denoiser steps (about 14 minutes at s16's 0.28 s per step).</item>
     /// <item>BalanceFindings 0.5: images of rare findings (the phantom world's prevalences: fracture 5 %, pneumothorax 6 %,
     /// lesion and edema 8 %) are drawn more often than their share of the data, normal studies less; half-way (in the
     /// exponent) between uniform draws and equal draws per finding.</item>
@@ -139,7 +140,7 @@ public sealed record LdmExperimentConfig
     /// </summary>
     public static LdmExperimentConfig Study => new()
     {
-        TrainImages = 16000, VaeSteps = 800, LdmSteps = 9000, BalanceFindings = 0.5, TextPretrainSteps = 800,
+        TrainImages = 16000, VaeSteps = 800, LdmSteps = 12000, BalanceFindings = 0.5, TextPretrainSteps = 800,
         ReportStyle = Data.Reports.ReportStyle.Varied, Prompt = PromptSource.ImpressionAndPositiveFindings,
     };
 
