@@ -12,7 +12,7 @@ internal static class QuickstartCommand
         var n = new Option<int>("--n") { Description = "Phantoms written to disk.", DefaultValueFactory = _ => 500 };
         var noNotebooks = new Option<bool>("--no-notebooks") { Description = "Do not execute the notebooks." };
         var noDiffusion = new Option<bool>("--no-diffusion") { Description = "Skip the latent diffusion part (data stages only, seconds)." };
-        var preset = new Option<string>("--preset") { Description = "quick (the full job, about 14 minutes measured on 2 cores), study (longer training with class-balanced sampling and varied report wording, and the laterality check; 54 minutes measured on 2 cores with bf16, sized for at most 75) or tiny (a smoke check in about a minute; numbers meaningless).", DefaultValueFactory = _ => "quick" };
+        var preset = new Option<string>("--preset") { Description = "quick (the full job, about 13-14 minutes measured on 2 cores), study (longer training with class-balanced sampling and varied report wording, and the laterality check; 66 minutes measured on 2 cores with bf16, sized for at most 75) or tiny (a smoke check in about a minute; numbers meaningless).", DefaultValueFactory = _ => "quick" };
         var precision = TrainCommand.PrecisionOption();
         var cmd = new Command("quickstart", "The main job: build the CXR world, train a text-to-CXR latent diffusion model, sample and evaluate it, run the quick notebooks, write report.html and metrics.json.")
             { output, n, noNotebooks, noDiffusion, preset, precision };
