@@ -36,8 +36,8 @@ internal static class JudgeCommand
         };
         arch.AcceptOnlyFromAmong("auto", "default", "sharp");
         var images = new Option<int>("--images") { Description = "Training phantoms.", DefaultValueFactory = _ => 4000 };
-        var steps = new Option<int>("--steps") { Description = "Training steps.", DefaultValueFactory = _ => 600 };
-        var batch = new Option<int>("--batch") { Description = "Images per training step.", DefaultValueFactory = _ => ProxyTrainingOptions.DefaultBatchSize };
+        var steps = new Option<int>("--steps") { Description = "Training steps (default: the quick judge's).", DefaultValueFactory = _ => ProxyFindingClassifier.QuickJudgeSteps };
+        var batch = new Option<int>("--batch") { Description = "Images per training step (default: the quick judge's).", DefaultValueFactory = _ => ProxyFindingClassifier.QuickJudgeBatch };
         var balance = new Option<double>("--balance")
         {
             Description = "Largest positive weight of the class-balanced loss (ProxyTrainingOptions.MaxPositiveWeight; 0: unweighted).",

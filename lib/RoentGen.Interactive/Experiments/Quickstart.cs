@@ -45,13 +45,12 @@ public sealed record QuickstartOptions
     /// <summary>Phantoms the proxy finding classifier trains on (a world of its own: <see cref="RoentGen.Data.Phantoms.WorldSeeds.Judge"/>).</summary>
     public int ProxyImages { get; init; } = 4000;
     /// <summary>
-    /// Proxy classifier training steps. 2,400 steps of 32 images rather than 600 of 64 (s16's): in s17 that raised the
-    /// quick judge's ceiling (<see cref="PromptAdherence.JudgeCeiling"/>, 1,000 held-out phantoms, 8 per prompt) from 0.668
-    /// to 0.832 for about 35 s more, and the s16 quickstart model's adherence under it from 0.643 to 0.703.
+    /// Proxy classifier training steps (<see cref="ProxyFindingClassifier.QuickJudgeSteps"/>, with why). The judge of
+    /// 600 steps of 64 that s16 used held the s16 quickstart model's adherence at 0.643; under this one it scores 0.703.
     /// </summary>
-    public int ProxySteps { get; init; } = 2400;
+    public int ProxySteps { get; init; } = ProxyFindingClassifier.QuickJudgeSteps;
     /// <summary>Proxy classifier images per training step.</summary>
-    public int ProxyBatch { get; init; } = 32;
+    public int ProxyBatch { get; init; } = ProxyFindingClassifier.QuickJudgeBatch;
     /// <summary>Shape of the proxy classifier (null: default, at the experiment's image size).</summary>
     public ProxyClassifierConfig? Proxy { get; init; }
     /// <summary>

@@ -133,6 +133,16 @@ public interface IFindingScorer
 /// </summary>
 public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFindingScorer
 {
+    /// <summary>
+    /// Training steps of the quick judge (the quickstart's, <c>roentgen judge train</c>'s and <c>roentgen evaluate</c>'s
+    /// when it trains one): 2,400 steps of <see cref="QuickJudgeBatch"/> images. Measured in s17 on the quickstart's
+    /// 1,000 held-out phantoms (8 images per prompt): the judge's ceiling (<see cref="PromptAdherence.JudgeCeiling"/>)
+    /// was 0.832, against 0.668 for 600 steps of 64, for about 35 s more training on 2 cores.
+    /// </summary>
+    public const int QuickJudgeSteps = 2400;
+    /// <summary>Images per training step of the quick judge (<see cref="QuickJudgeSteps"/>).</summary>
+    public const int QuickJudgeBatch = 32;
+
     private readonly Sequential stem;
     private readonly ModuleList<Sequential> stages;
     private readonly Linear feature;

@@ -43,16 +43,19 @@ public class PeerUnetBenchmarkTests
     {
         Skip.IfNot(File.Exists("/usr/bin/python3"), "needs /usr/bin/python3");
         var dir = TestPaths.NewTempDir();
-        var noTorch = Path.Combine(dir, "no_torch.py");
-        File.WriteAllText(noTorch, "raise ModuleNotFoundError(\"No module named 'torch'\")\n");
-        var e = Assert.Throws<InvalidOperationException>(() => PeerScript.MedianMs(noTorch, "unet_fp32", "unet_train_b32_fp32"));
-        Assert.Contains("environment/install-peer-bench.sh", e.Message);
-        var broken = Path.Combine(dir, "broken.py");
-        File.WriteAllText(broken, "print('RESULT impl=pytorch name=other median_ms=1')\n");
-        var f = Assert.Throws<InvalidOperationException>(() => PeerScript.MedianMs(broken, "unet_fp32", "unet_train_b32_fp32"));
-        Assert.Contains("without a RESULT line named unet_train_b32_fp32", f.Message);
-        Assert.DoesNotContain("install-peer-bench", f.Message);
-        Directory.Delete(dir, true);
+        try
+        {
+            var noTorch = Path.Combine(dir, "no_torch.py");
+            File.WriteAllText(noTorch, "raise ModuleNotFoundError(\"No module named 'torch'\")\n");
+            var e = Assert.Throws<InvalidOperationException>(() => PeerScript.MedianMs(noTorch, "unet_fp32", "unet_train_b32_fp32"));
+            Assert.Contains("environment/install-peer-bench.sh", e.Message);
+            var broken = Path.Combine(dir, "broken.py");
+            File.WriteAllText(broken, "print('RESULT impl=pytorch name=other median_ms=1')\n");
+            var f = Assert.Throws<InvalidOperationException>(() => PeerScript.MedianMs(broken, "unet_fp32", "unet_train_b32_fp32"));
+            Assert.Contains("without a RESULT line named unet_train_b32_fp32", f.Message);
+            Assert.DoesNotContain("install-peer-bench", f.Message);
+        }
+        finally { Directory.Delete(dir, true); }
     }
 
     [Fact]
