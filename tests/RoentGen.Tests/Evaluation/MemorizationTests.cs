@@ -68,4 +68,49 @@ public class MemorizationTests
         Assert.Throws<ArgumentException>(() => Memorization.PairwiseSsim(Images(1, 6, 8), Images(1, 7, 8)));   // under the 11-pixel window
         Assert.Throws<ArgumentException>(() => new MemorizationOptions { SsimThreshold = 2 }.Validate());
     }
+
+    [Fact]
+    public void Candidate_ssim_equals_the_pairwise_ssim_of_the_pairs_it_computes_and_finds_a_planted_copy()
+    {
+        var queries = Images(4, 8);
+        var references = Images(20, 9);
+        queries[2] = references[13].clone();                                 // the planted copy
+        var candidates = Memorization.TopCorrelated(queries, references, 5);
+        Assert.Equal(new long[] { 4, 5 }, candidates.shape);
+        Assert.Equal(13, candidates[2, 0].item<long>());                   // the copy correlates best with its original
+        var all = Memorization.PairwiseSsim(queries, references);
+        var calls = new List<(long Done, long Total)>();
+        var some = Memorization.CandidateSsim(queries, references, candidates, blockElements: 1, progress: (d, t) => calls.Add((d, t)));
+        Assert.Equal(new long[] { 4, 5 }, some.shape);
+        Assert.Equal([(1L, 4L), (2L, 4L), (3L, 4L), (4L, 4L)], calls);
+        for (int q = 0; q < 4; q++)
+            for (int j = 0; j < 5; j++)
+                Assert.Equal(all[q, candidates[q, j].item<long>()].item<float>(), some[q, j].item<float>(), 5);
+        Assert.Throws<ArgumentException>(() => Memorization.CandidateSsim(queries, references, candidates.narrow(0, 0, 3)));       // one row per query
+        Assert.Throws<ArgumentException>(() => Memorization.CandidateSsim(queries, references, full_like(candidates, 20)));       // outside the references
+
+        // The audit with candidates: the planted copy is found as exactly as by the full search, and every image's nearest
+        // SSIM is at most the full search's (it looks at fewer training images), equal where the full search's nearest
+        // image is among its candidates.
+        var options = new MemorizationOptions { ClosestPairs = 2 };
+        var exact = Memorization.Audit(queries, references, null, x => x.flatten(1), options);
+        var fast = Memorization.Audit(queries, references, null, x => x.flatten(1), options with { SsimCandidates = 5 });
+        Assert.Equal(2, fast.ClosestPairs[0].Generated);
+        Assert.Equal(13, fast.ClosestPairs[0].Training);
+        Assert.Equal(1.0, fast.ClosestPairs[0].Ssim, 4);
+        Assert.Equal(exact.GeneratedRate.BySsim, fast.GeneratedRate.BySsim);
+        for (int q = 0; q < 4; q++)
+        {
+            Assert.True(fast.Generated[q].Ssim <= exact.Generated[q].Ssim + 1e-6, $"image {q}");
+            var row = Enumerable.Range(0, 5).Select(j => candidates[q, j].item<long>()).ToList();
+            if (row.Contains(exact.Generated[q].BySsim)) Assert.Equal(exact.Generated[q].BySsim, fast.Generated[q].BySsim);
+            Assert.Equal(exact.Generated[q].ByCosine, fast.Generated[q].ByCosine);                       // the cosine search is unchanged
+        }
+        // As many candidates as training images is the full search.
+        var whole = Memorization.Audit(queries, references, null, x => x.flatten(1), options with { SsimCandidates = 20 });
+        Assert.Equal(exact.Generated.Select(m => m.BySsim), whole.Generated.Select(m => m.BySsim));
+        Assert.Throws<ArgumentException>(() => new MemorizationOptions { SsimCandidates = 0 }.Validate());
+        Assert.DoesNotContain("SsimCandidates", System.Text.Json.JsonSerializer.Serialize(new MemorizationOptions()));   // older audits' JSON unchanged
+        Assert.Contains("\"SsimCandidates\":5", System.Text.Json.JsonSerializer.Serialize(options with { SsimCandidates = 5 }));
+    }
 }
