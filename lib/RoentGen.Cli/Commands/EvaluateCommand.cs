@@ -39,7 +39,7 @@ internal static class EvaluateCommand
         };
         var sidesOption = new Option<DirectoryInfo?>("--laterality-judge")
         {
-            Description = "Side judge folder for the laterality check (trained there when missing: the quick judge, 2,400 steps of 32 images on 4,000 phantoms). Default: the quickstart's laterality-judge/ next to the "
+            Description = "Side judge folder for the laterality check (trained there when missing). Default: the quickstart's laterality-judge/ next to the "
                           + "checkpoint when one is saved there, else the check is skipped.",
         };
         var shard = ShardOption.Create();
