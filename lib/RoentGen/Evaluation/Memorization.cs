@@ -128,25 +128,9 @@ public static class Memorization
         var myb = k.My.unsqueeze(0);                                      // (1, R, h', w')
         var my2b = k.My2.unsqueeze(0);
         var syyb = k.Syy.unsqueeze(0);
-        // Blocks of at most blockElements pixels: several queries against all references when they fit, else one query
-        // against a slice of the references. Written into one tensor made up front: small results kept between the
-        // blocks' large temporaries would split the freed heap, and every block would then take fresh memory.
-        long pixels = k.H * k.W;
-        long refChunk = Math.Clamp(blockElements / pixels, 1, Math.Max(1, r));
-        long chunk = Math.Max(1, blockElements / (refChunk * pixels));
-        var result = empty(q, r);
-        for (long i = 0; i < q; i += chunk)
-        {
-            long n = Math.Min(chunk, q - i);
-            for (long j = 0; j < r; j += refChunk)
-            {
-                using var inner = NewDisposeScope();
-                long m = Math.Min(refChunk, r - j);
-                result.narrow(0, i, n).narrow(1, j, m).copy_(k.Block(i, n, yb.narrow(1, j, m), myb.narrow(1, j, m), my2b.narrow(1, j, m), syyb.narrow(1, j, m)));
-            }
-            progress?.Invoke(i + n, q);
-        }
-        return result.MoveToOuterDisposeScope();                          // (Q, R)
+        return InBlocks(q, r, k.H * k.W, blockElements, progress,
+            (i, n, j, m) => k.Block(i, n, yb.narrow(1, j, m), myb.narrow(1, j, m), my2b.narrow(1, j, m), syyb.narrow(1, j, m)))
+            .MoveToOuterDisposeScope();                                   // (Q, R)
     }
 
     /// <summary>
@@ -173,27 +157,38 @@ public static class Memorization
         var idx = candidates.to(ScalarType.Int64);
         if (idx.numel() > 0 && (idx.min().item<long>() < 0 || idx.max().item<long>() >= k.Y.shape[0]))
             throw new ArgumentException($"a candidate index lies outside the {k.Y.shape[0]} references", nameof(candidates));
-        long q = k.X.shape[0], c = idx.shape[1], pixels = k.H * k.W;
-        // As in PairwiseSsim: several queries with all their candidates when they fit in a block, else one query with a
-        // slice of its candidates.
-        long slice = Math.Clamp(blockElements / pixels, 1, Math.Max(1, c));
-        long chunk = Math.Max(1, blockElements / (slice * pixels));
         var y = k.Y.squeeze(1);                                           // (R, H, W)
-        var result = empty(q, c);                                         // one tensor up front, as in PairwiseSsim
-        for (long i = 0; i < q; i += chunk)
+        return InBlocks(k.X.shape[0], idx.shape[1], k.H * k.W, blockElements, progress, (i, n, j, m) =>
         {
-            long n = Math.Min(chunk, q - i);
-            for (long j = 0; j < c; j += slice)
+            var flat = idx.narrow(0, i, n).narrow(1, j, m).reshape(-1);       // (n·m)
+            Tensor Pick(Tensor t) => t.index_select(0, flat).reshape(n, m, t.shape[1], t.shape[2]);
+            return k.Block(i, n, Pick(y), Pick(k.My), Pick(k.My2), Pick(k.Syy));   // (n, m)
+        }).MoveToOuterDisposeScope();                                     // (Q, K)
+    }
+
+    /// <summary>
+    /// The (rows, cols) result of <paramref name="block"/>(i, n, j, m), which gives rows i..i+n−1 against columns
+    /// j..j+m−1, in blocks of at most <paramref name="blockElements"/> pixels: several rows with all their columns when
+    /// they fit, else one row with a slice of its columns. Written into one tensor made up front: small results kept
+    /// between the blocks' large temporaries would split the freed heap, and every block would then take fresh memory.
+    /// </summary>
+    private static Tensor InBlocks(long rows, long cols, long pixels, long blockElements, Action<long, long>? progress, Func<long, long, long, long, Tensor> block)
+    {
+        long slice = Math.Clamp(blockElements / pixels, 1, Math.Max(1, cols));
+        long chunk = Math.Max(1, blockElements / (slice * pixels));
+        var result = empty(rows, cols);
+        for (long i = 0; i < rows; i += chunk)
+        {
+            long n = Math.Min(chunk, rows - i);
+            for (long j = 0; j < cols; j += slice)
             {
                 using var inner = NewDisposeScope();
-                long m = Math.Min(slice, c - j);
-                var flat = idx.narrow(0, i, n).narrow(1, j, m).reshape(-1);   // (n·m)
-                Tensor Pick(Tensor t) => t.index_select(0, flat).reshape(n, m, t.shape[1], t.shape[2]);
-                result.narrow(0, i, n).narrow(1, j, m).copy_(k.Block(i, n, Pick(y), Pick(k.My), Pick(k.My2), Pick(k.Syy)));   // (n, m)
+                long m = Math.Min(slice, cols - j);
+                result.narrow(0, i, n).narrow(1, j, m).copy_(block(i, n, j, m));
             }
-            progress?.Invoke(i + n, q);
+            progress?.Invoke(i + n, rows);
         }
-        return result.MoveToOuterDisposeScope();                          // (Q, K)
+        return result;
     }
 
     /// <summary>
