@@ -18,7 +18,7 @@ internal static class TrainCommand
     }
 
     private static (Option<string> Preset, Option<FileInfo?> Config, Option<DirectoryInfo> Out, Option<string> Data, Option<bool> Outside, Option<string?> Precision) CommonOptions() => (
-        new Option<string>("--preset") { Description = "quick (CPU minutes) or tiny (seconds, for checks).", DefaultValueFactory = _ => "quick" },
+        new Option<string>("--preset") { Description = "quick (CPU minutes), study (the quickstart's study preset: 16,000 phantoms, 12,000 denoiser steps, about an hour on 2 cores), foundation (roentgen adapt's foundation model: 4,000 general-domain scenes, use with --data scenes) or tiny (seconds, for checks).", DefaultValueFactory = _ => "quick" },
         new Option<FileInfo?>("--config") { Description = "An experiment.json to use instead of a preset." },
         new Option<DirectoryInfo>("--out") { Description = "Experiment folder (a finished stage is skipped, an interrupted one resumes).", Required = true },
         new Option<string>("--data") { Description = "phantoms (the config's phantom world), scenes (the general-domain world of captioned shapes, for pretraining a foundation model), or a labels.csv folder (every record; see data/README.md).", DefaultValueFactory = _ => LdmTrainingData.Phantoms },
@@ -34,8 +34,10 @@ internal static class TrainCommand
         var cfg = config is not null ? LdmExperimentConfig.Load(config.FullName) : preset switch
         {
             "quick" => LdmExperimentConfig.Quick,
+            "study" => LdmExperimentConfig.Study,
+            "foundation" => Experiments.DomainAdaptationConfig.Quick.Foundation(),
             "tiny" => LdmExperimentConfig.Tiny,
-            _ => throw new ArgumentException($"unknown preset '{preset}'; expected quick or tiny"),
+            _ => throw new ArgumentException($"unknown preset '{preset}'; expected quick, study, foundation or tiny"),
         };
         return precision is null ? cfg : cfg with { Precision = Cli.ParsePrecision(precision) };
     }
@@ -58,11 +60,19 @@ internal static class TrainCommand
     {
         var (preset, config, output, data, outside, precision) = CommonOptions();
         var frozen = new Option<bool>("--freeze-text-encoder") { Description = "Train the UNet only (RoentGen's ablation baseline)." };
-        var cmd = new Command("ldm", "Train the text-conditioned latent diffusion model (and its VAE first when the experiment trains one and has not yet).") { preset, config, output, data, outside, frozen, precision };
+        var initFrom = new Option<DirectoryInfo?>("--init-from") { Description = "Start from the model of a trained experiment folder (e.g. a foundation model: train ldm --preset foundation --data scenes, or an adapt run's foundation/), as RoentGen fine-tunes Stable Diffusion: its architecture and weights, its tokenizer kept, the UNet and text encoder (unless --freeze-text-encoder) trained, the VAE fine-tuned for the config's VaeSteps (unless --freeze-vae); steps, data and the rest from --preset or --config." };
+        var frozenVae = new Option<bool>("--freeze-vae") { Description = "With --init-from: keep its VAE frozen (RoentGen's setting) instead of fine-tuning it." };
+        var cmd = new Command("ldm", "Train the text-conditioned latent diffusion model (and its VAE first when the experiment trains one and has not yet).") { preset, config, output, data, outside, frozen, initFrom, frozenVae, precision };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
             var cfg = Resolve(parse.GetValue(preset)!, parse.GetValue(config), parse.GetValue(precision));
             if (parse.GetValue(frozen)) cfg = cfg with { TrainTextEncoder = false };
+            if (parse.GetValue(initFrom) is { } from)
+            {
+                if (!from.Exists) throw new DirectoryNotFoundException($"--init-from {from}: no such folder");
+                cfg = cfg.InitFrom(LatentDiffusionRuns.LoadConfig(from.FullName), from.FullName, trainVae: !parse.GetValue(frozenVae));
+            }
+            else if (parse.GetValue(frozenVae)) throw new ArgumentException("--freeze-vae needs --init-from (the folder whose VAE stays frozen)");
             var dir = parse.GetValue(output)!.FullName;
             var result = LatentDiffusionRuns.EnsureTrained(cfg, LdmTrainingData.From(parse.GetValue(data)!, cfg, new LoadOptions { AllowOutsideRoot = parse.GetValue(outside) }), dir);
             Console.WriteLine($"LDM{(result.Skipped ? " (already trained)" : "")}: final loss {result.History.Loss[^1]:F4} after {result.History.Steps} steps; saved to {dir}");

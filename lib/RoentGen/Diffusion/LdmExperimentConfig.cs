@@ -154,6 +154,33 @@ public sealed record LdmExperimentConfig
         Unet = new UNetConfig { BlockOutChannels = [32, 64], CrossAttentionLevels = [true, false], CrossAttentionDim = 32, NormGroups = 8, AttentionHeadDim = 16 },
     };
 
+    /// <summary>
+    /// This experiment started from the trained model of another experiment (RoentGen's recipe: a model pretrained
+    /// elsewhere, fine-tuned on chest X-rays): the architecture that the weights fix (Vae, Text, Unet, TokenizerVocab,
+    /// MaxTokens) taken from <paramref name="source"/>, every part's start weights from <paramref name="sourceDir"/>, the
+    /// tokenizer kept as it is, the UNet trained, the text encoder trained as <see cref="TrainTextEncoder"/> says, the VAE
+    /// fine-tuned for <see cref="VaeSteps"/> steps or (<paramref name="trainVae"/> false) kept frozen. Everything else
+    /// (data, steps, learning rates, prompts, the study levers) stays this config's; text-encoder pretraining is skipped,
+    /// as for any text encoder that comes from another run.
+    /// </summary>
+    /// <param name="source">The source experiment's config (its experiment.json).</param>
+    /// <param name="sourceDir">The source experiment's folder.</param>
+    /// <param name="trainVae">Fine-tune the VAE (true) or keep the source's frozen.</param>
+    /// <exception cref="ArgumentException">The result cannot make a model (see <see cref="ValidateParts"/>).</exception>
+    public LdmExperimentConfig InitFrom(LdmExperimentConfig source, string sourceDir, bool trainVae = true)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentException.ThrowIfNullOrWhiteSpace(sourceDir);
+        LdmPartConfig From(bool train) => new() { From = sourceDir, Train = train };
+        var cfg = this with
+        {
+            Vae = source.Vae, Text = source.Text, Unet = source.Unet, TokenizerVocab = source.TokenizerVocab, MaxTokens = source.MaxTokens,
+            Parts = new LdmPartsConfig { Vae = From(trainVae), Tokenizer = From(false), TextEncoder = From(TrainTextEncoder), Unet = From(true) },
+        };
+        cfg.ValidateParts();
+        return cfg;
+    }
+
     /// <summary>Side of the latents.</summary>
     public int LatentSize => ImageSize / Vae.DownsampleFactor;
 

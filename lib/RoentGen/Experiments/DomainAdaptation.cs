@@ -133,25 +133,13 @@ public sealed record DomainAdaptationConfig
     public LdmExperimentConfig Variant(AdaptationVariant variant, long seed, string foundationDir)
     {
         var cxr = Cxr with { LdmSteps = FineTuneSteps, Seed = seed };
-        LdmPartConfig From(bool train) => new() { From = foundationDir, Train = train };
+        var foundation = Foundation();
         return variant switch
         {
-            AdaptationVariant.UnetOnly => cxr with
-            {
-                TrainTextEncoder = false,
-                Parts = new LdmPartsConfig { Vae = From(false), Tokenizer = From(false), TextEncoder = From(false), Unet = From(true) },
-            },
-            AdaptationVariant.UnetAndText => cxr with
-            {
-                TrainTextEncoder = true,
-                Parts = new LdmPartsConfig { Vae = From(false), Tokenizer = From(false), TextEncoder = From(true), Unet = From(true) },
-            },
+            AdaptationVariant.UnetOnly => (cxr with { TrainTextEncoder = false }).InitFrom(foundation, foundationDir, trainVae: false),
+            AdaptationVariant.UnetAndText => (cxr with { TrainTextEncoder = true }).InitFrom(foundation, foundationDir, trainVae: false),
             AdaptationVariant.Scratch => cxr with { TrainTextEncoder = true, Parts = new LdmPartsConfig() },
-            AdaptationVariant.VaeFineTuned => cxr with
-            {
-                TrainTextEncoder = true, VaeSteps = VaeFineTuneSteps,
-                Parts = new LdmPartsConfig { Vae = From(true), Tokenizer = From(false), TextEncoder = From(true), Unet = From(true) },
-            },
+            AdaptationVariant.VaeFineTuned => (cxr with { TrainTextEncoder = true, VaeSteps = VaeFineTuneSteps }).InitFrom(foundation, foundationDir, trainVae: true),
             _ => throw new ArgumentOutOfRangeException(nameof(variant), variant, "unknown variant"),
         };
     }
