@@ -22,6 +22,7 @@ root.Subcommands.Add(SegmentCommand.Build());
 root.Subcommands.Add(CompareEncodersCommand.BuildCompare());
 root.Subcommands.Add(CompareEncodersCommand.BuildAblate());
 root.Subcommands.Add(AdaptCommand.Build());
+root.Subcommands.Add(TextProbeCommand.Build());
 root.Subcommands.Add(AugmentStudyCommand.Build());
 root.Subcommands.Add(WeightsCommand.Build());
 root.Subcommands.Add(PairAugCommand.Build());

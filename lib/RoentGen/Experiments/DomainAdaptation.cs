@@ -313,14 +313,7 @@ public static class DomainAdaptation
         var reportSets = new List<LabelledReports> { LabelledReports.Phantoms(config.ProbeReports, WorldSeeds.HeldOut(cxr.DataSeed), cxr.Prompt) };
         if (iuReportsCsv is not null && LabelledReports.IuReports(iuReportsCsv) is { } iu) reportSets.Add(iu);
         else log($"real IU reports: {(iuReportsCsv is null ? "none given" : $"not found at {iuReportsCsv}")}, skipped");
-        var probes = new List<TextProbeRow>();
-        foreach (var reports in reportSets)
-            foreach (var (name, seed, model) in probeEncoders)
-            {
-                using var scope = NewDisposeScope();
-                var r = TextEncoderProbe.Run(TextEncoderProbe.Embed(model, reports.Texts), reports, name, config.Probe);
-                probes.Add(new TextProbeRow(name, seed, reports.Name, r));
-            }
+        var probes = TextProbeComparison.Run(probeEncoders, reportSets, config.Probe).Rows;
 
         var summary = DomainAdaptationResult.Build(config, seeds, shift, runs, probes, clock.Elapsed.TotalSeconds, evaluator.ReportCeiling);
         summary.Save(Path.Combine(outDir, ResultFile));

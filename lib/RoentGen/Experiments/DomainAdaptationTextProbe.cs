@@ -190,3 +190,88 @@ public static class TextEncoderProbe
         return new TextProbeResult(encoder, reports.Name, linear.MacroAuc, knn.MacroAuc, rows);
     }
 }
+
+/// <summary>
+/// The text-encoder probe of several models side by side (<c>roentgen text-probe</c>): every encoder on every report set,
+/// and each encoder's relative change over the first one (the baseline, e.g. the foundation model before fine-tuning),
+/// as RoentGen (Chambon et al. 2022) reports its fine-tuned text encoder's pneumothorax representation against the
+/// original's. One split of the reports: no interval, so give enough reports for the pneumothorax test positives
+/// (<see cref="FindingProbeAuc.TestPositives"/>) to mean something.
+/// </summary>
+/// <param name="Baseline">Name of the encoder the changes are relative to.</param>
+/// <param name="Rows">One row per report set and encoder, in that order.</param>
+public sealed record TextProbeComparison(string Baseline, IReadOnlyList<TextProbeRow> Rows)
+{
+    /// <summary>
+    /// Probes every encoder on every report set (<see cref="TextEncoderProbe.Run"/>, one split per report set shared by the
+    /// encoders, so their AUCs are on the same test reports).
+    /// </summary>
+    /// <param name="encoders">Name, seed (null when there is none) and model of each encoder; the first is the baseline.</param>
+    /// <param name="reportSets">The labelled reports.</param>
+    /// <param name="options">The probe's settings.</param>
+    /// <param name="log">Receives one line per probed encoder.</param>
+    /// <exception cref="ArgumentException">No encoder, a repeated name, or no report set.</exception>
+    public static TextProbeComparison Run(IReadOnlyList<(string Name, long? Seed, LatentDiffusionModel Model)> encoders,
+        IReadOnlyList<LabelledReports> reportSets, TextProbeOptions? options = null, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(encoders);
+        ArgumentNullException.ThrowIfNull(reportSets);
+        if (encoders.Count == 0) throw new ArgumentException("give at least one text encoder to probe", nameof(encoders));
+        if (reportSets.Count == 0) throw new ArgumentException("give at least one report set", nameof(reportSets));
+        var repeated = encoders.GroupBy(e => (e.Name, e.Seed)).FirstOrDefault(g => g.Count() > 1);
+        if (repeated is not null) throw new ArgumentException($"encoder '{repeated.Key.Name}' is given twice; give each a name of its own", nameof(encoders));
+        var rows = new List<TextProbeRow>();
+        foreach (var reports in reportSets)
+            foreach (var (name, seed, model) in encoders)
+            {
+                using var scope = NewDisposeScope();
+                var r = TextEncoderProbe.Run(TextEncoderProbe.Embed(model, reports.Texts), reports, name, options);
+                rows.Add(new TextProbeRow(name, seed, reports.Name, r));
+                log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"{name}{(seed is { } s ? $" (seed {s})" : "")} on {reports.Name}: pneumothorax linear AUC {r["Pneumothorax"].LinearAuc:F3}, k-NN {r["Pneumothorax"].KnnAuc:F3}; macro linear {r.LinearMacroAuc:F3}, k-NN {r.KnnMacroAuc:F3}"));
+            }
+        return new TextProbeComparison(encoders[0].Name, rows);
+    }
+
+    /// <summary>
+    /// Relative change (after / before − 1) of a measure from the baseline encoder to <paramref name="row"/>'s, on its
+    /// report set; <paramref name="measure"/> is "linear" or "knn", of pneumothorax or (<paramref name="macro"/>) the macro AUC.
+    /// </summary>
+    public double Change(TextProbeRow row, string measure, bool macro = false)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        var before = Rows.FirstOrDefault(r => r.Encoder == Baseline && r.Reports == row.Reports)?.Result;
+        if (before is null) return double.NaN;
+        double Of(TextProbeResult r) => (macro, measure) switch
+        {
+            (true, "linear") => r.LinearMacroAuc,
+            (true, "knn") => r.KnnMacroAuc,
+            (false, "linear") => r["Pneumothorax"].LinearAuc,
+            (false, "knn") => r["Pneumothorax"].KnnAuc,
+            _ => throw new ArgumentException($"measure '{measure}': expected linear or knn", nameof(measure)),
+        };
+        return Of(row.Result) / Of(before) - 1;
+    }
+
+    /// <summary>The table: per report set and encoder, pneumothorax and macro AUCs and the relative changes over the baseline.</summary>
+    public Microsoft.Data.Analysis.DataFrame Table()
+    {
+        double P(TextProbeRow r, bool knn) => knn ? r.Result["Pneumothorax"].KnnAuc : r.Result["Pneumothorax"].LinearAuc;
+        return new Microsoft.Data.Analysis.DataFrame(
+            new Microsoft.Data.Analysis.StringDataFrameColumn("reports", Rows.Select(r => r.Reports)),
+            new Microsoft.Data.Analysis.StringDataFrameColumn("encoder", Rows.Select(r => r.Seed is { } s ? $"{r.Encoder} (seed {s})" : r.Encoder)),
+            new Microsoft.Data.Analysis.DoubleDataFrameColumn("pneumothorax linear AUC", Rows.Select(r => P(r, false))),
+            new Microsoft.Data.Analysis.DoubleDataFrameColumn("pneumothorax k-NN AUC", Rows.Select(r => P(r, true))),
+            new Microsoft.Data.Analysis.DoubleDataFrameColumn("linear macro AUC", Rows.Select(r => r.Result.LinearMacroAuc)),
+            new Microsoft.Data.Analysis.DoubleDataFrameColumn("k-NN macro AUC", Rows.Select(r => r.Result.KnnMacroAuc)),
+            new Microsoft.Data.Analysis.DoubleDataFrameColumn($"pneumothorax linear change vs {Baseline}", Rows.Select(r => Change(r, "linear"))),
+            new Microsoft.Data.Analysis.DoubleDataFrameColumn($"pneumothorax k-NN change vs {Baseline}", Rows.Select(r => Change(r, "knn"))),
+            new Microsoft.Data.Analysis.Int32DataFrameColumn("pneumothorax test positives", Rows.Select(r => r.Result["Pneumothorax"].TestPositives)));
+    }
+
+    /// <summary>The comparison as JSON (the same settings as the adaptation study's results).</summary>
+    public string ToJson() => System.Text.Json.JsonSerializer.Serialize(this, DomainAdaptationResult.JsonOptions);
+
+    /// <summary>Writes <see cref="ToJson"/> to <paramref name="path"/> atomically.</summary>
+    public void Save(string path) => Platform.AtomicFile.WriteAllText(path, ToJson());
+}

@@ -1,0 +1,73 @@
+using System.CommandLine;
+using System.Diagnostics;
+using RoentGen.Data.Phantoms;
+using RoentGen.Diffusion;
+using RoentGen.Experiments;
+using RoentGen.Platform;
+
+namespace RoentGen.Cli.Commands;
+
+/// <summary>
+/// <c>roentgen text-probe --model NAME=DIR [--model NAME=DIR ...] [--reports N] [--world SEED] [--iu-reports FILE] [--json FILE]</c>:
+/// what the text encoders of trained models know about findings (<see cref="TextProbeComparison"/>), e.g. a foundation
+/// model's before and after <c>train ldm --init-from</c>, with each model's relative change over the first.
+/// </summary>
+internal static class TextProbeCommand
+{
+    public static Command Build()
+    {
+        var models = new Option<string[]>("--model")
+        {
+            Description = "NAME=DIR: a trained latent-diffusion folder whose text encoder is probed under NAME (repeat for several; the first is the baseline of the changes; a bare DIR is named after its folder).",
+            AllowMultipleArgumentsPerToken = false, Required = true,
+        };
+        var reports = new Option<int>("--reports") { Description = "Held-out phantom reports probed (60/20/20 split into probe train, validation and test).", DefaultValueFactory = _ => 1000 };
+        var world = new Option<long?>("--world") { Description = "World seed of the phantom reports (default: the held-out world of the last model's training data, its DataSeed + 2000)." };
+        var iu = new Option<FileInfo?>("--iu-reports") { Description = "Real IU reports CSV probed too (columns findings, impression; labelled by the report labeler). Default: ../shared/data/real-cxr-sample/iu_xray_reports_sample.csv beside the repository, skipped when absent." };
+        var json = new Option<FileInfo?>("--json") { Description = "Also write the comparison as JSON to this file." };
+        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads." };
+        var cmd = new Command("text-probe",
+            "What trained models' text encoders know about findings: per-finding linear and k-NN probe AUCs of their report embeddings on held-out phantom reports (and real IU reports), each model's change over the first (RoentGen's text-encoder claim: pneumothorax +25 % after fine-tuning).")
+            { models, reports, world, iu, json, threads };
+        cmd.SetAction(parse => Cli.Run(parse, () =>
+        {
+            Cli.SetThreads(parse.GetValue(threads));
+            var jsonFile = parse.GetValue(json);
+            if (jsonFile is not null) AtomicFile.EnsureWritable(jsonFile.FullName, "--json");
+            var watch = Stopwatch.StartNew();
+            var encoders = new List<(string Name, long? Seed, LatentDiffusionModel Model)>();
+            LdmExperimentConfig? last = null;
+            foreach (var spec in parse.GetValue(models) ?? [])
+            {
+                int eq = spec.IndexOf('=');
+                var (name, dir) = eq > 0 ? (spec[..eq].Trim(), spec[(eq + 1)..].Trim()) : (null, spec.Trim());
+                if (dir.Length == 0) throw new ArgumentException($"--model '{spec}' names no folder; expected NAME=DIR");
+                if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"--model {spec}: no such folder: {dir}");
+                name ??= Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)));
+                if (encoders.Any(e => e.Name == name)) throw new ArgumentException($"--model: the name '{name}' is given twice; name each model (NAME=DIR)");
+                encoders.Add((name, null, LatentDiffusionModel.Load(dir)));
+                last = File.Exists(Path.Combine(dir, LatentDiffusionRuns.ConfigFile)) ? LatentDiffusionRuns.LoadConfig(dir) : last;
+            }
+            int count = parse.GetValue(reports);
+            if (count < 10) throw new ArgumentException($"--reports {count}: the probe needs at least 10 reports");
+            long worldSeed = parse.GetValue(world) ?? WorldSeeds.HeldOut(last?.DataSeed ?? new LdmExperimentConfig().DataSeed);
+            var sets = new List<LabelledReports> { LabelledReports.Phantoms(count, worldSeed, last?.Prompt ?? PromptSource.ImpressionAndFindings) };
+            var iuCsv = parse.GetValue(iu)?.FullName;
+            if (iuCsv is not null && !File.Exists(iuCsv)) throw new FileNotFoundException($"--iu-reports: no such file: {iuCsv}", iuCsv);
+            if (iuCsv is null && QuickstartCommand.RepositoryRoot() is { } root)
+                iuCsv = Path.GetFullPath(Path.Combine(root, "..", "shared", "data", "real-cxr-sample", "iu_xray_reports_sample.csv"));
+            if (iuCsv is not null && LabelledReports.IuReports(iuCsv) is { } real) sets.Add(real);
+            else Console.WriteLine("real IU reports: none found, probing phantom reports only");
+            var result = TextProbeComparison.Run(encoders, sets, log: line => Console.WriteLine(Cli.Escape(line)));
+            Cli.Print(result.Table());
+            Console.WriteLine($"{watch.Elapsed.TotalSeconds:0.#} s");
+            if (jsonFile is not null)
+            {
+                result.Save(jsonFile.FullName);
+                Console.WriteLine($"wrote {Cli.Escape(jsonFile.FullName)}");
+            }
+            return 0;
+        }));
+        return cmd;
+    }
+}
