@@ -22,13 +22,15 @@ public sealed record LabelledReports(string Name, IReadOnlyList<string> Texts, f
 
     /// <summary>
     /// Phantom reports 0..count−1 of world <paramref name="worldSeed"/> (their true findings as labels), each written as a
-    /// training prompt of <paramref name="source"/> (so the encoder sees text in the form it was trained on).
+    /// training prompt of <paramref name="source"/> in the wording <paramref name="style"/> (so the encoder sees text in
+    /// the form it was trained on; the full findings with their negations, or the varied wording, make the probe harder
+    /// than the templates' impression and positive findings, whose words alone give the findings away).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">Fewer than 10 reports.</exception>
-    public static LabelledReports Phantoms(int count, long worldSeed, PromptSource source = PromptSource.ImpressionAndFindings)
+    public static LabelledReports Phantoms(int count, long worldSeed, PromptSource source = PromptSource.ImpressionAndFindings, ReportStyle style = ReportStyle.Templates)
     {
         if (count < 10) throw new ArgumentOutOfRangeException(nameof(count), count, "the text probe needs at least 10 reports (train, validation and test)");
-        var generator = new PhantomGenerator(new PhantomOptions { Size = 64, Seed = worldSeed });
+        var generator = new PhantomGenerator(new PhantomOptions { Size = 64, Seed = worldSeed, ReportStyle = style });
         var texts = new string[count];
         var labels = new CxrLabels[count];
         Parallel.For(0, count, i =>
@@ -37,7 +39,13 @@ public sealed record LabelledReports(string Name, IReadOnlyList<string> Texts, f
             texts[i] = LdmTrainingData.PromptOf(report.Impression, report.Findings, source).Trim();
             labels[i] = report.Labels;
         });
-        return new LabelledReports($"phantom reports (world {worldSeed}, n={count})", texts, Matrix(labels));
+        var wording = (style == ReportStyle.Varied ? ", varied wording" : "") + source switch
+        {
+            PromptSource.ImpressionAndFindings => "",                       // the adaptation study's form, its name unchanged
+            PromptSource.Impression => ", impression only",
+            _ => ", impression and positive findings",
+        };
+        return new LabelledReports($"phantom reports (world {worldSeed}, n={count}{wording})", texts, Matrix(labels));
     }
 
     /// <summary>
@@ -253,21 +261,27 @@ public sealed record TextProbeComparison(string Baseline, IReadOnlyList<TextProb
         return Of(row.Result) / Of(before) - 1;
     }
 
-    /// <summary>The table: per report set and encoder, pneumothorax and macro AUCs and the relative changes over the baseline.</summary>
+    /// <summary>
+    /// The table: per report set and encoder, pneumothorax ("ptx") and macro AUCs, the relative changes of the
+    /// pneumothorax AUCs over the baseline (after / before − 1), and the pneumothorax positives in the probe's test part.
+    /// </summary>
     public Microsoft.Data.Analysis.DataFrame Table()
     {
         double P(TextProbeRow r, bool knn) => knn ? r.Result["Pneumothorax"].KnnAuc : r.Result["Pneumothorax"].LinearAuc;
         return new Microsoft.Data.Analysis.DataFrame(
-            new Microsoft.Data.Analysis.StringDataFrameColumn("reports", Rows.Select(r => r.Reports)),
+            new Microsoft.Data.Analysis.StringDataFrameColumn("reports", Rows.Select(r => ShortName(r.Reports))),
             new Microsoft.Data.Analysis.StringDataFrameColumn("encoder", Rows.Select(r => r.Seed is { } s ? $"{r.Encoder} (seed {s})" : r.Encoder)),
-            new Microsoft.Data.Analysis.DoubleDataFrameColumn("pneumothorax linear AUC", Rows.Select(r => P(r, false))),
-            new Microsoft.Data.Analysis.DoubleDataFrameColumn("pneumothorax k-NN AUC", Rows.Select(r => P(r, true))),
-            new Microsoft.Data.Analysis.DoubleDataFrameColumn("linear macro AUC", Rows.Select(r => r.Result.LinearMacroAuc)),
-            new Microsoft.Data.Analysis.DoubleDataFrameColumn("k-NN macro AUC", Rows.Select(r => r.Result.KnnMacroAuc)),
-            new Microsoft.Data.Analysis.DoubleDataFrameColumn($"pneumothorax linear change vs {Baseline}", Rows.Select(r => Change(r, "linear"))),
-            new Microsoft.Data.Analysis.DoubleDataFrameColumn($"pneumothorax k-NN change vs {Baseline}", Rows.Select(r => Change(r, "knn"))),
-            new Microsoft.Data.Analysis.Int32DataFrameColumn("pneumothorax test positives", Rows.Select(r => r.Result["Pneumothorax"].TestPositives)));
+            new Microsoft.Data.Analysis.DoubleDataFrameColumn("ptx linear AUC", Rows.Select(r => P(r, false))),
+            new Microsoft.Data.Analysis.DoubleDataFrameColumn("ptx k-NN AUC", Rows.Select(r => P(r, true))),
+            new Microsoft.Data.Analysis.DoubleDataFrameColumn("macro linear", Rows.Select(r => r.Result.LinearMacroAuc)),
+            new Microsoft.Data.Analysis.DoubleDataFrameColumn("macro k-NN", Rows.Select(r => r.Result.KnnMacroAuc)),
+            new Microsoft.Data.Analysis.DoubleDataFrameColumn("ptx linear change", Rows.Select(r => Change(r, "linear"))),
+            new Microsoft.Data.Analysis.DoubleDataFrameColumn("ptx k-NN change", Rows.Select(r => Change(r, "knn"))),
+            new Microsoft.Data.Analysis.Int32DataFrameColumn("ptx test positives", Rows.Select(r => r.Result["Pneumothorax"].TestPositives)));
     }
+
+    /// <summary>A report set's name up to its parenthesis ("phantom reports", "IU reports"), for narrow tables; the JSON keeps the whole name.</summary>
+    public static string ShortName(string reports) => reports.IndexOf(" (", StringComparison.Ordinal) is var i and > 0 ? reports[..i] : reports;
 
     /// <summary>The comparison as JSON (the same settings as the adaptation study's results).</summary>
     public string ToJson() => System.Text.Json.JsonSerializer.Serialize(this, DomainAdaptationResult.JsonOptions);

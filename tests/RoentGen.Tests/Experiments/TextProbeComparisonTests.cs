@@ -46,6 +46,11 @@ public class TextProbeComparisonTests
         Assert.NotEqual(0, Invoke("--model", Path.Combine(dir, "missing")));                   // no such folder
         Assert.NotEqual(0, Invoke("--model", a, "--reports", "5"));                            // too few reports
         Assert.NotEqual(0, Invoke("--model", a, "--iu-reports", iu));                          // named IU file missing
+        Assert.NotEqual(0, Invoke("--model", a, "--prompt", "findings"));                      // unknown prompt part
+        Assert.NotEqual(0, Invoke("--model", a, "--style", "fancy"));                          // unknown wording
+        // Another wording and prompt part: named in the report set, so results of different probes do not mix.
+        Assert.Equal(0, Invoke("--model", a, "--reports", "40", "--prompt", "impression-and-positive-findings", "--style", "varied", "--json", json));
+        Assert.Contains("varied wording, impression and positive findings", File.ReadAllText(json));
         TestPaths.DeleteQuietly(dir);
     }
 
