@@ -30,7 +30,7 @@ internal static class TextProbeCommand
         var json = new Option<FileInfo?>("--json") { Description = "Also write the comparison as JSON to this file." };
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads." };
         var cmd = new Command("text-probe",
-            "What trained models' text encoders know about findings: per-finding linear and k-NN probe AUCs of their report embeddings on held-out phantom reports (and real IU reports), each model's change over the first (RoentGen's text-encoder claim: pneumothorax +25 % after fine-tuning).")
+            "What trained models' text encoders know about findings: per-finding linear and k-NN probe AUCs of their report embeddings on held-out phantom reports (and real IU reports), and fit on the phantom reports but scored on paraphrase prompts written apart from the report writer (does the encoder know that PTX is a pneumothorax?), each model's change over the first (RoentGen's text-encoder claim: pneumothorax +25 % after fine-tuning).")
             { models, reports, world, prompt, style, iu, json, threads };
         cmd.SetAction(parse => Cli.Run(parse, () =>
         {
@@ -63,7 +63,8 @@ internal static class TextProbeCommand
                 iuCsv = Path.GetFullPath(Path.Combine(root, "..", "shared", "data", "real-cxr-sample", "iu_xray_reports_sample.csv"));
             if (iuCsv is not null && LabelledReports.IuReports(iuCsv) is { } real) sets.Add(real);
             else Console.WriteLine("real IU reports: none found, probing phantom reports only");
-            var result = TextProbeComparison.Run(encoders, sets, log: line => Console.WriteLine(Cli.Escape(line)));
+            // Across wordings too: the probe fit on the phantom reports, scored on the paraphrase prompts.
+            var result = TextProbeComparison.Run(encoders, sets, log: line => Console.WriteLine(Cli.Escape(line)), transferTest: LabelledReports.Paraphrases());
             Console.WriteLine($"ptx = pneumothorax; change = relative change over {Cli.Escape(result.Baseline)} (after / before - 1)");
             Cli.Print(result.Table());
             Console.WriteLine($"{watch.Elapsed.TotalSeconds:0.#} s");

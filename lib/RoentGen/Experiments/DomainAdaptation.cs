@@ -313,7 +313,8 @@ public static class DomainAdaptation
         var reportSets = new List<LabelledReports> { LabelledReports.Phantoms(config.ProbeReports, WorldSeeds.HeldOut(cxr.DataSeed), cxr.Prompt) };
         if (iuReportsCsv is not null && LabelledReports.IuReports(iuReportsCsv) is { } iu) reportSets.Add(iu);
         else log($"real IU reports: {(iuReportsCsv is null ? "none given" : $"not found at {iuReportsCsv}")}, skipped");
-        var probes = TextProbeComparison.Run(probeEncoders, reportSets, config.Probe).Rows;
+        // Within each report set, and across wordings: fit on the phantom reports, scored on the paraphrase prompts.
+        var probes = TextProbeComparison.Run(probeEncoders, reportSets, config.Probe, transferTest: LabelledReports.Paraphrases()).Rows;
 
         var summary = DomainAdaptationResult.Build(config, seeds, shift, runs, probes, clock.Elapsed.TotalSeconds, evaluator.ReportCeiling);
         summary.Save(Path.Combine(outDir, ResultFile));

@@ -72,6 +72,19 @@ public sealed record LabelledReports(string Name, IReadOnlyList<string> Texts, f
             Matrix(texts.Select(labeler.Label).ToList()));
     }
 
+    /// <summary>
+    /// The paraphrase prompts (<see cref="Evaluation.ParaphrasePrompts"/>: each finding in words written apart from the
+    /// report writer, synonyms, abbreviations, hedges, plus normal studies), labelled with the findings each names.
+    /// </summary>
+    public static LabelledReports Paraphrases()
+    {
+        var prompts = Evaluation.ParaphrasePrompts.All;
+        var m = new float[prompts.Count, Observations.All.Count];
+        for (int i = 0; i < prompts.Count; i++)
+            foreach (var o in prompts[i].Findings) m[i, (int)o] = 1f;
+        return new LabelledReports($"paraphrase prompts (n={prompts.Count}, written apart from the report writer)", prompts.Select(p => p.Text).ToList(), m);
+    }
+
     private static float[,] Matrix(IReadOnlyList<CxrLabels> labels)
     {
         var m = new float[labels.Count, Observations.All.Count];
@@ -164,38 +177,82 @@ public static class TextEncoderProbe
         ArgumentNullException.ThrowIfNull(embeddings);
         ArgumentNullException.ThrowIfNull(reports);
         var o = options ?? new TextProbeOptions();
+        CheckRows(embeddings, reports);
+        var parts = Split(reports, o.SplitSeed, 0.6, 0.2);
+        if (parts.Any(p => p.Length == 0))
+            throw new ArgumentException($"{reports.Name}: {reports.Count} reports leave a probe part empty (train {parts[0].Length}, validation {parts[1].Length}, test {parts[2].Length})", nameof(reports));
+        return Score(encoder, reports.Name, o, (embeddings, reports, parts[0]), (embeddings, reports, parts[1]), (embeddings, reports, parts[2]));
+    }
+
+    /// <summary>
+    /// The probe across wordings: fit on <paramref name="trainReports"/> (split 80/20 into probe train and validation, as
+    /// <see cref="Run"/> stratified by pneumothorax) and scored on every one of <paramref name="testReports"/>, e.g. the
+    /// writer's reports against prompts written apart from the writer (<see cref="LabelledReports.Paraphrases"/>). A probe
+    /// on one wording reads whatever tokens mark a finding there, so even an encoder that learned nothing about findings
+    /// scores high within it; across wordings it scores high only if the encoder puts "PTX", "collapsed lung" and
+    /// "pneumothorax" near each other.
+    /// </summary>
+    /// <exception cref="ArgumentException">Embeddings that do not match their reports, or too few training reports.</exception>
+    public static TextProbeResult Transfer(Tensor trainEmbeddings, LabelledReports trainReports, Tensor testEmbeddings, LabelledReports testReports,
+        string encoder, TextProbeOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(trainReports);
+        ArgumentNullException.ThrowIfNull(testReports);
+        var o = options ?? new TextProbeOptions();
+        CheckRows(trainEmbeddings, trainReports);
+        CheckRows(testEmbeddings, testReports);
+        var parts = Split(trainReports, o.SplitSeed, 0.8, 0.2);
+        if (parts[0].Length == 0 || parts[1].Length == 0)
+            throw new ArgumentException($"{trainReports.Name}: {trainReports.Count} reports leave a probe part empty (train {parts[0].Length}, validation {parts[1].Length})", nameof(trainReports));
+        return Score(encoder, $"{testReports.Name}, probe fit on {trainReports.Name}", o, (trainEmbeddings, trainReports, parts[0]), (trainEmbeddings, trainReports, parts[1]),
+            (testEmbeddings, testReports, Enumerable.Range(0, testReports.Count).ToArray()));
+    }
+
+    private static void CheckRows(Tensor embeddings, LabelledReports reports)
+    {
+        ArgumentNullException.ThrowIfNull(embeddings);
+        ArgumentNullException.ThrowIfNull(reports);
         if (embeddings.dim() != 2 || embeddings.shape[0] != reports.Count)
             throw new ArgumentException($"embeddings have shape [{string.Join(", ", embeddings.shape)}]; expected ({reports.Count}, D), one row per report of {reports.Name}", nameof(embeddings));
-        // Stratified by pneumothorax, the headline finding, so its few positives (e.g. in real reports) reach every part.
-        var random = new Random(o.SplitSeed);
+    }
+
+    // Shuffled parts of the given fractions (the rest goes to the last part), stratified by pneumothorax, the headline
+    // finding, so its few positives (e.g. in real reports) reach every part.
+    private static int[][] Split(LabelledReports reports, int seed, double trainFraction, double valFraction)
+    {
+        var random = new Random(seed);
         var parts = new[] { new List<int>(), new List<int>(), new List<int>() };
         foreach (bool positive in new[] { true, false })
         {
             var group = Enumerable.Range(0, reports.Count).Where(i => reports.Labels[i, (int)Observation.Pneumothorax] > 0.5f == positive).ToArray();
             random.Shuffle(group);
-            int nTrain = (int)Math.Round(group.Length * 0.6), nVal = (int)Math.Round(group.Length * 0.2);
+            int nTrain = (int)Math.Round(group.Length * trainFraction), nVal = (int)Math.Round(group.Length * valFraction);
+            nVal = Math.Min(nVal, group.Length - nTrain);
             parts[0].AddRange(group.Take(nTrain));
             parts[1].AddRange(group.Skip(nTrain).Take(nVal));
             parts[2].AddRange(group.Skip(nTrain + nVal));
         }
-        int[] train = parts[0].ToArray(), val = parts[1].ToArray(), test = parts[2].ToArray();
-        if (train.Length == 0 || val.Length == 0 || test.Length == 0)
-            throw new ArgumentException($"{reports.Name}: {reports.Count} reports leave a probe part empty (train {train.Length}, validation {val.Length}, test {test.Length})", nameof(reports));
+        return parts.Select(p => p.ToArray()).ToArray();
+    }
+
+    private static TextProbeResult Score(string encoder, string name, TextProbeOptions o,
+        (Tensor X, LabelledReports Reports, int[] Rows) train, (Tensor X, LabelledReports Reports, int[] Rows) val, (Tensor X, LabelledReports Reports, int[] Rows) test)
+    {
         var names = FindingOrder.Select(Observations.Name).ToList();
-        float[,] Y(int[] rows)
+        float[,] Y((Tensor X, LabelledReports Reports, int[] Rows) part)
         {
-            var y = new float[rows.Length, names.Count];
-            for (int i = 0; i < rows.Length; i++)
-                for (int j = 0; j < names.Count; j++) y[i, j] = reports.Labels[rows[i], (int)FindingOrder[j]];
+            var y = new float[part.Rows.Length, names.Count];
+            for (int i = 0; i < part.Rows.Length; i++)
+                for (int j = 0; j < names.Count; j++) y[i, j] = part.Reports.Labels[part.Rows[i], (int)FindingOrder[j]];
             return y;
         }
         using var scope = NewDisposeScope();
-        var x = embeddings.to(ScalarType.Float32);
-        Tensor X(int[] rows) => x.index_select(0, tensor(rows.Select(r => (long)r).ToArray()));
+        Tensor X((Tensor X, LabelledReports Reports, int[] Rows) part) =>
+            part.X.to(ScalarType.Float32).index_select(0, tensor(part.Rows.Select(r => (long)r).ToArray()));
         var linear = LinearProbe.TrainMultiLabel(X(train), Y(train), X(val), Y(val), X(test), Y(test), names, o.Linear);
         var knn = KnnProbe.Evaluate(X(train), Y(train), X(test), Y(test), names, o.KnnK, o.KnnTemperature);
-        var rows = names.Select((name, j) => new FindingProbeAuc(name, linear.PerLabel[j].Auc, knn.PerLabel[j].Auc, linear.PerLabel[j].TestPositives, linear.PerLabel[j].TestCount)).ToList();
-        return new TextProbeResult(encoder, reports.Name, linear.MacroAuc, knn.MacroAuc, rows);
+        var rows = names.Select((n, j) => new FindingProbeAuc(n, linear.PerLabel[j].Auc, knn.PerLabel[j].Auc, linear.PerLabel[j].TestPositives, linear.PerLabel[j].TestCount)).ToList();
+        return new TextProbeResult(encoder, name, linear.MacroAuc, knn.MacroAuc, rows);
     }
 }
 
@@ -218,9 +275,11 @@ public sealed record TextProbeComparison(string Baseline, IReadOnlyList<TextProb
     /// <param name="reportSets">The labelled reports.</param>
     /// <param name="options">The probe's settings.</param>
     /// <param name="log">Receives one line per probed encoder.</param>
+    /// <param name="transferTest">Also probe across wordings (<see cref="TextEncoderProbe.Transfer"/>): fit on the first report
+    /// set, scored on these (e.g. <see cref="LabelledReports.Paraphrases"/>); null: not.</param>
     /// <exception cref="ArgumentException">No encoder, a repeated name, or no report set.</exception>
     public static TextProbeComparison Run(IReadOnlyList<(string Name, long? Seed, LatentDiffusionModel Model)> encoders,
-        IReadOnlyList<LabelledReports> reportSets, TextProbeOptions? options = null, Action<string>? log = null)
+        IReadOnlyList<LabelledReports> reportSets, TextProbeOptions? options = null, Action<string>? log = null, LabelledReports? transferTest = null)
     {
         ArgumentNullException.ThrowIfNull(encoders);
         ArgumentNullException.ThrowIfNull(reportSets);
@@ -229,14 +288,24 @@ public sealed record TextProbeComparison(string Baseline, IReadOnlyList<TextProb
         var repeated = encoders.GroupBy(e => (e.Name, e.Seed)).FirstOrDefault(g => g.Count() > 1);
         if (repeated is not null) throw new ArgumentException($"encoder '{repeated.Key.Name}' is given twice; give each a name of its own", nameof(encoders));
         var rows = new List<TextProbeRow>();
+        void Add(string name, long? seed, TextProbeResult r)
+        {
+            rows.Add(new TextProbeRow(name, seed, r.Reports, r));
+            log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{name}{(seed is { } s ? $" (seed {s})" : "")} on {r.Reports}: pneumothorax linear AUC {r["Pneumothorax"].LinearAuc:F3}, k-NN {r["Pneumothorax"].KnnAuc:F3}; macro linear {r.LinearMacroAuc:F3}, k-NN {r.KnnMacroAuc:F3}"));
+        }
         foreach (var reports in reportSets)
             foreach (var (name, seed, model) in encoders)
             {
                 using var scope = NewDisposeScope();
-                var r = TextEncoderProbe.Run(TextEncoderProbe.Embed(model, reports.Texts), reports, name, options);
-                rows.Add(new TextProbeRow(name, seed, reports.Name, r));
-                log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                    $"{name}{(seed is { } s ? $" (seed {s})" : "")} on {reports.Name}: pneumothorax linear AUC {r["Pneumothorax"].LinearAuc:F3}, k-NN {r["Pneumothorax"].KnnAuc:F3}; macro linear {r.LinearMacroAuc:F3}, k-NN {r.KnnMacroAuc:F3}"));
+                Add(name, seed, TextEncoderProbe.Run(TextEncoderProbe.Embed(model, reports.Texts), reports, name, options));
+            }
+        if (transferTest is not null)
+            foreach (var (name, seed, model) in encoders)
+            {
+                using var scope = NewDisposeScope();
+                Add(name, seed, TextEncoderProbe.Transfer(TextEncoderProbe.Embed(model, reportSets[0].Texts), reportSets[0],
+                    TextEncoderProbe.Embed(model, transferTest.Texts), transferTest, name, options));
             }
         return new TextProbeComparison(encoders[0].Name, rows);
     }
@@ -281,7 +350,9 @@ public sealed record TextProbeComparison(string Baseline, IReadOnlyList<TextProb
     }
 
     /// <summary>A report set's name up to its parenthesis ("phantom reports", "IU reports"), for narrow tables; the JSON keeps the whole name.</summary>
-    public static string ShortName(string reports) => reports.IndexOf(" (", StringComparison.Ordinal) is var i and > 0 ? reports[..i] : reports;
+    public static string ShortName(string reports) =>
+        (reports.IndexOf(" (", StringComparison.Ordinal) is var i and > 0 ? reports[..i] : reports)
+        + (reports.Contains(", probe fit on ", StringComparison.Ordinal) ? " (probe fit on the first set)" : "");
 
     /// <summary>The comparison as JSON (the same settings as the adaptation study's results).</summary>
     public string ToJson() => System.Text.Json.JsonSerializer.Serialize(this, DomainAdaptationResult.JsonOptions);

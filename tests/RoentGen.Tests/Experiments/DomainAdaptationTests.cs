@@ -134,6 +134,33 @@ public class DomainAdaptationTests
         Assert.Equal(0.5, constant["Cardiomegaly"].KnnAuc, 9);
 
         Assert.Throws<ArgumentException>(() => TextEncoderProbe.Run(ones(n - 1, 4), reports, "short", options));
+
+        // Across wordings: fit on these reports, scored on another set. An encoder that maps the other wording to the same
+        // place transfers (AUC 1); one that puts it on the opposite side scores 0; the row names both sets.
+        var other = new LabelledReports("other wording", Enumerable.Range(0, 30).Select(i => $"other {i}").ToList(), Slice(labels, 30));
+        var same = new float[30 * 2];
+        for (int i = 0; i < 30; i++) { same[2 * i] = labels[i, (int)Observation.Pneumothorax]; same[2 * i + 1] = 1 - same[2 * i]; }
+        var flipped = same.Select((v, i) => same[i ^ 1]).ToArray();
+        var transfers = TextEncoderProbe.Transfer(tensor(rows, [n, 2]), reports, tensor(same, [30, 2]), other, "oracle", options);
+        Assert.Equal(1.0, transfers["Pneumothorax"].LinearAuc, 9);
+        Assert.Equal(1.0, transfers["Pneumothorax"].KnnAuc, 9);
+        Assert.Equal(30, transfers["Pneumothorax"].TestCount);                                   // every report of the other set
+        Assert.Contains("other wording, probe fit on hand-made", transfers.Reports);
+        var confused = TextEncoderProbe.Transfer(tensor(rows, [n, 2]), reports, tensor(flipped, [30, 2]), other, "confused", options);
+        Assert.Equal(0.0, confused["Pneumothorax"].KnnAuc, 9);
+        Assert.Throws<ArgumentException>(() => TextEncoderProbe.Transfer(tensor(rows, [n, 2]), reports, ones(29, 2), other, "short", options));
+
+        // The paraphrase set: labelled with what each prompt names, pneumothorax among them.
+        var paraphrases = LabelledReports.Paraphrases();
+        Assert.Equal(RoentGen.Evaluation.ParaphrasePrompts.All.Count, paraphrases.Count);
+        Assert.True(paraphrases.Positives(Observation.Pneumothorax) >= 5);
+    }
+
+    private static float[,] Slice(float[,] labels, int rows)
+    {
+        var m = new float[rows, labels.GetLength(1)];
+        for (int i = 0; i < rows; i++) for (int j = 0; j < labels.GetLength(1); j++) m[i, j] = labels[i, j];
+        return m;
     }
 
     [Fact]

@@ -39,7 +39,9 @@ public class TextProbeComparisonTests
         {
             var rows = doc.RootElement.GetProperty("rows").EnumerateArray().ToList();
             Assert.Equal("before", doc.RootElement.GetProperty("baseline").GetString());
-            Assert.Equal(TestPaths.RealSample is null ? 2 : 4, rows.Count);   // phantom reports, and the shared IU reports where they are
+            // Phantom reports, the shared IU reports where they are, and the probe across wordings (paraphrase prompts).
+            Assert.Equal(TestPaths.RealSample is null ? 4 : 6, rows.Count);
+            Assert.Contains("paraphrase prompts", rows[^1].GetProperty("reports").GetString());
             Assert.Contains("world 2001", rows[0].GetProperty("reports").GetString());   // the held-out world of the models' data seed 1
         }
         Assert.NotEqual(0, Invoke("--model", $"x={a}", "--model", $"x={b}"));                  // one name twice
