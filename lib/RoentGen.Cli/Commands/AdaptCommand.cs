@@ -29,10 +29,7 @@ internal static class AdaptCommand
             cfg.Validate();
             var seedList = EncoderComparisonSeeds.ParseSeeds(parse.GetValue(seeds)!, "--seeds");
             var outDir = Path.GetFullPath(parse.GetValue(output)!);
-            var iuCsv = parse.GetValue(iu)?.FullName;
-            if (iuCsv is null && QuickstartCommand.RepositoryRoot() is { } root)
-                iuCsv = Path.GetFullPath(Path.Combine(root, "..", "shared", "data", "real-cxr-sample", "iu_xray_reports_sample.csv"));
-            else if (iuCsv is not null && !File.Exists(iuCsv)) throw new FileNotFoundException($"--iu-reports: no such file: {iuCsv}", iuCsv);
+            var iuCsv = Cli.IuReportsCsv(parse.GetValue(iu));
             var result = DomainAdaptation.Run(cfg, seedList, outDir, iuCsv, line => Console.WriteLine(Cli.Escape(line)));
             Cli.Print(result.ShiftTable());
             Cli.Print(result.CurveTable());

@@ -65,11 +65,7 @@ internal static class CheckRealCommand
             }
             Console.WriteLine(result.Summary());
             Console.WriteLine($"{watch.Elapsed.TotalSeconds:0.#} s");
-            if (jsonFile is not null)
-            {
-                result.Save(jsonFile.FullName);
-                Console.WriteLine($"wrote {Cli.Escape(jsonFile.FullName)}");
-            }
+            Cli.SaveJson(jsonFile, result.Save);
             return 0;
         }));
         return cmd;
@@ -85,9 +81,7 @@ internal static class CheckRealCommand
         }
         foreach (var spec in specs)
         {
-            int eq = spec.IndexOf('=');
-            var (name, dir) = eq > 0 ? (spec[..eq].Trim(), spec[(eq + 1)..].Trim()) : (null, spec.Trim());
-            if (dir.Length == 0) throw new ArgumentException($"--encoder '{spec}' names no folder; expected NAME=DIR");
+            var (name, dir) = Cli.NamedFolder(spec, "--encoder");
             var loaded = VitEncoder.Load(dir);
             list.Add(name is null ? loaded : new VitEncoder(loaded.Model, name, loaded.Normalization));
         }

@@ -83,6 +83,38 @@ internal static class Cli
         }
     }
 
+    /// <summary>A NAME=DIR option value split into its name (null for a bare DIR) and folder.</summary>
+    /// <exception cref="ArgumentException">No folder after the '='; the message names <paramref name="option"/>.</exception>
+    public static (string? Name, string Dir) NamedFolder(string spec, string option)
+    {
+        int eq = spec.IndexOf('=');
+        var (name, dir) = eq > 0 ? (spec[..eq].Trim(), spec[(eq + 1)..].Trim()) : (null, spec.Trim());
+        if (dir.Length == 0) throw new ArgumentException($"{option} '{spec}' names no folder; expected NAME=DIR");
+        return (name, dir);
+    }
+
+    /// <summary>
+    /// The real IU reports CSV of a <c>--iu-reports</c> option: the given file (which must exist), else the shared
+    /// sample's beside the repository (null when not run from a clone; the caller skips it when absent).
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The given file does not exist.</exception>
+    public static string? IuReportsCsv(FileInfo? given)
+    {
+        if (given is not null)
+            return given.Exists ? given.FullName : throw new FileNotFoundException($"--iu-reports: no such file: {given.FullName}", given.FullName);
+        return QuickstartCommand.RepositoryRoot() is { } root
+            ? Path.GetFullPath(Path.Combine(root, "..", "shared", "data", "real-cxr-sample", "iu_xray_reports_sample.csv"))
+            : null;
+    }
+
+    /// <summary>Writes a result with <paramref name="save"/> to a <c>--json</c> file when one was given, and says so.</summary>
+    public static void SaveJson(FileInfo? file, Action<string> save)
+    {
+        if (file is null) return;
+        save(file.FullName);
+        Console.WriteLine($"wrote {Escape(file.FullName)}");
+    }
+
     /// <summary>A user error raised by a verb itself: one line, exit 2 (for checks that need no exception).</summary>
     public static int Fail(string message)
     {

@@ -42,9 +42,7 @@ internal static class TextProbeCommand
             LdmExperimentConfig? last = null;
             foreach (var spec in parse.GetValue(models) ?? [])
             {
-                int eq = spec.IndexOf('=');
-                var (name, dir) = eq > 0 ? (spec[..eq].Trim(), spec[(eq + 1)..].Trim()) : (null, spec.Trim());
-                if (dir.Length == 0) throw new ArgumentException($"--model '{spec}' names no folder; expected NAME=DIR");
+                var (name, dir) = Cli.NamedFolder(spec, "--model");
                 if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"--model {spec}: no such folder: {dir}");
                 name ??= Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)));
                 if (encoders.Any(e => e.Name == name)) throw new ArgumentException($"--model: the name '{name}' is given twice; name each model (NAME=DIR)");
@@ -57,22 +55,14 @@ internal static class TextProbeCommand
             var source = parse.GetValue(prompt) is { } p ? ParsePrompt(p) : last?.Prompt ?? PromptSource.ImpressionAndFindings;
             var wording = parse.GetValue(style) is { } w ? ParseStyle(w) : last?.ReportStyle ?? ReportStyle.Templates;
             var sets = new List<LabelledReports> { LabelledReports.Phantoms(count, worldSeed, source, wording) };
-            var iuCsv = parse.GetValue(iu)?.FullName;
-            if (iuCsv is not null && !File.Exists(iuCsv)) throw new FileNotFoundException($"--iu-reports: no such file: {iuCsv}", iuCsv);
-            if (iuCsv is null && QuickstartCommand.RepositoryRoot() is { } root)
-                iuCsv = Path.GetFullPath(Path.Combine(root, "..", "shared", "data", "real-cxr-sample", "iu_xray_reports_sample.csv"));
-            if (iuCsv is not null && LabelledReports.IuReports(iuCsv) is { } real) sets.Add(real);
+            if (Cli.IuReportsCsv(parse.GetValue(iu)) is { } iuCsv && LabelledReports.IuReports(iuCsv) is { } real) sets.Add(real);
             else Console.WriteLine("real IU reports: none found, probing phantom reports only");
             // Across wordings too: the probe fit on the phantom reports, scored on the paraphrase prompts.
             var result = TextProbeComparison.Run(encoders, sets, log: line => Console.WriteLine(Cli.Escape(line)), transferTest: LabelledReports.Paraphrases());
             Console.WriteLine($"ptx = pneumothorax; change = relative change over {Cli.Escape(result.Baseline)} (after / before - 1)");
             Cli.Print(result.Table());
             Console.WriteLine($"{watch.Elapsed.TotalSeconds:0.#} s");
-            if (jsonFile is not null)
-            {
-                result.Save(jsonFile.FullName);
-                Console.WriteLine($"wrote {Cli.Escape(jsonFile.FullName)}");
-            }
+            Cli.SaveJson(jsonFile, result.Save);
             return 0;
         }));
         return cmd;
