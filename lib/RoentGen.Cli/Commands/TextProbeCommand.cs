@@ -37,6 +37,11 @@ internal static class TextProbeCommand
             Cli.SetThreads(parse.GetValue(threads));
             var jsonFile = parse.GetValue(json);
             if (jsonFile is not null) AtomicFile.EnsureWritable(jsonFile.FullName, "--json");
+            // Options first, so a bad one is refused before any model is loaded.
+            int count = parse.GetValue(reports);
+            if (count < 10) throw new ArgumentException($"--reports {count}: the probe needs at least 10 reports");
+            PromptSource? promptGiven = parse.GetValue(prompt) is { } p ? ParsePrompt(p) : null;
+            ReportStyle? styleGiven = parse.GetValue(style) is { } w ? ParseStyle(w) : null;
             var watch = Stopwatch.StartNew();
             var encoders = new List<(string Name, long? Seed, LatentDiffusionModel Model)>();
             LdmExperimentConfig? last = null;
@@ -49,11 +54,9 @@ internal static class TextProbeCommand
                 encoders.Add((name, null, LatentDiffusionModel.Load(dir)));
                 last = File.Exists(Path.Combine(dir, LatentDiffusionRuns.ConfigFile)) ? LatentDiffusionRuns.LoadConfig(dir) : last;
             }
-            int count = parse.GetValue(reports);
-            if (count < 10) throw new ArgumentException($"--reports {count}: the probe needs at least 10 reports");
             long worldSeed = parse.GetValue(world) ?? WorldSeeds.HeldOut(last?.DataSeed ?? new LdmExperimentConfig().DataSeed);
-            var source = parse.GetValue(prompt) is { } p ? ParsePrompt(p) : last?.Prompt ?? PromptSource.ImpressionAndFindings;
-            var wording = parse.GetValue(style) is { } w ? ParseStyle(w) : last?.ReportStyle ?? ReportStyle.Templates;
+            var source = promptGiven ?? last?.Prompt ?? PromptSource.ImpressionAndFindings;
+            var wording = styleGiven ?? last?.ReportStyle ?? ReportStyle.Templates;
             var sets = new List<LabelledReports> { LabelledReports.Phantoms(count, worldSeed, source, wording) };
             if (Cli.IuReportsCsv(parse.GetValue(iu)) is { } iuCsv && LabelledReports.IuReports(iuCsv) is { } real) sets.Add(real);
             else Console.WriteLine("real IU reports: none found, probing phantom reports only");

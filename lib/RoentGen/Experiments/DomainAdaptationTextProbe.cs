@@ -294,19 +294,18 @@ public sealed record TextProbeComparison(string Baseline, IReadOnlyList<TextProb
             log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"{name}{(seed is { } s ? $" (seed {s})" : "")} on {r.Reports}: pneumothorax linear AUC {r["Pneumothorax"].LinearAuc:F3}, k-NN {r["Pneumothorax"].KnnAuc:F3}; macro linear {r.LinearMacroAuc:F3}, k-NN {r.KnnMacroAuc:F3}"));
         }
+        // The transfer probe is fit on the first report set: scored while that set's embeddings are at hand, its rows added last.
+        var transfers = new List<(string Name, long? Seed, TextProbeResult Result)>();
         foreach (var reports in reportSets)
             foreach (var (name, seed, model) in encoders)
             {
                 using var scope = NewDisposeScope();
-                Add(name, seed, TextEncoderProbe.Run(TextEncoderProbe.Embed(model, reports.Texts), reports, name, options));
+                var embeddings = TextEncoderProbe.Embed(model, reports.Texts);
+                Add(name, seed, TextEncoderProbe.Run(embeddings, reports, name, options));
+                if (transferTest is not null && ReferenceEquals(reports, reportSets[0]))
+                    transfers.Add((name, seed, TextEncoderProbe.Transfer(embeddings, reports, TextEncoderProbe.Embed(model, transferTest.Texts), transferTest, name, options)));
             }
-        if (transferTest is not null)
-            foreach (var (name, seed, model) in encoders)
-            {
-                using var scope = NewDisposeScope();
-                Add(name, seed, TextEncoderProbe.Transfer(TextEncoderProbe.Embed(model, reportSets[0].Texts), reportSets[0],
-                    TextEncoderProbe.Embed(model, transferTest.Texts), transferTest, name, options));
-            }
+        foreach (var (name, seed, result) in transfers) Add(name, seed, result);
         return new TextProbeComparison(encoders[0].Name, rows);
     }
 

@@ -31,6 +31,16 @@ public class TextProbeComparisonTests
         Assert.Throws<ArgumentException>(() => TextProbeComparison.Run([("x", null, ma), ("x", null, mb)], [reports], options));
         Assert.Throws<ArgumentException>(() => result.Change(result.Rows[1], "cosine"));
 
+        // Across wordings: the rows after those of the report sets, each equal to the transfer probe run on its own.
+        var paraphrases = LabelledReports.Paraphrases();
+        var across = TextProbeComparison.Run([("before", null, ma), ("after", null, mb)], [reports], options, transferTest: paraphrases);
+        Assert.Equal(4, across.Rows.Count);
+        Assert.Equal(result.Rows[1].Result.KnnMacroAuc, across.Rows[1].Result.KnnMacroAuc, 12);
+        var direct = TextEncoderProbe.Transfer(TextEncoderProbe.Embed(mb, reports.Texts), reports, TextEncoderProbe.Embed(mb, paraphrases.Texts), paraphrases, "after", options);
+        Assert.Equal(("after", direct.Reports), (across.Rows[3].Encoder, across.Rows[3].Reports));
+        Assert.Equal(direct.KnnMacroAuc, across.Rows[3].Result.KnnMacroAuc, 12);
+        Assert.Equal(direct.LinearMacroAuc, across.Rows[3].Result.LinearMacroAuc, 9);
+
         // The verb: both models by name, JSON written, its rows read back; bad input refused.
         var json = Path.Combine(dir, "probe.json");
         var iu = Path.Combine(dir, "none.csv");
@@ -50,6 +60,13 @@ public class TextProbeComparisonTests
         Assert.NotEqual(0, Invoke("--model", a, "--iu-reports", iu));                          // named IU file missing
         Assert.NotEqual(0, Invoke("--model", a, "--prompt", "findings"));                      // unknown prompt part
         Assert.NotEqual(0, Invoke("--model", a, "--style", "fancy"));                          // unknown wording
+        // Options are checked before any model loads: with a missing folder too, the error names the bad option.
+        var errors = new StringWriter();
+        var old = Console.Error;
+        Console.SetError(errors);
+        try { Assert.NotEqual(0, Invoke("--model", Path.Combine(dir, "missing"), "--reports", "5")); }
+        finally { Console.SetError(old); }
+        Assert.Contains("--reports 5", errors.ToString());
         // Another wording and prompt part: named in the report set, so results of different probes do not mix.
         Assert.Equal(0, Invoke("--model", a, "--reports", "40", "--prompt", "impression-and-positive-findings", "--style", "varied", "--json", json));
         Assert.Contains("varied wording, impression and positive findings", File.ReadAllText(json));
