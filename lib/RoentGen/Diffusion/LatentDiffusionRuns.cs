@@ -190,10 +190,14 @@ public static class LatentDiffusionRuns
     /// </summary>
     /// <exception cref="RoentGen.Platform.RunStateException">The VAE stage has not finished, or a stage folder holds a run of another config or data.</exception>
     /// <exception cref="InvalidDataException">A part loaded from a folder does not fit (see <see cref="LatentDiffusionModel.Build"/>).</exception>
+    /// <exception cref="ArgumentException">The config asks for the finding-weighted loss but the data has no finding masks.</exception>
     public static LdmRunResult TrainLdm(LdmExperimentConfig cfg, LdmTrainingData data, string dir, LdmRunOptions? options = null)
     {
         options ??= new LdmRunOptions();
         cfg.ValidateParts();
+        if (cfg.FindingLossWeight is double fw && data.FindingMasks is null)
+            throw new ArgumentException($"FindingLossWeight {fw} weights the loss by finding masks, but the training data ({data.Source}) has none; "
+                + "load it with its masks (LdmTrainingData.From / FromPhantoms with this config) or leave FindingLossWeight unset", nameof(data));
         dir = Path.GetFullPath(dir);
         var run = RunFolder.Open(LdmRunPath(dir), "ldm", new LdmStageConfig { Data = data.Source, Experiment = cfg }, "Experiment.LdmSteps");
         string? trainedVae = null;
@@ -239,10 +243,11 @@ public static class LatentDiffusionRuns
         long n = latents.shape[0];
         // Class-balanced draws when asked for; otherwise the uniform draws (and random stream) of every earlier run.
         var balance = cfg.BalanceFindings is double power ? FindingBalance.FromPrompts(data.Prompts, power) : null;
+        var weights = cfg.FindingLossWeight is double extra ? DenoisingObjective.FindingWeights(data.FindingMasks!, latents.shape[2], extra) : null;   // (N, 1, h, w)
         var history = trainer.Run(ctx =>
         {
             var idx = tensor(Enumerable.Range(0, cfg.LdmBatch).Select(_ => balance is null ? (long)ctx.Random.Next((int)n) : balance.Draw(ctx.Random)).ToArray());
-            return objective.Loss(computeModel, new DenoisingBatch(latents.index_select(0, idx), ids.index_select(0, idx)), ctx.Generator);
+            return objective.Loss(computeModel, new DenoisingBatch(latents.index_select(0, idx), ids.index_select(0, idx), weights?.index_select(0, idx)), ctx.Generator);
         }, options.Cancellation, LdmAfterStep(options, model));
         trainer.ApplyEma();   // sample with the EMA weights of every trained part
         model.Save(dir);

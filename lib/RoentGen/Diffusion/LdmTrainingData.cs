@@ -29,6 +29,15 @@ public sealed record LdmTrainingData(Tensor Images, IReadOnlyList<string> Prompt
     /// <summary>What the data is, in words (pinned with a run's config, so a run folder refuses other data).</summary>
     public string Source { get; init; } = "unnamed";
 
+    /// <summary>
+    /// Per image, the union of its finding masks (every mask but <see cref="AnatomyMasks"/>'s), (N, 1, S, S) in {0, 1}; null
+    /// when not loaded or when no record has one. Read only when <see cref="LdmExperimentConfig.FindingLossWeight"/> is set.
+    /// </summary>
+    public Tensor? FindingMasks { get; init; }
+
+    /// <summary>Masks of normal anatomy, not of findings: left out of <see cref="FindingMasks"/>.</summary>
+    public static readonly IReadOnlySet<string> AnatomyMasks = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "lungs", "heart", "left_lung", "right_lung" };
+
     /// <summary>The word that names the built-in phantom world in <see cref="From"/> (and <c>--data</c>).</summary>
     public const string Phantoms = "phantoms";
 
@@ -44,7 +53,7 @@ public sealed record LdmTrainingData(Tensor Images, IReadOnlyList<string> Prompt
     public static LdmTrainingData From(string source, LdmExperimentConfig cfg, LoadOptions? options = null) =>
         string.Equals(source, Phantoms, StringComparison.OrdinalIgnoreCase) ? FromPhantoms(cfg)
         : string.Equals(source, Scenes, StringComparison.OrdinalIgnoreCase) ? FromScenes(cfg.TrainImages, cfg.ImageSize, cfg.DataSeed)
-        : FromRecords(GenericCsvLoader.Load(source, options), cfg.ImageSize, cfg.Prompt);
+        : FromRecords(GenericCsvLoader.Load(source, options), cfg.ImageSize, cfg.Prompt, findingMasks: cfg.FindingLossWeight is not null);
 
     /// <summary>The word that names the built-in general-domain world (captioned scenes of shapes) in <see cref="From"/> and <c>--data</c>.</summary>
     public const string Scenes = "scenes";
@@ -60,39 +69,56 @@ public sealed record LdmTrainingData(Tensor Images, IReadOnlyList<string> Prompt
     }
 
     /// <summary>The training phantoms of an experiment (its image count, size, world seed and prompt source).</summary>
-    public static LdmTrainingData FromPhantoms(LdmExperimentConfig cfg) => FromPhantoms(cfg.TrainImages, cfg.ImageSize, cfg.DataSeed, 0, cfg.Prompt, cfg.ReportStyle);
+    public static LdmTrainingData FromPhantoms(LdmExperimentConfig cfg) =>
+        FromPhantoms(cfg.TrainImages, cfg.ImageSize, cfg.DataSeed, 0, cfg.Prompt, cfg.ReportStyle, findingMasks: cfg.FindingLossWeight is not null);
 
     /// <summary>
     /// Phantoms with their reports as prompts (see <see cref="PromptSource"/>); the tokenizer's length limit keeps the
     /// start of a long prompt. <paramref name="style"/> words the reports (<see cref="Data.Reports.ReportStyle"/>); the
     /// data's <see cref="Source"/> names it only when it is not the default, so runs of template reports keep their pins.
+    /// <paramref name="findingMasks"/> also keeps each image's <see cref="FindingMasks"/> (for the finding-weighted loss).
     /// </summary>
     public static LdmTrainingData FromPhantoms(int count, int size, long seed, int start = 0, PromptSource source = PromptSource.ImpressionAndFindings,
-        Data.Reports.ReportStyle style = Data.Reports.ReportStyle.Templates)
+        Data.Reports.ReportStyle style = Data.Reports.ReportStyle.Templates, bool findingMasks = false)
     {
         // Phantom records (one source for every trainer), drawn at 64 px or more; smaller training sizes (tests) are
         // area-downsampled by the dataset's loader.
-        var records = PhantomRecords.Create(new PhantomOptions { Size = Math.Max(size, 64), Seed = seed, ReportStyle = style }, count, start, masks: false).Prefetch();
+        var records = PhantomRecords.Create(new PhantomOptions { Size = Math.Max(size, 64), Seed = seed, ReportStyle = style }, count, start, masks: findingMasks).Prefetch();
         string wording = style == Data.Reports.ReportStyle.Templates ? "" : $", reports {style}";
-        return FromRecords(records, size, source) with { Source = $"{Phantoms}: {count} from index {start} of world {seed}, {size} px, prompts {source}{wording}" };
+        return FromRecords(records, size, source, findingMasks) with { Source = $"{Phantoms}: {count} from index {start} of world {seed}, {size} px, prompts {source}{wording}" };
     }
 
     /// <summary>
     /// Every record of a dataset (any loader, e.g. <see cref="GenericCsvLoader.Load"/> of a labels.csv folder) as training
     /// data: each image through <see cref="CxrDataset.LoadImage"/> at size x size, stacked in [−1, 1]; each prompt from the
     /// record's report sections as <see cref="PromptOf(CxrReport, PromptSource)"/> makes it (a report without sections gives its full text; no
-    /// report, the empty prompt, which trains the unconditional model).
+    /// report, the empty prompt, which trains the unconditional model). <paramref name="findingMasks"/> also loads each
+    /// record's <see cref="FindingMasks"/> (a record without finding masks gets an empty one; none at all: null).
     /// </summary>
     /// <exception cref="ArgumentException">The dataset is empty or the size is not positive.</exception>
-    /// <exception cref="DatasetFormatException">An image cannot be loaded; the message names its file and row.</exception>
-    public static LdmTrainingData FromRecords(CxrDataset records, int size, PromptSource source = PromptSource.ImpressionAndFindings)
+    /// <exception cref="DatasetFormatException">An image or mask cannot be loaded; the message names its file and row.</exception>
+    public static LdmTrainingData FromRecords(CxrDataset records, int size, PromptSource source = PromptSource.ImpressionAndFindings, bool findingMasks = false)
     {
         ArgumentNullException.ThrowIfNull(records);
         if (size < 1) throw new ArgumentException($"image size must be positive, got {size}", nameof(size));
         if (records.Count == 0) throw new ArgumentException($"dataset '{records.Name}' ({records.Root}) has no records to train on", nameof(records));
         var images = ImageTensors.Stack(records.Select(r => records.LoadImage(r, size)), -1f, 1f);
         var prompts = records.Select(r => PromptOf(r.Report, source)).ToList();
-        return new LdmTrainingData(images, prompts) { Source = $"{records.Name} ({records.Root}): {records.Count} records, {size} px, prompts {source}" };
+        Tensor? masks = findingMasks && records.Any(r => r.Masks.Keys.Any(k => !AnatomyMasks.Contains(k)))
+            ? ImageTensors.Stack(records.Select(r => FindingUnion(records, r, size)), 0f, 1f)
+            : null;
+        return new LdmTrainingData(images, prompts) { Source = $"{records.Name} ({records.Root}): {records.Count} records, {size} px, prompts {source}", FindingMasks = masks };
+    }
+
+    private static GrayImage FindingUnion(CxrDataset records, CxrRecord record, int size)
+    {
+        var union = new GrayImage(size, size);
+        foreach (var name in record.Masks.Keys.Where(k => !AnatomyMasks.Contains(k)))
+        {
+            var m = records.LoadMask(record, name, size).Pixels;
+            for (int i = 0; i < m.Length; i++) if (m[i] > 0.5f) union.Pixels[i] = 1f;
+        }
+        return union;
     }
 
     /// <summary>The training prompt of one report.</summary>
