@@ -74,7 +74,9 @@ internal static class TrainCommand
             }
             else if (parse.GetValue(frozenVae)) throw new ArgumentException("--freeze-vae needs --init-from (the folder whose VAE stays frozen)");
             var dir = parse.GetValue(output)!.FullName;
-            var result = LatentDiffusionRuns.EnsureTrained(cfg, LdmTrainingData.From(parse.GetValue(data)!, cfg, new LoadOptions { AllowOutsideRoot = parse.GetValue(outside) }), dir);
+            var trainingData = LdmTrainingData.From(parse.GetValue(data)!, cfg, new LoadOptions { AllowOutsideRoot = parse.GetValue(outside) });
+            cfg = trainingData.Fit(cfg, line => Console.WriteLine(Cli.Escape(line)));   // e.g. the quick preset on a labels.csv folder without finding masks
+            var result = LatentDiffusionRuns.EnsureTrained(cfg, trainingData, dir);
             Console.WriteLine($"LDM{(result.Skipped ? " (already trained)" : "")}: final loss {result.History.Loss[^1]:F4} after {result.History.Steps} steps; saved to {dir}");
         }));
         return cmd;

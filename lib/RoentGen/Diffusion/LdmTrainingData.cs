@@ -30,13 +30,40 @@ public sealed record LdmTrainingData(Tensor Images, IReadOnlyList<string> Prompt
     public string Source { get; init; } = "unnamed";
 
     /// <summary>
-    /// Per image, the union of its finding masks (every mask but <see cref="AnatomyMasks"/>'s), (N, 1, S, S) in {0, 1}; null
+    /// Per image, the union of its finding masks (<see cref="FindingMaskNames"/>), (N, 1, S, S) in {0, 1}; null
     /// when not loaded or when no record has one. Read only when <see cref="LdmExperimentConfig.FindingLossWeight"/> is set.
     /// </summary>
     public Tensor? FindingMasks { get; init; }
 
-    /// <summary>Masks of normal anatomy, not of findings: left out of <see cref="FindingMasks"/>.</summary>
-    public static readonly IReadOnlySet<string> AnatomyMasks = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "lungs", "heart", "left_lung", "right_lung" };
+    /// <summary>
+    /// The masks of a record that show its findings: every mask but the anatomy's, and the heart's when the record is
+    /// labelled with cardiomegaly or an enlarged cardiomediastinum (positive or uncertain), where the heart's outline is the finding.
+    /// </summary>
+    public static IEnumerable<string> FindingMaskNames(CxrRecord record)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        bool heartFinding = record.Labels[Observation.Cardiomegaly] is Mention.Positive or Mention.Uncertain
+            || record.Labels[Observation.EnlargedCardiomediastinum] is Mention.Positive or Mention.Uncertain;
+        return record.Masks.Keys.Where(k => !AnatomyMasks.Contains(k) || (heartFinding && string.Equals(k, "heart", StringComparison.OrdinalIgnoreCase)));
+    }
+
+    /// <summary>
+    /// <paramref name="cfg"/> as this data can train it: unchanged, or, when it asks for the finding-weighted loss and the
+    /// data has no finding masks (a labels.csv folder without finding mask columns, the general-domain scenes), with
+    /// <see cref="LdmExperimentConfig.FindingLossWeight"/> off, said through <paramref name="log"/>. The saved
+    /// experiment.json then records the loss the run really used.
+    /// </summary>
+    public LdmExperimentConfig Fit(LdmExperimentConfig cfg, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(cfg);
+        if (cfg.FindingLossWeight is not double w || FindingMasks is not null) return cfg;
+        log?.Invoke($"the training data ({Source}) has no finding masks: the finding-weighted loss (FindingLossWeight {w}) is off for this run");
+        return cfg with { FindingLossWeight = null };
+    }
+
+    /// <summary>Masks of normal anatomy, not of findings: left out of <see cref="FindingMasks"/> (the heart's unless it is enlarged, <see cref="FindingMaskNames"/>).</summary>
+    /// <remarks>A labels.csv's single <c>mask</c> column is a lung mask (data/README.md), so "mask" is anatomy too.</remarks>
+    public static readonly IReadOnlySet<string> AnatomyMasks = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "lungs", "heart", "left_lung", "right_lung", "mask" };
 
     /// <summary>The word that names the built-in phantom world in <see cref="From"/> (and <c>--data</c>).</summary>
     public const string Phantoms = "phantoms";
@@ -104,7 +131,7 @@ public sealed record LdmTrainingData(Tensor Images, IReadOnlyList<string> Prompt
         if (records.Count == 0) throw new ArgumentException($"dataset '{records.Name}' ({records.Root}) has no records to train on", nameof(records));
         var images = ImageTensors.Stack(records.Select(r => records.LoadImage(r, size)), -1f, 1f);
         var prompts = records.Select(r => PromptOf(r.Report, source)).ToList();
-        Tensor? masks = findingMasks && records.Any(r => r.Masks.Keys.Any(k => !AnatomyMasks.Contains(k)))
+        Tensor? masks = findingMasks && records.Any(r => FindingMaskNames(r).Any())
             ? ImageTensors.Stack(records.Select(r => FindingUnion(records, r, size)), 0f, 1f)
             : null;
         return new LdmTrainingData(images, prompts) { Source = $"{records.Name} ({records.Root}): {records.Count} records, {size} px, prompts {source}", FindingMasks = masks };
@@ -113,7 +140,7 @@ public sealed record LdmTrainingData(Tensor Images, IReadOnlyList<string> Prompt
     private static GrayImage FindingUnion(CxrDataset records, CxrRecord record, int size)
     {
         var union = new GrayImage(size, size);
-        foreach (var name in record.Masks.Keys.Where(k => !AnatomyMasks.Contains(k)))
+        foreach (var name in FindingMaskNames(record))
         {
             var m = records.LoadMask(record, name, size).Pixels;
             for (int i = 0; i < m.Length; i++) if (m[i] > 0.5f) union.Pixels[i] = 1f;

@@ -68,9 +68,10 @@ public sealed record AugmentationStudyConfig
     public MemorizationOptions Memorization { get; init; } = new();
     /// <summary>
     /// The generator trained inside the output folder when none is given: a small latent diffusion model on the
-    /// phantoms (its world is the study's training world).
+    /// phantoms (its world is the study's training world), with the plain loss the study's results were measured with
+    /// (before Quick took the finding-weighted one).
     /// </summary>
-    public LdmExperimentConfig Generator { get; init; } = LdmExperimentConfig.Quick with { TrainImages = 2000, VaeSteps = 300, LdmSteps = 800, TextPretrainSteps = 0 };
+    public LdmExperimentConfig Generator { get; init; } = LdmExperimentConfig.Quick with { TrainImages = 2000, VaeSteps = 300, LdmSteps = 800, TextPretrainSteps = 0, FindingLossWeight = null };
 
     /// <summary>Names of the presets.</summary>
     public static IReadOnlyList<string> PresetNames { get; } = ["tiny", "quick"];

@@ -43,6 +43,8 @@ public sealed record DomainAdaptationConfig
         // The template reports this study was measured on (Quick's varied wording came later), and no text-encoder
         // pretraining: the variants compare where the text encoder comes from (the foundation model, or scratch).
         ReportStyle = Data.Reports.ReportStyle.Templates, TextPretrainSteps = 0,
+        // Nor the finding-weighted loss (it came later still; the general-domain scenes have no finding masks).
+        FindingLossWeight = null,
     };
     /// <summary>General-domain scenes the foundation model is pretrained on.</summary>
     public int SceneImages { get; init; } = 4000;

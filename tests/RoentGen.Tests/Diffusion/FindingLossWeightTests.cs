@@ -1,3 +1,4 @@
+using RoentGen.Data;
 using RoentGen.Data.Phantoms;
 using RoentGen.Diffusion;
 using RoentGen.Interop;
@@ -32,19 +33,23 @@ public class FindingLossWeightTests
         Assert.NotNull(data.FindingMasks);
         Assert.Equal([24L, 1, 64, 64], data.FindingMasks!.shape);
         Assert.Null(LdmTrainingData.FromPhantoms(cfg with { FindingLossWeight = null }).FindingMasks);
-        // Image i has finding pixels exactly when its case has a mask other than the anatomy's (lungs, heart).
+        // Image i has finding pixels exactly when its case has a finding mask: one other than the anatomy's (lungs, heart),
+        // or the heart's when the case has cardiomegaly.
         var records = PhantomRecords.Create(new PhantomOptions { Size = 64, Seed = cfg.DataSeed, ReportStyle = cfg.ReportStyle }, 24);
         int withFindings = 0;
         for (int i = 0; i < 24; i++)
         {
-            bool has = records[i].Masks.Keys.Any(k => !LdmTrainingData.AnatomyMasks.Contains(k));
-            withFindings += has ? 1 : 0;
-            Assert.Equal(has, data.FindingMasks[i].sum().item<float>() > 0);
+            var names = LdmTrainingData.FindingMaskNames(records[i]).ToList();
+            Assert.Equal(records[i].Labels.Has(Observation.Cardiomegaly), names.Contains("heart"));
+            Assert.DoesNotContain("lungs", names);
+            withFindings += names.Count > 0 ? 1 : 0;
+            Assert.Equal(names.Count > 0, data.FindingMasks[i].sum().item<float>() > 0);
         }
         Assert.InRange(withFindings, 1, 23);   // both kinds are present, so the check above can fail either way
+        Assert.Contains(records, r => r.Labels.Has(Observation.Cardiomegaly));   // and the heart's rule is exercised
         // The union holds every finding mask of the case (e.g. its effusion's pixels), not only one of them.
-        int idx = Enumerable.Range(0, 24).First(i => records[i].Masks.Keys.Count(k => !LdmTrainingData.AnatomyMasks.Contains(k)) > 0);
-        foreach (var name in records[idx].Masks.Keys.Where(k => !LdmTrainingData.AnatomyMasks.Contains(k)))
+        int idx = Enumerable.Range(0, 24).First(i => LdmTrainingData.FindingMaskNames(records[i]).Any());
+        foreach (var name in LdmTrainingData.FindingMaskNames(records[idx]))
         {
             var m = records.LoadMask(records[idx], name, 64).Pixels;
             var u = data.FindingMasks[idx].flatten().data<float>().ToArray();
@@ -77,11 +82,17 @@ public class FindingLossWeightTests
         // Training: refuses data without masks, trains with them, and pins the weight in experiment.json.
         var ex = Assert.Throws<ArgumentException>(() => LatentDiffusionRuns.TrainLdm(cfg, data with { FindingMasks = null }, dir));
         Assert.Contains("FindingLossWeight", ex.Message);
+        // Data without masks can still train the config, with the weighting off and said so (what train ldm does).
+        var said = new List<string>();
+        Assert.Null((data with { FindingMasks = null }).Fit(cfg, said.Add).FindingLossWeight);
+        Assert.Contains("no finding masks", Assert.Single(said));
+        Assert.Same(cfg, data.Fit(cfg, said.Add));
+        Assert.Single(said);
         var run = LatentDiffusionRuns.TrainLdm(cfg, data, dir);
         Assert.Equal(3, run.History.Steps);
         Assert.True(double.IsFinite(run.History.Loss[^1]));
         Assert.Equal(4.0, LatentDiffusionRuns.LoadConfig(dir).FindingLossWeight);
-        Assert.DoesNotContain(nameof(LdmExperimentConfig.FindingLossWeight), System.Text.Json.JsonSerializer.Serialize(LdmExperimentConfig.Quick, SafeTensors.ConfigJsonOptions));
+        Assert.DoesNotContain(nameof(LdmExperimentConfig.FindingLossWeight), System.Text.Json.JsonSerializer.Serialize(new LdmExperimentConfig(), SafeTensors.ConfigJsonOptions));
         Assert.Contains("FindingLossWeight", Assert.Throws<ArgumentException>(() => (cfg with { FindingLossWeight = -1 }).Validate()).Message);
         TestPaths.DeleteQuietly(dir);
     }

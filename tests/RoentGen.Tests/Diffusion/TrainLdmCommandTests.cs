@@ -23,10 +23,12 @@ public class TrainLdmCommandTests
         Skip.If(TestPaths.RealSample is null, "the shared real-cxr-sample is not beside this clone");
         var dir = TestPaths.NewTempDir("ldm-cli");
         var configPath = Path.Combine(dir, "tiny.json");
-        File.WriteAllText(configPath, JsonSerializer.Serialize(LdmExperimentConfig.Tiny with { VaeSteps = 2, LdmSteps = 2 }, SafeTensors.ConfigJsonOptions));
+        // The finding-weighted loss asked for: the sample's masks are lung masks, so the run trains without it and says so.
+        File.WriteAllText(configPath, JsonSerializer.Serialize(LdmExperimentConfig.Tiny with { VaeSteps = 2, LdmSteps = 2, FindingLossWeight = 4 }, SafeTensors.ConfigJsonOptions));
         var run = Path.Combine(dir, "run");
         Assert.Equal(0, Invoke("ldm", "--config", configPath, "--data", TestPaths.RealSample!, "--out", run));
         Assert.True(File.Exists(Path.Combine(run, LatentDiffusionModel.IndexFile)));
+        Assert.Null(LatentDiffusionRuns.LoadConfig(run).FindingLossWeight);
         foreach (var stage in new[] { LatentDiffusionRuns.VaeRunPath(run), LatentDiffusionRuns.LdmRunPath(run) })
             Assert.True(File.Exists(Path.Combine(stage, RunFolder.RunFile)), $"{stage} did not finish");
         Assert.Contains("real-cxr-sample", File.ReadAllText(Path.Combine(LatentDiffusionRuns.LdmRunPath(run), RunFolder.ConfigFile)));
