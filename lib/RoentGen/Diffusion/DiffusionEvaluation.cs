@@ -75,6 +75,16 @@ public sealed record DiffusionEvaluationResult
     public PromptAdherenceResult? JudgeCeiling { get; init; }
     /// <summary>Prompts for which the real pool held fewer than <see cref="DiffusionEvaluationOptions.ImagesPerPrompt"/> matching images.</summary>
     public IReadOnlyList<string> JudgeCeilingShortPrompts { get; init; } = [];
+    /// <summary>
+    /// FID of the trained model's images against the real held-out images that show exactly what each prompt names (the
+    /// judge ceiling's images), prompt by prompt as many generated images as real ones: the two sets have the same
+    /// finding mix, which the plain <see cref="GenerationEvaluationResult.Fid"/> against all held-out images (mostly normal
+    /// studies) does not have. A model that draws the prompted findings moves away from the held-out mix, so its plain FID
+    /// can rise while this one falls. Null without the real images' labels or when no real image matches a prompt.
+    /// </summary>
+    public double? MatchedFid { get; init; }
+    /// <summary>Images on each side of <see cref="MatchedFid"/>.</summary>
+    public int MatchedFidImages { get; init; }
     /// <summary>Settings used.</summary>
     public required DiffusionEvaluationOptions Options { get; init; }
     /// <summary>Sampling images/s of the main evaluation.</summary>
@@ -110,6 +120,8 @@ public sealed record DiffusionEvaluationResult
         }
         if (JudgeCeiling is { } c)
             rows.Add(("judge ceiling mean AUC (real images)", c.MeanAuc, $"{c.Images} real held-out images showing exactly what each prompt names, scored as if generated"));
+        if (MatchedFid is double mf)
+            rows.Add(("fid (trained, matched findings)", mf, $"against those {MatchedFidImages} real images, as many generated images per prompt"));
         if (Paraphrase is { } p)
             rows.Add(("adherence mean AUC (paraphrase prompts)", p.MeanAuc, $"{p.Images} images of prompts phrased apart from the report writer; target: as high as the writer's"));
         if (Laterality is { } l)
@@ -133,6 +145,8 @@ public sealed record DiffusionEvaluationResult
         paraphrase_adherence = Paraphrase is null ? (JsonElement?)null : JsonDocument.Parse(Paraphrase.ToJson()).RootElement,
         judge_ceiling = JudgeCeiling is null ? (JsonElement?)null : JsonDocument.Parse(JudgeCeiling.ToJson()).RootElement,
         judge_ceiling_short_prompts = JudgeCeilingShortPrompts,
+        fid_matched = MatchedFid,
+        fid_matched_images = MatchedFidImages,
         laterality = Laterality is null ? (JsonElement?)null : JsonDocument.Parse(Laterality.ToJson()).RootElement,
         paraphrase_laterality = ParaphraseLaterality is null ? (JsonElement?)null : JsonDocument.Parse(ParaphraseLaterality.ToJson()).RootElement,
         samplers = Samplers,
@@ -208,6 +222,21 @@ public static class DiffusionEvaluation
             }
             catch (InvalidOperationException ex) { log($"judge ceiling skipped: {ex.Message}"); }   // too few real images (tiny runs)
         }
+        double? matchedFid = null;
+        int matchedImages = 0;
+        if (ceiling is not null)
+        {
+            using var scope = NewDisposeScope();
+            var (matches, _) = PromptAdherence.MatchingImages(realLabels!, prompts, o.ImagesPerPrompt);
+            // The k-th real image of prompt p is paired with generated image p·ImagesPerPrompt + k (the expanded set is prompt-major).
+            var counts = new int[prompts.Count];
+            var genIdx = matches.Select(m => (long)m.Prompt * o.ImagesPerPrompt + counts[m.Prompt]++).ToArray();
+            using var fr = fReal.index_select(0, tensor(matches.Select(m => m.Image).ToArray()));
+            using var fg = proxy.Features(images.index_select(0, tensor(genIdx)));
+            matchedFid = FrechetDistance.Compute(fr, fg);
+            matchedImages = matches.Count;
+            log($"FID against real images with the prompts' own findings: {matchedFid:F2} ({matchedImages} images a side; against all held-out images {trained.Fid:F2})");
+        }
         var laterality = Sides(images, expanded);
         if (laterality is not null) log($"laterality: {laterality.Accuracy:P1} of {laterality.Images} side-prompted images on the named side ({laterality.SeenAccuracy:P1} where the judge sees the finding)");
 
@@ -268,6 +297,7 @@ public static class DiffusionEvaluation
             Trained = trained, Paraphrase = paraphrase, Untrained = untrained, Samplers = samplers, SamplerComparisonImages = m >= 2 ? m : 0,
             Options = o, SampleImagesPerSecond = ips, Images = images, ImagePrompts = texts,
             Laterality = laterality, ParaphraseLaterality = paraphraseLaterality, JudgeCeiling = ceiling, JudgeCeilingShortPrompts = ceilingShort,
+            MatchedFid = matchedFid, MatchedFidImages = matchedImages,
         };
     }
 

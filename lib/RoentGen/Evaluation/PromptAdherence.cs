@@ -219,31 +219,51 @@ public static class PromptAdherence
     public static (PromptAdherenceResult Ceiling, IReadOnlyList<string> ShortPrompts) JudgeCeiling(Tensor images, Tensor labels,
         IReadOnlyList<AdherencePrompt> prompts, IFindingScorer scorer, int imagesPerPrompt)
     {
-        ArgumentNullException.ThrowIfNull(prompts);
         ArgumentNullException.ThrowIfNull(scorer);
-        if (imagesPerPrompt < 1) throw new ArgumentOutOfRangeException(nameof(imagesPerPrompt), imagesPerPrompt, "use at least one image per prompt");
-        if (images.dim() != 4 || labels.dim() != 2 || labels.shape[1] != 14 || images.shape[0] != labels.shape[0])
+        if (images.dim() != 4 || images.shape[0] != labels.shape[0])
             throw new ArgumentException($"need (N, 1, H, W) images with (N, 14) labels; got images [{string.Join(", ", images.shape)}] and labels [{string.Join(", ", labels.shape)}]");
+        var (matches, shortPrompts) = MatchingImages(labels, prompts, imagesPerPrompt);
+        if (matches.Count == 0) throw new InvalidOperationException($"none of the {labels.shape[0]} real images shows exactly what any prompt names: use more real images");
+        var named = Observations.All.Where(o => prompts.Any(p => p.Findings.Contains(o))).ToList();
+        using var scope = NewDisposeScope();
+        using var chosen = images.index_select(0, tensor(matches.Select(m => m.Image).ToArray()));
+        return (Score(chosen, matches.Select(m => prompts[m.Prompt]).ToList(), scorer, named), shortPrompts);
+    }
+
+    /// <summary>
+    /// The real images <see cref="JudgeCeiling"/> scores: for every prompt in order, up to <paramref name="imagesPerPrompt"/>
+    /// images (in order, each used once) whose positive findings, among the findings the prompt set names, are exactly the
+    /// prompt's. The same pairs give a FID against real images of the prompts' own finding mix
+    /// (<see cref="Diffusion.DiffusionEvaluationResult.MatchedFid"/>).
+    /// </summary>
+    /// <param name="labels">Labels (N, 14) in <see cref="Observations.All"/> order; above 0.5 counts as positive.</param>
+    /// <param name="prompts">The prompt set.</param>
+    /// <param name="imagesPerPrompt">Images wanted per prompt.</param>
+    /// <returns>(prompt index, image index) pairs in prompt order, and the prompts that got fewer than wanted.</returns>
+    /// <exception cref="ArgumentException">The labels are not (N, 14).</exception>
+    public static (IReadOnlyList<(int Prompt, long Image)> Matches, IReadOnlyList<string> ShortPrompts) MatchingImages(Tensor labels,
+        IReadOnlyList<AdherencePrompt> prompts, int imagesPerPrompt)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        if (imagesPerPrompt < 1) throw new ArgumentOutOfRangeException(nameof(imagesPerPrompt), imagesPerPrompt, "use at least one image per prompt");
+        if (labels.dim() != 2 || labels.shape[1] != 14)
+            throw new ArgumentException($"need (N, 14) labels; got [{string.Join(", ", labels.shape)}]", nameof(labels));
         var named = Observations.All.Where(o => prompts.Any(p => p.Findings.Contains(o))).ToList();
         var flat = labels.detach().to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
         string Key(IEnumerable<Observation> set) => string.Join(",", set.Distinct().OrderBy(o => o));
         var pools = Enumerable.Range(0, (int)labels.shape[0])
             .GroupBy(i => Key(named.Where(o => flat[i * 14 + (int)o] > 0.5f)))
             .ToDictionary(g => g.Key, g => new Queue<int>(g));
-        var picked = new List<long>();
-        var pickedPrompts = new List<AdherencePrompt>();
+        var matches = new List<(int Prompt, long Image)>();
         var shortPrompts = new List<string>();
-        foreach (var p in prompts)
+        for (int k = 0; k < prompts.Count; k++)
         {
             int got = 0;
-            if (pools.TryGetValue(Key(p.Findings), out var pool))
-                for (; got < imagesPerPrompt && pool.Count > 0; got++) { picked.Add(pool.Dequeue()); pickedPrompts.Add(p); }
-            if (got < imagesPerPrompt) shortPrompts.Add(p.Text);
+            if (pools.TryGetValue(Key(prompts[k].Findings), out var pool))
+                for (; got < imagesPerPrompt && pool.Count > 0; got++) matches.Add((k, pool.Dequeue()));
+            if (got < imagesPerPrompt) shortPrompts.Add(prompts[k].Text);
         }
-        if (picked.Count == 0) throw new InvalidOperationException($"none of the {labels.shape[0]} real images shows exactly what any prompt names: use more real images");
-        using var scope = NewDisposeScope();
-        using var chosen = images.index_select(0, tensor(picked.ToArray()));
-        return (Score(chosen, pickedPrompts, scorer, named), shortPrompts);
+        return (matches, shortPrompts);
     }
 
     private static PromptAdherenceResult FromProbabilities(IReadOnlyList<float[]> probabilities, IReadOnlyList<AdherencePrompt> prompts, IReadOnlyList<Observation>? findings)
