@@ -92,6 +92,8 @@ public class FindingBalanceTests
         Assert.Equal(ReportStyle.Varied, s.ReportStyle);
         Assert.True(s.BalanceFindings > 0);
         Assert.Equal(PromptSource.ImpressionAndPositiveFindings, s.Prompt);
+        Assert.Equal(LdmExperimentConfig.Quick.FindingLossWeight, s.FindingLossWeight);   // the finding-weighted loss, as Quick (s21)
+        Assert.NotNull(s.FindingLossWeight);
         Assert.True(s.TextPretrainSteps >= LdmExperimentConfig.Quick.TextPretrainSteps && LdmExperimentConfig.Quick.TextPretrainSteps > 0);
         // Written to experiment.json when on, left out when off (configs from before the setting read as 0).
         Assert.Contains("TextPretrainSteps", JsonSerializer.Serialize(s, SafeTensors.ConfigJsonOptions));
