@@ -147,6 +147,12 @@ public sealed record DiffusionQuickstartResult
     /// </summary>
     [System.Text.Json.Serialization.JsonPropertyName("laterality_accuracy")]
     public double LateralityAccuracy { get; init; } = double.NaN;
+    /// <summary>
+    /// The same over the findings whose side the side judge reads reliably on real phantoms
+    /// (<see cref="LateralityResult.ReliableAccuracy"/>); NaN without the check.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonPropertyName("laterality_reliable_accuracy")]
+    public double LateralityReliableAccuracy { get; init; } = double.NaN;
     /// <summary>The side judge's own accuracy per finding on real held-out phantoms with the finding on one side (its ceiling).</summary>
     [System.Text.Json.Serialization.JsonPropertyName("laterality_judge_accuracy")]
     public IReadOnlyDictionary<string, double> LateralityJudgeAccuracy { get; init; } = new Dictionary<string, double>();
@@ -411,6 +417,7 @@ public static class Quickstart
             JudgeCeilingMeanAuc = eval.JudgeCeiling?.MeanAuc ?? double.NaN,
             AdherenceParaphraseAuc = eval.Paraphrase?.Findings.ToDictionary(f => f.Finding.Name(), f => f.Auc) ?? new Dictionary<string, double>(),
             LateralityAccuracy = eval.Laterality?.Accuracy ?? double.NaN,
+            LateralityReliableAccuracy = eval.Laterality?.ReliableAccuracy ?? double.NaN,
             LateralityJudgeAccuracy = sideAccuracy?.ToDictionary(kv => kv.Key.Name(), kv => kv.Value) ?? new Dictionary<string, double>(),
         };
         DiffusionSection(report, o, result, eval, proxyAuc, reconGrid, grid, vaeHistory, ldmHistory);
@@ -505,7 +512,8 @@ public static class Quickstart
         if (eval.Paraphrase is { } para) ParaphraseSection(report, eval.Trained.Adherence, para, eval.Options.ParaphrasePrompts?.Count ?? 0);
         if (eval.Laterality is { } side)
         {
-            verdicts.Add(Verdict(side.Accuracy >= 0.9, $"laterality {side.Accuracy:P1} of {side.Images} images prompted with a finding on one side (target 90 %); {side.SeenAccuracy:P1} where the judge sees the finding"));
+            verdicts.Add(Verdict(side.Accuracy >= 0.9, $"laterality {side.Accuracy:P1} of {side.Images} images prompted with a finding on one side (target 90 %); {side.SeenAccuracy:P1} where the judge sees the finding"
+                + (side.ReliableImages > 0 ? $"; {side.ReliableAccuracy:P1} of the {side.ReliableImages} images of findings whose side the side judge reads with accuracy {LateralityResult.ReliableJudgeAccuracy:P0} or more on real phantoms" : "")));
             LateralitySection(report, side, eval.ParaphraseLaterality);
         }
         if (eval.Untrained is { } u) verdicts.Add(Verdict(eval.Trained.Fid < u.Fid, $"FID {eval.Trained.Fid:F2} against {u.Fid:F2} for the untrained UNet"));

@@ -128,6 +128,9 @@ public sealed record DiffusionEvaluationResult
         {
             rows.Add(("laterality accuracy", l.Accuracy, $"{l.Images} images prompted with one finding on one side; target >= 0.9"));
             rows.Add(("laterality accuracy (finding seen)", l.SeenAccuracy, $"{l.Findings.Sum(f => f.Seen)} of them where the finding judge sees the finding"));
+            if (l.ReliableImages > 0)
+                rows.Add(("laterality accuracy (side judge reliable)", l.ReliableAccuracy,
+                    $"{l.ReliableImages} of them, findings whose side the side judge reads with accuracy >= {LateralityResult.ReliableJudgeAccuracy} on real phantoms"));
         }
         if (ParaphraseLaterality is { } pl)
             rows.Add(("laterality accuracy (paraphrase prompts)", pl.Accuracy, $"{pl.Images} images"));

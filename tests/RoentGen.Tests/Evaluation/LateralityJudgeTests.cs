@@ -94,6 +94,15 @@ public class LateralityJudgeTests
         Assert.Equal((2, 1, 1, 1), (e.Images, e.Correct, e.Seen, e.SeenCorrect));
         Assert.Equal(0.97, e.JudgeAccuracy);
         Assert.True(double.IsNaN(r.Findings.Single(f => f.Finding == Observation.Pneumothorax).JudgeAccuracy));
+        // Only findings the side judge reads reliably (effusion 0.97; pneumothorax not measured) count in ReliableAccuracy.
+        Assert.Equal(2, r.ReliableImages);
+        Assert.Equal(0.5, r.ReliableAccuracy, 6);
+        Assert.Contains("\"laterality_reliable_accuracy\": 0.5", r.ToJson());
+        var unreliable = LateralityJudge.Score(tensor(p, [prompts.Count, k]), prompts, tensor(q, [prompts.Count, 14]),
+            new Dictionary<Observation, double> { [Observation.PleuralEffusion] = 0.85, [Observation.Pneumothorax] = 0.95 });
+        Assert.Equal(1, unreliable.ReliableImages);
+        Assert.Equal(1.0, unreliable.ReliableAccuracy, 6);
+        Assert.True(double.IsNaN(LateralityJudge.Score(tensor(p, [prompts.Count, k]), prompts).ReliableAccuracy));
         Assert.Throws<ArgumentException>(() => LateralityJudge.Score(tensor(p, [prompts.Count, k]), prompts.Take(2).ToList()));
     }
 

@@ -70,6 +70,8 @@ public class QuickstartTests
         double sideAccuracy = metrics.RootElement.GetProperty("Diffusion").GetProperty("laterality_accuracy").GetDouble();
         Assert.Equal(lateral.GetProperty("laterality_accuracy").GetDouble(), sideAccuracy);
         Assert.InRange(sideAccuracy, 0, 1);
+        Assert.Equal(lateral.GetProperty("laterality_reliable_accuracy").GetRawText(),
+            metrics.RootElement.GetProperty("Diffusion").GetProperty("laterality_reliable_accuracy").GetRawText());
         Assert.Contains("<h4>Laterality</h4>", html);
         // The judge's ceiling (real held-out phantoms showing what each prompt names): in evaluation.json, metrics.json and
         // the judge's table. With 16 held-out phantoms some prompts find none, and they are listed.
