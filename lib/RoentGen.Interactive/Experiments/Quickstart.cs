@@ -541,6 +541,12 @@ public static class Quickstart
               .Raw("<table><tr><th>finding</th><th>adherence AUC, writer's prompts</th><th>adherence AUC, paraphrase prompts</th><th>paraphrase images naming it</th></tr>" +
                    string.Concat(para.Findings.Select(f => $"<tr><td>{Observations.Name(f.Finding)}</td><td>{F(byWriter.GetValueOrDefault(f.Finding, double.NaN))}</td><td>{F(f.Auc)}</td><td>{f.ImagesNamed}</td></tr>")) +
                    $"<tr><td><b>mean</b></td><td><b>{F(writer?.MeanAuc ?? double.NaN)}</b></td><td><b>{F(para.MeanAuc)}</b></td><td></td></tr></table>");
+        var least = para.LeastFollowed(6);
+        if (least.Count == 0) return;
+        report.Paragraph("The paraphrase prompts the model follows least (per prompt: the AUC of the judge's probability for the prompt's findings on its own " +
+                         "images against the images of prompts that do not name them; a few images each, so a ranking rather than a measurement):")
+              .Raw("<table><tr><th>prompt</th><th>findings</th><th>images</th><th>AUC</th></tr>" +
+                   string.Concat(least.Select(p => $"<tr><td>{System.Net.WebUtility.HtmlEncode(p.Prompt)}</td><td>{string.Join(", ", p.Findings)}</td><td>{p.Images}</td><td>{F(p.Auc)}</td></tr>")) + "</table>");
     }
 
     // Per finding: how often the side drawn is the side asked for, beside the side judge's own accuracy on real phantoms.

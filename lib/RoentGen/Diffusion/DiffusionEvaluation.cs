@@ -291,6 +291,8 @@ public static class DiffusionEvaluation
             var rowsOf = trained.Adherence?.Findings.Select(f => f.Finding).ToList();
             paraphrase = PromptAdherence.Score(ppImages, ppExpanded, proxy, rowsOf);
             log($"paraphrase prompts: adherence mean AUC {paraphrase.MeanAuc:F3} ({ppExpanded.Count} images)");
+            var least = paraphrase.LeastFollowed(3);
+            if (least.Count > 0) log("least followed: " + string.Join("; ", least.Select(q => FormattableString.Invariant($"\"{q.Prompt}\" {q.Auc:F2}"))));
             paraphraseLaterality = Sides(ppImages, ppExpanded);
             if (paraphraseLaterality is not null) log($"paraphrase laterality: {paraphraseLaterality.Accuracy:P1} of {paraphraseLaterality.Images} images");
         }

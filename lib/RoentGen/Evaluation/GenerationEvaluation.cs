@@ -66,7 +66,7 @@ public sealed record GenerationEvaluationResult(double Fid, KidResult Kid, doubl
         generated_images = GeneratedImages,
         prompt_groups = PromptGroups,
         warnings = Warnings,
-        adherence = Adherence is null ? null : new { mean_auc = Adherence.MeanAuc, images = Adherence.Images, findings = Adherence.Findings },
+        adherence = Adherence is null ? null : new { mean_auc = Adherence.MeanAuc, images = Adherence.Images, findings = Adherence.Findings, prompts = Adherence.Prompts },
     }, EvaluationJson.Options);
 }
 

@@ -45,11 +45,48 @@ public sealed record FindingAdherence(
     [property: JsonConverter(typeof(JsonStringEnumConverter<Observation>))] Observation Finding,
     double Auc, int ImagesNamed, int ImagesNotNamed, double MeanProbabilityNamed, double MeanProbabilityNotNamed);
 
+/// <summary>
+/// How well the images of one prompt show what it names: for each finding the prompt names (among the evaluated ones),
+/// the ROC AUC of the judge's probability for it on this prompt's images against the images of every prompt that does
+/// not name it, averaged over the prompt's findings. The per-finding AUC pools all prompts that name a finding; this
+/// row says which wordings the generator follows and which it ignores (0.5: the prompt draws its finding no more
+/// than prompts without it do). With a few images per prompt it is noisy; read it as a ranking.
+/// </summary>
+/// <param name="Prompt">The prompt's text.</param>
+/// <param name="Findings">The evaluated findings it names.</param>
+/// <param name="Images">Its images.</param>
+/// <param name="Auc">Mean over <paramref name="Findings"/> of the AUC described above.</param>
+/// <param name="MeanProbability">Mean judge probability of its findings over its images.</param>
+public sealed record PromptFollowing(string Prompt,
+    IReadOnlyList<string> Findings, int Images, double Auc, double MeanProbability);
+
 /// <summary>Prompt adherence of a generator: per-finding AUCs and their mean.</summary>
 /// <param name="Findings">One row per evaluated finding.</param>
 /// <param name="Images">Images scored.</param>
 public sealed record PromptAdherenceResult(IReadOnlyList<FindingAdherence> Findings, int Images)
 {
+    /// <summary>
+    /// One row per prompt that names an evaluated finding, in prompt order (<see cref="PromptFollowing"/>); null for
+    /// results built from per-finding figures alone (e.g. read from files written before the rows existed).
+    /// </summary>
+    public IReadOnlyList<PromptFollowing>? Prompts { get; init; }
+
+    /// <summary>The <paramref name="count"/> prompts with the lowest <see cref="PromptFollowing.Auc"/> (empty without <see cref="Prompts"/>).</summary>
+    public IReadOnlyList<PromptFollowing> LeastFollowed(int count) =>
+        (Prompts ?? []).Where(p => double.IsFinite(p.Auc)).OrderBy(p => p.Auc).ThenBy(p => p.Prompt, StringComparer.Ordinal).Take(Math.Max(0, count)).ToList();
+
+    /// <summary>One row per prompt (<see cref="Prompts"/>): prompt, findings, images, auc, mean_p; empty without them.</summary>
+    public DataFrame ToPromptDataFrame()
+    {
+        var rows = Prompts ?? [];
+        return new DataFrame(
+            new StringDataFrameColumn("prompt", rows.Select(r => r.Prompt)),
+            new StringDataFrameColumn("findings", rows.Select(r => string.Join(", ", r.Findings))),
+            new Int32DataFrameColumn("images", rows.Select(r => r.Images)),
+            new DoubleDataFrameColumn("auc", rows.Select(r => r.Auc)),
+            new DoubleDataFrameColumn("mean_p", rows.Select(r => r.MeanProbability)));
+    }
+
     /// <summary>Mean AUC over the findings whose AUC is defined (NaN when none is).</summary>
     public double MeanAuc
     {
@@ -98,7 +135,7 @@ public sealed record PromptAdherenceResult(IReadOnlyList<FindingAdherence> Findi
     }
 
     /// <summary>The result as indented JSON (NaN written as the string "NaN"), with mean_auc.</summary>
-    public string ToJson() => JsonSerializer.Serialize(new { mean_auc = MeanAuc, images = Images, findings = Findings }, EvaluationJson.Options);
+    public string ToJson() => JsonSerializer.Serialize(new { mean_auc = MeanAuc, images = Images, findings = Findings, prompts = Prompts }, EvaluationJson.Options);
 }
 
 /// <summary>
@@ -278,7 +315,33 @@ public static class PromptAdherence
             double Mean(bool want) => named.Count(v => v == want) == 0 ? double.NaN : scores.Where((_, i) => named[i] == want).Average();
             rows.Add(new FindingAdherence(f, Auc.Compute(scores, named), nNamed, named.Length - nNamed, Mean(true), Mean(false)));
         }
-        return new PromptAdherenceResult(rows, prompts.Count);
+        return new PromptAdherenceResult(rows, prompts.Count) { Prompts = PerPrompt(probabilities, prompts, which) };
+    }
+
+    // Images are grouped by prompt text (an expanded prompt list repeats each prompt once per image), in first-seen order.
+    private static List<PromptFollowing> PerPrompt(IReadOnlyList<float[]> probabilities, IReadOnlyList<AdherencePrompt> prompts, IReadOnlyList<Observation> which)
+    {
+        var result = new List<PromptFollowing>();
+        foreach (var group in Enumerable.Range(0, prompts.Count).GroupBy(i => prompts[i].Text))
+        {
+            var own = group.ToList();
+            var findings = which.Where(f => prompts[own[0]].Findings.Contains(f)).ToList();
+            if (findings.Count == 0) continue;
+            var aucs = new List<double>();
+            double sum = 0;
+            foreach (var f in findings)
+            {
+                var others = Enumerable.Range(0, prompts.Count).Where(i => !prompts[i].Findings.Contains(f)).ToList();
+                var scores = own.Concat(others).Select(i => (double)probabilities[i][(int)f]).ToArray();
+                var positive = own.Select(_ => true).Concat(others.Select(_ => false)).ToArray();
+                aucs.Add(Auc.Compute(scores, positive));
+                sum += own.Sum(i => probabilities[i][(int)f]);
+            }
+            var defined = aucs.Where(double.IsFinite).ToList();
+            result.Add(new PromptFollowing(group.Key, findings.Select(f => f.Name()).ToList(), own.Count,
+                defined.Count == 0 ? double.NaN : defined.Average(), sum / (own.Count * findings.Count)));
+        }
+        return result;
     }
 
     private static List<float[]> Rows(Tensor probabilities, int expected)

@@ -135,6 +135,50 @@ public class PromptAdherenceTests
     }
 
     [Fact]
+    public void Each_prompt_gets_its_own_auc_against_the_images_of_prompts_not_naming_its_findings()
+    {
+        // Images 0-1: "effusion A"; 2-3: "effusion B" (the wording the generator ignores); 4-5: "effusion and atelectasis";
+        // 6-7: normal. Effusion probabilities: A 0.9, 0.8; B 0.1, 0.3; both 0.7, 0.2; normal 0.2, 0.4.
+        // Atelectasis probabilities: 0.1 everywhere except image 4 (0.6) and image 6 (0.6).
+        var p = new float[8, 14];
+        float[] effusion = [0.9f, 0.8f, 0.1f, 0.3f, 0.7f, 0.2f, 0.2f, 0.4f];
+        for (int i = 0; i < 8; i++)
+        {
+            p[i, (int)Observation.PleuralEffusion] = effusion[i];
+            p[i, (int)Observation.Atelectasis] = i is 4 or 6 ? 0.6f : 0.1f;
+        }
+        var ef = new AdherencePrompt("effusion A", [Observation.PleuralEffusion]);
+        var efB = new AdherencePrompt("effusion B", [Observation.PleuralEffusion]);
+        var both = new AdherencePrompt("effusion and atelectasis", [Observation.PleuralEffusion, Observation.Atelectasis]);
+        var normal = new AdherencePrompt("normal", []);
+        var prompts = new[] { ef, ef, efB, efB, both, both, normal, normal };
+        var images = stack(Enumerable.Range(0, 8).Select(i => full(1, 8, 8, i / 100f)).ToArray());
+        var result = PromptAdherence.Score(images, prompts, new IndexScorer(p));
+
+        var rows = result.Prompts!;
+        Assert.Equal(["effusion A", "effusion B", "effusion and atelectasis"], rows.Select(r => r.Prompt));   // normal prompts have no row
+        // "effusion A" (0.9, 0.8) against the normal images (0.2, 0.4): every pair ranked right.
+        Assert.Equal(1.0, rows[0].Auc, 12);
+        Assert.Equal(0.85, rows[0].MeanProbability, 6);
+        // "effusion B" (0.1, 0.3) against (0.2, 0.4): only 0.3 > 0.2 of the four pairs.
+        Assert.Equal(0.25, rows[1].Auc, 12);
+        Assert.Equal(2, rows[1].Images);
+        // "effusion and atelectasis": effusion (0.7, 0.2) vs (0.2, 0.4): 0.7 beats both, 0.2 ties 0.2 (half) → 2.5 / 4;
+        // atelectasis (0.6, 0.1) vs the six images not naming it (0.1 ×5, 0.6 at image 6): 0.6 beats five, ties one → 5.5;
+        // 0.1 ties five → 2.5; (5.5 + 2.5) / 12 = 2/3. Mean of the two.
+        Assert.Equal([Observation.Atelectasis.Name(), Observation.PleuralEffusion.Name()], rows[2].Findings);   // CheXpert order
+        Assert.Equal((2.5 / 4 + 8.0 / 12) / 2, rows[2].Auc, 12);
+        Assert.Equal((0.7 + 0.2 + 0.6 + 0.1) / 4, rows[2].MeanProbability, 6);
+
+        Assert.Equal(["effusion B", "effusion and atelectasis"], result.LeastFollowed(2).Select(r => r.Prompt));
+        Assert.Equal(3, result.ToPromptDataFrame().Rows.Count);
+        Assert.Contains("\"prompts\"", result.ToJson());
+        Assert.Contains("effusion B", result.ToJson());
+        // A result built from per-finding rows alone has no prompt rows, and says so by being empty.
+        Assert.Empty(new PromptAdherenceResult(result.Findings, 8).LeastFollowed(3));
+    }
+
+    [Fact]
     public void Default_prompts_name_what_the_report_labeler_reads_in_them()
     {
         foreach (var p in PromptAdherence.DefaultPrompts)

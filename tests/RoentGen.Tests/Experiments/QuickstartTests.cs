@@ -111,6 +111,13 @@ public class QuickstartTests
         Assert.Contains("Radiology language the writer does not use", html);
         Assert.Contains("adherence AUC, paraphrase prompts", html);
         Assert.Contains(FormattableString.Invariant($"<td><b>{para:F3}</b></td>"), html);
+        // Per prompt: one row for each paraphrase prompt that names a finding, and the least-followed of them in the report.
+        var rows = result.Evaluation.GetProperty("paraphrase_adherence").GetProperty("prompts").EnumerateArray().ToList();
+        Assert.Equal(ParaphrasePrompts.All.Count(p => p.Findings.Count > 0), rows.Count);
+        var least = rows.Where(r => r.GetProperty("auc").ValueKind == JsonValueKind.Number).OrderBy(r => r.GetProperty("auc").GetDouble())
+            .ThenBy(r => r.GetProperty("prompt").GetString(), StringComparer.Ordinal).First();
+        Assert.Contains("follows least", html);
+        Assert.Contains(System.Net.WebUtility.HtmlEncode(least.GetProperty("prompt").GetString()!), html);
     }
 
     [Fact]
