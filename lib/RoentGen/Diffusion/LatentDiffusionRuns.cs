@@ -222,7 +222,13 @@ public static class LatentDiffusionRuns
         TextPretrainingResult? pre = null;
         if (cfg.TextPretrainSteps > 0 && before == 0 && cfg.Parts.TextEncoder.From is null)
         {
-            pre = TextEncoderPretraining.Run(model.TextEncoder, ids, TextEncoderPretraining.Targets(data.Prompts), cfg.TextPretrainSteps, seed: cfg.Seed + 7);
+            if (cfg.TextPretrainPhrases > 0)
+            {
+                var texts = data.Prompts.Concat(RadiologyPhrasebook.Sentences(cfg.TextPretrainPhrases, cfg.Seed + 11)).ToList();
+                using var textIds = model.Tokenizer.EncodeBatch(texts, cfg.MaxTokens).Ids;
+                pre = TextEncoderPretraining.Run(model.TextEncoder, textIds, TextEncoderPretraining.Targets(texts), cfg.TextPretrainSteps, seed: cfg.Seed + 7);
+            }
+            else pre = TextEncoderPretraining.Run(model.TextEncoder, ids, TextEncoderPretraining.Targets(data.Prompts), cfg.TextPretrainSteps, seed: cfg.Seed + 7);
             AtomicFile.WriteAllText(Path.Combine(run.Path, TextPretrainingFile), JsonSerializer.Serialize(pre, SafeTensors.ConfigJsonOptions));
         }
         var groups = new List<AdamW.ParamGroup>();

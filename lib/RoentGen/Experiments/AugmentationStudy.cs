@@ -71,7 +71,7 @@ public sealed record AugmentationStudyConfig
     /// phantoms (its world is the study's training world), with the plain loss the study's results were measured with
     /// (before Quick took the finding-weighted one).
     /// </summary>
-    public LdmExperimentConfig Generator { get; init; } = LdmExperimentConfig.Quick with { TrainImages = 2000, VaeSteps = 300, LdmSteps = 800, TextPretrainSteps = 0, FindingLossWeight = null };
+    public LdmExperimentConfig Generator { get; init; } = LdmExperimentConfig.Quick with { TrainImages = 2000, VaeSteps = 300, LdmSteps = 800, TextPretrainSteps = 0, TextPretrainPhrases = 0, FindingLossWeight = null };
 
     /// <summary>Names of the presets.</summary>
     public static IReadOnlyList<string> PresetNames { get; } = ["tiny", "quick"];

@@ -42,7 +42,7 @@ public sealed record DomainAdaptationConfig
         EmaDecay = null, VaeSteps = 300, LdmSteps = 400, MaxTokens = 96, Text = LdmExperimentConfig.Quick.Text with { MaxPositions = 96 },
         // The template reports this study was measured on (Quick's varied wording came later), and no text-encoder
         // pretraining: the variants compare where the text encoder comes from (the foundation model, or scratch).
-        ReportStyle = Data.Reports.ReportStyle.Templates, TextPretrainSteps = 0,
+        ReportStyle = Data.Reports.ReportStyle.Templates, TextPretrainSteps = 0, TextPretrainPhrases = 0,
         // Nor the finding-weighted loss (it came later still; the general-domain scenes have no finding masks).
         FindingLossWeight = null,
     };

@@ -43,7 +43,7 @@ public sealed record PairAugStudyConfig
     public int DefaultSeeds { get; init; } = 3;
 
     /// <summary>The generator of the quick preset: the quickstart's architecture at 64 px with a smaller budget (and the plain loss its results were measured with).</summary>
-    public static LdmExperimentConfig QuickGenerator => LdmExperimentConfig.Quick with { TrainImages = 1000, VaeSteps = 200, LdmSteps = 400, LdmBatch = 16, TextPretrainSteps = 0, FindingLossWeight = null };
+    public static LdmExperimentConfig QuickGenerator => LdmExperimentConfig.Quick with { TrainImages = 1000, VaeSteps = 200, LdmSteps = 400, LdmBatch = 16, TextPretrainSteps = 0, TextPretrainPhrases = 0, FindingLossWeight = null };
 
     /// <summary>The VLP of the quick preset: the quick DINO preset's ViT (64 px) and a 2-layer text tower, 300 steps of 32 pairs from 1,000 phantoms.</summary>
     public static ClipConfig QuickClip => ClipConfig.Matching(DinoConfig.Quick with { Steps = 300, BatchSize = 32, CheckpointEvery = 100 }, 1000, 1) with { TokenizerReports = 1000 };

@@ -152,6 +152,28 @@ public class LatentDiffusionRunsTests
     }
 
     [Fact]
+    public void Phrasebook_statements_join_the_text_pretraining_only()
+    {
+        var cfg = Small with { LdmSteps = 2, TextPretrainSteps = 4, TextPretrainPhrases = 30 };
+        var data = LdmTrainingData.FromPhantoms(cfg);
+        var options = new LdmRunOptions { CheckpointEvery = 2 };
+        var dir = TestPaths.NewTempDir();
+        var dirPlain = TestPaths.NewTempDir();
+        var a = LatentDiffusionRuns.EnsureTrained(cfg, data, dir, options);
+        var plain = LatentDiffusionRuns.EnsureTrained(cfg with { TextPretrainPhrases = 0 }, data, dirPlain, options);
+        Assert.Equal(data.Prompts.Count + 30, a.TextPretraining?.Prompts);
+        Assert.Equal(data.Prompts.Count, plain.TextPretraining?.Prompts);
+        Assert.False(SameWeights(a.Model.TextEncoder, plain.Model.TextEncoder), "the phrases changed nothing");
+        Assert.Equal(cfg.LdmSteps, a.History.Steps);   // the denoiser's steps and data are the training images'
+        // The setting is pinned with the run and written only when used.
+        Assert.Contains("\"TextPretrainPhrases\": 30", File.ReadAllText(Path.Combine(dir, "experiment.json")), StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("TextPretrainPhrases", File.ReadAllText(Path.Combine(dirPlain, "experiment.json")), StringComparison.OrdinalIgnoreCase);
+        Assert.Throws<ArgumentException>(() => (cfg with { TextPretrainPhrases = -1 }).Validate());
+        TestPaths.DeleteQuietly(dir);
+        TestPaths.DeleteQuietly(dirPlain);
+    }
+
+    [Fact]
     public void A_part_whose_config_does_not_fit_is_a_clear_error()
     {
         var dir = TestPaths.NewTempDir();
