@@ -57,8 +57,7 @@ public sealed record FindingAdherence(
 /// <param name="Images">Its images.</param>
 /// <param name="Auc">Mean over <paramref name="Findings"/> of the AUC described above.</param>
 /// <param name="MeanProbability">Mean judge probability of its findings over its images.</param>
-public sealed record PromptFollowing(string Prompt,
-    IReadOnlyList<string> Findings, int Images, double Auc, double MeanProbability);
+public sealed record PromptFollowing(string Prompt, IReadOnlyList<string> Findings, int Images, double Auc, double MeanProbability);
 
 /// <summary>Prompt adherence of a generator: per-finding AUCs and their mean.</summary>
 /// <param name="Findings">One row per evaluated finding.</param>
