@@ -11,7 +11,7 @@ namespace RoentGen.Text;
 /// sees these sentences: they have no images. They are there so that the text encoder, whose pretraining predicts the
 /// findings the report labeler reads in a prompt, learns that different words name the same finding, as a general
 /// language model would have learned before it met the reports (what the prompts' paraphrase adherence measures).
-/// Each sentence states one finding, or two, or negates one; its pretraining targets are what the labeler reads in it,
+/// Each sentence states one finding, or two, or one and denies another, or negates one; its pretraining targets are what the labeler reads in it,
 /// as for the training prompts. Deterministic for a seed.
 /// </summary>
 public static class RadiologyPhrasebook
@@ -50,8 +50,9 @@ public static class RadiologyPhrasebook
                                                "No other abnormality.", "Otherwise unremarkable.", "Bones intact."];
 
     /// <summary>
-    /// <paramref name="count"/> statements drawn with <paramref name="seed"/>: about 70 % name one finding (a bare name,
-    /// with a place, size, course or hedge, in several word orders), 15 % two, 10 % negate one ("No CHF."), 5 % name none.
+    /// <paramref name="count"/> statements drawn with <paramref name="seed"/>: about 60 % name one finding (a bare name,
+    /// with a place, size, course or hedge, in several word orders), 15 % two, 10 % one and deny another ("Left PTX. No
+    /// effusion.", "RLL consolidation; no effusion."), 10 % negate one ("No CHF."), 5 % name none.
     /// Place words fit the finding (lobes for consolidation, lesions and atelectasis, apices for a pneumothorax, bases
     /// for an effusion, ribs for a fracture).
     /// A statement that is one of the adherence prompts (<see cref="Evaluation.PromptAdherence.DefaultPrompts"/>,
@@ -69,13 +70,13 @@ public static class RadiologyPhrasebook
             double u = r.NextDouble();
             Observation F() => findings[r.Next(findings.Length)];
             string text;
-            if (u < 0.70) text = Statement(F(), r);
+            if (u < 0.60) text = Statement(F(), r);
             else if (u < 0.85)
             {
                 var a = F();
                 var b = F();
                 while (b == a) b = F();
-                text = Statement(a, r) + " " + Statement(b, r);
+                text = u < 0.75 ? Statement(a, r) + " " + Statement(b, r) : NamedAndNegated(a, b, r);
             }
             else if (u < 0.95) text = Negation(F(), r);
             else text = Pick(r, Normal);
@@ -110,6 +111,16 @@ public static class RadiologyPhrasebook
             };
         if (f == Observation.Fracture && place is not null) s = r.Next(2) == 0 ? $"{hedge}{core} of the {place}" : $"{Cap(Strip(place))} {core}";
         return Cap(s.Trim()) + ".";
+    }
+
+    // One finding stated and another denied in the same prompt ("Left pneumothorax. No effusion.", "Nodule, RLL; no
+    // pneumothorax."): the targets keep the first only, so the encoder learns that a denied name is not a finding.
+    private static string NamedAndNegated(Observation named, Observation denied, Random r)
+    {
+        string statement = Statement(named, r);
+        if (r.Next(2) == 0) return statement + " " + Negation(denied, r);
+        string no = Pick(r, Names[denied]);
+        return statement[..^1] + (r.Next(2) == 0 ? $"; no {no}." : $", without {no}.");
     }
 
     private static string Negation(Observation f, Random r)

@@ -47,6 +47,12 @@ public class RadiologyPhrasebookTests
         Assert.True(negations.Count > 150);
         Assert.All(negations, s => Assert.True(RadiologyPhrasebook.Names.Keys.All(f => !Named(s.Split('.')[0] + ".", f)), $"'{s}' names a finding"));
         Assert.True(a.Count(s => RadiologyPhrasebook.Names.Keys.Count(f => Named(s, f)) >= 2) > 200);
+        // Some name one finding and deny another ("Left PTX. No effusion."): the labeler reads the first only.
+        var namedAndDenied = a.Where(s => RadiologyPhrasebook.Names.Keys.Count(f => Named(s, f)) == 1
+                                          && RadiologyPhrasebook.Names.Keys.Any(f => Labeler.Label(s)[f] == Mention.Negative)).ToList();
+        Assert.True(namedAndDenied.Count > 150, $"only {namedAndDenied.Count} of 3,000 statements name one finding and deny another");
+        Assert.Contains(namedAndDenied, s => s.Contains("; no ", StringComparison.Ordinal));
+        Assert.Contains(namedAndDenied, s => s.Contains(", without ", StringComparison.Ordinal));
     }
 
     [Fact]
