@@ -214,7 +214,9 @@ public static class LatentDiffusionRuns
         run.Start();
         var clock = Stopwatch.StartNew();
         int before = run.StepsDone;
-        var model = LatentDiffusionModel.Build(cfg, data.Prompts, trainedVae);
+        // The phrasebook's statements (text pretraining only; the tokenizer's corpus too when asked), drawn the same on a resume.
+        var phrases = cfg.TextPretrainSteps > 0 && cfg.TextPretrainPhrases > 0 ? RadiologyPhrasebook.Sentences(cfg.TextPretrainPhrases, cfg.Seed + 11) : [];
+        var model = LatentDiffusionModel.Build(cfg, cfg.TokenizerLearnsPhrases ? [.. data.Prompts, .. phrases] : data.Prompts, trainedVae);
         var objective = DenoisingObjective.For(cfg);
         var latents = model.Vae.EncodeScaledInChunks(data.Images);                  // (N, C, h, w)
         var ids = model.Tokenizer.EncodeBatch(data.Prompts, cfg.MaxTokens).Ids;     // (N, L)
@@ -222,11 +224,11 @@ public static class LatentDiffusionRuns
         TextPretrainingResult? pre = null;
         if (cfg.TextPretrainSteps > 0 && before == 0 && cfg.Parts.TextEncoder.From is null)
         {
-            if (cfg.TextPretrainPhrases > 0)
+            if (phrases.Count > 0)
             {
-                var texts = data.Prompts.Concat(RadiologyPhrasebook.Sentences(cfg.TextPretrainPhrases, cfg.Seed + 11)).ToList();
-                using var textIds = model.Tokenizer.EncodeBatch(texts, cfg.MaxTokens).Ids;
-                pre = TextEncoderPretraining.Run(model.TextEncoder, textIds, TextEncoderPretraining.Targets(texts), cfg.TextPretrainSteps, seed: cfg.Seed + 7);
+                using var phraseIds = model.Tokenizer.EncodeBatch(phrases, cfg.MaxTokens).Ids;
+                using var textIds = cat([ids, phraseIds], 0);
+                pre = TextEncoderPretraining.Run(model.TextEncoder, textIds, TextEncoderPretraining.Targets([.. data.Prompts, .. phrases]), cfg.TextPretrainSteps, seed: cfg.Seed + 7);
             }
             else pre = TextEncoderPretraining.Run(model.TextEncoder, ids, TextEncoderPretraining.Targets(data.Prompts), cfg.TextPretrainSteps, seed: cfg.Seed + 7);
             AtomicFile.WriteAllText(Path.Combine(run.Path, TextPretrainingFile), JsonSerializer.Serialize(pre, SafeTensors.ConfigJsonOptions));

@@ -117,6 +117,15 @@ public sealed record LdmExperimentConfig
     public int TextPretrainPhrases { get; init; }
 
     /// <summary>
+    /// When true, the trained tokenizer learns its merges from the training prompts and the
+    /// <see cref="TextPretrainPhrases"/> statements together, so that the phrasebook's words (CHF, RLL, neoplasm) can become
+    /// tokens of their own rather than pieces of the writer's words. False (the default, left out of the JSON): the
+    /// training prompts alone. Ignored when no statements are drawn or the tokenizer comes from another run.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool TokenizerLearnsPhrases { get; init; }
+
+    /// <summary>
     /// Finding-weighted denoising loss: latent pixels under a finding mask of the training image (phantoms carry them; a
     /// labels.csv folder's mask columns count too; anatomy masks such as the lungs do not, the heart only when the image is
     /// labelled with cardiomegaly, <see cref="LdmTrainingData.FindingMaskNames"/>) weigh

@@ -174,6 +174,30 @@ public class LatentDiffusionRunsTests
     }
 
     [Fact]
+    public void A_tokenizer_that_learns_the_phrases_spells_them_in_fewer_pieces_and_is_the_same_on_resume()
+    {
+        var cfg = Small with { LdmSteps = 2, TextPretrainSteps = 4, TextPretrainPhrases = 200 };
+        var data = LdmTrainingData.FromPhantoms(cfg);
+        var options = new LdmRunOptions { CheckpointEvery = 1 };
+        string dirPlain = TestPaths.NewTempDir(), dir = TestPaths.NewTempDir();
+        var plain = LatentDiffusionRuns.EnsureTrained(cfg, data, dirPlain, options);
+        var learned = cfg with { TokenizerLearnsPhrases = true };
+        var t = LatentDiffusionRuns.EnsureTrained(learned with { LdmSteps = 1 }, data, dir, options);
+        var phrases = RadiologyPhrasebook.Sentences(cfg.TextPretrainPhrases, cfg.Seed + 11);
+        int Pieces(BpeTokenizer tok) => phrases.Sum(p => tok.Encode(p).Length);
+        Assert.True(Pieces(t.Model.Tokenizer) < Pieces(plain.Model.Tokenizer),
+            $"phrases in {Pieces(t.Model.Tokenizer)} pieces with the tokenizer that learned them, {Pieces(plain.Model.Tokenizer)} without");
+        Assert.Contains("\"TokenizerLearnsPhrases\": true", File.ReadAllText(Path.Combine(dir, "experiment.json")), StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("TokenizerLearnsPhrases", File.ReadAllText(Path.Combine(dirPlain, "experiment.json")), StringComparison.OrdinalIgnoreCase);
+        // A resumed run rebuilds its tokenizer from the same prompts and phrases, so the token ids it trained on still hold.
+        var resumed = LatentDiffusionRuns.EnsureTrained(learned, data, dir, options);
+        Assert.Equal(2, resumed.History.Steps);
+        Assert.All(phrases.Take(20), p => Assert.Equal(t.Model.Tokenizer.Encode(p), resumed.Model.Tokenizer.Encode(p)));
+        TestPaths.DeleteQuietly(dir);
+        TestPaths.DeleteQuietly(dirPlain);
+    }
+
+    [Fact]
     public void A_part_whose_config_does_not_fit_is_a_clear_error()
     {
         var dir = TestPaths.NewTempDir();
