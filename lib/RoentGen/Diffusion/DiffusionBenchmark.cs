@@ -165,7 +165,7 @@ public static class DiffusionBenchmark
 
         // Denoiser training: UNet + text encoder, as LatentDiffusionRuns trains them.
         unet.train(); text.train();
-        var ldmOpt = optim.AdamW([new AdamW.ParamGroup(unet.parameters(), cfg.UnetLr, 0.9, 0.999, 1e-8, 0.01), new AdamW.ParamGroup(text.parameters(), cfg.TextLr, 0.9, 0.999, 1e-8, 0.01)]);
+        var ldmOpt = new ScalarSafe.AdamW([new AdamW.ParamGroup(unet.parameters(), cfg.UnetLr, 0.9, 0.999, 1e-8, 0.01), new AdamW.ParamGroup(text.parameters(), cfg.TextLr, 0.9, 0.999, 1e-8, 0.01)]);
         var ids = tokenizer.EncodeBatch(prompts.Take(1).ToList(), cfg.MaxTokens).Ids.expand(cfg.LdmBatch, -1).contiguous();
         var latents = randn(cfg.LdmBatch, latentC, side, side);
         long ldmFlops;
@@ -219,7 +219,7 @@ public static class DiffusionBenchmark
 
         // Autoencoder training with its loss.
         vae.train();
-        var vaeOpt = optim.AdamW(vae.parameters(), lr: cfg.VaeLr, weight_decay: 0);
+        var vaeOpt = new ScalarSafe.AdamW(vae.parameters(), lr: cfg.VaeLr, weight_decay: 0);
         var images = rand(cfg.VaeBatch, 1, cfg.ImageSize, cfg.ImageSize) * 2 - 1;
         long vaeFlops;
         using (var counter = new FlopCounter(vae))

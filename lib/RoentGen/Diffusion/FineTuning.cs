@@ -206,7 +206,7 @@ public static class FineTuning
         }
         var unetType = BFloat16Kernels.ComputeType(pipe.Unet);
         var objective = new DenoisingObjective(pipe.Schedule.Config, cfg.PromptDropout, cfg.MinSnrGamma);
-        var trainer = new Trainer(modules, optim.AdamW(groups),
+        var trainer = new Trainer(modules, new ScalarSafe.AdamW(groups),
             new TrainerOptions
             {
                 TotalSteps = cfg.Steps, WarmupSteps = cfg.WarmupSteps, CheckpointEvery = options.CheckpointEvery ?? 100, Seed = cfg.Seed,

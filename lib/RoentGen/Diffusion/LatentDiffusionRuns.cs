@@ -158,7 +158,7 @@ public static class LatentDiffusionRuns
         var vae = cfg.Parts.Vae.From is { } from
             ? LatentDiffusionModel.LoadVae(LatentDiffusionModel.ResolvePartFolder(from, LdmPart.Vae), cfg.Vae, "Parts.Vae.From")
             : new AutoencoderKL(cfg.Vae);
-        var opt = optim.AdamW(vae.parameters(), lr: cfg.VaeLr, weight_decay: 0);
+        var opt = new ScalarSafe.AdamW(vae.parameters(), lr: cfg.VaeLr, weight_decay: 0);
         var precision = Precisions.Resolve(cfg.Precision);
         // Mixed precision: forward and backward on a bfloat16 copy, float32 weights, optimizer state and loss.
         var shadow = precision == Precision.BFloat16 ? new BFloat16Shadow<AutoencoderKL>(vae, () => new AutoencoderKL(vae.Config)) : null;
@@ -236,7 +236,7 @@ public static class LatentDiffusionRuns
         var groups = new List<AdamW.ParamGroup>();
         if (cfg.Trains(LdmPart.Unet)) groups.Add(new AdamW.ParamGroup(model.Unet.parameters(), cfg.UnetLr, 0.9, 0.999, 1e-8, 0.01));
         if (cfg.Trains(LdmPart.TextEncoder)) groups.Add(new AdamW.ParamGroup(model.TextEncoder.parameters(), cfg.TextLr, 0.9, 0.999, 1e-8, 0.01));
-        var opt = optim.AdamW(groups);
+        var opt = new ScalarSafe.AdamW(groups);
         var precision = Precisions.Resolve(cfg.Precision);
         var (computeModel, shadows) = precision == Precision.BFloat16 ? MixedPrecisionModel(model) : (model, []);
         // Frozen parts are checkpointed too (a resumed run checks they are the same); only trained ones get an EMA.

@@ -152,7 +152,7 @@ public static class MaskConditioningRuns
         var model = MaskConditionedModel.Create(baseModel, cfg.Variant, cfg.MaskChannels, cfg.ConditioningWidth, cfg.ConditioningScale, prompt);
         var trainable = model.Trainable;
         foreach (var p in trainable.parameters()) p.requires_grad = true;
-        var opt = optim.AdamW(trainable.parameters(), lr: cfg.Lr, weight_decay: 0.01);
+        var opt = new ScalarSafe.AdamW(trainable.parameters(), lr: cfg.Lr, weight_decay: 0.01);
         string name = cfg.Variant == MaskConditioningVariant.ControlNet ? MaskConditionedModel.ControlNetFolder : MaskConditionedModel.ConcatUnetFolder;
         var trainer = new Trainer(new Dictionary<string, nn.Module> { [name] = trainable }, opt,
             new TrainerOptions

@@ -86,7 +86,7 @@ public static class PeerUnetBenchmark
     private static (StepTimes Times, double Loss) Time(UNet2DConditionModel unet, BFloat16Shadow<UNet2DConditionModel>? shadow,
         Tensor xt, Tensor t, Tensor ctx, Tensor noise, int warmup, int timed)
     {
-        using var opt = optim.AdamW(unet.parameters(), lr: 1e-4);
+        using var opt = new ScalarSafe.AdamW(unet.parameters(), lr: 1e-4);
         unet.train();
         shadow?.PullWeights();
         var compute = shadow?.Compute ?? unet;

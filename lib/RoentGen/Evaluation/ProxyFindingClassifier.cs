@@ -278,7 +278,7 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
         var y = labels.to(ScalarType.Float32);
         var posWeight = o.MaxPositiveWeight > 1 ? PositiveWeights(y, o.MaxPositiveWeight) : null;   // (outputs) or null
 
-        var optimizer = optim.AdamW(parameters(), lr: o.LearningRate, weight_decay: o.WeightDecay);
+        var optimizer = new ScalarSafe.AdamW(parameters(), lr: o.LearningRate, weight_decay: o.WeightDecay);
         var trainer = new Trainer(new Dictionary<string, nn.Module> { ["classifier"] = this }, optimizer, new TrainerOptions
         {
             TotalSteps = o.Steps,

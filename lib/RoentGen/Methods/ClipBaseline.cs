@@ -222,7 +222,7 @@ public sealed class ClipTraining : IDisposable
         foreach (var m in new nn.Module[] { Backbone, TextEncoder, Heads })
             foreach (var (name, p) in m.named_parameters())
                 (DinoTraining.IsNoDecay(name, p) || name.Contains("embedding", StringComparison.Ordinal) ? noDecay : decay).Add(p);
-        Optimizer = optim.AdamW(new[]
+        Optimizer = new ScalarSafe.AdamW(new[]
         {
             new AdamW.ParamGroup(decay, config.LearningRate, 0.9, 0.98, 1e-6, config.WeightDecay),
             new AdamW.ParamGroup(noDecay, config.LearningRate, 0.9, 0.98, 1e-6, 0.0),

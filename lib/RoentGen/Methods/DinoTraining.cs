@@ -113,7 +113,7 @@ public sealed class DinoTraining : IDisposable
             (IsNoDecay(name, p) ? noDecay : decay).Add(p);
         _decayGroup = new AdamW.ParamGroup(decay, lr: config.LearningRate, weight_decay: config.WeightDecayStart);
         var noDecayGroup = new AdamW.ParamGroup(noDecay, lr: config.LearningRate, weight_decay: 0.0);
-        Optimizer = optim.AdamW(new[] { _decayGroup, noDecayGroup }, lr: config.LearningRate, beta1: 0.9, beta2: 0.999);
+        Optimizer = new ScalarSafe.AdamW(new[] { _decayGroup, noDecayGroup }, lr: config.LearningRate, beta1: 0.9, beta2: 0.999);
         DecayParameterCount = decay.Count;
         NoDecayParameterCount = noDecay.Count;
     }

@@ -90,7 +90,7 @@ public sealed class SupervisedTraining : IDisposable
         var noDecay = new List<Parameter>();
         foreach (var (name, p) in Backbone.named_parameters()) (DinoTraining.IsNoDecay(name, p) ? noDecay : decay).Add(p);
         foreach (var (name, p) in _head.named_parameters()) (DinoTraining.IsNoDecay(name, p) ? noDecay : decay).Add(p);
-        Optimizer = optim.AdamW(new[]
+        Optimizer = new ScalarSafe.AdamW(new[]
         {
             new AdamW.ParamGroup(decay, config.LearningRate, 0.9, 0.999, 1e-8, config.WeightDecay),
             new AdamW.ParamGroup(noDecay, config.LearningRate, 0.9, 0.999, 1e-8, 0.0),

@@ -2,6 +2,7 @@ using RoentGen.Data;
 using RoentGen.Data.Datasets;
 using RoentGen.Data.Reports;
 using RoentGen.Platform;
+using RoentGen.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -93,7 +94,7 @@ public static class TextEncoderPretraining
         bool wasTraining = encoder.training;
         encoder.train();
         var parameters = encoder.parameters().Concat(head.parameters()).ToList();
-        using var opt = optim.AdamW(parameters, lr, 0.9, 0.999, 1e-8, 0.01);
+        using var opt = new ScalarSafe.AdamW(parameters, lr, 0.9, 0.999, 1e-8, 0.01);
         var losses = new List<double>(steps);
         using var progress = ProgressReporter.Start("text encoder pretraining", steps, "steps");
         try

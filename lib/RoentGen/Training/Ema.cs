@@ -26,8 +26,11 @@ public sealed class Ema : IDisposable
     public void Update(nn.Module module, double decay)
     {
         using var _ = no_grad();
+        // Scalars made once and held to the end (a collected implicit scalar can fail a native call: ScalarSafe.AdamW).
+        using var keep = decay.ToScalar();
+        using var take = (1 - decay).ToScalar();
         foreach (var (name, t) in module.state_dict())
-            if (_shadow.TryGetValue(name, out var s)) s.mul_(decay).add_(t.detach(), alpha: 1 - decay);
+            if (_shadow.TryGetValue(name, out var s)) s.mul_(keep).add_(t.detach(), alpha: take);
     }
 
     /// <summary>Copies the average into a module (for evaluation or sampling).</summary>
@@ -54,11 +57,13 @@ public sealed class Ema : IDisposable
     public static void UpdateModule(nn.Module teacher, nn.Module student, double momentum)
     {
         using var _ = no_grad();
+        using var keep = momentum.ToScalar();
+        using var take = (1 - momentum).ToScalar();
         var studentParams = student.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         foreach (var (name, tp) in teacher.named_parameters())
         {
             if (!studentParams.TryGetValue(name, out var sp)) throw new ArgumentException($"student has no parameter '{name}'");
-            tp.mul_(momentum).add_(sp.detach(), alpha: 1 - momentum);
+            tp.mul_(keep).add_(sp.detach(), alpha: take);
         }
     }
 

@@ -14,7 +14,7 @@ public class TrainerTests
     {
         manual_seed(seed);
         var model = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Dropout(0.1), nn.Linear(16, 1));
-        return (model, (OptimizerHelper)optim.AdamW(model.parameters(), lr: 1e-2));
+        return (model, new ScalarSafe.AdamW(model.parameters(), lr: 1e-2));
     }
 
     private static Tensor Loss(Sequential model, TrainStepContext ctx)
@@ -105,7 +105,7 @@ public class TrainerTests
             var b = nn.Linear(16, 1);
             var frozen = nn.Linear(8, 8);
             foreach (var p in frozen.parameters()) p.requires_grad = false;
-            var opt = optim.AdamW([new AdamW.ParamGroup(a.parameters(), 1e-2, 0.9, 0.999, 1e-8, 0.01), new AdamW.ParamGroup(b.parameters(), 3e-3, 0.9, 0.999, 1e-8, 0.01)]);
+            var opt = new ScalarSafe.AdamW([new AdamW.ParamGroup(a.parameters(), 1e-2, 0.9, 0.999, 1e-8, 0.01), new AdamW.ParamGroup(b.parameters(), 3e-3, 0.9, 0.999, 1e-8, 0.01)]);
             return (new Dictionary<string, nn.Module> { ["a"] = a, ["frozen"] = frozen, ["b"] = b }, opt);
         }
         static Tensor ThreeLoss(Dictionary<string, nn.Module> m, TrainStepContext ctx)

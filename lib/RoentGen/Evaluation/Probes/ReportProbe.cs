@@ -2,6 +2,7 @@ using RoentGen.Data;
 using RoentGen.Data.Reports;
 using RoentGen.Nn;
 using RoentGen.Text;
+using RoentGen.Training;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -72,7 +73,7 @@ public static class ReportProbe
         memTr = (memTr - mean) / std; memTe = (memTe - mean) / std;
         var batch = tokenizer.EncodeBatch(trIdx.Select(i => trainReports[i]!).ToList(), options.MaxTokens);
         var decoder = new ReportDecoder(tokenizer.VocabSize, (int)memTr.shape[2], options);
-        var opt = optim.AdamW(decoder.parameters(), lr: options.LearningRate, weight_decay: 0.01);
+        var opt = new ScalarSafe.AdamW(decoder.parameters(), lr: options.LearningRate, weight_decay: 0.01);
         var rng = new Random(options.Seed);
         double recent = double.NaN; var last = new Queue<double>();
         decoder.train();

@@ -210,7 +210,7 @@ public static class SegmentationRuns
 
         manual_seed(config.Seed);
         using var net = new SegmentationUNet(config.Network);
-        using var optimizer = optim.AdamW(net.parameters(), lr: config.LearningRate, weight_decay: config.WeightDecay);
+        using var optimizer = new ScalarSafe.AdamW(net.parameters(), lr: config.LearningRate, weight_decay: config.WeightDecay);
         var trainer = new Trainer(new Dictionary<string, nn.Module> { ["unet"] = net }, optimizer, new TrainerOptions
         {
             TotalSteps = config.Steps, WarmupSteps = Math.Min(config.WarmupSteps, config.Steps - 1), MinLrFraction = 0.05, GradClipNorm = 1.0,
