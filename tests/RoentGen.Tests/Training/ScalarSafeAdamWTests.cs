@@ -15,11 +15,13 @@ public class ScalarSafeAdamWTests
         return nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 1));
     }
 
-    // No operation here takes a number (square, mean, backward), so the only scalars are the optimizer's.
+    // No operation here takes a number (a product of tensors, mean, backward; not square(), which TorchSharp computes as
+    // pow(2) with an implicit scalar), so the only scalars are the optimizer's.
     private static void Step(Sequential model, OptimizerHelper opt, Tensor x)
     {
         opt.zero_grad();
-        using var loss = model.forward(x).square().mean();
+        using var y = model.forward(x);
+        using var loss = y.mul(y).mean();
         loss.backward();
         opt.step();
     }
