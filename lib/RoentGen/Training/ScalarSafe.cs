@@ -47,6 +47,7 @@ public static class ScalarSafe
             using var b2 = beta2.ToScalar();
             using var oneMinusB2 = (1 - beta2).ToScalar();
             using var eps = o.eps!.Value.ToScalar();
+            using var one = 1.0.ToScalar();   // add_(Scalar) alone would make its alpha of 1 implicitly
             foreach (var param in group.Parameters)
             {
                 var grad = param.grad;   // the step's dispose scope releases this handle
@@ -60,7 +61,7 @@ public static class ScalarSafe
                 using var root = Math.Sqrt(correction2).ToScalar();
                 using var stepSize = (-(lr / correction1)).ToScalar();
                 using var sqrt = state.exp_avg_sq.sqrt();
-                using var denominator = sqrt.div(root).add_(eps);
+                using var denominator = sqrt.div(root).add_(eps, one);
                 param.addcdiv_(state.exp_avg, denominator, value: stepSize);
             }
         }, closure);
