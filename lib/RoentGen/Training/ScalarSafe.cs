@@ -15,9 +15,10 @@ public static class ScalarSafe
     /// happens during the call (another thread or the finalizer thread allocating), the Scalar's finalizer frees the native
     /// scalar while libtorch reads it, and the call fails with "Expected false to be true ... toDouble" or "Unknown scalar
     /// type". TorchSharp's own AdamW makes eight such scalars per parameter tensor per step, by far the most of a training
-    /// step, and a 1,500-step quickstart run stopped on it (s23; a test reproduces the failure in under a second under
-    /// collection pressure). Here each scalar is made once per group and step, and disposed only after the last call that uses
-    /// it, which keeps it alive.</para>
+    /// step, and a 1,500-step LDM run stopped on it (s23; a loop of t.mul_(1.0) beside a thread that collects without
+    /// pause fails within a second; the same pressure can crash the process through tensors too, so no test runs it).
+    /// Here each scalar is made once per group and step, and disposed only after the last call that uses it, which keeps
+    /// it alive. Other implicit scalars of the library (model code, square() in losses) remain, far fewer per step.</para>
     /// <para>The arithmetic is TorchSharp's, operation for operation (a test checks equal weights after several steps), so
     /// runs are as before; only the failure goes. Its type is named AdamW, as TorchSharp writes the type name into the
     /// optimizer's saved state and checks it on loading: checkpoints of either load into the other (tested), so run folders
