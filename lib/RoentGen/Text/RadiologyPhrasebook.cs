@@ -11,8 +11,8 @@ namespace RoentGen.Text;
 /// sees these sentences: they have no images. They are there so that the text encoder, whose pretraining predicts the
 /// findings the report labeler reads in a prompt, learns that different words name the same finding, as a general
 /// language model would have learned before it met the reports (what the prompts' paraphrase adherence measures).
-/// Each sentence states one finding, or two, or one and denies another, or negates one; its pretraining targets are what the labeler reads in it,
-/// as for the training prompts. Deterministic for a seed.
+/// Each sentence states one finding, or two, or one and denies another, or negates one; its pretraining targets are
+/// what the labeler reads in it, as for the training prompts. Deterministic for a seed.
 /// </summary>
 public static class RadiologyPhrasebook
 {

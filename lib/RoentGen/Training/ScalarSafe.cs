@@ -21,8 +21,8 @@ public static class ScalarSafe
     /// it alive. Other implicit scalars of the library (model code, square() in losses) remain, far fewer per step.</para>
     /// <para>The arithmetic is TorchSharp's, operation for operation (a test checks equal weights after several steps), so
     /// runs are as before; only the failure goes. Its type is named AdamW, as TorchSharp writes the type name into the
-    /// optimizer's saved state and checks it on loading: checkpoints of either load into the other (tested), so run folders
-    /// written before this class resume.</para>
+    /// optimizer's saved state and checks it on loading, so the two share saved states and run folders written before
+    /// this class resume (a test loads this one's state into TorchSharp's; the other direction is not tested).</para>
     /// </summary>
     public sealed class AdamW : TorchSharp.Modules.AdamW
     {

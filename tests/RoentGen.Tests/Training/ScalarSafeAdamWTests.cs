@@ -13,8 +13,7 @@ public class ScalarSafeAdamWTests
         return nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 1));
     }
 
-    // No operation here takes a number (a product of tensors, mean, backward; not square(), which TorchSharp computes as
-    // pow(2) with an implicit scalar), so the only scalars are the optimizer's.
+    // One training step on the squared output (a product: TorchSharp's square() is pow(2) with an implicit scalar).
     private static void Step(Sequential model, OptimizerHelper opt, Tensor x)
     {
         opt.zero_grad();
@@ -44,7 +43,7 @@ public class ScalarSafeAdamWTests
             Assert.True(a.eq(b).all().item<bool>(), "the weights differ from TorchSharp's AdamW");
             Assert.False(a.eq(c).all().item<bool>(), "the weights did not move");
         }
-        // The state is TorchSharp's, so the checkpoints are too: a state dict saved from one loads into the other.
+        // The state is TorchSharp's, so the checkpoints are too: a state saved by this optimizer loads into TorchSharp's.
         var file = Path.Combine(TestPaths.NewTempDir(), "opt.bin");
         optSafe.save_state_dict(file);
         optRef.load_state_dict(file);
