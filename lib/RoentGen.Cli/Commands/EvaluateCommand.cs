@@ -65,10 +65,8 @@ internal static class EvaluateCommand
             var proxyDir = parse.GetValue(classifier)?.FullName ?? DefaultClassifierDir(dir);
             Console.WriteLine($"proxy classifier: {proxyDir}");
             // A judge already in that folder (e.g. the quickstart's) is used as it is; else the default one is trained there.
-            var proxy = ProxyFindingClassifier.IsSaved(proxyDir)
-                ? ProxyFindingClassifier.Load(proxyDir)
-                : ProxyFindingClassifier.LoadOrTrain(proxyDir, cfg.ImageSize, steps: ProxyFindingClassifier.QuickJudgeSteps, seed: WorldSeeds.Judge(cfg.DataSeed),
-                    batchSize: ProxyFindingClassifier.QuickJudgeBatch);
+            var proxy = ProxyFindingClassifier.LoadSavedOrTrain(proxyDir, cfg.ImageSize, steps: ProxyFindingClassifier.QuickJudgeSteps,
+                seed: WorldSeeds.Judge(cfg.DataSeed), batchSize: ProxyFindingClassifier.QuickJudgeBatch);
             int n = parse.GetValue(heldOut);
             if (n < 2) throw new ArgumentException("--held-out must be at least 2");
             var (real, realLabels) = ProxyFindingClassifier.PhantomData(cfg.ImageSize, 0, n, WorldSeeds.HeldOut(cfg.DataSeed));
@@ -88,8 +86,7 @@ internal static class EvaluateCommand
             if (sidesDir is not null)
             {
                 Console.WriteLine($"side judge: {sidesDir}");
-                sides = ProxyFindingClassifier.IsSaved(sidesDir) ? LateralityJudge.Load(sidesDir)
-                    : LateralityJudge.LoadOrTrain(sidesDir, cfg.ImageSize, seed: WorldSeeds.Judge(cfg.DataSeed));
+                sides = LateralityJudge.LoadSavedOrTrain(sidesDir, cfg.ImageSize, seed: WorldSeeds.Judge(cfg.DataSeed));
                 sidesAccuracy = sides.HeldOutAccuracy(cfg.ImageSize, n, WorldSeeds.HeldOut(cfg.DataSeed));
             }
             var result = DiffusionEvaluation.Run(pipeline, proxy, real, options, Console.WriteLine, given, sides, sidesAccuracy, realLabels);

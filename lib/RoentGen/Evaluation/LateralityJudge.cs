@@ -325,6 +325,13 @@ public sealed class LateralityJudge
     /// <exception cref="ArgumentException">The folder holds a network of another width.</exception>
     public static LateralityJudge Load(string folder) => new(ProxyFindingClassifier.Load(folder));
 
+    /// <summary>
+    /// The side judge saved in <paramref name="folder"/> as it is, whatever recipe trained it; only where none is saved,
+    /// <see cref="LoadOrTrain"/> with these settings (see <see cref="ProxyFindingClassifier.LoadSavedOrTrain"/>).
+    /// </summary>
+    public static LateralityJudge LoadSavedOrTrain(string folder, int size, int count = 4000, int steps = 400, long seed = 1001) =>
+        ProxyFindingClassifier.IsSaved(folder) ? Load(folder) : LoadOrTrain(folder, size, count, steps, seed);
+
     /// <summary>What a side-judge run pins.</summary>
     public sealed record Run(int Size, int Count, int Steps, long Seed, ProxyClassifierConfig Model);
 

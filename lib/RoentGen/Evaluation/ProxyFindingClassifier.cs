@@ -441,6 +441,16 @@ public sealed class ProxyFindingClassifier : nn.Module<Tensor, Tensor>, IFinding
         return model;
     }
 
+    /// <summary>
+    /// The judge saved in <paramref name="folder"/> as it is, whatever recipe trained it (a quickstart's, a study's, one of
+    /// <c>roentgen judge</c>); only where none is saved, <see cref="LoadOrTrain"/> with these settings. For readers of
+    /// another run's folder, who cannot know its recipe; a run that owns the folder pins its recipe with
+    /// <see cref="LoadOrTrain"/>.
+    /// </summary>
+    public static ProxyFindingClassifier LoadSavedOrTrain(string folder, int size, int count = 4000, int steps = 600, long seed = 1001,
+        ProxyClassifierConfig? config = null, double maxPositiveWeight = 0, int batchSize = ProxyTrainingOptions.DefaultBatchSize) =>
+        IsSaved(folder) ? Load(folder) : LoadOrTrain(folder, size, count, steps, seed, config, maxPositiveWeight, batchSize);
+
     /// <summary>True when <paramref name="folder"/> holds a saved classifier (weights and config).</summary>
     public static bool IsSaved(string folder) =>
         File.Exists(Path.Combine(folder, Checkpoint.WeightsFileName)) && File.Exists(Path.Combine(folder, Checkpoint.ConfigFileName));

@@ -166,6 +166,11 @@ public class JudgeFidelityTests(ITestOutputHelper output)
             using (var again = ProxyFindingClassifier.LoadOrTrain(dir, 32, count: 16, steps: 2, seed: 3, config: Tiny32, batchSize: 8)) { }
             Assert.Throws<RoentGen.Platform.RunStateException>(() => ProxyFindingClassifier.LoadOrTrain(dir, 32, count: 16, steps: 2, seed: 3, config: Tiny32));
             Assert.Throws<ArgumentOutOfRangeException>(() => ProxyFindingClassifier.LoadOrTrain(dir, 32, count: 16, steps: 2, seed: 3, config: Tiny32, batchSize: 0));
+            // A reader of another run's folder takes the saved judge whatever its recipe, and trains nothing.
+            var stamp = File.GetLastWriteTimeUtc(Path.Combine(dir, "model.safetensors"));
+            using (var saved = ProxyFindingClassifier.LoadSavedOrTrain(dir, 32, count: 4000, steps: 600, seed: 3))
+                Assert.Equal(Tiny32.Channels, saved.Config.Channels);   // the default judge is wider
+            Assert.Equal(stamp, File.GetLastWriteTimeUtc(Path.Combine(dir, "model.safetensors")));
         }
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }

@@ -131,6 +131,9 @@ public class LateralityJudgeTests
             Assert.Equal(LateralityJudge.Findings.Count, acc.Count);
             Assert.All(acc.Values.Where(double.IsFinite), a => Assert.InRange(a, 0, 1));
             Assert.Throws<RoentGen.Platform.RunStateException>(() => LateralityJudge.LoadOrTrain(dir, 64, count: 48, steps: 5, seed: 5, config: Tiny));
+            // A reader of another run's folder (notebook 03, evaluate) takes the saved judge whatever its recipe.
+            Assert.True(before.allclose(LateralityJudge.LoadSavedOrTrain(dir, 64, count: 4000, steps: 400, seed: 5).Predict(images), 1e-5, 1e-6));
+            Assert.Equal(stamp, File.GetLastWriteTimeUtc(Path.Combine(dir, "model.safetensors")));
             Assert.Throws<ArgumentException>(() => new LateralityJudge(new ProxyFindingClassifier(Tiny)));                 // 14 outputs
             Assert.Throws<ArgumentException>(() => new LateralityJudge(new ProxyFindingClassifier(Tiny with { Outputs = 6 }))); // one channel
             Assert.Equal(2, judge.Network.Config.InputChannels);
