@@ -22,6 +22,9 @@ dotnet test RoentGen.Notebooks.sln -c Release --no-build -nologo \
   --results-directory "$results" "$@" 2>&1 | tee "$results.log"
 code=${PIPESTATUS[0]}
 
+# What dotnet test said about an aborted run (a crashed test host records no failed test).
+abort_lines() { grep -i -A12 "aborted\|crash" "$results.log" | head -n 40 | sed 's/^/  /'; }
+
 trx="$results/results.trx"
 if [ -f "$trx" ]; then
   counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
@@ -50,15 +53,14 @@ PY
       grep -o '<UnitTestResult [^>]*outcome="Failed"' "$trx" | grep -o 'testName="[^"]*"' | sed 's/^/  /'
     fi
   fi
-  # A crashed test host records no failure; its reason and the tests it was running are in the console output.
   if [ $code -ne 0 ] && [ "${failed:-0}" -eq 0 ]; then
     echo "the test command failed (exit $code) without a failed test; what it said about it:"
-    grep -i -A12 "aborted\|crash" "$results.log" | head -n 40 | sed 's/^/  /'
+    abort_lines
   fi
   echo "${passed:-0} passed, ${failed:-0} failed, ${skipped} skipped"
 else
   echo "no test results were written"
-  grep -i -A12 "aborted\|crash" "$results.log" | head -n 40 | sed 's/^/  /'
+  abort_lines
   echo "0 passed, 1 failed"
   [ $code -ne 0 ] || code=1
 fi
